@@ -1,0 +1,119 @@
+# Shop: build, test, run, bench, install.
+#
+#   make            build bin/shopd, bin/balancer, bin/ratelimitd
+#   make test       unit, API, integration and browser tests (SANITIZE=1 for ASan+UBSan)
+#   make run        the whole stack in the foreground, balancer on :8080
+#   make bench      wrk scenarios through the balancer and direct
+#   make install    PREFIX=/usr/local DESTDIR=...
+#   make deps       install missing Debian and npm packages
+#
+# BUILD and BIN may be pointed elsewhere (make BUILD=/tmp/b BIN=/tmp/b/bin) so
+# that several builds of one tree do not step on each other.
+
+VERSION := 0.1.0
+BUILD ?= build
+BIN ?= bin
+PREFIX ?= /usr/local
+DESTDIR ?=
+CC ?= cc
+V ?= 0
+.SECONDEXPANSION:
+Q := $(if $(filter 1,$(V)),,@)
+
+PKGS := libevent libevent_pthreads sqlite3 jansson libcurl openssl hiredis
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lm
+
+WARN := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes -Wno-unused-parameter
+CFLAGS ?= -O2 -g
+ifeq ($(SANITIZE),1)
+CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+BUILD := $(BUILD)-san
+BIN := $(BUILD)/bin
+endif
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -DSHOP_VERSION='"$(VERSION)"' $(WARN) $(CFLAGS) $(PKG_CFLAGS) -I. -MMD -MP
+
+# Each daemon is its folder: main.c holds main(), every other file goes into
+# lib<daemon>.a so that unit tests link the modules without main().
+DAEMONS := $(patsubst %/main.c,%,$(wildcard shopd/main.c balancer/main.c ratelimitd/main.c))
+SHARED_SRC := $(wildcard shared/*.c)
+SHARED_OBJ := $(SHARED_SRC:%.c=$(BUILD)/%.o)
+daemon_src = $(filter-out $(1)/main.c,$(wildcard $(1)/*.c))
+daemon_obj = $(patsubst %.c,$(BUILD)/%.o,$(call daemon_src,$(1)))
+DAEMON_LIBS := $(DAEMONS:%=$(BUILD)/lib%.a)
+BINARIES := $(DAEMONS:%=$(BIN)/%)
+
+SUPPORT_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/support/*.c))
+UNIT_TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
+API_TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/api/test_*.c))
+INTEGRATION_TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/integration/test_*.c))
+TEST_BINS := $(UNIT_TESTS) $(API_TESTS) $(INTEGRATION_TESTS)
+
+.SECONDARY:
+.PHONY: all test test-unit test-api test-integration test-e2e test-fuzz fuzz deps run bench install clean format
+all: $(BINARIES)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/libshared.a: $(SHARED_OBJ)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/lib%.a: $$(call daemon_obj,$$*)
+	@mkdir -p $(dir $@)
+	$(Q)rm -f $@ && ar rcs $@ $^ $(if $^,,$(BUILD)/shared/xalloc.o)
+
+$(BIN)/%: $(BUILD)/%/main.o $(BUILD)/lib%.a $(BUILD)/libshared.a
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/libsupport.a: $(SUPPORT_OBJ) $(BUILD)/shared/xalloc.o
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+# Tests link every daemon library: archives only pull in the modules a test uses.
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libsupport.a $(DAEMON_LIBS) $(BUILD)/libshared.a
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libsupport.a $(DAEMON_LIBS) $(BUILD)/libshared.a $(PKG_LIBS) -lcriterion
+
+TEST_ENV = SHOP_ROOT=$(CURDIR) SHOP_BIN=$(abspath $(BIN)) SHOP_TEST_OUTPUT=$(CURDIR)/test-output
+
+test: deps
+	$(Q)$(MAKE) --no-print-directory all $(TEST_BINS)
+	$(Q)$(TEST_ENV) tests/run.sh $(TEST_BINS)
+
+test-unit: all $(UNIT_TESTS)
+	$(Q)$(TEST_ENV) tests/run.sh --no-e2e $(UNIT_TESTS)
+test-api: all $(API_TESTS)
+	$(Q)$(TEST_ENV) tests/run.sh --no-e2e $(API_TESTS)
+test-integration: all $(INTEGRATION_TESTS)
+	$(Q)$(TEST_ENV) tests/run.sh --no-e2e $(INTEGRATION_TESTS)
+test-e2e: all
+	$(Q)$(TEST_ENV) tests/run.sh --only-e2e
+
+deps:
+	$(Q)tools/deps.sh
+
+run: deps all
+	$(Q)tools/run-stack.sh
+
+bench: deps all
+	$(Q)tools/bench.sh
+
+fuzz:
+	$(Q)tools/fuzz.sh
+
+install: all
+	$(Q)tools/install.sh "$(DESTDIR)" "$(PREFIX)" "$(BIN)"
+
+format:
+	$(Q)clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-san bin test-output
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,31 @@
+/* log: one line per event on stderr (or a log file), with time, level, program and pid.
+ *
+ * Format: 2026-11-26T21:40:00.123Z info shopd[1234] message
+ * journald picks stderr up under systemd; LOG_FILE makes the daemons append to a
+ * file instead, and log_reopen() (called on SIGUSR1) reopens it after rotation. */
+#ifndef SHARED_LOG_H
+#define SHARED_LOG_H
+
+#include <stdbool.h>
+
+enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR };
+
+/* Sets the program name shown in every line (the string must outlive the logger). */
+void log_init(const char *program);
+/* Parses "debug", "info", "warn" or "error"; returns false for anything else. */
+bool log_level_parse(const char *name, enum log_level *out);
+void log_set_level(enum log_level level);
+enum log_level log_get_level(void);
+/* Appends to path from now on (NULL or "" means stderr). Returns 0, or -1 with errno. */
+int log_open(const char *path);
+/* Reopens the current log file (after logrotate moved it). No-op for stderr. */
+void log_reopen(void);
+
+void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
+#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Runs the test binaries given as arguments (Criterion), then the browser tests,
+# and prints one closing line "Tests: N passed, N failed".
+#   --no-e2e     skip the browser tests
+#   --only-e2e   run only the browser tests
+set -uo pipefail
+cd "$(dirname "$0")/.."
+e2e=1
+only_e2e=0
+bins=()
+for a in "$@"; do
+    case "$a" in
+    --no-e2e) e2e=0 ;;
+    --only-e2e) only_e2e=1 ;;
+    *) bins+=("$a") ;;
+    esac
+done
+
+out=${SHOP_TEST_OUTPUT:-$PWD/test-output}
+mkdir -p "$out"
+passed=0
+failed=0
+failed_suites=()
+
+if [ "$only_e2e" -eq 0 ]; then
+    for b in "${bins[@]}"; do
+        name=${b#*/tests/}
+        log="$out/${name//\//_}.log"
+        echo "== $name"
+        # Integration suites start servers: run their tests one after another to keep
+        # the two cores from being oversubscribed (and timing-sensitive checks honest).
+        jobs=()
+        case "$name" in integration/*|api/*) jobs=(--jobs=1) ;; esac
+        timeout 900 "$b" --ascii "${jobs[@]}" >"$log" 2>&1
+        rc=$?
+        synth=$(grep -a 'Synthesis:' "$log" | tail -n 1)
+        t=$(sed -n 's/.*Tested: \([0-9]*\).*/\1/p' <<<"$synth")
+        p=$(sed -n 's/.*Passing: \([0-9]*\).*/\1/p' <<<"$synth")
+        f=$(sed -n 's/.*Failing: \([0-9]*\).*/\1/p' <<<"$synth")
+        c=$(sed -n 's/.*Crashing: \([0-9]*\).*/\1/p' <<<"$synth")
+        t=${t:-0} p=${p:-0} f=${f:-0} c=${c:-0}
+        if [ "$rc" -ne 0 ] || [ "$f" -ne 0 ] || [ "$c" -ne 0 ] || [ "$t" -eq 0 ]; then
+            grep -a -E '\[(FAIL|----)\]|Assertion|Warning|CRASH|ERROR|Error|error' "$log" | head -n 60
+            echo "   FAILED: $name (exit $rc, $t tested, $f failing, $c crashing; full log: $log)"
+            failed_suites+=("$name")
+            failed=$((failed + (f + c > 0 ? f + c : 1)))
+        else
+            echo "   $p passed"
+        fi
+        passed=$((passed + p))
+    done
+fi
+
+if [ "$e2e" -eq 1 ] && compgen -G "tests/e2e/*.test.mjs" >/dev/null; then
+    echo "== e2e (headless Chromium)"
+    log="$out/e2e.log"
+    NODE_PATH="$PWD/tools/node_modules" timeout 900 node --test --test-concurrency=1 tests/e2e/*.test.mjs >"$log" 2>&1
+    rc=$?
+    p=$(sed -n 's/^# pass \([0-9]*\)/\1/p' "$log" | tail -n 1)
+    f=$(sed -n 's/^# fail \([0-9]*\)/\1/p' "$log" | tail -n 1)
+    p=${p:-0} f=${f:-0}
+    if [ "$rc" -ne 0 ] || [ "$f" -ne 0 ] || [ "$p" -eq 0 ]; then
+        grep -E 'not ok|Error|error|expected|actual' "$log" | head -n 60
+        echo "   FAILED: e2e (exit $rc; full log: $log)"
+        failed_suites+=(e2e)
+        failed=$((failed + (f > 0 ? f : 1)))
+    else
+        echo "   $p passed"
+    fi
+    passed=$((passed + p))
+fi
+
+[ ${#failed_suites[@]} -eq 0 ] || echo "Failed suites: ${failed_suites[*]}"
+echo "Tests: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
