@@ -1,0 +1,53 @@
+/* redis_store: budgets in Redis through hiredis' async API, with local buckets as fallback.
+ *
+ * Each CHECK runs one Lua script (GCRA, one key "rl:<rule>:<key>", clock from Redis TIME)
+ * with EVALSHA on one pipelined connection. While Redis is unreachable, restarting or
+ * slower than the per-call timeout, decisions come from local in-memory buckets (same
+ * algorithm, local clock) and count as degraded; the store reconnects with back-off
+ * (100 ms doubling to 5 s) and returns to Redis when it answers again. */
+#ifndef RATELIMITD_REDIS_STORE_H
+#define RATELIMITD_REDIS_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "ratelimitd/bucket.h"
+#include "ratelimitd/rules.h"
+#include "ratelimitd/stats.h"
+
+struct event_base;
+
+struct rld_redis_addr {
+    bool is_unix;
+    char host[256]; /* TCP host, or the socket path when is_unix */
+    int port;
+    char password[256]; /* empty: no AUTH */
+    int db;
+};
+
+/* Parses redis://[:password@]host[:port][/db] or unix:///path[?db=N] into out.
+ * Returns 0, or -1 with a one-line reason in err. */
+int rld_redis_parse_url(const char *url, struct rld_redis_addr *out, char *err, size_t errlen);
+
+/* The Lua script (exposed for tests and the benchmark). */
+extern const char rld_redis_script[];
+
+typedef void (*rld_store_done_fn)(const struct rld_decision *d, void *arg);
+
+struct rld_store;
+
+/* Creates the store and starts connecting to Redis (never blocks). timeout_ms bounds each
+ * Redis call. stats (owned by the caller, outliving the store) receives the counters. */
+struct rld_store *rld_store_new(struct event_base *base, const struct rld_redis_addr *addr, int timeout_ms,
+                                struct rld_stats *stats);
+/* Decides CHECK rule key cost; cb runs exactly once with the decision, either later from
+ * the event loop (Redis) or before this returns (local buckets). key is copied; rule must
+ * outlive the call. */
+void rld_store_check(struct rld_store *s, const struct rld_rule *rule, const char *key, size_t key_len, long cost,
+                     rld_store_done_fn cb, void *arg);
+/* True while decisions go to Redis. */
+bool rld_store_redis_up(const struct rld_store *s);
+/* Closes the Redis connection; calls still in flight are answered from local buckets first. */
+void rld_store_free(struct rld_store *s);
+
+#endif
