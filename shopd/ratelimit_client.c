@@ -1,0 +1,405 @@
+#include "shopd/ratelimit_client.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+
+#include "shared/log.h"
+#include "shared/xalloc.h"
+
+#define BACKOFF_MIN_MS 50
+#define BACKOFF_MAX_MS 2000
+/* Checks waiting at once; past this ratelimitd is clearly not keeping up, so fail open at once. */
+#define MAX_WAITING 10000
+#define MAX_KEY 256
+#define MAX_RULE 64
+/* An answer line is short; a longer one means we are not talking to ratelimitd. */
+#define MAX_ANSWER 512
+
+enum conn_state { CS_DISCONNECTED, CS_CONNECTING, CS_CONNECTED };
+
+struct pending {
+    struct pending *next;
+    rl_done_fn cb;
+    void *arg;
+    uint64_t deadline_us;
+    bool answered; /* timed out: its answer, when it comes, is dropped */
+};
+
+struct rl_client {
+    struct event_base *base;
+    char *path;
+    int timeout_ms;
+    struct bufferevent *bev;
+    enum conn_state state;
+    /* Checks written and waiting for their answer, in order. Those that timed out are a
+     * prefix [head, cursor): their answers still arrive and are dropped. */
+    struct pending *head, *tail, *cursor;
+    size_t waiting;
+    /* Checks answered RL_UNAVAILABLE without asking, delivered from the loop by ready_ev. */
+    struct pending *ready_head, *ready_tail;
+    struct event *ready_ev;
+    struct event *timeout_ev;
+    struct event *reconnect_ev;
+    int backoff_ms;
+    bool outage_logged;
+    uint64_t last_rx_us;
+};
+
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static void unavailable(rl_done_fn cb, void *arg)
+{
+    struct rl_result r = {.verdict = RL_UNAVAILABLE};
+    cb(&r, arg);
+}
+
+static void log_outage(struct rl_client *c, const char *why)
+{
+    if (c->outage_logged) {
+        log_debug("ratelimitd %s: %s", c->path, why);
+        return;
+    }
+    log_warn("ratelimitd unreachable at %s (%s); serving without rate limits until it is back", c->path, why);
+    c->outage_logged = true;
+}
+
+static void schedule_reconnect(struct rl_client *c)
+{
+    if (evtimer_pending(c->reconnect_ev, NULL))
+        return;
+    struct timeval tv = {c->backoff_ms / 1000, (c->backoff_ms % 1000) * 1000};
+    evtimer_add(c->reconnect_ev, &tv);
+    c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
+}
+
+/* Drops the connection and answers every waiting check RL_UNAVAILABLE. Runs only from
+ * event-loop callbacks (or rl_client_free), never inside rl_client_check. */
+static void disconnect(struct rl_client *c, const char *why, bool reconnect)
+{
+    if (c->bev) {
+        bufferevent_free(c->bev);
+        c->bev = NULL;
+    }
+    c->state = CS_DISCONNECTED;
+    evtimer_del(c->timeout_ev);
+    struct pending *p = c->head;
+    c->head = c->tail = c->cursor = NULL;
+    c->waiting = 0;
+    if (reconnect) {
+        log_outage(c, why);
+        schedule_reconnect(c);
+    }
+    while (p) {
+        struct pending *next = p->next;
+        if (!p->answered)
+            unavailable(p->cb, p->arg);
+        free(p);
+        p = next;
+    }
+}
+
+static void arm_timeout(struct rl_client *c)
+{
+    if (!c->cursor) {
+        evtimer_del(c->timeout_ev);
+        return;
+    }
+    uint64_t now = mono_us();
+    uint64_t wait = c->cursor->deadline_us > now ? c->cursor->deadline_us - now : 0;
+    struct timeval tv = {(time_t)(wait / 1000000), (suseconds_t)(wait % 1000000)};
+    evtimer_add(c->timeout_ev, &tv);
+}
+
+static void on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct rl_client *c = arg;
+    uint64_t now = mono_us();
+    bool expired = false;
+    while (c->cursor && c->cursor->deadline_us <= now) {
+        struct pending *p = c->cursor;
+        c->cursor = p->next;
+        p->answered = true;
+        expired = true;
+        unavailable(p->cb, p->arg);
+    }
+    /* Silence well past the timeout with checks outstanding: ratelimitd is stuck (stopped,
+     * overloaded). Start over on a fresh connection rather than pile up more checks. */
+    uint64_t stall_us = (uint64_t)(c->timeout_ms * 5 > 1000 ? c->timeout_ms * 5 : 1000) * 1000;
+    if (expired && c->state == CS_CONNECTED && now - c->last_rx_us > stall_us) {
+        disconnect(c, "not answering", true);
+        return;
+    }
+    arm_timeout(c);
+}
+
+static int parse_answer(const char *line, struct rl_result *r)
+{
+    memset(r, 0, sizeof(*r));
+    long a, b, d, w;
+    char extra;
+    int n;
+    if (strncmp(line, "ALLOW ", 6) == 0) {
+        n = sscanf(line + 6, "%ld %ld %ld %ld %c", &a, &b, &d, &w, &extra);
+        if (n != 3 && n != 4)
+            return -1;
+        r->verdict = RL_ALLOW;
+        r->limit = a;
+        r->remaining = b;
+        r->reset_seconds = d;
+        r->window_seconds = n == 4 ? w : 0;
+    } else if (strncmp(line, "DENY ", 5) == 0) {
+        n = sscanf(line + 5, "%ld %ld %ld %c", &a, &b, &w, &extra);
+        if (n != 2 && n != 3)
+            return -1;
+        r->verdict = RL_DENY;
+        r->limit = a;
+        r->retry_after_ms = b;
+        r->reset_seconds = (b + 999) / 1000;
+        r->window_seconds = n == 3 ? w : 0;
+    } else {
+        return -1;
+    }
+    if (r->limit < 0 || r->remaining < 0 || r->reset_seconds < 0 || r->retry_after_ms < 0 || r->window_seconds < 0)
+        return -1;
+    return 0;
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    struct rl_client *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    c->last_rx_us = mono_us();
+    char *line;
+    size_t len;
+    while ((line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF))) {
+        struct pending *p = c->head;
+        if (!p) {
+            free(line);
+            disconnect(c, "answer without a question", true);
+            return;
+        }
+        c->head = p->next;
+        if (!c->head)
+            c->tail = NULL;
+        if (c->cursor == p)
+            c->cursor = p->next;
+        c->waiting--;
+        if (!p->answered) {
+            struct rl_result r;
+            if (parse_answer(line, &r) < 0) {
+                if (strncmp(line, "ERR ", 4) == 0)
+                    log_warn("ratelimitd: %s", line);
+                else
+                    log_warn("ratelimitd: unexpected answer '%.80s'", line);
+                r.verdict = RL_UNAVAILABLE;
+            }
+            p->cb(&r, p->arg);
+        }
+        free(p);
+        free(line);
+        if (!c->bev)
+            return; /* a callback's rl_client_check cannot disconnect, but stay safe */
+    }
+    if (evbuffer_get_length(in) > MAX_ANSWER) {
+        disconnect(c, "answer line too long", true);
+        return;
+    }
+    arm_timeout(c);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct rl_client *c = arg;
+    if (what & BEV_EVENT_CONNECTED) {
+        c->state = CS_CONNECTED;
+        c->backoff_ms = BACKOFF_MIN_MS;
+        c->last_rx_us = mono_us();
+        if (c->outage_logged)
+            log_info("ratelimitd reachable again at %s", c->path);
+        c->outage_logged = false;
+        return;
+    }
+    char why[128];
+    if (what & BEV_EVENT_EOF)
+        snprintf(why, sizeof(why), "connection closed");
+    else
+        snprintf(why, sizeof(why), "%s", evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+    disconnect(c, why, true);
+}
+
+static void start_connect(struct rl_client *c)
+{
+    struct sockaddr_un sun;
+    memset(&sun, 0, sizeof(sun));
+    sun.sun_family = AF_UNIX;
+    if (strlen(c->path) >= sizeof(sun.sun_path)) {
+        log_outage(c, "socket path too long");
+        return; /* stays disconnected: every check fails open */
+    }
+    strcpy(sun.sun_path, c->path);
+    c->bev = bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    c->state = CS_CONNECTING;
+    if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+        bufferevent_free(c->bev);
+        c->bev = NULL;
+        c->state = CS_DISCONNECTED;
+        log_outage(c, strerror(errno));
+        schedule_reconnect(c);
+    }
+}
+
+static void on_reconnect(evutil_socket_t fd, short what, void *arg)
+{
+    start_connect(arg);
+}
+
+static void on_ready(evutil_socket_t fd, short what, void *arg)
+{
+    struct rl_client *c = arg;
+    struct pending *p = c->ready_head;
+    c->ready_head = c->ready_tail = NULL;
+    while (p) {
+        struct pending *next = p->next;
+        unavailable(p->cb, p->arg);
+        free(p);
+        p = next;
+    }
+}
+
+struct rl_client *rl_client_new(struct event_base *base, const char *socket_path, int timeout_ms)
+{
+    struct rl_client *c = xcalloc(1, sizeof(*c));
+    c->base = base;
+    c->path = xstrdup(socket_path);
+    c->timeout_ms = timeout_ms > 0 ? timeout_ms : 1;
+    c->backoff_ms = BACKOFF_MIN_MS;
+    c->ready_ev = event_new(base, -1, 0, on_ready, c);
+    c->timeout_ev = evtimer_new(base, on_timeout, c);
+    c->reconnect_ev = evtimer_new(base, on_reconnect, c);
+    start_connect(c);
+    return c;
+}
+
+static void copy_clean(char *dst, const char *src, size_t max, bool rule)
+{
+    size_t n = 0;
+    for (; src && src[n] && n < max; n++) {
+        unsigned char ch = (unsigned char)src[n];
+        bool ok = rule ? ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                          ch == '_' || ch == '-' || ch == '.')
+                       : (ch > 0x20 && ch < 0x7f);
+        dst[n] = ok ? (char)ch : '_';
+    }
+    if (n == 0)
+        dst[n++] = '-';
+    dst[n] = 0;
+}
+
+void rl_client_check(struct rl_client *c, const char *rule, const char *key, int cost, rl_done_fn cb, void *arg)
+{
+    struct pending *p = xcalloc(1, sizeof(*p));
+    p->cb = cb;
+    p->arg = arg;
+    if (c->state == CS_DISCONNECTED || c->waiting >= MAX_WAITING) {
+        if (c->ready_tail)
+            c->ready_tail->next = p;
+        else
+            c->ready_head = p;
+        c->ready_tail = p;
+        event_active(c->ready_ev, EV_TIMEOUT, 0);
+        return;
+    }
+    char rule_buf[MAX_RULE + 2], key_buf[MAX_KEY + 2];
+    copy_clean(rule_buf, rule, MAX_RULE, true);
+    copy_clean(key_buf, key, MAX_KEY, false);
+    evbuffer_add_printf(bufferevent_get_output(c->bev), "CHECK %s %s %d\r\n", rule_buf, key_buf,
+                        cost < 0 ? 1 : cost);
+    p->deadline_us = mono_us() + (uint64_t)c->timeout_ms * 1000;
+    if (c->tail)
+        c->tail->next = p;
+    else
+        c->head = p;
+    c->tail = p;
+    c->waiting++;
+    if (!c->cursor) {
+        c->cursor = p;
+        arm_timeout(c);
+    }
+}
+
+void rl_client_free(struct rl_client *c)
+{
+    if (!c)
+        return;
+    disconnect(c, "closing", false);
+    on_ready(-1, 0, c);
+    event_free(c->ready_ev);
+    event_free(c->timeout_ev);
+    event_free(c->reconnect_ev);
+    free(c->path);
+    free(c);
+}
+
+static void set_header(struct evkeyvalq *headers, const char *name, const char *value)
+{
+    while (evhttp_find_header(headers, name))
+        evhttp_remove_header(headers, name);
+    evhttp_add_header(headers, name, value);
+}
+
+void rl_add_headers(struct evkeyvalq *headers, const char *rule, const struct rl_result *res)
+{
+    if (res->verdict == RL_UNAVAILABLE)
+        return;
+    /* The policy name is a structured-field String: keep it to characters that need no escaping. */
+    char name[MAX_RULE + 2];
+    copy_clean(name, rule, MAX_RULE, true);
+    long remaining = res->verdict == RL_DENY ? 0 : res->remaining;
+    long reset = res->reset_seconds;
+    long retry_s = 0;
+    if (res->verdict == RL_DENY) {
+        retry_s = (res->retry_after_ms + 999) / 1000;
+        if (retry_s < 1)
+            retry_s = 1;
+        reset = retry_s;
+    }
+    char buf[160];
+    snprintf(buf, sizeof(buf), "%ld", res->limit);
+    set_header(headers, "RateLimit-Limit", buf);
+    snprintf(buf, sizeof(buf), "%ld", remaining);
+    set_header(headers, "RateLimit-Remaining", buf);
+    snprintf(buf, sizeof(buf), "%ld", reset);
+    set_header(headers, "RateLimit-Reset", buf);
+    if (res->window_seconds > 0)
+        snprintf(buf, sizeof(buf), "\"%s\";q=%ld;w=%ld", name, res->limit, res->window_seconds);
+    else
+        snprintf(buf, sizeof(buf), "\"%s\";q=%ld", name, res->limit);
+    set_header(headers, "RateLimit-Policy", buf);
+    snprintf(buf, sizeof(buf), "\"%s\";r=%ld;t=%ld", name, remaining, reset);
+    set_header(headers, "RateLimit", buf);
+    if (res->verdict == RL_DENY) {
+        snprintf(buf, sizeof(buf), "%ld", retry_s);
+        set_header(headers, "Retry-After", buf);
+    } else {
+        evhttp_remove_header(headers, "Retry-After");
+    }
+}
