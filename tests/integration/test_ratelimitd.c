@@ -1,0 +1,492 @@
+/* ratelimitd against a real redis-server: budgets, refill, isolation, pipelining, two
+ * daemons sharing Redis, Redis outages, bad input and bad configuration. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shared/xalloc.h"
+#include "tests/support/harness.h"
+
+static const char rules_text[] = "# test budgets\n"
+                                 "t       60/1m  burst=5\n"
+                                 "fast    10/1s  burst=2\n"
+                                 "bulk    1/1h   burst=2000\n"
+                                 "shared  1/1h   burst=4\n"
+                                 "shadowy 1/1h   burst=1 shadow\n";
+
+static char *dir;
+static char *rules_path;
+static int redis_port;
+static struct harness_proc *redis;
+static struct harness_proc *rld[2];
+static char sock_path[2][256];
+static char log_path[2][512];
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void start_redis(void)
+{
+    char port[16];
+    snprintf(port, sizeof(port), "%d", redis_port);
+    const char *argv[] = {"/usr/bin/redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
+                          "--appendonly", "no", NULL};
+    char *log = xasprintf("%s/redis.log", dir);
+    redis = harness_start(argv, NULL, dir, log);
+    free(log);
+    cr_assert(harness_wait_port(redis_port, 5000), "redis-server did not start");
+}
+
+static void start_rld(int i)
+{
+    char *bin = harness_bin("ratelimitd");
+    char e_sock[300], e_redis[100], e_rules[600];
+    snprintf(sock_path[i], sizeof(sock_path[i]), "%s/run%d/rl.sock", dir, i);
+    snprintf(log_path[i], sizeof(log_path[i]), "%s/ratelimitd%d.log", dir, i);
+    snprintf(e_sock, sizeof(e_sock), "RATELIMITD_SOCKET=%s", sock_path[i]);
+    snprintf(e_redis, sizeof(e_redis), "REDIS_URL=redis://127.0.0.1:%d/0", redis_port);
+    snprintf(e_rules, sizeof(e_rules), "RATELIMIT_RULES=%s", rules_path);
+    const char *argv[] = {bin, NULL};
+    const char *env[] = {e_sock, e_redis, e_rules, "LOG_LEVEL=debug", "RATELIMITD_REDIS_TIMEOUT_MS=100", NULL};
+    rld[i] = harness_start(argv, env, dir, log_path[i]);
+    free(bin);
+    if (!harness_wait_unix(sock_path[i], 5000)) {
+        harness_dump_log(log_path[i], 20);
+        cr_assert_fail("ratelimitd did not start");
+    }
+}
+
+static void setup(void)
+{
+    dir = harness_tempdir("rltest");
+    rules_path = xasprintf("%s/test.rules", dir);
+    write_file(rules_path, rules_text);
+    redis_port = harness_free_port();
+    start_redis();
+    start_rld(0);
+}
+
+static void teardown(void)
+{
+    for (int i = 0; i < 2; i++) {
+        if (rld[i])
+            harness_stop(rld[i], 3000);
+        rld[i] = NULL;
+    }
+    harness_stop(redis, 3000);
+    redis = NULL;
+    harness_rmrf(dir);
+    free(dir);
+    free(rules_path);
+}
+
+/* --- a small blocking line client --------------------------------------- */
+
+struct conn {
+    int fd;
+    char buf[65536];
+    size_t len;
+};
+
+static struct conn *conn_open(const char *path)
+{
+    struct conn *c = calloc(1, sizeof(*c));
+    c->fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+    cr_assert_eq(connect(c->fd, (struct sockaddr *)&a, sizeof(a)), 0, "connect %s: %s", path, strerror(errno));
+    return c;
+}
+
+static void conn_close(struct conn *c)
+{
+    close(c->fd);
+    free(c);
+}
+
+static void conn_send(struct conn *c, const char *data, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        cr_assert_gt(n, 0, "send: %s", strerror(errno));
+        data += n;
+        len -= (size_t)n;
+    }
+}
+
+/* Reads one line (without "\r\n") into out; returns false on EOF or after timeout_ms. */
+static bool conn_line(struct conn *c, char *out, size_t outlen, int timeout_ms)
+{
+    for (;;) {
+        char *nl = memchr(c->buf, '\n', c->len);
+        if (nl) {
+            size_t n = (size_t)(nl - c->buf);
+            size_t k = n > 0 && c->buf[n - 1] == '\r' ? n - 1 : n;
+            cr_assert_lt(k, outlen);
+            memcpy(out, c->buf, k);
+            out[k] = 0;
+            memmove(c->buf, nl + 1, c->len - n - 1);
+            c->len -= n + 1;
+            return true;
+        }
+        struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+        if (poll(&pfd, 1, timeout_ms) <= 0)
+            return false;
+        ssize_t n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, 0);
+        if (n <= 0)
+            return false;
+        c->len += (size_t)n;
+    }
+}
+
+/* Sends one request and returns its answer line (static buffer). */
+static const char *ask(struct conn *c, const char *request)
+{
+    static char line[1024];
+    char req[1024];
+    snprintf(req, sizeof(req), "%s\r\n", request);
+    conn_send(c, req, strlen(req));
+    cr_assert(conn_line(c, line, sizeof(line), 3000), "no answer to %s", request);
+    return line;
+}
+
+static long stat_value(struct conn *c, const char *name)
+{
+    const char *s = ask(c, "STATS");
+    char key[64];
+    snprintf(key, sizeof(key), " %s=", name);
+    char line[1024];
+    snprintf(line, sizeof(line), " %s", s);
+    const char *p = strstr(line, key);
+    cr_assert_not_null(p, "no %s in %s", name, s);
+    return strtol(p + strlen(key), NULL, 10);
+}
+
+static void wait_redis_up(struct conn *c, int want, int timeout_ms)
+{
+    for (int waited = 0; waited < timeout_ms; waited += 50) {
+        if (stat_value(c, "redis_up") == want)
+            return;
+        harness_sleep_ms(50);
+    }
+    cr_assert_fail("redis_up never became %d", want);
+}
+
+TestSuite(ratelimitd, .init = setup, .fini = teardown, .timeout = 30);
+
+Test(ratelimitd, ping_stats_and_burst_budget)
+{
+    struct conn *c = conn_open(sock_path[0]);
+    cr_assert_str_eq(ask(c, "PING"), "PONG");
+    wait_redis_up(c, 1, 3000);
+    char want[64];
+    for (int i = 0; i < 5; i++) {
+        snprintf(want, sizeof(want), "ALLOW 5 %d %d 5", 4 - i, i + 1);
+        cr_assert_str_eq(ask(c, "CHECK t 10.0.0.1"), want);
+    }
+    long limit, retry, window;
+    const char *a = ask(c, "CHECK t 10.0.0.1");
+    cr_assert_eq(sscanf(a, "DENY %ld %ld %ld", &limit, &retry, &window), 3, "%s", a);
+    cr_assert_eq(limit, 5);
+    cr_assert(retry > 800 && retry <= 1000, "retry %ld", retry);
+    cr_assert_eq(window, 5);
+    cr_assert_eq(stat_value(c, "decisions"), 6);
+    cr_assert_eq(stat_value(c, "allowed"), 5);
+    cr_assert_eq(stat_value(c, "denied"), 1);
+    cr_assert_eq(stat_value(c, "degraded_decisions"), 0);
+    cr_assert_eq(stat_value(c, "connections"), 1);
+    cr_assert_geq(stat_value(c, "redis_latency_us_max"), stat_value(c, "redis_latency_us_avg"));
+    /* Bare "\n" line endings and lower-case commands work too. */
+    conn_send(c, "ping\n", 5);
+    char line[64];
+    cr_assert(conn_line(c, line, sizeof(line), 2000));
+    cr_assert_str_eq(line, "PONG");
+    conn_close(c);
+}
+
+Test(ratelimitd, refill_after_waiting_and_cost)
+{
+    struct conn *c = conn_open(sock_path[0]);
+    wait_redis_up(c, 1, 3000);
+    cr_assert_str_eq(ask(c, "CHECK fast k 2"), "ALLOW 2 0 1 1");
+    cr_assert_eq(strncmp(ask(c, "CHECK fast k"), "DENY 2 ", 7), 0);
+    harness_sleep_ms(120);
+    cr_assert_eq(strncmp(ask(c, "CHECK fast k"), "ALLOW 2 0 ", 10), 0, "one token back after 100 ms");
+    harness_sleep_ms(250);
+    cr_assert_eq(strncmp(ask(c, "CHECK fast k 2"), "ALLOW 2 0 ", 10), 0, "full again after 200 ms");
+    cr_assert_str_eq(ask(c, "CHECK fast k 3"), "ERR cost exceeds burst");
+    conn_close(c);
+}
+
+Test(ratelimitd, keys_are_isolated_and_shadow_rules_allow)
+{
+    struct conn *c = conn_open(sock_path[0]);
+    wait_redis_up(c, 1, 3000);
+    cr_assert_eq(strncmp(ask(c, "CHECK shared a 4"), "ALLOW 4 0 ", 10), 0);
+    cr_assert_eq(strncmp(ask(c, "CHECK shared a"), "DENY ", 5), 0);
+    cr_assert_eq(strncmp(ask(c, "CHECK shared b"), "ALLOW 4 3 ", 10), 0, "another key has its own bucket");
+    cr_assert_eq(strncmp(ask(c, "CHECK t a"), "ALLOW 5 4 ", 10), 0, "another rule too");
+    cr_assert_eq(strncmp(ask(c, "CHECK shadowy s"), "ALLOW 1 0 ", 10), 0);
+    cr_assert_eq(strncmp(ask(c, "CHECK shadowy s"), "ALLOW 1 0 ", 10), 0, "shadow rules never refuse");
+    cr_assert_eq(stat_value(c, "shadow_denied"), 1);
+    conn_close(c);
+}
+
+Test(ratelimitd, pipelined_thousand_checks_answer_in_order)
+{
+    struct conn *c = conn_open(sock_path[0]);
+    wait_redis_up(c, 1, 3000);
+    size_t cap = 1000 * 32, len = 0;
+    char *req = malloc(cap);
+    for (int i = 0; i < 1000; i++)
+        len += (size_t)snprintf(req + len, cap - len, "CHECK bulk pipe\r\n");
+    conn_send(c, req, len);
+    free(req);
+    char line[128];
+    for (int i = 0; i < 1000; i++) {
+        cr_assert(conn_line(c, line, sizeof(line), 5000), "answer %d missing", i);
+        long limit, remaining;
+        cr_assert_eq(sscanf(line, "ALLOW %ld %ld", &limit, &remaining), 2, "answer %d: %s", i, line);
+        /* At one token an hour, the remaining count identifies which request was answered. */
+        cr_assert_eq(remaining, 1999 - i, "answer %d out of order: %s", i, line);
+    }
+    cr_assert_eq(stat_value(c, "degraded_decisions"), 0);
+    conn_close(c);
+}
+
+Test(ratelimitd, two_daemons_share_one_budget)
+{
+    start_rld(1);
+    struct conn *a = conn_open(sock_path[0]);
+    struct conn *b = conn_open(sock_path[1]);
+    wait_redis_up(a, 1, 3000);
+    wait_redis_up(b, 1, 3000);
+    for (int i = 0; i < 4; i++) {
+        const char *r = ask(i % 2 ? b : a, "CHECK shared one");
+        cr_assert_eq(strncmp(r, "ALLOW", 5), 0, "check %d: %s", i, r);
+    }
+    cr_assert_eq(strncmp(ask(a, "CHECK shared one"), "DENY", 4), 0);
+    cr_assert_eq(strncmp(ask(b, "CHECK shared one"), "DENY", 4), 0);
+    conn_close(a);
+    conn_close(b);
+}
+
+Test(ratelimitd, redis_outage_degrades_then_recovers)
+{
+    struct conn *c = conn_open(sock_path[0]);
+    wait_redis_up(c, 1, 3000);
+    cr_assert_eq(strncmp(ask(c, "CHECK t k"), "ALLOW 5 4", 9), 0);
+    harness_stop(redis, 3000);
+    redis = NULL;
+    /* Decisions continue from local buckets (which start full: Redis held the old state). */
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(strncmp(ask(c, "CHECK t k"), "ALLOW 5 ", 8), 0);
+    cr_assert_eq(strncmp(ask(c, "CHECK t k"), "DENY 5 ", 7), 0, "local buckets enforce the budget too");
+    cr_assert_eq(stat_value(c, "redis_up"), 0);
+    cr_assert_geq(stat_value(c, "degraded_decisions"), 6);
+    start_redis();
+    wait_redis_up(c, 1, 8000);
+    long degraded = stat_value(c, "degraded_decisions");
+    cr_assert_eq(strncmp(ask(c, "CHECK t fresh"), "ALLOW 5 4", 9), 0);
+    cr_assert_eq(stat_value(c, "degraded_decisions"), degraded, "back on Redis");
+    conn_close(c);
+    /* The outage is logged once, not once per request. */
+    FILE *f = fopen(log_path[0], "r");
+    cr_assert_not_null(f);
+    char line[1024];
+    int lost = 0, back = 0;
+    while (fgets(line, sizeof(line), f)) {
+        lost += strstr(line, "deciding from local buckets") != NULL;
+        back += strstr(line, "deciding from Redis again") != NULL;
+    }
+    fclose(f);
+    cr_assert_eq(lost, 1);
+    cr_assert_eq(back, 1);
+}
+
+Test(ratelimitd, slow_redis_falls_back_within_the_timeout)
+{
+    struct conn *c = conn_open(sock_path[0]);
+    wait_redis_up(c, 1, 3000);
+    harness_signal(redis, SIGSTOP);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    const char *r = ask(c, "CHECK t slow");
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    harness_signal(redis, SIGCONT);
+    long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    cr_assert_eq(strncmp(r, "ALLOW 5 4", 9), 0, "%s", r);
+    cr_assert(ms >= 80 && ms < 1000, "answered after %ld ms", ms);
+    cr_assert_geq(stat_value(c, "redis_timeouts"), 1);
+    cr_assert_geq(stat_value(c, "degraded_decisions"), 1);
+    conn_close(c);
+}
+
+Test(ratelimitd, malformed_lines_get_err_and_connection_survives)
+{
+    struct conn *c = conn_open(sock_path[0]);
+    cr_assert_str_eq(ask(c, "CHECK nosuchrule k"), "ERR unknown rule");
+    cr_assert_str_eq(ask(c, "CHECK t"), "ERR wrong number of arguments");
+    cr_assert_str_eq(ask(c, "CHECK t k -1"), "ERR bad cost");
+    cr_assert_str_eq(ask(c, "CHECK t k 123456789012345678901234567890"), "ERR bad cost");
+    cr_assert_str_eq(ask(c, "CHECK t k abc"), "ERR bad cost");
+    cr_assert_str_eq(ask(c, "FLY me"), "ERR unknown command");
+    cr_assert_str_eq(ask(c, ""), "ERR empty line");
+    char longkey[400] = "CHECK t ";
+    memset(longkey + 8, 'x', 300);
+    longkey[308] = 0;
+    cr_assert_str_eq(ask(c, longkey), "ERR key too long");
+    conn_send(c, "CHECK t a\x01\x02\r\n", 13);
+    char line[128];
+    cr_assert(conn_line(c, line, sizeof(line), 2000));
+    cr_assert_str_eq(line, "ERR non-printable byte");
+    cr_assert_str_eq(ask(c, "PING"), "PONG");
+    cr_assert_eq(strncmp(ask(c, "CHECK t fine"), "ALLOW 5 4", 9), 0);
+    cr_assert_geq(stat_value(c, "errors"), 9);
+    conn_close(c);
+}
+
+Test(ratelimitd, megabyte_line_closes_only_that_connection)
+{
+    struct conn *other = conn_open(sock_path[0]);
+    struct conn *c = conn_open(sock_path[0]);
+    size_t n = 1024 * 1024;
+    char *junk = malloc(n);
+    memset(junk, 'A', n);
+    /* The daemon may close before we finish sending: ignore send errors past that point. */
+    size_t sent = 0;
+    while (sent < n) {
+        ssize_t k = send(c->fd, junk + sent, n - sent, MSG_NOSIGNAL);
+        if (k <= 0)
+            break;
+        sent += (size_t)k;
+    }
+    free(junk);
+    char line[128];
+    cr_assert(conn_line(c, line, sizeof(line), 3000), "no ERR before close");
+    cr_assert_str_eq(line, "ERR line too long");
+    cr_assert_not(conn_line(c, line, sizeof(line), 3000), "connection should be closed");
+    conn_close(c);
+    cr_assert_str_eq(ask(other, "PING"), "PONG");
+    conn_close(other);
+    cr_assert(harness_alive(rld[0]));
+}
+
+Test(ratelimitd, sigterm_answers_pending_exits_zero_and_removes_socket)
+{
+    struct conn *c = conn_open(sock_path[0]);
+    wait_redis_up(c, 1, 3000);
+    conn_send(c, "CHECK t a\r\nCHECK t b\r\n", 22);
+    char line[128];
+    cr_assert(conn_line(c, line, sizeof(line), 2000));
+    harness_signal(rld[0], SIGTERM);
+    cr_assert(conn_line(c, line, sizeof(line), 2000));
+    cr_assert_eq(strncmp(line, "ALLOW", 5), 0);
+    conn_close(c);
+    int st = harness_wait_exit(rld[0], 5000);
+    cr_assert_neq(st, -1, "did not exit");
+    rld[0] = NULL;
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d", st);
+    cr_assert_neq(access(sock_path[0], F_OK), 0, "socket file left behind");
+}
+
+/* Runs ratelimitd with extra settings and expects it to refuse to start with msg in its output. */
+static void expect_refusal(const char *const extra[], const char *msg)
+{
+    char *bin = harness_bin("ratelimitd");
+    char *log = xasprintf("%s/bad.log", dir);
+    unlink(log);
+    char e_sock[300], e_redis[100];
+    snprintf(e_sock, sizeof(e_sock), "RATELIMITD_SOCKET=%s/bad/rl.sock", dir);
+    snprintf(e_redis, sizeof(e_redis), "REDIS_URL=redis://127.0.0.1:%d/0", redis_port);
+    const char *env[8] = {e_sock, e_redis};
+    int n = 2;
+    for (int i = 0; extra[i] && n < 7; i++)
+        env[n++] = extra[i];
+    env[n] = NULL;
+    const char *argv[] = {bin, NULL};
+    struct harness_proc *p = harness_start(argv, env, dir, log);
+    int st = harness_wait_exit(p, 5000);
+    if (st == -1) {
+        harness_stop(p, 1000);
+        cr_assert_fail("ratelimitd started despite %s", msg);
+    }
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) != 0, "exit status %d", st);
+    FILE *f = fopen(log, "r");
+    cr_assert_not_null(f);
+    char text[2048] = "";
+    size_t len = fread(text, 1, sizeof(text) - 1, f);
+    text[len] = 0;
+    fclose(f);
+    cr_assert(strstr(text, msg), "want '%s' in: %s", msg, text);
+    free(bin);
+    free(log);
+}
+
+Test(ratelimitd, bad_configuration_exits_non_zero_with_a_reason)
+{
+    char *bad_rules = xasprintf("%s/bad.rules", dir);
+    write_file(bad_rules, "ok 1/s burst=1\nbroken 5/1y burst=2\n");
+    char e_rules[600];
+    snprintf(e_rules, sizeof(e_rules), "RATELIMIT_RULES=%s", bad_rules);
+    const char *a[] = {e_rules, NULL};
+    char want[700];
+    snprintf(want, sizeof(want), "%s:2: period unit", bad_rules);
+    expect_refusal(a, want);
+
+    char e_good[600];
+    snprintf(e_good, sizeof(e_good), "RATELIMIT_RULES=%s", rules_path);
+    const char *b[] = {e_good, "REDIS_URL=http://nope", NULL};
+    expect_refusal(b, "REDIS_URL");
+    const char *c[] = {e_good, "RATELIMITD_TCP=0.0.0.0:8070", NULL};
+    expect_refusal(c, "not a loopback address");
+    const char *d[] = {e_good, "LOG_LEVEL=chatty", NULL};
+    expect_refusal(d, "LOG_LEVEL");
+    const char *e[] = {"RATELIMIT_RULES=/nonexistent/x.rules", NULL};
+    expect_refusal(e, "/nonexistent/x.rules");
+    const char *f[] = {e_good, "RATELIMITD_REDIS_TIMEOUT_MS=-4", NULL};
+    expect_refusal(f, "RATELIMITD_REDIS_TIMEOUT_MS");
+    free(bad_rules);
+}
+
+Test(ratelimitd, tcp_listener_on_loopback)
+{
+    harness_stop(rld[0], 3000);
+    rld[0] = NULL;
+    int port = harness_free_port();
+    char *bin = harness_bin("ratelimitd");
+    char e_sock[300], e_redis[100], e_rules[600], e_tcp[64];
+    snprintf(e_sock, sizeof(e_sock), "RATELIMITD_SOCKET=%s", sock_path[0]);
+    snprintf(e_redis, sizeof(e_redis), "REDIS_URL=redis://127.0.0.1:%d/0", redis_port);
+    snprintf(e_rules, sizeof(e_rules), "RATELIMIT_RULES=%s", rules_path);
+    snprintf(e_tcp, sizeof(e_tcp), "RATELIMITD_TCP=127.0.0.1:%d", port);
+    const char *argv[] = {bin, NULL};
+    const char *env[] = {e_sock, e_redis, e_rules, e_tcp, NULL};
+    rld[0] = harness_start(argv, env, dir, log_path[0]);
+    free(bin);
+    cr_assert(harness_wait_port(port, 5000));
+    struct conn *c = calloc(1, sizeof(*c));
+    c->fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(0x7f000001)};
+    cr_assert_eq(connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    cr_assert_str_eq(ask(c, "PING"), "PONG");
+    conn_close(c);
+}
