@@ -55,6 +55,7 @@ struct rl_client {
     int backoff_ms;
     bool outage_logged;
     uint64_t last_rx_us;
+    time_t err_logged_at; /* ERR answers are logged at most once a second */
 };
 
 static uint64_t mono_us(void)
@@ -204,10 +205,12 @@ static void on_read(struct bufferevent *bev, void *arg)
         if (!p->answered) {
             struct rl_result r;
             if (parse_answer(line, &r) < 0) {
-                if (strncmp(line, "ERR ", 4) == 0)
-                    log_warn("ratelimitd: %s", line);
-                else
-                    log_warn("ratelimitd: unexpected answer '%.80s'", line);
+                time_t now = time(NULL);
+                if (now != c->err_logged_at) {
+                    /* A misconfigured rule would otherwise log on every request. */
+                    log_warn("ratelimitd answered '%.80s'; serving the request anyway", line);
+                    c->err_logged_at = now;
+                }
                 r.verdict = RL_UNAVAILABLE;
             }
             p->cb(&r, p->arg);

@@ -1,0 +1,345 @@
+/* The shopd rate-limit client against a real ratelimitd (with Redis), in an event loop:
+ * verdicts, headers, pipelining, key sanitising, fail-open when the daemon is down or
+ * stopped, and reconnecting when it comes back. */
+#include <criterion/criterion.h>
+#include <sys/queue.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shared/xalloc.h"
+#include "shopd/ratelimit_client.h"
+#include "tests/support/harness.h"
+
+static const char rules_text[] = "t     60/1m burst=3\n"
+                                 "bulk  1/1h  burst=1000\n"
+                                 "pair  1/1h  burst=2\n";
+
+static char *dir;
+static char *sock;
+static char *rules_path;
+static char *rld_log;
+static int redis_port;
+static struct harness_proc *redis;
+static struct harness_proc *rld;
+static struct event_base *base;
+
+static void start_rld(void)
+{
+    char *bin = harness_bin("ratelimitd");
+    char *e_sock = xasprintf("RATELIMITD_SOCKET=%s", sock);
+    char *e_redis = xasprintf("REDIS_URL=redis://127.0.0.1:%d/0", redis_port);
+    char *e_rules = xasprintf("RATELIMIT_RULES=%s", rules_path);
+    const char *argv[] = {bin, NULL};
+    const char *env[] = {e_sock, e_redis, e_rules, NULL};
+    rld = harness_start(argv, env, dir, rld_log);
+    free(bin);
+    free(e_sock);
+    free(e_redis);
+    free(e_rules);
+    if (!harness_wait_unix(sock, 5000)) {
+        harness_dump_log(rld_log, 20);
+        cr_assert_fail("ratelimitd did not start");
+    }
+}
+
+static void setup(void)
+{
+    dir = harness_tempdir("rlclient");
+    sock = xasprintf("%s/rl.sock", dir);
+    rules_path = xasprintf("%s/test.rules", dir);
+    rld_log = xasprintf("%s/ratelimitd.log", dir);
+    FILE *f = fopen(rules_path, "w");
+    cr_assert_not_null(f);
+    fputs(rules_text, f);
+    fclose(f);
+    redis_port = harness_free_port();
+    char port[16];
+    snprintf(port, sizeof(port), "%d", redis_port);
+    const char *argv[] = {"/usr/bin/redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
+                          "--appendonly", "no", NULL};
+    redis = harness_start(argv, NULL, dir, NULL);
+    cr_assert(harness_wait_port(redis_port, 5000));
+    base = event_base_new();
+}
+
+static void teardown(void)
+{
+    if (rld) {
+        kill(harness_pid(rld), SIGCONT);
+        harness_stop(rld, 3000);
+    }
+    rld = NULL;
+    harness_stop(redis, 3000);
+    event_base_free(base);
+    harness_rmrf(dir);
+    free(dir);
+    free(sock);
+    free(rules_path);
+    free(rld_log);
+}
+
+TestSuite(rl_client, .init = setup, .fini = teardown, .timeout = 30);
+
+/* --- collecting results from the loop ----------------------------------- */
+
+#define MAX_RESULTS 512
+
+struct collector {
+    struct rl_result res[MAX_RESULTS];
+    int order[MAX_RESULTS]; /* which request each callback belonged to */
+    int count;
+    bool inside_check; /* set while rl_client_check runs: callbacks must not see it */
+    bool reentered;
+};
+
+struct ticket {
+    struct collector *col;
+    int index;
+};
+
+static struct ticket tickets[MAX_RESULTS];
+
+static void on_done(const struct rl_result *res, void *arg)
+{
+    struct ticket *t = arg;
+    struct collector *col = t->col;
+    if (col->inside_check)
+        col->reentered = true;
+    cr_assert_lt(col->count, MAX_RESULTS);
+    col->order[col->count] = t->index;
+    col->res[col->count++] = *res;
+}
+
+static void check(struct rl_client *c, struct collector *col, int index, const char *rule, const char *key,
+                  int cost)
+{
+    tickets[index].col = col;
+    tickets[index].index = index;
+    col->inside_check = true;
+    rl_client_check(c, rule, key, cost, on_done, &tickets[index]);
+    col->inside_check = false;
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    event_base_loopbreak(base);
+}
+
+/* Runs the loop until col has want results or timeout_ms passed; returns elapsed ms. */
+static long run_until(struct collector *col, int want, int timeout_ms)
+{
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    struct event *tick = event_new(base, -1, EV_PERSIST, on_tick, NULL);
+    struct timeval tv = {0, 2000};
+    event_add(tick, &tv);
+    long ms = 0;
+    while (col->count < want && ms < timeout_ms) {
+        event_base_loop(base, EVLOOP_ONCE);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    }
+    event_free(tick);
+    return ms;
+}
+
+/* Lets the loop run for ms milliseconds (connecting, reconnecting). */
+static void spin(int ms)
+{
+    struct collector none = {0};
+    run_until(&none, 1, ms);
+}
+
+Test(rl_client, allow_then_deny_with_headers)
+{
+    start_rld();
+    struct rl_client *c = rl_client_new(base, sock, 1000);
+    spin(300); /* let ratelimitd reach Redis */
+    struct collector col = {0};
+    for (int i = 0; i < 4; i++)
+        check(c, &col, i, "t", "10.1.1.1", 1);
+    cr_assert_eq(col.count, 0, "no callback inside rl_client_check");
+    run_until(&col, 4, 3000);
+    cr_assert_eq(col.count, 4);
+    cr_assert_not(col.reentered);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(col.res[i].verdict, RL_ALLOW, "check %d", i);
+        cr_assert_eq(col.res[i].limit, 3);
+        cr_assert_eq(col.res[i].remaining, 2 - i);
+        cr_assert_eq(col.res[i].reset_seconds, i + 1);
+        cr_assert_eq(col.res[i].window_seconds, 3);
+    }
+    const struct rl_result *deny = &col.res[3];
+    cr_assert_eq(deny->verdict, RL_DENY);
+    cr_assert(deny->retry_after_ms > 500 && deny->retry_after_ms <= 1000, "%ld", deny->retry_after_ms);
+
+    struct evkeyvalq h;
+    TAILQ_INIT(&h);
+    rl_add_headers(&h, "t", &col.res[1]);
+    cr_assert_str_eq(evhttp_find_header(&h, "RateLimit-Limit"), "3");
+    cr_assert_str_eq(evhttp_find_header(&h, "RateLimit-Remaining"), "1");
+    cr_assert_str_eq(evhttp_find_header(&h, "RateLimit-Reset"), "2");
+    cr_assert_str_eq(evhttp_find_header(&h, "RateLimit-Policy"), "\"t\";q=3;w=3");
+    cr_assert_str_eq(evhttp_find_header(&h, "RateLimit"), "\"t\";r=1;t=2");
+    cr_assert_null(evhttp_find_header(&h, "Retry-After"));
+    /* A second call replaces, never duplicates. */
+    rl_add_headers(&h, "t", deny);
+    cr_assert_str_eq(evhttp_find_header(&h, "RateLimit-Remaining"), "0");
+    cr_assert_str_eq(evhttp_find_header(&h, "RateLimit-Reset"), "1");
+    cr_assert_str_eq(evhttp_find_header(&h, "RateLimit"), "\"t\";r=0;t=1");
+    cr_assert_str_eq(evhttp_find_header(&h, "Retry-After"), "1");
+    int n = 0;
+    struct evkeyval *kv;
+    TAILQ_FOREACH(kv, &h, next)
+        n++;
+    cr_assert_eq(n, 6);
+    evhttp_clear_headers(&h);
+
+    struct rl_result r = {.verdict = RL_DENY, .limit = 10, .retry_after_ms = 2001, .reset_seconds = 3};
+    rl_add_headers(&h, "login", &r);
+    cr_assert_str_eq(evhttp_find_header(&h, "Retry-After"), "3", "rounded up");
+    cr_assert_str_eq(evhttp_find_header(&h, "RateLimit-Policy"), "\"login\";q=10", "no w when unknown");
+    evhttp_clear_headers(&h);
+    struct rl_result u = {.verdict = RL_UNAVAILABLE};
+    rl_add_headers(&h, "login", &u);
+    cr_assert(TAILQ_EMPTY(&h), "no budget, no headers");
+    rl_client_free(c);
+}
+
+Test(rl_client, pipelined_answers_keep_their_order)
+{
+    start_rld();
+    struct rl_client *c = rl_client_new(base, sock, 2000);
+    spin(300);
+    struct collector col = {0};
+    for (int i = 0; i < 300; i++)
+        check(c, &col, i, "bulk", "pipe", 1);
+    run_until(&col, 300, 5000);
+    cr_assert_eq(col.count, 300);
+    for (int i = 0; i < 300; i++) {
+        cr_assert_eq(col.order[i], i);
+        cr_assert_eq(col.res[i].verdict, RL_ALLOW);
+        cr_assert_eq(col.res[i].remaining, 999 - i, "answer %d", i);
+    }
+    rl_client_free(c);
+}
+
+Test(rl_client, keys_are_sanitised_and_errors_fail_open)
+{
+    start_rld();
+    struct rl_client *c = rl_client_new(base, sock, 1000);
+    spin(300);
+    struct collector col = {0};
+    /* An attempt to smuggle a second command in the key stays one check on key "a_b__CHECK_pair_x". */
+    check(c, &col, 0, "pair", "a b\r\nCHECK pair x", 1);
+    check(c, &col, 1, "pair", "a_b__CHECK_pair_x", 1);
+    check(c, &col, 2, "pair", "a_b__CHECK_pair_x", 1);
+    check(c, &col, 3, "nosuchrule", "k", 1);
+    check(c, &col, 4, "pair", "", 1);
+    run_until(&col, 5, 3000);
+    cr_assert_eq(col.count, 5);
+    cr_assert_eq(col.res[0].verdict, RL_ALLOW);
+    cr_assert_eq(col.res[0].remaining, 1);
+    cr_assert_eq(col.res[1].verdict, RL_ALLOW);
+    cr_assert_eq(col.res[1].remaining, 0, "same bucket as the sanitised key");
+    cr_assert_eq(col.res[2].verdict, RL_DENY);
+    cr_assert_eq(col.res[3].verdict, RL_UNAVAILABLE, "ERR fails open");
+    cr_assert_eq(col.res[4].verdict, RL_ALLOW, "empty key still asks");
+    rl_client_free(c);
+}
+
+Test(rl_client, unavailable_at_once_when_daemon_is_down_then_reconnects)
+{
+    struct rl_client *c = rl_client_new(base, sock, 1000);
+    struct collector col = {0};
+    check(c, &col, 0, "t", "k", 1);
+    long ms = run_until(&col, 1, 3000);
+    cr_assert_eq(col.count, 1);
+    cr_assert_not(col.reentered);
+    cr_assert_eq(col.res[0].verdict, RL_UNAVAILABLE);
+    cr_assert_lt(ms, 100, "took %ld ms", ms);
+
+    start_rld();
+    bool allowed = false;
+    for (int i = 1; i < 200 && !allowed; i++) {
+        check(c, &col, i, "t", "k", 1);
+        run_until(&col, i + 1, 1000);
+        allowed = col.res[i].verdict == RL_ALLOW;
+        if (!allowed)
+            spin(50);
+    }
+    cr_assert(allowed, "never reconnected");
+
+    /* The daemon goes away while connected: fail open, then recover when it returns. */
+    harness_stop(rld, 3000);
+    rld = NULL;
+    struct collector col2 = {0};
+    spin(50);
+    check(c, &col2, 0, "t", "k", 1);
+    ms = run_until(&col2, 1, 3000);
+    cr_assert_eq(col2.res[0].verdict, RL_UNAVAILABLE);
+    cr_assert_lt(ms, 100, "took %ld ms", ms);
+    start_rld();
+    allowed = false;
+    for (int i = 1; i < 200 && !allowed; i++) {
+        check(c, &col2, i, "t", "k2", 1);
+        run_until(&col2, i + 1, 1000);
+        allowed = col2.res[i].verdict == RL_ALLOW;
+        if (!allowed)
+            spin(50);
+    }
+    cr_assert(allowed, "never reconnected after a restart");
+    rl_client_free(c);
+}
+
+Test(rl_client, stopped_daemon_times_out_and_recovers)
+{
+    start_rld();
+    struct rl_client *c = rl_client_new(base, sock, 100);
+    spin(300);
+    struct collector col = {0};
+    check(c, &col, 0, "t", "s", 1);
+    run_until(&col, 1, 2000);
+    cr_assert_eq(col.res[0].verdict, RL_ALLOW);
+
+    harness_signal(rld, SIGSTOP);
+    check(c, &col, 1, "t", "s", 1);
+    check(c, &col, 2, "t", "s", 1);
+    long ms = run_until(&col, 3, 3000);
+    cr_assert_eq(col.count, 3);
+    cr_assert_eq(col.res[1].verdict, RL_UNAVAILABLE);
+    cr_assert_eq(col.res[2].verdict, RL_UNAVAILABLE);
+    cr_assert(ms >= 90 && ms < 600, "timed out after %ld ms", ms);
+    harness_signal(rld, SIGCONT);
+
+    /* Late answers to timed-out checks are dropped, not given to later checks. */
+    spin(200);
+    struct collector col2 = {0};
+    check(c, &col2, 0, "t", "other", 1);
+    run_until(&col2, 1, 2000);
+    cr_assert_eq(col2.count, 1);
+    cr_assert_eq(col2.res[0].verdict, RL_ALLOW);
+    cr_assert_eq(col2.res[0].remaining, 2, "answer belongs to key 'other'");
+    rl_client_free(c);
+}
+
+Test(rl_client, free_answers_waiting_checks)
+{
+    start_rld();
+    struct rl_client *c = rl_client_new(base, sock, 1000);
+    struct collector col = {0};
+    check(c, &col, 0, "t", "f", 1);
+    check(c, &col, 1, "t", "f", 1);
+    rl_client_free(c);
+    cr_assert_eq(col.count, 2, "every callback runs exactly once");
+    cr_assert_eq(col.res[0].verdict, RL_UNAVAILABLE);
+    spin(100);
+    cr_assert_eq(col.count, 2);
+}
