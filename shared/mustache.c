@@ -453,12 +453,14 @@ static const struct mustache_template *set_find(const struct mustache_set *set, 
 /* The spec's lookup: "." is the top of the stack; otherwise the first part is
  * searched from the top of the stack down, and the remaining parts only
  * inside what it found (so a.b never falls back to an outer "b"). */
-static const json_t *lookup(const struct frame *f, const struct node *n)
+static const json_t *lookup(struct render *r, const struct frame *f, const struct node *n)
 {
     if (n->nparts == 0)
         return f ? f->v : NULL;
     const json_t *v = NULL;
-    for (; f && !v; f = f->up)
+    /* Each level searched counts against the budget: deep stacks times many
+     * tags would otherwise be work the step limit does not see. */
+    for (; f && !v; f = f->up, r->steps++)
         if (json_is_object(f->v))
             v = json_object_getn(f->v, n->parts[0].s, n->parts[0].len);
     for (size_t i = 1; v && i < n->nparts; i++)
@@ -598,7 +600,7 @@ static int render_partial(struct render *r, const struct node *n, const struct f
 
 static int render_section(struct render *r, const struct node *n, const struct frame *f, struct slice indent)
 {
-    const json_t *v = lookup(f, n);
+    const json_t *v = lookup(r, f, n);
     if (n->type == NODE_INVERTED)
         return truthy(v) ? 0 : render_block(r, n->children, f, indent);
     if (!truthy(v))
@@ -631,7 +633,7 @@ static int render_block(struct render *r, const struct block *b, const struct fr
             break;
         case NODE_VAR:
         case NODE_RAW:
-            emit_value(r, lookup(f, n), n->type == NODE_VAR);
+            emit_value(r, lookup(r, f, n), n->type == NODE_VAR);
             break;
         case NODE_SECTION:
         case NODE_INVERTED:

@@ -32,8 +32,9 @@
  * Limits, so that a bad template or a recursive partial cannot exhaust the
  * stack or spin forever: sections nest at most MUSTACHE_MAX_NESTING deep in one
  * template (a compile error), partials nest at most MUSTACHE_MAX_PARTIAL_DEPTH
- * deep and one render visits at most MUSTACHE_MAX_STEPS tags and text runs
- * (a render error). */
+ * deep and one render does at most MUSTACHE_MAX_STEPS units of work (a tag, a
+ * text run, or one context level searched for a name), which is a render
+ * error. A page of a thousand products needs well under a tenth of that. */
 #ifndef SHARED_MUSTACHE_H
 #define SHARED_MUSTACHE_H
 
@@ -42,7 +43,7 @@
 
 #define MUSTACHE_MAX_NESTING 100
 #define MUSTACHE_MAX_PARTIAL_DEPTH 64
-#define MUSTACHE_MAX_STEPS (1UL << 22)
+#define MUSTACHE_MAX_STEPS (1UL << 20)
 
 struct mustache_template;
 struct mustache_set;

@@ -290,6 +290,10 @@ Test(mustache_render, nested_standalone_partials_indent)
         "{\"outer\": \"<div>\\n  {{>inner}}\\n</div>\\n\", \"inner\": \"<p>\\n{{t}}\\n</p>\\n\"}";
     expect_render("<body>\n  {{>outer}}\n</body>\n", "{\"t\": \"x\\ny\"}", partials,
                   "<body>\n  <div>\n    <p>\n    x\ny\n    </p>\n  </div>\n</body>\n");
+    /* every rendered line of a section inside an indented partial is indented */
+    expect_render("<body>\n  {{>list}}\n</body>\n", "{\"l\": [1, 2]}",
+                  "{\"list\": \"<ul>\\n{{#l}}\\n<li>{{.}}</li>\\n{{/l}}\\n</ul>\\n\"}",
+                  "<body>\n  <ul>\n  <li>1</li>\n  <li>2</li>\n  </ul>\n</body>\n");
     /* an inline partial keeps its own lines as they are */
     expect_render("- {{>inner}}", "{\"t\": \"z\"}", partials, "- <p>\nz\n</p>\n");
 }
