@@ -2,6 +2,7 @@
 
 #include <limits.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,20 +12,21 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
-#include "log.h"
 #include "xalloc.h"
 
 static const char hex_digits[] = "0123456789abcdef";
 
 /* OpenSSL only fails these operations when it has no entropy or no memory;
- * carrying on would hand out predictable tokens or wrong digests. */
+ * carrying on would hand out predictable tokens or wrong digests. Like
+ * xalloc's out-of-memory path this writes straight to stderr, so that the
+ * module needs nothing but xalloc (fuzz targets link it alone). */
 static void fatal_openssl(const char *what)
 {
     unsigned long err = ERR_get_error();
     char reason[256] = "unknown error";
     if (err)
         ERR_error_string_n(err, reason, sizeof(reason));
-    log_error("fatal: %s failed: %s", what, reason);
+    fprintf(stderr, "fatal: %s failed: %s\n", what, reason);
     abort();
 }
 

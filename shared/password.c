@@ -3,6 +3,7 @@
 #include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,7 +12,6 @@
 #include <openssl/evp.h>
 
 #include "crypto.h"
-#include "log.h"
 #include "xalloc.h"
 
 /* Parameters of new hashes: OWASP password storage cheat sheet, scrypt row. */
@@ -33,13 +33,17 @@
 #define WERKZEUG_PBKDF2_ITERATIONS 1000000
 
 /* Limits on stored parameters. A stored hash may come from imported data, and
- * one hostile row must not let a login request allocate gigabytes or spin for
- * minutes. They leave room well above every OWASP recommendation (the largest,
- * scrypt N=2^17 r=8 p=1, needs 128 MiB). */
+ * one hostile row must not let a login request allocate gigabytes or hold a
+ * worker for long. Each limit allows about a second of CPU, room above every
+ * OWASP recommendation (scrypt N*r*p at most 2^20, the largest needing
+ * 128 MiB) and every default Werkzeug ever had (pbkdf2 at most 1000000). Large
+ * r*p makes scrypt's PBKDF2 step long, hence the caps on r and p themselves. */
 #define MAX_SCRYPT_N (UINT64_C(1) << 20)
+#define MAX_SCRYPT_R 32
+#define MAX_SCRYPT_P 16
 #define MAX_SCRYPT_MEM (UINT64_C(256) << 20)
-#define MAX_SCRYPT_WORK (UINT64_C(1) << 22) /* N*r*p: about 2 s of CPU */
-#define MAX_PBKDF2_ITERATIONS 10000000u
+#define MAX_SCRYPT_WORK (UINT64_C(1) << 21) /* N*r*p */
+#define MAX_PBKDF2_ITERATIONS 2000000u
 #define MAX_SALT_LEN 1024
 #define MAX_KEY_LEN 64
 
@@ -55,12 +59,12 @@ enum kdf { KDF_SCRYPT, KDF_PBKDF2 };
 
 struct stored_hash {
     enum kdf kdf;
-    uint64_t n, r, p;      /* scrypt */
-    const EVP_MD *md;      /* pbkdf2 */
-    uint64_t iterations;   /* pbkdf2 */
-    const char *salt;      /* points into the stored string, not NUL-terminated */
+    uint64_t n, r, p;    /* scrypt */
+    const EVP_MD *md;    /* pbkdf2 */
+    uint64_t iterations; /* pbkdf2 */
+    const char *salt;    /* points into the stored string, not NUL-terminated */
     size_t salt_len;
-    const char *hex;       /* the rest of the stored string */
+    const char *hex; /* the rest of the stored string */
     size_t hex_len;
     size_t key_len;
 };
@@ -107,7 +111,7 @@ static bool check_scrypt_limits(const struct stored_hash *h)
 {
     if (h->n < 2 || h->n > MAX_SCRYPT_N || (h->n & (h->n - 1)) != 0)
         return false;
-    /* n, r and p are at most 2^20 each here, so none of this overflows. */
+    /* n <= 2^20, r <= 32 and p <= 16 here, so none of this overflows. */
     if (h->n * h->r * h->p > MAX_SCRYPT_WORK)
         return false;
     /* OpenSSL needs 128*r*(N+2) bytes for V and 128*r*p for B. */
@@ -159,8 +163,8 @@ static bool parse_stored(const char *stored, struct stored_hash *h)
             h->r = WERKZEUG_SCRYPT_R;
             h->p = WERKZEUG_SCRYPT_P;
         } else if (nfields != 4 || !parse_count(field[1], flen[1], MAX_SCRYPT_N, &h->n) ||
-                   !parse_count(field[2], flen[2], MAX_SCRYPT_N, &h->r) ||
-                   !parse_count(field[3], flen[3], MAX_SCRYPT_N, &h->p)) {
+                   !parse_count(field[2], flen[2], MAX_SCRYPT_R, &h->r) ||
+                   !parse_count(field[3], flen[3], MAX_SCRYPT_P, &h->p)) {
             return false;
         }
         return check_scrypt_limits(h);
@@ -186,8 +190,7 @@ static bool parse_stored(const char *stored, struct stored_hash *h)
 
 /* Derives h->key_len bytes into key. False when OpenSSL refuses the
  * parameters (say scrypt N >= 2^(16r)) or runs out of memory. */
-static bool derive(const char *password, size_t password_len, const struct stored_hash *h,
-                   unsigned char *key)
+static bool derive(const char *password, size_t password_len, const struct stored_hash *h, unsigned char *key)
 {
     int ok;
     if (h->kdf == KDF_SCRYPT) {
@@ -213,7 +216,7 @@ static bool derive(const char *password, size_t password_len, const struct store
 static void make_salt(char out[SALT_LEN + 1])
 {
     static const char chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    const unsigned span = sizeof(chars) - 1; /* 62 */
+    const unsigned span = sizeof(chars) - 1;  /* 62 */
     const unsigned limit = 256 / span * span; /* 248: bytes above are discarded to avoid bias */
     size_t n = 0;
     while (n < SALT_LEN) {
@@ -242,7 +245,8 @@ char *password_hash(const char *password)
     };
     unsigned char key[SCRYPT_KEY_LEN];
     if (!derive(password, strlen(password), &h, key)) {
-        log_error("fatal: scrypt key derivation failed");
+        /* Only out of memory gets here; stderr as in xalloc's OOM path. */
+        fprintf(stderr, "fatal: scrypt key derivation failed\n");
         abort();
     }
     char hex[2 * SCRYPT_KEY_LEN + 1];

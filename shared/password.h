@@ -9,7 +9,7 @@
  * them, and hashes imported from such an application (Werkzeug's scrypt and
  * pbkdf2 forms) verify here. Stored hashes may come from imported data, so
  * verification refuses parameters that would cost more than a few hundred MiB
- * or a few seconds instead of trusting them. */
+ * or about a second instead of trusting them. */
 #ifndef SHARED_PASSWORD_H
 #define SHARED_PASSWORD_H
 
@@ -30,8 +30,9 @@ char *password_hash(const char *password);
  * The key is compared in constant time. Returns false, without crashing or
  * allocating more than a bounded amount, for a NULL argument, any malformed
  * stored string, an empty salt, a digest of the wrong length, or parameters
- * beyond the limits: scrypt N a power of two up to 2^20, scrypt memory up to
- * 256 MiB and N*r*p up to 2^22, pbkdf2 up to 10 million iterations. */
+ * beyond the limits, which keep one verification to about a second of CPU:
+ * scrypt N a power of two up to 2^20, r up to 32, p up to 16, N*r*p up to
+ * 2^21 and memory up to 256 MiB; pbkdf2 up to 2 million iterations. */
 bool password_verify(const char *password, const char *stored);
 
 /* True when stored is not an scrypt hash with the current parameters (or is

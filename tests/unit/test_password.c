@@ -24,6 +24,12 @@ static const char *const scrypt_8_3 =
     "2da5419117e7ae8f6c9a89124f51c03f8b0bcd61c1f425f4a2a1a6b0bc7";
 static const char *const scrypt_8_3_pw = "p\xc3\xa4ssw\xc3\xb6rd \xe2\x9c\x93"; /* "pässwörd ✓" */
 
+/* OWASP's most memory-hungry scrypt setting: the limits must let it through. */
+static const char *const scrypt_17_8_1 =
+    "scrypt:131072:8:1$Big0Scrypt0Salt7$afcf6fce57034856bb798b8575a1982fff791a44b95a4e3b55ae63fd7b4447b5c6cd0"
+    "7b5448d7984c43cd425d1c7bbe21a8e8a64059f252014fefbaae4dbb851";
+static const char *const scrypt_17_8_1_pw = "owasp";
+
 /* Method "scrypt" alone: Werkzeug reads it as 32768:8:1. */
 static const char *const scrypt_bare =
     "scrypt$Dflt0Scrypt1Salt$fcd7deab630c98633b6959ed90bab47838b975c4cd04767effa26f30b7cd5d4ee42b4f986ce7dcff"
@@ -53,8 +59,8 @@ static const char *const pbkdf2_sha1 =
 static const char *const pbkdf2_sha1_pw = "sha1 pw";
 
 /* 128 hex digits: the length an scrypt key has. */
-#define HEX128                                                                                                \
-    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"                                        \
+#define HEX128                                                                                               \
+    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"                                       \
     "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 
 static double now(void)
@@ -69,6 +75,12 @@ Test(password, werkzeug_scrypt_vectors_verify)
     cr_assert(password_verify(scrypt_8_1_pw, scrypt_8_1));
     cr_assert(password_verify(scrypt_8_3_pw, scrypt_8_3));
     cr_assert(password_verify(scrypt_bare_pw, scrypt_bare));
+}
+
+Test(password, largest_owasp_scrypt_parameters_verify)
+{
+    cr_assert(password_verify(scrypt_17_8_1_pw, scrypt_17_8_1));
+    cr_assert_not(password_verify("OWASP", scrypt_17_8_1));
 }
 
 Test(password, werkzeug_pbkdf2_vectors_verify)
@@ -100,13 +112,13 @@ Test(password, tampered_hash_fails)
     cr_assert_not(password_verify(pbkdf2_sha1_pw, s));
     free(s);
 
-    cr_assert_not(password_verify(pbkdf2_sha1_pw,
-                                  "pbkdf2:sha1:1001$S1SaltSaltSaltSa$c5171346a08a4076470081a4b688689724e9915b"));
-    cr_assert_not(password_verify(pbkdf2_sha1_pw,
-                                  "pbkdf2:sha1:1000$S1SaltSaltSaltSb$c5171346a08a4076470081a4b688689724e9915b"));
+    cr_assert_not(password_verify(
+        pbkdf2_sha1_pw, "pbkdf2:sha1:1001$S1SaltSaltSaltSa$c5171346a08a4076470081a4b688689724e9915b"));
+    cr_assert_not(password_verify(
+        pbkdf2_sha1_pw, "pbkdf2:sha1:1000$S1SaltSaltSaltSb$c5171346a08a4076470081a4b688689724e9915b"));
     /* The same key read with another digest. */
-    cr_assert_not(password_verify(pbkdf2_sha1_pw,
-                                  "pbkdf2:sha256:1000$S1SaltSaltSaltSa$c5171346a08a4076470081a4b688689724e9915b"));
+    cr_assert_not(password_verify(
+        pbkdf2_sha1_pw, "pbkdf2:sha256:1000$S1SaltSaltSaltSa$c5171346a08a4076470081a4b688689724e9915b"));
 }
 
 Test(password, upper_case_hex_is_accepted)
@@ -136,6 +148,10 @@ Test(password, malformed_stored_strings_fail_fast)
         "scrypt:99999999999999999999:8:1$abcdefgh$" HEX128, /* overflow */
         "scrypt:32768:8:1000$abcdefgh$" HEX128,             /* too much work */
         "scrypt:32768:4096:1$abcdefgh$" HEX128,             /* too much memory */
+        "scrypt:262144:8:1$abcdefgh$" HEX128,               /* N*r*p above 2^21 */
+        "scrypt:32768:8:17$abcdefgh$" HEX128,               /* p above 16 */
+        "scrypt:1024:64:1$abcdefgh$" HEX128,                /* r above 32 */
+        "scrypt:2:1:1048576$abcdefgh$" HEX128,              /* long PBKDF2 step */
         "scrypt:65536:1:1$abcdefgh$" HEX128,                /* N >= 2^(16r): OpenSSL refuses */
         "scrypt:32768:8$abcdefgh$" HEX128,                  /* two parameters */
         "scrypt:32768:8:1:1$abcdefgh$" HEX128,              /* four parameters */
@@ -144,21 +160,21 @@ Test(password, malformed_stored_strings_fail_fast)
         "scrypt:32768:+8:1$abcdefgh$" HEX128,
         "scrypt:32768: 8:1$abcdefgh$" HEX128,
         "scrypt:0x8000:8:1$abcdefgh$" HEX128,
-        "scrypt:32768:8:1$$" HEX128,                        /* empty salt */
-        "scrypt:32768:8:1$abcdefgh" HEX128,                 /* missing '$' */
+        "scrypt:32768:8:1$$" HEX128,        /* empty salt */
+        "scrypt:32768:8:1$abcdefgh" HEX128, /* missing '$' */
         "scrypt:32768:8:1abcdefgh" HEX128,
-        "scrypt:32768:8:1$abcdefgh$" HEX128 "0",            /* odd-length hex */
-        "scrypt:32768:8:1$abcdefgh$" HEX128 "00",           /* key too long */
-        "scrypt:32768:8:1$abcdefgh$00112233",               /* key too short */
-        "scrypt:32768:8:1$abcdefgh$",                       /* no key */
+        "scrypt:32768:8:1$abcdefgh$" HEX128 "0",  /* odd-length hex */
+        "scrypt:32768:8:1$abcdefgh$" HEX128 "00", /* key too long */
+        "scrypt:32768:8:1$abcdefgh$00112233",     /* key too short */
+        "scrypt:32768:8:1$abcdefgh$",             /* no key */
         "scrypt:32768:8:1$abcdefgh$zz112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
         "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff", /* non-hex */
-        "scrypt:32768:8:1$abc$def$" HEX128,                 /* '$' inside the key */
+        "scrypt:32768:8:1$abc$def$" HEX128,                                 /* '$' inside the key */
         "SCRYPT:32768:8:1$abcdefgh$" HEX128,
         "bcrypt:12$abcdefgh$" HEX128,
         "plain$$secret",
         "pbkdf2:sha256:0$abcdefgh$00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
-        "pbkdf2:sha256:10000001$abcdefgh$00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+        "pbkdf2:sha256:2000001$abcdefgh$00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
         "pbkdf2:sha256:99999999999$abcdefgh$00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
         "pbkdf2:sha256:1000:1$abcdefgh$00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
         "pbkdf2:md5:1000$abcdefgh$00112233445566778899aabbccddeeff",
