@@ -1,0 +1,319 @@
+#include "balancer.h"
+
+#include "admin.h"
+#include "health.h"
+#include "proxy.h"
+#include "shared/crypto.h"
+#include "shared/log.h"
+#include "shared/xalloc.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+
+#define LINGER_MS 2000
+
+static const struct timeval *common_timeout(struct event_base *base, long ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    const struct timeval *c = event_base_init_common_timeout(base, &tv);
+    if (!c)
+        abort();
+    return c;
+}
+
+static void apply_timeouts(struct balancer *b)
+{
+    b->tv_connect = common_timeout(b->base, b->set.connect_timeout_ms);
+    b->tv_header = common_timeout(b->base, b->set.header_timeout_ms);
+    b->tv_idle = common_timeout(b->base, b->set.idle_timeout_ms);
+    b->tv_client = common_timeout(b->base, b->set.client_timeout_ms);
+    b->tv_backend = common_timeout(b->base, b->set.backend_timeout_ms);
+    b->tv_pool = common_timeout(b->base, b->set.pool_idle_ms);
+    b->tv_linger = common_timeout(b->base, LINGER_MS);
+}
+
+size_t balancer_request_id(struct balancer *b, char *out)
+{
+    int n = snprintf(out, 40, "%s-%08llx", b->reqid_prefix, (unsigned long long)++b->reqid_counter);
+    return n < 0 ? 0 : (size_t)n;
+}
+
+void balancer_client_closed(struct balancer *b)
+{
+    if (b->draining && b->nclients == 0) {
+        log_info("all connections finished; stopping");
+        event_base_loopexit(b->base, NULL);
+    }
+}
+
+/* Makes specs the backend list. Backends already known (same host:port) keep
+ * their health state, statistics and pool; new ones start up and get checked;
+ * dropped ones are retired. Returns 0, or -1 with a reason (nothing changed). */
+static int apply_backends(struct balancer *b, const struct backend_spec *specs, size_t n, char *err, size_t errlen)
+{
+    struct backend **next = xcalloc(n, sizeof(*next));
+    bool *fresh = xcalloc(n, sizeof(*fresh));
+    for (size_t i = 0; i < n; i++) {
+        for (size_t k = 0; k < b->nbackends; k++) {
+            struct backend *old = b->backends[k];
+            if (old->spec.port == specs[i].port && strcasecmp(old->spec.host, specs[i].host) == 0)
+                next[i] = old;
+        }
+        if (!next[i]) {
+            next[i] = backend_new(&specs[i], err, errlen);
+            if (!next[i]) {
+                for (size_t k = 0; k < i; k++)
+                    if (fresh[k])
+                        backend_free(next[k]);
+                free(next);
+                free(fresh);
+                return -1;
+            }
+            fresh[i] = true;
+        } else if (next[i]->spec.weight != specs[i].weight) {
+            log_info("backend %s: weight %d -> %d", next[i]->name, next[i]->spec.weight, specs[i].weight);
+            next[i]->spec.weight = specs[i].weight;
+            next[i]->current_weight = 0;
+        }
+    }
+    for (size_t k = 0; k < b->nbackends; k++) {
+        struct backend *old = b->backends[k];
+        bool kept = false;
+        for (size_t i = 0; i < n; i++)
+            kept |= next[i] == old;
+        if (kept)
+            continue;
+        log_info("backend %s removed", old->name);
+        old->removed = true;
+        health_stop(old);
+        proxy_pool_close(old);
+        b->retired = xrealloc(b->retired, (b->nretired + 1) * sizeof(*b->retired));
+        b->retired[b->nretired++] = old;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (fresh[i]) {
+            log_info("backend %s added (weight %d)", next[i]->name, next[i]->spec.weight);
+            health_start(b, next[i]);
+        }
+    free(b->backends);
+    b->backends = next;
+    b->nbackends = n;
+    free(fresh);
+    return 0;
+}
+
+static void apply_logging(const struct balancer_settings *s)
+{
+    log_set_level(s->log_level);
+    if (log_open(s->log_file) < 0)
+        log_error("cannot open LOG_FILE=%s: %s", s->log_file, strerror(errno));
+}
+
+static void on_reload(evutil_socket_t sig, short what, void *arg)
+{
+    struct balancer *b = arg;
+    (void)sig;
+    (void)what;
+    struct balancer_settings ns;
+    char err[512];
+    if (settings_load(&ns, b->argc, b->argv, err, sizeof(err)) < 0) {
+        log_warn("reload refused, keeping the running configuration: %s", err);
+        return;
+    }
+    if (strcmp(ns.listen, b->set.listen) != 0 || strcmp(ns.admin_listen, b->set.admin_listen) != 0)
+        log_warn("reload: listen addresses change only with a restart (still %s, admin %s)", b->set.listen,
+                 b->set.admin_listen[0] ? b->set.admin_listen : "off");
+    if (apply_backends(b, ns.backends, ns.nbackends, err, sizeof(err)) < 0) {
+        log_warn("reload refused, keeping the running configuration: %s", err);
+        settings_cleanup(&ns);
+        return;
+    }
+    bool checks_changed = ns.health_interval_ms != b->set.health_interval_ms ||
+                          ns.health_timeout_ms != b->set.health_timeout_ms ||
+                          strcmp(ns.health_path, b->set.health_path) != 0;
+    memcpy(ns.listen, b->set.listen, sizeof(ns.listen));
+    memcpy(ns.admin_listen, b->set.admin_listen, sizeof(ns.admin_listen));
+    settings_cleanup(&b->set);
+    b->set = ns;
+    apply_timeouts(b);
+    apply_logging(&b->set);
+    if (checks_changed)
+        for (size_t i = 0; i < b->nbackends; i++) {
+            health_stop(b->backends[i]);
+            health_start(b, b->backends[i]);
+        }
+    b->reloads++;
+    log_info("configuration reloaded: %zu backends, %ld connections kept", b->nbackends, b->nclients);
+}
+
+static void on_reopen(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    (void)arg;
+    log_reopen();
+    log_info("log file reopened");
+}
+
+static void on_drain_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct balancer *b = arg;
+    (void)fd;
+    (void)what;
+    log_warn("shutdown timeout: closing %ld connections still open", b->nclients);
+    event_base_loopexit(b->base, NULL);
+}
+
+static void on_terminate(evutil_socket_t sig, short what, void *arg)
+{
+    struct balancer *b = arg;
+    (void)what;
+    if (b->draining) {
+        log_info("signal %d again: stopping now", (int)sig);
+        event_base_loopexit(b->base, NULL);
+        return;
+    }
+    b->draining = true;
+    log_info("signal %d: no new connections; finishing %ld open ones", (int)sig, b->nclients);
+    if (b->listener) {
+        evconnlistener_free(b->listener);
+        b->listener = NULL;
+    }
+    proxy_drain(b);
+    if (b->nclients == 0) {
+        event_base_loopexit(b->base, NULL);
+        return;
+    }
+    struct timeval tv = {b->set.shutdown_timeout_ms / 1000, (b->set.shutdown_timeout_ms % 1000) * 1000};
+    b->drain_timer = evtimer_new(b->base, on_drain_deadline, b);
+    evtimer_add(b->drain_timer, &tv);
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+{
+    (void)l;
+    proxy_accept(arg, fd, sa, (socklen_t)salen);
+}
+
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+    (void)arg;
+    int err = EVUTIL_SOCKET_ERROR();
+    log_error("accept: %s", evutil_socket_error_to_string(err));
+    if (err == EMFILE || err == ENFILE) {
+        /* Out of descriptors: stop accepting for a moment instead of spinning. */
+        evconnlistener_disable(l);
+        struct timeval tv = {0, 200000};
+        event_base_once(evconnlistener_get_base(l), -1, EV_TIMEOUT,
+                        (event_callback_fn)(void (*)(void))evconnlistener_enable, l, &tv);
+    }
+}
+
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+int balancer_main(int argc, char **argv)
+{
+    log_init("balancer");
+    struct balancer *b = xcalloc(1, sizeof(*b));
+    b->argc = argc;
+    b->argv = argv;
+    char err[512];
+    if (settings_load(&b->set, argc, argv, err, sizeof(err)) < 0) {
+        fprintf(stderr, "balancer: %s\n", err);
+        free(b);
+        return 2;
+    }
+    apply_logging(&b->set);
+    signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
+    gettimeofday(&b->started, NULL);
+    unsigned char rnd[8];
+    crypto_random_bytes(rnd, sizeof(rnd));
+    crypto_hex_encode(rnd, sizeof(rnd), b->reqid_prefix);
+
+    struct event_config *ec = event_config_new();
+    event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK | EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    b->base = event_base_new_with_config(ec);
+    event_config_free(ec);
+    if (!b->base) {
+        fprintf(stderr, "balancer: cannot create the event loop\n");
+        return 1;
+    }
+    apply_timeouts(b);
+    int rc = 1;
+    if (apply_backends(b, b->set.backends, b->set.nbackends, err, sizeof(err)) < 0) {
+        fprintf(stderr, "balancer: %s\n", err);
+        rc = 2;
+        goto out;
+    }
+    struct sockaddr_storage ss;
+    int sslen = sizeof(ss);
+    if (evutil_parse_sockaddr_port(b->set.listen, (struct sockaddr *)&ss, &sslen) < 0) {
+        fprintf(stderr, "balancer: BALANCER_LISTEN=%s is not a numeric address:port\n", b->set.listen);
+        rc = 2;
+        goto out;
+    }
+    b->listener = evconnlistener_new_bind(b->base, on_accept, b,
+                                          LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 1024,
+                                          (struct sockaddr *)&ss, sslen);
+    if (!b->listener) {
+        fprintf(stderr, "balancer: cannot listen on %s: %s\n", b->set.listen, strerror(errno));
+        goto out;
+    }
+    evconnlistener_set_error_cb(b->listener, on_accept_error);
+    if (admin_start(b, err, sizeof(err)) < 0) {
+        fprintf(stderr, "balancer: %s\n", err);
+        goto out;
+    }
+    b->sig_term = evsignal_new(b->base, SIGTERM, on_terminate, b);
+    b->sig_int = evsignal_new(b->base, SIGINT, on_terminate, b);
+    b->sig_hup = evsignal_new(b->base, SIGHUP, on_reload, b);
+    b->sig_usr1 = evsignal_new(b->base, SIGUSR1, on_reopen, b);
+    event_add(b->sig_term, NULL);
+    event_add(b->sig_int, NULL);
+    event_add(b->sig_hup, NULL);
+    event_add(b->sig_usr1, NULL);
+
+    log_info("listening on %s (admin %s), %zu backends, version %s", b->set.listen,
+             b->set.admin_listen[0] ? b->set.admin_listen : "off", b->nbackends, SHOP_VERSION);
+    event_base_dispatch(b->base);
+    rc = 0;
+    log_info("stopped: %llu requests served", (unsigned long long)b->requests);
+
+out:
+    proxy_close_all(b);
+    for (size_t i = 0; i < b->nbackends; i++) {
+        health_stop(b->backends[i]);
+        backend_free(b->backends[i]);
+    }
+    for (size_t i = 0; i < b->nretired; i++)
+        backend_free(b->retired[i]);
+    free(b->backends);
+    free(b->retired);
+    admin_stop(b);
+    if (b->listener)
+        evconnlistener_free(b->listener);
+    struct event *evs[] = {b->sig_term, b->sig_int, b->sig_hup, b->sig_usr1, b->drain_timer};
+    for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
+        if (evs[i])
+            event_free(evs[i]);
+    event_base_free(b->base);
+    settings_cleanup(&b->set);
+    free(b);
+    return rc;
+}

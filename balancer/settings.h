@@ -1,0 +1,39 @@
+/* settings: the balancer's configuration (BALANCER_* settings, LOG_LEVEL, LOG_FILE).
+ *
+ * Loaded through shared/config.h, so every setting may come from its default,
+ * .env (or --env FILE), the environment or a flag. SIGHUP loads them again the
+ * same way. */
+#ifndef BALANCER_SETTINGS_H
+#define BALANCER_SETTINGS_H
+
+#include "backend.h"
+#include "shared/config.h"
+#include "shared/log.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct balancer_settings {
+    char listen[300];
+    char admin_listen[300]; /* empty: no admin listener */
+    struct backend_spec *backends; /* heap, nbackends entries */
+    size_t nbackends;
+    char health_path[256];
+    long health_interval_ms, health_timeout_ms, health_fall, health_rise;
+    long connect_timeout_ms, header_timeout_ms, idle_timeout_ms, client_timeout_ms, backend_timeout_ms;
+    long max_connections, max_header_bytes, max_body_bytes, pool_size, pool_idle_ms, shutdown_timeout_ms;
+    bool access_log;
+    enum log_level log_level;
+    char log_file[1024];
+};
+
+/* The settings table (NULL-name terminated), for --help and tests. */
+extern const struct config_setting settings_table[];
+
+/* Loads and validates every setting. `--help`/`--version` print and exit 0.
+ * Returns 0 and fills *out (free its backends with settings_cleanup), or -1 with
+ * a one-line reason in err. */
+int settings_load(struct balancer_settings *out, int argc, char **argv, char *err, size_t errlen);
+void settings_cleanup(struct balancer_settings *s);
+
+#endif
