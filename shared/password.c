@@ -176,10 +176,14 @@ static bool parse_stored(const char *stored, struct stored_hash *h)
         h->iterations = WERKZEUG_PBKDF2_ITERATIONS;
         if (!h->md || nfields > 3)
             return false;
-        if (nfields == 3 && !parse_count(field[2], flen[2], MAX_PBKDF2_ITERATIONS, &h->iterations))
-            return false;
         int size = EVP_MD_get_size(h->md);
-        if (size <= 0 || size > MAX_KEY_LEN)
+        int block = EVP_MD_get_block_size(h->md);
+        if (size <= 0 || size > MAX_KEY_LEN || block < 64)
+            return false;
+        /* The limit is for 64-byte-block digests; SHA-384 and SHA-512 work on
+         * 128-byte blocks and get half as many iterations. */
+        uint64_t max_iterations = (uint64_t)MAX_PBKDF2_ITERATIONS * 64 / (uint64_t)block;
+        if (nfields == 3 && !parse_count(field[2], flen[2], max_iterations, &h->iterations))
             return false;
         h->key_len = (size_t)size;
         return true;

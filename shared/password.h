@@ -32,7 +32,8 @@ char *password_hash(const char *password);
  * stored string, an empty salt, a digest of the wrong length, or parameters
  * beyond the limits, which keep one verification to about a second of CPU:
  * scrypt N a power of two up to 2^20, r up to 32, p up to 16, N*r*p up to
- * 2^21 and memory up to 256 MiB; pbkdf2 up to 2 million iterations. */
+ * 2^21 and memory up to 256 MiB; pbkdf2 up to 2 million iterations (1
+ * million for sha384 and sha512). */
 bool password_verify(const char *password, const char *stored);
 
 /* True when stored is not an scrypt hash with the current parameters (or is

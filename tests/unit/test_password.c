@@ -174,6 +174,7 @@ Test(password, malformed_stored_strings_fail_fast)
         "bcrypt:12$abcdefgh$" HEX128,
         "plain$$secret",
         "pbkdf2:sha256:0$abcdefgh$00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+        "pbkdf2:sha512:1000001$abcdefgh$" HEX128,
         "pbkdf2:sha256:2000001$abcdefgh$00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
         "pbkdf2:sha256:99999999999$abcdefgh$00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
         "pbkdf2:sha256:1000:1$abcdefgh$00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
