@@ -41,4 +41,38 @@ int test_backend_port(const struct test_backend *tb);
 /* The body of an echo or a request, counted the way /echo does (sum of bytes). */
 unsigned long long test_backend_body_sum(const char *data, size_t len);
 
+/* --- the balancer under test ---------------------------------------------- */
+
+struct harness_proc;
+
+struct test_balancer {
+    struct harness_proc *proc;
+    int port, admin_port;
+    char *log;  /* its log file (under SHOP_TEST_OUTPUT) */
+    char *envfile; /* a .env file that tests may rewrite before SIGHUP */
+};
+
+/* Starts $SHOP_BIN/balancer on free ports with BALANCER_BACKENDS=backends, short
+ * health-check settings (interval 100 ms, fall 2, rise 2) and the extra
+ * "NAME=value" settings in extra (NULL-terminated, may be NULL; they are written
+ * to a .env file, so a test may rewrite it and send SIGHUP). Waits until it
+ * listens. Aborts the test when it does not start. */
+struct test_balancer *test_balancer_start(const char *name, const char *backends, const char *const extra[]);
+/* Rewrites the .env file with backends and extra settings (as at start). */
+void test_balancer_rewrite_env(struct test_balancer *lb, const char *backends, const char *const extra[]);
+/* SIGTERM (then SIGKILL after 5 s), frees lb; returns the wait status. NULL is a no-op. */
+int test_balancer_stop(struct test_balancer *lb);
+/* "http://127.0.0.1:<port><path>" (caller frees); admin selects the admin port. */
+char *test_balancer_url(const struct test_balancer *lb, bool admin, const char *path);
+/* Number of lines of the balancer's log containing needle. */
+int test_balancer_log_count(const struct test_balancer *lb, const char *needle);
+
+/* --- raw sockets --------------------------------------------------------- */
+
+/* A connected, blocking TCP socket to 127.0.0.1:port, or -1. */
+int test_raw_connect(int port);
+/* Sends len bytes of data on fd and reads until the peer closes or timeout_ms
+ * passes; returns what was read, NUL-terminated (caller frees), *outlen its length. */
+char *test_raw_exchange(int fd, const char *data, size_t len, int timeout_ms, size_t *outlen);
+
 #endif

@@ -1,0 +1,109 @@
+/* The balancer spreads requests over healthy backends per request (round robin,
+ * smooth weighted round robin with weights), also on one kept-alive connection. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shared/xalloc.h"
+#include "tests/support/harness.h"
+#include "tests/support/test_backend.h"
+
+static struct test_backend *be[3];
+static int ports[3];
+static struct test_balancer *lb;
+static struct http_client *cl;
+
+static void teardown(void)
+{
+    http_client_free(cl);
+    test_balancer_stop(lb);
+    for (int i = 0; i < 3; i++)
+        test_backend_stop(be[i]);
+}
+
+TestSuite(balancer_distribution, .fini = teardown, .timeout = 30);
+
+static void start_backends(int n)
+{
+    static const char *const names[] = {"A", "B", "C"};
+    for (int i = 0; i < n; i++) {
+        ports[i] = harness_free_port();
+        be[i] = test_backend_start(ports[i], names[i], NULL);
+    }
+    cl = http_client_new();
+}
+
+/* GET /whoami through the balancer; returns the backend's name letter. */
+static char whoami(void)
+{
+    char *url = test_balancer_url(lb, false, "/whoami");
+    struct http_resp *r = http_request(cl, "GET", url, NULL, NULL, NULL);
+    free(url);
+    cr_assert_eq(r->status, 200, "status %ld (%s) body %s", r->status, r->error, r->body);
+    char name = r->body[0];
+    http_resp_free(r);
+    return name;
+}
+
+static long status_number(const char *key)
+{
+    struct http_client *admin = http_client_new();
+    char *url = test_balancer_url(lb, true, "/status");
+    struct http_resp *r = http_request(admin, "GET", url, NULL, NULL, NULL);
+    free(url);
+    cr_assert_not_null(r->json, "status is not JSON: %s", r->body);
+    long v = (long)json_integer_value(json_object_get(r->json, key));
+    http_resp_free(r);
+    http_client_free(admin);
+    return v;
+}
+
+Test(balancer_distribution, alternates_per_request_on_one_keepalive_connection)
+{
+    start_backends(2);
+    char list[128];
+    snprintf(list, sizeof(list), "127.0.0.1:%d,127.0.0.1:%d", ports[0], ports[1]);
+    lb = test_balancer_start("dist-rr", list, NULL);
+    long accepted_before = status_number("accepted_total");
+    char seq[11] = {0};
+    for (int i = 0; i < 10; i++)
+        seq[i] = whoami();
+    for (int i = 1; i < 10; i++)
+        cr_assert_neq(seq[i], seq[i - 1], "same backend twice in a row: %s", seq);
+    cr_assert(strchr(seq, 'A') && strchr(seq, 'B'), "sequence %s", seq);
+    /* All ten went over one client connection, yet both backends served it. */
+    cr_assert_eq(status_number("accepted_total") - accepted_before, 1);
+    cr_assert_geq(status_number("requests_total"), 10);
+}
+
+Test(balancer_distribution, three_backends_share_evenly)
+{
+    start_backends(3);
+    char list[128];
+    snprintf(list, sizeof(list), "127.0.0.1:%d, 127.0.0.1:%d ,127.0.0.1:%d", ports[0], ports[1], ports[2]);
+    lb = test_balancer_start("dist-three", list, NULL);
+    int count[3] = {0};
+    for (int i = 0; i < 30; i++)
+        count[whoami() - 'A']++;
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(count[i], 10, "backend %c got %d of 30", 'A' + i, count[i]);
+}
+
+Test(balancer_distribution, weights_are_smooth)
+{
+    start_backends(2);
+    char list[128];
+    snprintf(list, sizeof(list), "127.0.0.1:%d=3,127.0.0.1:%d=1", ports[0], ports[1]);
+    lb = test_balancer_start("dist-weights", list, NULL);
+    char seq[41] = {0};
+    int a = 0;
+    for (int i = 0; i < 40; i++) {
+        seq[i] = whoami();
+        a += seq[i] == 'A';
+    }
+    cr_assert_eq(a, 30, "A got %d of 40: %s", a, seq);
+    /* Smooth: never more than three A in a row, B never twice in a row. */
+    cr_assert_null(strstr(seq, "AAAA"), "%s", seq);
+    cr_assert_null(strstr(seq, "BB"), "%s", seq);
+}
