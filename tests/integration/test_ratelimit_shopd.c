@@ -1,0 +1,177 @@
+/* The rate-limit path through shopd: real redis-server, ratelimitd and shopd. A spent
+ * budget answers 429 with Retry-After and the RateLimit fields; with ratelimitd gone,
+ * shopd serves requests anyway (fail open) and without RateLimit fields. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "shared/xalloc.h"
+#include "tests/support/harness.h"
+
+/* Tight budgets so the test reaches them quickly; one token an hour so nothing refills. */
+static const char rules_text[] = "api       1/1h burst=3\n"
+                                 "page      1/1h burst=2\n"
+                                 "login     1/1h burst=2\n"
+                                 "register  1/1h burst=2\n"
+                                 "cart      1/1h burst=2\n"
+                                 "checkout  1/1h burst=2\n";
+
+static char *dir;
+static char *sock;
+static char *shopd_log;
+static char *rld_log;
+static int shop_port;
+static struct harness_proc *redis, *rld, *shopd;
+
+static void setup(void)
+{
+    dir = harness_tempdir("rlshopd");
+    sock = xasprintf("%s/run/rl.sock", dir);
+    shopd_log = harness_output_path("ratelimit_shopd_shopd.log");
+    rld_log = harness_output_path("ratelimit_shopd_ratelimitd.log");
+    char *rules = xasprintf("%s/test.rules", dir);
+    FILE *f = fopen(rules, "w");
+    cr_assert_not_null(f);
+    fputs(rules_text, f);
+    fclose(f);
+
+    int redis_port = harness_free_port();
+    char port[16];
+    snprintf(port, sizeof(port), "%d", redis_port);
+    const char *rargv[] = {"/usr/bin/redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
+                           "--appendonly", "no", NULL};
+    redis = harness_start(rargv, NULL, dir, NULL);
+    cr_assert(harness_wait_port(redis_port, 5000));
+
+    char *rbin = harness_bin("ratelimitd");
+    char *e_sock = xasprintf("RATELIMITD_SOCKET=%s", sock);
+    char *e_redis = xasprintf("REDIS_URL=redis://127.0.0.1:%d/0", redis_port);
+    char *e_rules = xasprintf("RATELIMIT_RULES=%s", rules);
+    const char *argv1[] = {rbin, NULL};
+    const char *env1[] = {e_sock, e_redis, e_rules, NULL};
+    rld = harness_start(argv1, env1, dir, rld_log);
+    cr_assert(harness_wait_unix(sock, 5000), "ratelimitd did not start");
+
+    shop_port = harness_free_port();
+    char *sbin = harness_bin("shopd");
+    char *e_listen = xasprintf("SHOPD_LISTEN=127.0.0.1:%d", shop_port);
+    const char *argv2[] = {sbin, NULL};
+    /* Run from the checkout: templates and static files are found relative to it. */
+    const char *env2[] = {e_listen, e_sock, "SHOPD_WORKERS=1", "DATABASE_URL=sqlite:///:memory:",
+                          "SHOP_ENV=development", "RATELIMIT_TIMEOUT_MS=200", NULL};
+    shopd = harness_start(argv2, env2, harness_root(), shopd_log);
+    if (!harness_wait_port(shop_port, 10000)) {
+        harness_dump_log(shopd_log, 30);
+        cr_assert_fail("shopd did not start");
+    }
+    free(rules);
+    free(rbin);
+    free(sbin);
+    free(e_sock);
+    free(e_redis);
+    free(e_rules);
+    free(e_listen);
+}
+
+static void teardown(void)
+{
+    harness_stop(shopd, 5000);
+    harness_stop(rld, 3000);
+    harness_stop(redis, 3000);
+    harness_rmrf(dir);
+    free(dir);
+    free(sock);
+    free(shopd_log);
+    free(rld_log);
+}
+
+TestSuite(ratelimit_shopd, .init = setup, .fini = teardown, .timeout = 40);
+
+static struct http_resp *get(struct http_client *c, const char *path)
+{
+    char url[256];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", shop_port, path);
+    return http_request(c, "GET", url, NULL, NULL, NULL);
+}
+
+Test(ratelimit_shopd, spent_budget_answers_429_with_ratelimit_fields)
+{
+    struct http_client *c = http_client_new();
+    /* ratelimitd may still be connecting to Redis: wait (at most 8 s) for the first checked answer. */
+    struct http_resp *r = NULL;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        r = get(c, "/products");
+        if (r->status == 200 && http_resp_header(r, "RateLimit-Limit"))
+            break;
+        cr_assert_neq(r->status, 0, "shopd does not answer: %s", r->error);
+        http_resp_free(r);
+        r = NULL;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        if (t1.tv_sec - t0.tv_sec > 8)
+            break;
+        harness_sleep_ms(50);
+    }
+    cr_assert_not_null(r, "no budget-checked answer from shopd within 8 s");
+    cr_assert_str_eq(http_resp_header(r, "RateLimit-Limit"), "3");
+    int first_remaining = atoi(http_resp_header(r, "RateLimit-Remaining"));
+    cr_assert_leq(first_remaining, 2);
+    cr_assert_str_eq(http_resp_header(r, "RateLimit-Policy"), "\"api\";q=3;w=10800");
+    char want[64];
+    snprintf(want, sizeof(want), "\"api\";r=%d;t=", first_remaining);
+    cr_assert_eq(strncmp(http_resp_header(r, "RateLimit"), want, strlen(want)), 0, "%s",
+                 http_resp_header(r, "RateLimit"));
+    cr_assert_null(http_resp_header(r, "Retry-After"));
+    http_resp_free(r);
+
+    for (int i = first_remaining; i > 0; i--) {
+        r = get(c, "/products");
+        cr_assert_eq(r->status, 200);
+        cr_assert_eq(atoi(http_resp_header(r, "RateLimit-Remaining")), i - 1);
+        http_resp_free(r);
+    }
+    r = get(c, "/products");
+    cr_assert_eq(r->status, 429, "status %ld: %s", r->status, r->body);
+    const char *ra = http_resp_header(r, "Retry-After");
+    cr_assert_not_null(ra);
+    long retry = atol(ra);
+    cr_assert(retry > 3500 && retry <= 3600, "Retry-After %ld", retry);
+    cr_assert_str_eq(http_resp_header(r, "RateLimit-Remaining"), "0");
+    cr_assert_str_eq(http_resp_header(r, "RateLimit-Limit"), "3");
+    cr_assert_not_null(http_resp_header(r, "RateLimit-Policy"));
+    cr_assert_not_null(r->json, "429 from the API is JSON: %s", r->body);
+    cr_assert_not_null(json_object_get(r->json, "message"));
+    http_resp_free(r);
+
+    /* Another rule keeps its own budget; /healthz is not budget-checked at all. */
+    r = get(c, "/healthz");
+    cr_assert_eq(r->status, 200);
+    cr_assert_null(http_resp_header(r, "RateLimit-Limit"));
+    http_resp_free(r);
+    http_client_free(c);
+}
+
+Test(ratelimit_shopd, fails_open_when_ratelimitd_is_gone)
+{
+    struct http_client *c = http_client_new();
+    harness_stop(rld, 3000);
+    rld = NULL;
+    harness_sleep_ms(100);
+    for (int i = 0; i < 6; i++) {
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        struct http_resp *r = get(c, "/products");
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+        cr_assert_eq(r->status, 200, "request %d: %ld %s", i, r->status, r->error);
+        cr_assert_null(http_resp_header(r, "RateLimit-Limit"), "no budget was checked");
+        cr_assert_lt(ms, 1000, "request %d took %ld ms", i, ms);
+        http_resp_free(r);
+    }
+    cr_assert(harness_alive(shopd));
+    http_client_free(c);
+}
