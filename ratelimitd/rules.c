@@ -11,6 +11,7 @@
 /* A cap so a mistaken or hostile rules file cannot make the daemon allocate without bound. */
 #define MAX_RULES 1000
 #define MAX_NUMBER 1000000L
+#define MAX_TAU_US 1000000000000000LL
 
 static void fail(char *err, size_t errlen, const char *origin, int line, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
@@ -159,6 +160,13 @@ static int add_rule(struct rld_rules *set, size_t *cap, const char *line, size_t
     /* Microseconds keep sub-millisecond intervals exact enough for rates up to 1e6/s. */
     int64_t interval = ((int64_t)r.period_s * 1000000 + r.rate / 2) / r.rate;
     r.interval_us = interval > 0 ? interval : 1;
+    /* tau also bounds how far a TAT runs ahead of the clock; keeping it under ~31 years keeps
+     * now + tau exact in the Lua script's doubles and far from int64 overflow. */
+    if (r.interval_us > MAX_TAU_US / r.burst) {
+        fail(err, errlen, origin, lineno, "burst / rate takes longer than %lld seconds to refill",
+             (long long)(MAX_TAU_US / 1000000));
+        return -1;
+    }
     r.tau_us = r.interval_us * r.burst;
     r.window_s = (long)((r.tau_us + 999999) / 1000000);
     if (set->count == *cap) {

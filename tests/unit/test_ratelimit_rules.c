@@ -79,6 +79,7 @@ Test(rules, errors_name_file_and_line)
     expect_error("a 1/s burst=1 \x01\n", ":1: unexpected control");
     expect_error("# nothing here\n\n", "no rules defined");
     expect_error("", "no rules defined");
+    expect_error("forever 1/100000h burst=1000000\n", ":1: burst / rate takes longer");
 }
 
 Test(rules, load_reports_missing_file_and_loads_the_shipped_rules)
