@@ -166,7 +166,8 @@ void rld_buckets_check(struct rld_buckets *b, const struct rld_rule *rule, const
     if (b->count >= b->sweep_at) {
         rld_buckets_sweep(b, now_us);
         if (b->count >= MAX_BUCKETS) {
-            log_warn("local buckets: %zu buckets, more than %d; forgetting all of them", b->count, MAX_BUCKETS);
+            log_warn("local buckets: %zu buckets, more than %d; forgetting all of them", b->count,
+                     MAX_BUCKETS);
             clear_all(b);
         }
         b->sweep_at = b->count * 2 > 4096 ? b->count * 2 : 4096;

@@ -15,13 +15,19 @@
 
 static const struct config_setting settings[] = {
     {.name = "RATELIMITD_SOCKET", .default_value = "run/ratelimitd.sock", .help = "unix socket to listen on"},
-    {.name = "RATELIMITD_TCP", .default_value = "", .help = "also listen on this loopback host:port (empty: no TCP)"},
-    {.name = "REDIS_URL", .default_value = "redis://127.0.0.1:6379/0",
+    {.name = "RATELIMITD_TCP",
+     .default_value = "",
+     .help = "also listen on this loopback host:port (empty: no TCP)"},
+    {.name = "REDIS_URL",
+     .default_value = "redis://127.0.0.1:6379/0",
      .help = "redis://[:password@]host:port/db or unix:///path/redis.sock[?db=N]"},
     {.name = "RATELIMIT_RULES", .default_value = "deploy/ratelimit.rules", .help = "the rules file"},
-    {.name = "RATELIMITD_REDIS_TIMEOUT_MS", .default_value = "100",
+    {.name = "RATELIMITD_REDIS_TIMEOUT_MS",
+     .default_value = "100",
      .help = "a Redis call slower than this is decided from local buckets"},
-    {.name = "RATELIMITD_MAX_CONNECTIONS", .default_value = "1000", .help = "client connections open at once"},
+    {.name = "RATELIMITD_MAX_CONNECTIONS",
+     .default_value = "1000",
+     .help = "client connections open at once"},
     {.name = "LOG_LEVEL", .default_value = "info", .help = "debug, info, warn or error"},
     {.name = "LOG_FILE", .help = "append the log to this file instead of stderr (SIGUSR1 reopens it)"},
     {0},
@@ -77,8 +83,8 @@ int main(int argc, char **argv)
     char err[512];
     log_init("ratelimitd");
     struct config *cfg = config_load("ratelimitd", SHOP_VERSION,
-                                     "rate-limiter daemon: token buckets in Redis behind a line protocol", settings,
-                                     argc, argv, err, sizeof(err));
+                                     "rate-limiter daemon: token buckets in Redis behind a line protocol",
+                                     settings, argc, argv, err, sizeof(err));
     if (!cfg)
         return fail(err);
     enum log_level level;

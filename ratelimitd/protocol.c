@@ -35,8 +35,8 @@ static bool rule_name_ok(const char *s, size_t len)
         return false;
     for (size_t i = 0; i < len; i++) {
         char ch = s[i];
-        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||
-                  ch == '-' || ch == '.';
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                  ch == '_' || ch == '-' || ch == '.';
         if (!ok)
             return false;
     }
@@ -128,9 +128,11 @@ static size_t clamp_len(int n, size_t buflen)
     return (size_t)n < buflen ? (size_t)n : buflen - 1;
 }
 
-size_t rld_proto_format_allow(char *buf, size_t buflen, long limit, long remaining, long reset_s, long window_s)
+size_t rld_proto_format_allow(char *buf, size_t buflen, long limit, long remaining, long reset_s,
+                              long window_s)
 {
-    return clamp_len(snprintf(buf, buflen, "ALLOW %ld %ld %ld %ld\r\n", limit, remaining, reset_s, window_s), buflen);
+    return clamp_len(snprintf(buf, buflen, "ALLOW %ld %ld %ld %ld\r\n", limit, remaining, reset_s, window_s),
+                     buflen);
 }
 
 size_t rld_proto_format_deny(char *buf, size_t buflen, long limit, long retry_after_ms, long window_s)

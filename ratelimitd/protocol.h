@@ -14,7 +14,8 @@
 
 /* Longest request line accepted, without its line ending. */
 #define RLD_PROTO_MAX_LINE 4096
-/* Longest key; longer keys are refused rather than truncated so two clients never share a bucket by accident. */
+/* Longest key; longer keys are refused rather than truncated so two clients never share a bucket by accident.
+ */
 #define RLD_PROTO_MAX_KEY 256
 #define RLD_PROTO_MAX_RULE 64
 /* Largest cost of one CHECK: far above any burst, small enough that cost * interval never overflows. */
@@ -38,7 +39,8 @@ int rld_proto_parse(const char *line, size_t len, struct rld_cmd *cmd, const cha
 
 /* Formats an answer line including "\r\n" into buf (at least 96 bytes for ALLOW/DENY).
  * Returns the length written, excluding the terminating NUL. */
-size_t rld_proto_format_allow(char *buf, size_t buflen, long limit, long remaining, long reset_s, long window_s);
+size_t rld_proto_format_allow(char *buf, size_t buflen, long limit, long remaining, long reset_s,
+                              long window_s);
 size_t rld_proto_format_deny(char *buf, size_t buflen, long limit, long retry_after_ms, long window_s);
 size_t rld_proto_format_err(char *buf, size_t buflen, const char *reason);
 

@@ -99,8 +99,8 @@ int rld_redis_parse_url(const char *url, struct rld_redis_addr *out, char *err, 
         memcpy(out->host, path, len);
         if (q) {
             char *end;
-            if (strncmp(q, "?db=", 4) != 0 || (out->db = (int)strtol(q + 4, &end, 10), *end) || end == q + 4 ||
-                out->db < 0 || out->db > 1000) {
+            if (strncmp(q, "?db=", 4) != 0 || (out->db = (int)strtol(q + 4, &end, 10), *end) ||
+                end == q + 4 || out->db < 0 || out->db > 1000) {
                 snprintf(err, errlen, "REDIS_URL: only ?db=N is understood after a unix socket path");
                 return -1;
             }
@@ -188,8 +188,8 @@ static void mark_down(struct rld_store *s, const char *why)
     s->state = ST_DOWN;
     s->stats->redis_up = false;
     if (!s->outage_logged && !s->freeing) {
-        log_warn("redis %s (%s); deciding from local buckets until it is back", was_up ? "lost" : "unreachable",
-                 why);
+        log_warn("redis %s (%s); deciding from local buckets until it is back",
+                 was_up ? "lost" : "unreachable", why);
         s->outage_logged = true;
     } else {
         log_debug("redis: %s", why);
@@ -229,11 +229,12 @@ static void send_call(struct rld_store *s, struct call *c, bool full_script)
     int rc;
     if (full_script)
         rc = redisAsyncCommand(s->ac, on_reply, c, "EVAL %s 1 rl:%s:%b %lld %ld %ld", rld_redis_script,
-                               c->rule->name, c->key, c->key_len, (long long)c->rule->interval_us, c->rule->burst,
-                               c->cost);
+                               c->rule->name, c->key, c->key_len, (long long)c->rule->interval_us,
+                               c->rule->burst, c->cost);
     else
-        rc = redisAsyncCommand(s->ac, on_reply, c, "EVALSHA %s 1 rl:%s:%b %lld %ld %ld", s->sha, c->rule->name,
-                               c->key, c->key_len, (long long)c->rule->interval_us, c->rule->burst, c->cost);
+        rc =
+            redisAsyncCommand(s->ac, on_reply, c, "EVALSHA %s 1 rl:%s:%b %lld %ld %ld", s->sha, c->rule->name,
+                              c->key, c->key_len, (long long)c->rule->interval_us, c->rule->burst, c->cost);
     if (rc != REDIS_OK) {
         if (!c->answered)
             answer_locally(c, true);
@@ -284,8 +285,8 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
     free(c);
 }
 
-void rld_store_check(struct rld_store *s, const struct rld_rule *rule, const char *key, size_t key_len, long cost,
-                     rld_store_done_fn cb, void *arg)
+void rld_store_check(struct rld_store *s, const struct rld_rule *rule, const char *key, size_t key_len,
+                     long cost, rld_store_done_fn cb, void *arg)
 {
     struct call *c = xmalloc(sizeof(*c) + key_len);
     c->s = s;
@@ -333,7 +334,8 @@ static void on_script_loaded(redisAsyncContext *ac, void *r, void *privdata)
     if (!reply || ac != s->ac)
         return;
     if (reply->type != REDIS_REPLY_STRING || reply->len != 40) {
-        log_error("redis SCRIPT LOAD failed: %s", reply->type == REDIS_REPLY_ERROR ? reply->str : "odd reply");
+        log_error("redis SCRIPT LOAD failed: %s",
+                  reply->type == REDIS_REPLY_ERROR ? reply->str : "odd reply");
         return;
     }
     memcpy(s->sha, reply->str, 40);

@@ -74,10 +74,18 @@ static int parse_rate(const char *s, size_t len, long *rate, long *period_s, con
     }
     long unit;
     switch (*u) {
-    case 's': unit = 1; break;
-    case 'm': unit = 60; break;
-    case 'h': unit = 3600; break;
-    default: *reason = "period unit must be s, m or h"; return -1;
+    case 's':
+        unit = 1;
+        break;
+    case 'm':
+        unit = 60;
+        break;
+    case 'h':
+        unit = 3600;
+        break;
+    default:
+        *reason = "period unit must be s, m or h";
+        return -1;
     }
     long count = u == slash + 1 ? 1 : parse_count(slash + 1, u);
     if (count < 0 || count > 100000) {

@@ -12,10 +12,10 @@
 
 struct rld_rule {
     char name[65];
-    long rate;          /* tokens per period */
-    long period_s;      /* period in seconds */
-    long burst;         /* bucket capacity */
-    bool shadow;        /* decide and log, but always allow */
+    long rate;           /* tokens per period */
+    long period_s;       /* period in seconds */
+    long burst;          /* bucket capacity */
+    bool shadow;         /* decide and log, but always allow */
     int64_t interval_us; /* time to earn one token (GCRA emission interval), at least 1 */
     int64_t tau_us;      /* time to refill a whole burst: interval_us * burst */
     long window_s;       /* tau in whole seconds, rounded up: the window advertised to clients */

@@ -189,7 +189,8 @@ static void on_decision(const struct rld_decision *d, void *arg)
     srv->stats->decisions++;
     if (d->allowed) {
         srv->stats->allowed++;
-        s->len = rld_proto_format_allow(s->text, sizeof(s->text), d->limit, d->remaining, d->reset_s, d->window_s);
+        s->len =
+            rld_proto_format_allow(s->text, sizeof(s->text), d->limit, d->remaining, d->reset_s, d->window_s);
     } else if (s->rule->shadow) {
         srv->stats->allowed++;
         srv->stats->shadow_denied++;
@@ -438,8 +439,10 @@ static struct evconnlistener *listen_tcp(struct rld_server *srv, const char *spe
         return NULL;
     }
     if (!rld_server_is_loopback(host)) {
-        snprintf(err, errlen, "RATELIMITD_TCP: %s is not a loopback address; ratelimitd has no authentication "
-                              "and listens on 127.0.0.1 or ::1 only", host);
+        snprintf(err, errlen,
+                 "RATELIMITD_TCP: %s is not a loopback address; ratelimitd has no authentication "
+                 "and listens on 127.0.0.1 or ::1 only",
+                 host);
         return NULL;
     }
     struct sockaddr_storage ss;
@@ -459,10 +462,9 @@ static struct evconnlistener *listen_tcp(struct rld_server *srv, const char *spe
         s6->sin6_port = htons((uint16_t)port);
         sslen = sizeof(*s6);
     }
-    struct evconnlistener *l =
-        evconnlistener_new_bind(srv->base, on_accept, srv,
-                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE, 511,
-                                (struct sockaddr *)&ss, (int)sslen);
+    struct evconnlistener *l = evconnlistener_new_bind(
+        srv->base, on_accept, srv, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE, 511,
+        (struct sockaddr *)&ss, (int)sslen);
     if (!l) {
         snprintf(err, errlen, "RATELIMITD_TCP: cannot listen on %s: %s", spec, strerror(errno));
         return NULL;
@@ -479,8 +481,8 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
 }
 
 struct rld_server *rld_server_new(struct event_base *base, const struct rld_server_config *cfg,
-                                  const struct rld_rules *rules, struct rld_store *store, struct rld_stats *stats,
-                                  char *err, size_t errlen)
+                                  const struct rld_rules *rules, struct rld_store *store,
+                                  struct rld_stats *stats, char *err, size_t errlen)
 {
     struct rld_server *srv = xcalloc(1, sizeof(*srv));
     srv->base = base;

@@ -27,8 +27,8 @@ struct rld_server;
  * mode 0660) and starts serving. rules, store and stats are borrowed and must outlive
  * the server. Returns NULL with a one-line reason in err (e.g. a non-loopback TCP address). */
 struct rld_server *rld_server_new(struct event_base *base, const struct rld_server_config *cfg,
-                                  const struct rld_rules *rules, struct rld_store *store, struct rld_stats *stats,
-                                  char *err, size_t errlen);
+                                  const struct rld_rules *rules, struct rld_store *store,
+                                  struct rld_stats *stats, char *err, size_t errlen);
 /* Stops accepting and removes the socket file; connections stop reading, get their pending
  * answers and close. done(arg) runs from the event loop once the last connection closed. */
 void rld_server_shutdown(struct rld_server *srv, void (*done)(void *arg), void *arg);

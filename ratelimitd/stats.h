@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 struct rld_stats {
-    uint64_t decisions;          /* CHECKs answered ALLOW or DENY */
+    uint64_t decisions; /* CHECKs answered ALLOW or DENY */
     uint64_t allowed;
     uint64_t denied;
     uint64_t shadow_denied;      /* refusals of shadow rules, answered ALLOW */
@@ -18,12 +18,13 @@ struct rld_stats {
     uint64_t redis_latency_sum_us;
     uint64_t redis_latency_max_us;
     bool redis_up;
-    long connections;            /* client connections open now */
+    long connections; /* client connections open now */
 };
 
 /* Records one Redis round trip of us microseconds. */
 void rld_stats_redis_latency(struct rld_stats *s, uint64_t us);
-/* Writes the counters as "key=value ..." plus "\r\n" into buf; returns the length (truncated to buflen - 1). */
+/* Writes the counters as "key=value ..." plus "\r\n" into buf; returns the length (truncated to buflen - 1).
+ */
 size_t rld_stats_format(const struct rld_stats *s, char *buf, size_t buflen);
 
 #endif

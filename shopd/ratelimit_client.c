@@ -177,7 +177,8 @@ static int parse_answer(const char *line, struct rl_result *r)
     } else {
         return -1;
     }
-    if (r->limit < 0 || r->remaining < 0 || r->reset_seconds < 0 || r->retry_after_ms < 0 || r->window_seconds < 0)
+    if (r->limit < 0 || r->remaining < 0 || r->reset_seconds < 0 || r->retry_after_ms < 0 ||
+        r->window_seconds < 0)
         return -1;
     return 0;
 }
@@ -317,7 +318,8 @@ static void copy_clean(char *dst, const char *src, size_t max, bool rule)
     dst[n] = 0;
 }
 
-void rl_client_check(struct rl_client *c, const char *rule, const char *key, int cost, rl_done_fn cb, void *arg)
+void rl_client_check(struct rl_client *c, const char *rule, const char *key, int cost, rl_done_fn cb,
+                     void *arg)
 {
     struct pending *p = xcalloc(1, sizeof(*p));
     p->cb = cb;

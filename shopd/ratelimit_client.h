@@ -34,7 +34,8 @@ struct rl_client *rl_client_new(struct event_base *base, const char *socket_path
  * caller then fails open). rule and key are copied; in the key, spaces, control and
  * non-ASCII bytes become '_' and it is cut at 256 bytes. A negative cost counts as 1.
  * The result passed to cb is valid only during the call. */
-void rl_client_check(struct rl_client *c, const char *rule, const char *key, int cost, rl_done_fn cb, void *arg);
+void rl_client_check(struct rl_client *c, const char *rule, const char *key, int cost, rl_done_fn cb,
+                     void *arg);
 
 /* Closes the connection and frees the client. Checks still waiting get their callback
  * with RL_UNAVAILABLE before this returns. Must not be called from inside a callback. */

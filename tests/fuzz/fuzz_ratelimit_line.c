@@ -46,8 +46,9 @@ static void check_line(const char *line, size_t len, int64_t now)
         d.retry_after_ms > rule->window_s * 1000)
         abort();
     char buf[96];
-    size_t n = d.allowed ? rld_proto_format_allow(buf, sizeof(buf), d.limit, d.remaining, d.reset_s, d.window_s)
-                         : rld_proto_format_deny(buf, sizeof(buf), d.limit, d.retry_after_ms, d.window_s);
+    size_t n = d.allowed
+                   ? rld_proto_format_allow(buf, sizeof(buf), d.limit, d.remaining, d.reset_s, d.window_s)
+                   : rld_proto_format_deny(buf, sizeof(buf), d.limit, d.retry_after_ms, d.window_s);
     if (n < 4 || n >= sizeof(buf) || buf[n - 2] != '\r' || buf[n - 1] != '\n')
         abort();
 }

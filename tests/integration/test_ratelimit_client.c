@@ -63,7 +63,7 @@ static void setup(void)
     char port[16];
     snprintf(port, sizeof(port), "%d", redis_port);
     const char *argv[] = {"/usr/bin/redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
-                          "--appendonly", "no", NULL};
+                          "--appendonly",          "no",     NULL};
     redis = harness_start(argv, NULL, dir, NULL);
     cr_assert(harness_wait_port(redis_port, 5000));
     base = event_base_new();
@@ -198,7 +198,7 @@ Test(rl_client, allow_then_deny_with_headers)
     int n = 0;
     struct evkeyval *kv;
     TAILQ_FOREACH(kv, &h, next)
-        n++;
+    n++;
     cr_assert_eq(n, 6);
     evhttp_clear_headers(&h);
 

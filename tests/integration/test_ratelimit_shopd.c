@@ -42,7 +42,7 @@ static void setup(void)
     char port[16];
     snprintf(port, sizeof(port), "%d", redis_port);
     const char *rargv[] = {"/usr/bin/redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
-                           "--appendonly", "no", NULL};
+                           "--appendonly",          "no",     NULL};
     redis = harness_start(rargv, NULL, dir, NULL);
     cr_assert(harness_wait_port(redis_port, 5000));
 
@@ -60,8 +60,13 @@ static void setup(void)
     char *e_listen = xasprintf("SHOPD_LISTEN=127.0.0.1:%d", shop_port);
     const char *argv2[] = {sbin, NULL};
     /* Run from the checkout: templates and static files are found relative to it. */
-    const char *env2[] = {e_listen, e_sock, "SHOPD_WORKERS=1", "DATABASE_URL=sqlite:///:memory:",
-                          "SHOP_ENV=development", "RATELIMIT_TIMEOUT_MS=200", NULL};
+    const char *env2[] = {e_listen,
+                          e_sock,
+                          "SHOPD_WORKERS=1",
+                          "DATABASE_URL=sqlite:///:memory:",
+                          "SHOP_ENV=development",
+                          "RATELIMIT_TIMEOUT_MS=200",
+                          NULL};
     shopd = harness_start(argv2, env2, harness_root(), shopd_log);
     if (!harness_wait_port(shop_port, 10000)) {
         harness_dump_log(shopd_log, 30);

@@ -45,7 +45,7 @@ static void start_redis(void)
     char port[16];
     snprintf(port, sizeof(port), "%d", redis_port);
     const char *argv[] = {"/usr/bin/redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
-                          "--appendonly", "no", NULL};
+                          "--appendonly",          "no",     NULL};
     char *log = xasprintf("%s/redis.log", dir);
     redis = harness_start(argv, NULL, dir, log);
     free(log);
@@ -62,7 +62,8 @@ static void start_rld(int i)
     snprintf(e_redis, sizeof(e_redis), "REDIS_URL=redis://127.0.0.1:%d/0", redis_port);
     snprintf(e_rules, sizeof(e_rules), "RATELIMIT_RULES=%s", rules_path);
     const char *argv[] = {bin, NULL};
-    const char *env[] = {e_sock, e_redis, e_rules, "LOG_LEVEL=debug", "RATELIMITD_REDIS_TIMEOUT_MS=100", NULL};
+    const char *env[] = {e_sock, e_redis, e_rules, "LOG_LEVEL=debug", "RATELIMITD_REDIS_TIMEOUT_MS=100",
+                         NULL};
     rld[i] = harness_start(argv, env, dir, log_path[i]);
     free(bin);
     if (!harness_wait_unix(sock_path[i], 5000)) {
@@ -109,7 +110,8 @@ static struct conn *conn_open(const char *path)
     c->fd = socket(AF_UNIX, SOCK_STREAM, 0);
     struct sockaddr_un a = {.sun_family = AF_UNIX};
     snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
-    cr_assert_eq(connect(c->fd, (struct sockaddr *)&a, sizeof(a)), 0, "connect %s: %s", path, strerror(errno));
+    cr_assert_eq(connect(c->fd, (struct sockaddr *)&a, sizeof(a)), 0, "connect %s: %s", path,
+                 strerror(errno));
     return c;
 }
 
@@ -484,8 +486,8 @@ Test(ratelimitd, tcp_listener_on_loopback)
     cr_assert(harness_wait_port(port, 5000));
     struct conn *c = calloc(1, sizeof(*c));
     c->fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                             .sin_addr.s_addr = htonl(0x7f000001)};
+    struct sockaddr_in sa = {
+        .sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(0x7f000001)};
     cr_assert_eq(connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
     cr_assert_str_eq(ask(c, "PING"), "PONG");
     conn_close(c);

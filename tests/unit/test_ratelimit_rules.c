@@ -318,7 +318,8 @@ Test(redis_url, parses_forms_and_refuses_junk)
     cr_assert_eq(a.port, 6379);
     cr_assert_eq(a.db, 0);
     cr_assert_eq(a.password[0], 0);
-    cr_assert_eq(rld_redis_parse_url("redis://:s3cret@cache.local:7000/3", &a, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(rld_redis_parse_url("redis://:s3cret@cache.local:7000/3", &a, err, sizeof(err)), 0, "%s",
+                 err);
     cr_assert_str_eq(a.password, "s3cret");
     cr_assert_str_eq(a.host, "cache.local");
     cr_assert_eq(a.port, 7000);
@@ -328,7 +329,8 @@ Test(redis_url, parses_forms_and_refuses_junk)
     cr_assert_eq(a.port, 6380);
     cr_assert_eq(rld_redis_parse_url("redis://localhost", &a, err, sizeof(err)), 0, "%s", err);
     cr_assert_eq(a.port, 6379);
-    cr_assert_eq(rld_redis_parse_url("unix:///run/redis/redis.sock?db=2", &a, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(rld_redis_parse_url("unix:///run/redis/redis.sock?db=2", &a, err, sizeof(err)), 0, "%s",
+                 err);
     cr_assert(a.is_unix);
     cr_assert_str_eq(a.host, "/run/redis/redis.sock");
     cr_assert_eq(a.db, 2);
