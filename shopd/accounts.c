@@ -1,0 +1,151 @@
+#include "shopd/accounts.h"
+#include "shared/log.h"
+#include "shared/password.h"
+#include "shared/xalloc.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+static const char SQL_INSERT_USER[] = "INSERT INTO users (email, password_hash, created_at) VALUES (?1, ?2, ?3)";
+static const char SQL_FIND_USER[] = "SELECT id, password_hash FROM users WHERE email = ?1";
+static const char SQL_REHASH[] = "UPDATE users SET password_hash = ?2 WHERE id = ?1";
+
+bool accounts_email_valid(const char *email)
+{
+    size_t n = strlen(email);
+    if (n < 3 || n > ACCOUNTS_MAX_EMAIL)
+        return false;
+    const char *at = strchr(email, '@');
+    if (!at || at == email || strchr(at + 1, '@'))
+        return false;
+    for (const char *c = email; *c; c++)
+        if ((unsigned char)*c <= 0x20 || *c == 0x7f || *c == '<' || *c == '>' || *c == ',' || *c == '"')
+            return false;
+    const char *domain = at + 1;
+    const char *dot = strrchr(domain, '.');
+    if (!dot || dot == domain || dot[1] == '\0' || strstr(domain, ".."))
+        return false;
+    return domain[0] != '.';
+}
+
+enum outcome accounts_register(struct db *db, const char *email, const char *password, int64_t *user_id,
+                               char *msg, size_t msglen)
+{
+    if (!accounts_email_valid(email)) {
+        snprintf(msg, msglen, "Invalid email address");
+        return OUT_INVALID;
+    }
+    size_t plen = strlen(password);
+    if (plen < ACCOUNTS_MIN_PASSWORD) {
+        snprintf(msg, msglen, "Password must be at least %d characters", ACCOUNTS_MIN_PASSWORD);
+        return OUT_INVALID;
+    }
+    if (plen > ACCOUNTS_MAX_PASSWORD) {
+        snprintf(msg, msglen, "Password must be at most %d characters", ACCOUNTS_MAX_PASSWORD);
+        return OUT_INVALID;
+    }
+    char *hash = password_hash(password);
+    sqlite3_stmt *st = db_stmt(db, SQL_INSERT_USER);
+    sqlite3_bind_text(st, 1, email, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, (int64_t)time(NULL));
+    int rc = sqlite3_step(st);
+    db_done(st);
+    free(hash);
+    if (rc == SQLITE_CONSTRAINT_UNIQUE) {
+        snprintf(msg, msglen, "Email already registered");
+        return OUT_CONFLICT;
+    }
+    if (rc != SQLITE_DONE) {
+        log_error("accounts: register failed: %s", db_errmsg(db));
+        snprintf(msg, msglen, "Registration failed");
+        return OUT_ERROR;
+    }
+    *user_id = sqlite3_last_insert_rowid(db_handle(db));
+    return OUT_OK;
+}
+
+enum outcome accounts_authenticate(struct db *db, const char *email, const char *password, int64_t *user_id)
+{
+    sqlite3_stmt *st = db_stmt(db, SQL_FIND_USER);
+    sqlite3_bind_text(st, 1, email, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        db_done(st);
+        if (rc != SQLITE_DONE) {
+            log_error("accounts: lookup failed: %s", db_errmsg(db));
+            return OUT_ERROR;
+        }
+        /* Spend the time a real check would, so timing does not reveal which emails exist. */
+        password_burn_time(password);
+        return OUT_UNAUTHORIZED;
+    }
+    int64_t id = sqlite3_column_int64(st, 0);
+    char *stored = xstrdup((const char *)sqlite3_column_text(st, 1));
+    db_done(st);
+    bool ok = password_verify(password, stored);
+    if (ok && password_needs_rehash(stored)) {
+        char *fresh = password_hash(password);
+        sqlite3_stmt *up = db_stmt(db, SQL_REHASH);
+        sqlite3_bind_int64(up, 1, id);
+        sqlite3_bind_text(up, 2, fresh, -1, SQLITE_STATIC);
+        if (sqlite3_step(up) != SQLITE_DONE)
+            log_warn("accounts: could not upgrade password hash of user %lld: %s", (long long)id,
+                     db_errmsg(db));
+        db_done(up);
+        free(fresh);
+    }
+    free(stored);
+    if (!ok)
+        return OUT_UNAUTHORIZED;
+    *user_id = id;
+    return OUT_OK;
+}
+
+struct admin_list {
+    char **emails;
+    size_t count;
+};
+
+struct admin_list *accounts_admins_parse(const char *csv)
+{
+    struct admin_list *l = xcalloc(1, sizeof(*l));
+    if (!csv)
+        return l;
+    char *copy = xstrdup(csv), *save = NULL;
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        while (isspace((unsigned char)*t))
+            t++;
+        char *e = t + strlen(t);
+        while (e > t && isspace((unsigned char)e[-1]))
+            *--e = '\0';
+        if (!*t)
+            continue;
+        l->emails = xrealloc(l->emails, (l->count + 1) * sizeof(char *));
+        l->emails[l->count++] = xstrdup(t);
+    }
+    free(copy);
+    return l;
+}
+
+bool accounts_is_admin(const struct admin_list *list, const char *email)
+{
+    for (size_t i = 0; list && email && i < list->count; i++)
+        if (strcasecmp(list->emails[i], email) == 0)
+            return true;
+    return false;
+}
+
+void accounts_admins_free(struct admin_list *list)
+{
+    if (!list)
+        return;
+    for (size_t i = 0; i < list->count; i++)
+        free(list->emails[i]);
+    free(list->emails);
+    free(list);
+}

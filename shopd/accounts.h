@@ -1,0 +1,39 @@
+/* accounts: registration, credential checks and the admin list.
+ *
+ * Passwords are stored as Werkzeug-format scrypt hashes (shared/password.h);
+ * hashes imported from the Flask app (scrypt or pbkdf2) verify and are upgraded
+ * to the current parameters on the next successful login. */
+#ifndef SHOPD_ACCOUNTS_H
+#define SHOPD_ACCOUNTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shopd/db.h"
+#include "shopd/outcome.h"
+
+#define ACCOUNTS_MIN_PASSWORD 8
+#define ACCOUNTS_MAX_PASSWORD 1024
+#define ACCOUNTS_MAX_EMAIL 254
+
+/* True for a plausible address: one @, a non-empty local part, a dotted domain,
+ * no spaces or control characters, at most 254 bytes. */
+bool accounts_email_valid(const char *email);
+
+/* Creates a user. OUT_INVALID (bad email, short password) or OUT_CONFLICT (email
+ * taken, case-insensitively) with a message; *user_id on success. */
+enum outcome accounts_register(struct db *db, const char *email, const char *password, int64_t *user_id,
+                               char *msg, size_t msglen);
+
+/* Checks credentials. OUT_OK with *user_id, OUT_UNAUTHORIZED for an unknown
+ * email or a wrong password (same message, similar time), OUT_ERROR. */
+enum outcome accounts_authenticate(struct db *db, const char *email, const char *password, int64_t *user_id);
+
+/* Parses ADMIN_EMAILS (comma-separated) and answers membership, case-insensitively. */
+struct admin_list;
+struct admin_list *accounts_admins_parse(const char *csv);
+bool accounts_is_admin(const struct admin_list *list, const char *email);
+void accounts_admins_free(struct admin_list *list);
+
+#endif

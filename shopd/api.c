@@ -1,0 +1,300 @@
+#include "shopd/api.h"
+#include "shopd/accounts.h"
+#include "shopd/cart.h"
+#include "shopd/catalog.h"
+#include "shopd/checkout.h"
+#include "shopd/request.h"
+#include "shopd/worker.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Reads the JSON object body or answers the error itself; NULL means "already answered". */
+static json_t *json_body_or_reply(struct request *r)
+{
+    int status;
+    char msg[256];
+    json_t *body = request_json_body(r, &status, msg, sizeof(msg));
+    if (!body)
+        reply_message(r, status, "%s", msg);
+    return body;
+}
+
+static void reply_outcome(struct request *r, enum outcome o, const char *msg)
+{
+    reply_message(r, outcome_http_status(o), "%s", msg && *msg ? msg : "Internal error");
+}
+
+bool api_int_field(json_t *obj, const char *key, int64_t min, int64_t max, int64_t *out, char *msg, size_t msglen)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v) {
+        snprintf(msg, msglen, "%s is required", key);
+        return false;
+    }
+    double d = json_is_real(v) ? json_real_value(v) : 0;
+    if (!json_is_integer(v) && !(json_is_real(v) && d == floor(d) && fabs(d) < 1e15)) {
+        snprintf(msg, msglen, "%s must be an integer", key);
+        return false;
+    }
+    int64_t n = json_is_integer(v) ? json_integer_value(v) : (int64_t)d;
+    if (n < min || n > max) {
+        if (min == 1)
+            snprintf(msg, msglen, "%s must be a positive integer", key);
+        else
+            snprintf(msg, msglen, "%s must be an integer from %lld to %lld", key, (long long)min, (long long)max);
+        return false;
+    }
+    *out = n;
+    return true;
+}
+
+/* email and password as strings, or an answer already sent. */
+static bool credentials(struct request *r, json_t *body, const char **email, const char **password)
+{
+    json_t *e = json_object_get(body, "email"), *p = json_object_get(body, "password");
+    if (!e || !p) {
+        reply_message(r, 400, "email and password are required");
+        return false;
+    }
+    if (!json_is_string(e) || !json_is_string(p)) {
+        reply_message(r, 400, "email and password must be strings");
+        return false;
+    }
+    if (strlen(json_string_value(e)) != json_string_length(e) ||
+        strlen(json_string_value(p)) != json_string_length(p)) {
+        reply_message(r, 400, "email and password must not contain NUL characters");
+        return false;
+    }
+    *email = json_string_value(e);
+    *password = json_string_value(p);
+    return true;
+}
+
+void api_register(struct request *r)
+{
+    json_t *body = json_body_or_reply(r);
+    const char *email, *password;
+    if (!body || !credentials(r, body, &email, &password))
+        return;
+    int64_t id;
+    char msg[256];
+    enum outcome o = accounts_register(r->db, email, password, &id, msg, sizeof(msg));
+    if (o != OUT_OK) {
+        reply_outcome(r, o, msg);
+        return;
+    }
+    reply_json(r, 201, json_pack("{s:s, s:I, s:s}", "message", "User registered successfully", "id",
+                                 (json_int_t)id, "email", email));
+}
+
+void api_login(struct request *r)
+{
+    json_t *body = json_body_or_reply(r);
+    const char *email, *password;
+    if (!body || !credentials(r, body, &email, &password))
+        return;
+    int64_t id;
+    enum outcome o = accounts_authenticate(r->db, email, password, &id);
+    if (o == OUT_UNAUTHORIZED) {
+        reply_message(r, 401, "Invalid credentials");
+        return;
+    }
+    if (o != OUT_OK || request_start_session(r, id) < 0) {
+        reply_message(r, 500, "Login failed");
+        return;
+    }
+    reply_json(r, 200, json_pack("{s:s, s:I, s:s, s:b}", "message", "Logged in successfully", "id", (json_int_t)id,
+                                 "email", r->session.email, "is_admin", r->is_admin));
+}
+
+void api_logout(struct request *r)
+{
+    request_end_session(r);
+    reply_message(r, 200, "Logged out successfully");
+}
+
+void api_products_list(struct request *r)
+{
+    json_t *list = catalog_list(r->db);
+    if (!list) {
+        reply_message(r, 500, "Could not read the catalog");
+        return;
+    }
+    reply_json(r, 200, list);
+}
+
+void api_product_get(struct request *r)
+{
+    json_t *p = NULL;
+    enum outcome o = catalog_get(r->db, r->param, &p);
+    if (o != OUT_OK) {
+        reply_outcome(r, o, o == OUT_NOT_FOUND ? "Product not found" : NULL);
+        return;
+    }
+    reply_json(r, 200, p);
+}
+
+void api_product_create(struct request *r)
+{
+    json_t *body = json_body_or_reply(r);
+    if (!body)
+        return;
+    struct product_input in;
+    char msg[256];
+    enum outcome o = catalog_parse_input(body, true, &in, msg, sizeof(msg));
+    int64_t id;
+    if (o == OUT_OK)
+        o = catalog_create(r->db, &in, &id);
+    json_t *p = NULL;
+    if (o == OUT_OK)
+        o = catalog_get(r->db, id, &p);
+    if (o != OUT_OK) {
+        reply_outcome(r, o, msg);
+        return;
+    }
+    reply_json(r, 201, p);
+}
+
+void api_product_update(struct request *r)
+{
+    json_t *body = json_body_or_reply(r);
+    if (!body)
+        return;
+    struct product_input in;
+    char msg[256] = "Product not found";
+    enum outcome o = catalog_parse_input(body, false, &in, msg, sizeof(msg));
+    if (o == OUT_OK) {
+        o = catalog_update(r->db, r->param, &in);
+        snprintf(msg, sizeof(msg), "Product not found");
+    }
+    json_t *p = NULL;
+    if (o == OUT_OK)
+        o = catalog_get(r->db, r->param, &p);
+    if (o != OUT_OK) {
+        reply_outcome(r, o, msg);
+        return;
+    }
+    reply_json(r, 200, p);
+}
+
+void api_product_delete(struct request *r)
+{
+    enum outcome o = catalog_delete(r->db, r->param);
+    if (o != OUT_OK) {
+        reply_outcome(r, o, "Product not found");
+        return;
+    }
+    reply_message(r, 200, "Product deleted");
+}
+
+void api_cart_get(struct request *r)
+{
+    json_t *cart = cart_view(r->db, r->session.user_id);
+    if (!cart) {
+        reply_message(r, 500, "Could not read the cart");
+        return;
+    }
+    reply_json(r, 200, cart);
+}
+
+static void reply_cart(struct request *r, int status, const char *message)
+{
+    json_t *cart = cart_view(r->db, r->session.user_id);
+    if (!cart) {
+        reply_message(r, 500, "Could not read the cart");
+        return;
+    }
+    json_object_set_new(cart, "message", json_string(message));
+    reply_json(r, status, cart);
+}
+
+void api_cart_add(struct request *r)
+{
+    json_t *body = json_body_or_reply(r);
+    if (!body)
+        return;
+    int64_t product_id, quantity = 1;
+    char msg[256];
+    if (!api_int_field(body, "product_id", 1, INT64_MAX / 2, &product_id, msg, sizeof(msg)) ||
+        (json_object_get(body, "quantity") &&
+         !api_int_field(body, "quantity", 1, CART_MAX_QUANTITY, &quantity, msg, sizeof(msg)))) {
+        reply_message(r, 400, "%s", msg);
+        return;
+    }
+    enum outcome o = cart_add(r->db, r->session.user_id, product_id, quantity, msg, sizeof(msg));
+    if (o != OUT_OK) {
+        reply_outcome(r, o, msg);
+        return;
+    }
+    reply_cart(r, 201, "Added to cart");
+}
+
+void api_cart_set(struct request *r)
+{
+    json_t *body = json_body_or_reply(r);
+    if (!body)
+        return;
+    int64_t quantity;
+    char msg[256];
+    if (!api_int_field(body, "quantity", 0, CART_MAX_QUANTITY, &quantity, msg, sizeof(msg))) {
+        reply_message(r, 400, "%s", msg);
+        return;
+    }
+    enum outcome o = cart_set(r->db, r->session.user_id, r->param, quantity, msg, sizeof(msg));
+    if (o != OUT_OK) {
+        reply_outcome(r, o, msg);
+        return;
+    }
+    reply_cart(r, 200, quantity ? "Cart updated" : "Removed from cart");
+}
+
+void api_cart_remove(struct request *r)
+{
+    enum outcome o = cart_remove(r->db, r->session.user_id, r->param);
+    if (o != OUT_OK) {
+        reply_outcome(r, o, o == OUT_NOT_FOUND ? "Product not in cart" : NULL);
+        return;
+    }
+    reply_cart(r, 200, "Removed from cart");
+}
+
+void api_checkout(struct request *r)
+{
+    const char *key = request_header(r, "Idempotency-Key");
+    struct checkout_result res;
+    char msg[256];
+    enum outcome o = checkout_place(r->db, r->session.user_id, key, &res, msg, sizeof(msg));
+    if (o != OUT_OK) {
+        reply_outcome(r, o, msg);
+        return;
+    }
+    if (!res.replayed)
+        worker_wake_dispatcher(r->worker);
+    if (res.replayed)
+        reply_add_header(r, "Idempotent-Replayed", "true");
+    reply_json(r, 201,
+               json_pack("{s:s, s:I, s:o, s:s, s:s}", "order_id", res.order_id, "total_cents",
+                         (json_int_t)res.total_cents, "total", catalog_price_json(res.total_cents), "status",
+                         res.status, "message", res.replayed ? "Order already placed" : "Order placed"));
+}
+
+void api_orders(struct request *r)
+{
+    json_t *orders = checkout_orders(r->db, r->session.user_id);
+    if (!orders) {
+        reply_message(r, 500, "Could not read the orders");
+        return;
+    }
+    reply_json(r, 200, orders);
+}
+
+void api_healthz(struct request *r)
+{
+    if (!db_ping(r->db)) {
+        reply_message(r, 503, "database unavailable");
+        return;
+    }
+    reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
+}

@@ -1,0 +1,184 @@
+#include "shopd/cart.h"
+#include "shopd/catalog.h"
+#include "shared/log.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <time.h>
+
+static const char SQL_VIEW[] = "SELECT p.id, p.name, p.price_cents, c.quantity, p.image_url, p.stock"
+                               " FROM cart_items c JOIN products p ON p.id = c.product_id"
+                               " WHERE c.user_id = ?1 ORDER BY c.added_at, p.id";
+static const char SQL_COUNT[] = "SELECT coalesce(sum(quantity), 0) FROM cart_items WHERE user_id = ?1";
+static const char SQL_PRODUCT_STOCK[] = "SELECT stock, name FROM products WHERE id = ?1";
+static const char SQL_LINE_QTY[] = "SELECT quantity FROM cart_items WHERE user_id = ?1 AND product_id = ?2";
+static const char SQL_UPSERT[] = "INSERT INTO cart_items (user_id, product_id, quantity, added_at)"
+                                 " VALUES (?1, ?2, ?3, ?4)"
+                                 " ON CONFLICT (user_id, product_id) DO UPDATE SET quantity = excluded.quantity";
+static const char SQL_DELETE_LINE[] = "DELETE FROM cart_items WHERE user_id = ?1 AND product_id = ?2";
+
+json_t *cart_view(struct db *db, int64_t user_id)
+{
+    sqlite3_stmt *st = db_stmt(db, SQL_VIEW);
+    sqlite3_bind_int64(st, 1, user_id);
+    json_t *items = json_array();
+    int64_t total = 0, count = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t price = sqlite3_column_int64(st, 2), qty = sqlite3_column_int64(st, 3);
+        int64_t line = price * qty;
+        total += line;
+        count += qty;
+        json_array_append_new(
+            items, json_pack("{s:I, s:s, s:o, s:I, s:I, s:I, s:o, s:s, s:I}", "product_id",
+                             (json_int_t)sqlite3_column_int64(st, 0), "name", (const char *)sqlite3_column_text(st, 1),
+                             "price", catalog_price_json(price), "price_cents", (json_int_t)price, "quantity",
+                             (json_int_t)qty, "line_total_cents", (json_int_t)line, "line_total",
+                             catalog_price_json(line), "image_url", (const char *)sqlite3_column_text(st, 4),
+                             "stock", (json_int_t)sqlite3_column_int64(st, 5)));
+    }
+    db_done(st);
+    if (rc != SQLITE_DONE) {
+        log_error("cart: view failed: %s", db_errmsg(db));
+        json_decref(items);
+        return NULL;
+    }
+    return json_pack("{s:o, s:I, s:o, s:I}", "items", items, "total_cents", (json_int_t)total, "total",
+                     catalog_price_json(total), "count", (json_int_t)count);
+}
+
+int64_t cart_count(struct db *db, int64_t user_id)
+{
+    sqlite3_stmt *st = db_stmt(db, SQL_COUNT);
+    sqlite3_bind_int64(st, 1, user_id);
+    int64_t n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    db_done(st);
+    return n;
+}
+
+/* Reads a product's stock; OUT_NOT_FOUND when it does not exist. */
+static enum outcome product_stock(struct db *db, int64_t product_id, int64_t *stock, char *name, size_t namelen)
+{
+    sqlite3_stmt *st = db_stmt(db, SQL_PRODUCT_STOCK);
+    sqlite3_bind_int64(st, 1, product_id);
+    int rc = sqlite3_step(st);
+    enum outcome o = OUT_NOT_FOUND;
+    if (rc == SQLITE_ROW) {
+        *stock = sqlite3_column_int64(st, 0);
+        snprintf(name, namelen, "%s", (const char *)sqlite3_column_text(st, 1));
+        o = OUT_OK;
+    } else if (rc != SQLITE_DONE) {
+        log_error("cart: product lookup failed: %s", db_errmsg(db));
+        o = OUT_ERROR;
+    }
+    db_done(st);
+    return o;
+}
+
+/* Quantity of the line in the cart; 0 when absent, -1 on error. */
+static int64_t line_quantity(struct db *db, int64_t user_id, int64_t product_id)
+{
+    sqlite3_stmt *st = db_stmt(db, SQL_LINE_QTY);
+    sqlite3_bind_int64(st, 1, user_id);
+    sqlite3_bind_int64(st, 2, product_id);
+    int rc = sqlite3_step(st);
+    int64_t q = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : rc == SQLITE_DONE ? 0 : -1;
+    db_done(st);
+    return q;
+}
+
+static enum outcome write_line(struct db *db, int64_t user_id, int64_t product_id, int64_t quantity)
+{
+    sqlite3_stmt *st = db_stmt(db, SQL_UPSERT);
+    sqlite3_bind_int64(st, 1, user_id);
+    sqlite3_bind_int64(st, 2, product_id);
+    sqlite3_bind_int64(st, 3, quantity);
+    sqlite3_bind_int64(st, 4, (int64_t)time(NULL));
+    int rc = sqlite3_step(st);
+    db_done(st);
+    if (rc != SQLITE_DONE) {
+        log_error("cart: write failed: %s", db_errmsg(db));
+        return OUT_ERROR;
+    }
+    return OUT_OK;
+}
+
+/* Read-check-write in one IMMEDIATE transaction so two concurrent adds cannot both pass the stock check. */
+static enum outcome change_line(struct db *db, int64_t user_id, int64_t product_id, int64_t quantity, bool add,
+                                char *msg, size_t msglen)
+{
+    if (quantity < (add ? 1 : 0) || quantity > CART_MAX_QUANTITY) {
+        snprintf(msg, msglen, "quantity must be a positive integer");
+        return OUT_INVALID;
+    }
+    if (db_begin_immediate(db) < 0) {
+        log_error("cart: begin failed: %s", db_errmsg(db));
+        snprintf(msg, msglen, "database busy");
+        return OUT_ERROR;
+    }
+    int64_t stock = 0;
+    char name[256];
+    enum outcome o = product_stock(db, product_id, &stock, name, sizeof(name));
+    if (o != OUT_OK) {
+        snprintf(msg, msglen, o == OUT_NOT_FOUND ? "Product not found" : "database error");
+        goto done;
+    }
+    int64_t have = line_quantity(db, user_id, product_id);
+    if (have < 0) {
+        o = OUT_ERROR;
+        snprintf(msg, msglen, "database error");
+        goto done;
+    }
+    if (!add && have == 0) {
+        o = OUT_NOT_FOUND;
+        snprintf(msg, msglen, "Product not in cart");
+        goto done;
+    }
+    int64_t want = add ? have + quantity : quantity;
+    if (want == 0) {
+        o = cart_remove(db, user_id, product_id);
+        goto done;
+    }
+    if (want > stock) {
+        o = OUT_CONFLICT;
+        snprintf(msg, msglen, "Only %" PRId64 " of %s in stock", stock, name);
+        goto done;
+    }
+    o = write_line(db, user_id, product_id, want);
+    if (o != OUT_OK)
+        snprintf(msg, msglen, "database error");
+done:
+    if (o == OUT_OK && db_commit(db) < 0) {
+        log_error("cart: commit failed: %s", db_errmsg(db));
+        o = OUT_ERROR;
+        snprintf(msg, msglen, "database error");
+    }
+    db_rollback(db);
+    return o;
+}
+
+enum outcome cart_add(struct db *db, int64_t user_id, int64_t product_id, int64_t quantity, char *msg,
+                      size_t msglen)
+{
+    return change_line(db, user_id, product_id, quantity, true, msg, msglen);
+}
+
+enum outcome cart_set(struct db *db, int64_t user_id, int64_t product_id, int64_t quantity, char *msg,
+                      size_t msglen)
+{
+    return change_line(db, user_id, product_id, quantity, false, msg, msglen);
+}
+
+enum outcome cart_remove(struct db *db, int64_t user_id, int64_t product_id)
+{
+    sqlite3_stmt *st = db_stmt(db, SQL_DELETE_LINE);
+    sqlite3_bind_int64(st, 1, user_id);
+    sqlite3_bind_int64(st, 2, product_id);
+    int rc = sqlite3_step(st);
+    db_done(st);
+    if (rc != SQLITE_DONE) {
+        log_error("cart: remove failed: %s", db_errmsg(db));
+        return OUT_ERROR;
+    }
+    return sqlite3_changes(db_handle(db)) ? OUT_OK : OUT_NOT_FOUND;
+}

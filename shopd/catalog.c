@@ -1,0 +1,337 @@
+#include "shopd/catalog.h"
+#include "shared/log.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static const char SQL_LIST[] = "SELECT id, name, description, price_cents, stock, image_url FROM products ORDER BY id";
+static const char SQL_GET[] =
+    "SELECT id, name, description, price_cents, stock, image_url FROM products WHERE id = ?1";
+static const char SQL_INSERT[] = "INSERT INTO products (name, description, price_cents, stock, image_url, "
+                                 "created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)";
+static const char SQL_UPDATE[] = "UPDATE products SET"
+                                 " name = coalesce(?2, name),"
+                                 " description = coalesce(?3, description),"
+                                 " price_cents = coalesce(?4, price_cents),"
+                                 " stock = coalesce(?5, stock),"
+                                 " image_url = coalesce(?6, image_url),"
+                                 " updated_at = ?7 WHERE id = ?1";
+static const char SQL_DELETE[] = "DELETE FROM products WHERE id = ?1";
+static const char SQL_COUNT[] = "SELECT count(*) FROM products";
+
+void catalog_format_price(int64_t cents, char *buf, size_t len)
+{
+    int64_t a = cents < 0 ? -cents : cents;
+    snprintf(buf, len, "%s%" PRId64 ".%02" PRId64, cents < 0 ? "-" : "", a / 100, a % 100);
+}
+
+json_t *catalog_price_json(int64_t cents)
+{
+    return json_real((double)cents / 100.0);
+}
+
+static json_t *row_to_json(sqlite3_stmt *st)
+{
+    int64_t cents = sqlite3_column_int64(st, 3);
+    return json_pack("{s:I, s:s, s:s, s:o, s:I, s:I, s:s}", "id", (json_int_t)sqlite3_column_int64(st, 0), "name",
+                     (const char *)sqlite3_column_text(st, 1), "description",
+                     (const char *)sqlite3_column_text(st, 2), "price", catalog_price_json(cents), "price_cents",
+                     (json_int_t)cents, "stock", (json_int_t)sqlite3_column_int64(st, 4), "image_url",
+                     (const char *)sqlite3_column_text(st, 5));
+}
+
+json_t *catalog_list(struct db *db)
+{
+    sqlite3_stmt *st = db_stmt(db, SQL_LIST);
+    json_t *list = json_array();
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        json_array_append_new(list, row_to_json(st));
+    db_done(st);
+    if (rc != SQLITE_DONE) {
+        log_error("catalog: list failed: %s", db_errmsg(db));
+        json_decref(list);
+        return NULL;
+    }
+    return list;
+}
+
+enum outcome catalog_get(struct db *db, int64_t id, json_t **out)
+{
+    sqlite3_stmt *st = db_stmt(db, SQL_GET);
+    sqlite3_bind_int64(st, 1, id);
+    int rc = sqlite3_step(st);
+    enum outcome o = OUT_NOT_FOUND;
+    if (rc == SQLITE_ROW) {
+        *out = row_to_json(st);
+        o = OUT_OK;
+    } else if (rc != SQLITE_DONE) {
+        log_error("catalog: get %" PRId64 " failed: %s", id, db_errmsg(db));
+        o = OUT_ERROR;
+    }
+    db_done(st);
+    return o;
+}
+
+/* Copies a trimmed string field; rejects wrong types, control characters and overlong text. */
+static enum outcome take_string(json_t *body, const char *key, bool required, bool allow_empty, char *dst,
+                                size_t cap, bool *has, char *msg, size_t msglen)
+{
+    json_t *v = json_object_get(body, key);
+    *has = false;
+    if (!v || json_is_null(v)) {
+        if (required) {
+            snprintf(msg, msglen, "%s is required", key);
+            return OUT_INVALID;
+        }
+        return OUT_OK;
+    }
+    if (!json_is_string(v)) {
+        snprintf(msg, msglen, "%s must be a string", key);
+        return OUT_INVALID;
+    }
+    const char *s = json_string_value(v);
+    size_t n = json_string_length(v);
+    while (n && isspace((unsigned char)*s))
+        s++, n--;
+    while (n && isspace((unsigned char)s[n - 1]))
+        n--;
+    if (!allow_empty && n == 0) {
+        snprintf(msg, msglen, "%s must not be empty", key);
+        return OUT_INVALID;
+    }
+    if (n >= cap) {
+        snprintf(msg, msglen, "%s is longer than %zu characters", key, cap - 1);
+        return OUT_INVALID;
+    }
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 && s[i] != '\n' && s[i] != '\t') {
+            snprintf(msg, msglen, "%s contains control characters", key);
+            return OUT_INVALID;
+        }
+    memcpy(dst, s, n);
+    dst[n] = '\0';
+    *has = true;
+    return OUT_OK;
+}
+
+/* Largest price and stock we accept: far above any real shop, far below overflow. */
+#define MAX_PRICE_CENTS 100000000000LL
+#define MAX_STOCK 1000000000LL
+
+static enum outcome take_price(json_t *body, bool required, struct product_input *out, char *msg, size_t msglen)
+{
+    json_t *cents = json_object_get(body, "price_cents");
+    json_t *price = json_object_get(body, "price");
+    out->has_price = false;
+    if (cents && !json_is_null(cents)) {
+        if (!json_is_integer(cents) || json_integer_value(cents) < 0 ||
+            json_integer_value(cents) > MAX_PRICE_CENTS) {
+            snprintf(msg, msglen, "price_cents must be a non-negative integer");
+            return OUT_INVALID;
+        }
+        out->price_cents = json_integer_value(cents);
+        out->has_price = true;
+        return OUT_OK;
+    }
+    if (!price || json_is_null(price)) {
+        if (required) {
+            snprintf(msg, msglen, "price is required");
+            return OUT_INVALID;
+        }
+        return OUT_OK;
+    }
+    if (!json_is_number(price)) {
+        snprintf(msg, msglen, "price must be a number");
+        return OUT_INVALID;
+    }
+    double dollars = json_number_value(price);
+    if (!isfinite(dollars) || dollars < 0) {
+        snprintf(msg, msglen, "price must be a non-negative number");
+        return OUT_INVALID;
+    }
+    double c = dollars * 100.0;
+    if (c > (double)MAX_PRICE_CENTS) {
+        snprintf(msg, msglen, "price is too large");
+        return OUT_INVALID;
+    }
+    double rounded = round(c);
+    if (fabs(c - rounded) > 1e-6 * (1 + c)) {
+        snprintf(msg, msglen, "price must not have more than two decimals");
+        return OUT_INVALID;
+    }
+    out->price_cents = (int64_t)rounded;
+    out->has_price = true;
+    return OUT_OK;
+}
+
+static enum outcome take_stock(json_t *body, bool required, struct product_input *out, char *msg, size_t msglen)
+{
+    json_t *v = json_object_get(body, "stock");
+    out->has_stock = false;
+    if (!v || json_is_null(v)) {
+        if (required) {
+            snprintf(msg, msglen, "stock is required");
+            return OUT_INVALID;
+        }
+        return OUT_OK;
+    }
+    /* A whole-valued real (3.0) is accepted: some clients send every number as a float. */
+    double d = json_is_real(v) ? json_real_value(v) : 0;
+    if (!(json_is_integer(v) || (json_is_real(v) && d == floor(d) && fabs(d) <= (double)MAX_STOCK))) {
+        snprintf(msg, msglen, "stock must be a non-negative integer");
+        return OUT_INVALID;
+    }
+    int64_t n = json_is_integer(v) ? json_integer_value(v) : (int64_t)d;
+    if (n < 0 || n > MAX_STOCK) {
+        snprintf(msg, msglen, "stock must be a non-negative integer");
+        return OUT_INVALID;
+    }
+    out->stock = n;
+    out->has_stock = true;
+    return OUT_OK;
+}
+
+enum outcome catalog_parse_input(json_t *body, bool require_all, struct product_input *out, char *msg,
+                                 size_t msglen)
+{
+    memset(out, 0, sizeof(*out));
+    if (!json_is_object(body)) {
+        snprintf(msg, msglen, "expected a JSON object");
+        return OUT_INVALID;
+    }
+    enum outcome o;
+    if ((o = take_string(body, "name", require_all, false, out->name, sizeof(out->name), &out->has_name, msg,
+                         msglen)) != OUT_OK ||
+        (o = take_price(body, require_all, out, msg, msglen)) != OUT_OK ||
+        (o = take_stock(body, require_all, out, msg, msglen)) != OUT_OK ||
+        (o = take_string(body, "description", false, true, out->description, sizeof(out->description),
+                         &out->has_description, msg, msglen)) != OUT_OK ||
+        (o = take_string(body, "image_url", false, true, out->image_url, sizeof(out->image_url),
+                         &out->has_image_url, msg, msglen)) != OUT_OK)
+        return o;
+    /* Only site-relative or http(s) images: a javascript: URL must never reach an <img src>. */
+    if (out->has_image_url && out->image_url[0] && out->image_url[0] != '/' &&
+        strncmp(out->image_url, "https://", 8) != 0 && strncmp(out->image_url, "http://", 7) != 0) {
+        snprintf(msg, msglen, "image_url must start with / or http(s)://");
+        return OUT_INVALID;
+    }
+    if (out->has_image_url && strncmp(out->image_url, "//", 2) == 0) {
+        snprintf(msg, msglen, "image_url must start with / or http(s)://");
+        return OUT_INVALID;
+    }
+    if (!require_all && !out->has_name && !out->has_price && !out->has_stock && !out->has_description &&
+        !out->has_image_url) {
+        snprintf(msg, msglen, "nothing to change: give name, description, price, stock or image_url");
+        return OUT_INVALID;
+    }
+    return OUT_OK;
+}
+
+enum outcome catalog_create(struct db *db, const struct product_input *in, int64_t *id)
+{
+    sqlite3_stmt *st = db_stmt(db, SQL_INSERT);
+    sqlite3_bind_text(st, 1, in->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, in->has_description ? in->description : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, in->price_cents);
+    sqlite3_bind_int64(st, 4, in->stock);
+    sqlite3_bind_text(st, 5, in->has_image_url ? in->image_url : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, (int64_t)time(NULL));
+    int rc = sqlite3_step(st);
+    db_done(st);
+    if (rc != SQLITE_DONE) {
+        log_error("catalog: insert failed: %s", db_errmsg(db));
+        return OUT_ERROR;
+    }
+    *id = sqlite3_last_insert_rowid(db_handle(db));
+    return OUT_OK;
+}
+
+enum outcome catalog_update(struct db *db, int64_t id, const struct product_input *in)
+{
+    sqlite3_stmt *st = db_stmt(db, SQL_UPDATE);
+    sqlite3_bind_int64(st, 1, id);
+    if (in->has_name)
+        sqlite3_bind_text(st, 2, in->name, -1, SQLITE_STATIC);
+    if (in->has_description)
+        sqlite3_bind_text(st, 3, in->description, -1, SQLITE_STATIC);
+    if (in->has_price)
+        sqlite3_bind_int64(st, 4, in->price_cents);
+    if (in->has_stock)
+        sqlite3_bind_int64(st, 5, in->stock);
+    if (in->has_image_url)
+        sqlite3_bind_text(st, 6, in->image_url, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 7, (int64_t)time(NULL));
+    int rc = sqlite3_step(st);
+    db_done(st);
+    if (rc != SQLITE_DONE) {
+        log_error("catalog: update %" PRId64 " failed: %s", id, db_errmsg(db));
+        return OUT_ERROR;
+    }
+    return sqlite3_changes(db_handle(db)) ? OUT_OK : OUT_NOT_FOUND;
+}
+
+enum outcome catalog_delete(struct db *db, int64_t id)
+{
+    sqlite3_stmt *st = db_stmt(db, SQL_DELETE);
+    sqlite3_bind_int64(st, 1, id);
+    int rc = sqlite3_step(st);
+    db_done(st);
+    if (rc != SQLITE_DONE) {
+        log_error("catalog: delete %" PRId64 " failed: %s", id, db_errmsg(db));
+        return OUT_ERROR;
+    }
+    return sqlite3_changes(db_handle(db)) ? OUT_OK : OUT_NOT_FOUND;
+}
+
+static const struct {
+    const char *name, *description, *image;
+    int64_t price_cents, stock;
+} default_inventory[] = {
+    {"Apple", "Crisp red apples, picked this week.", "/static/img/apple.svg", 50, 100},
+    {"Banana", "Sweet ripe bananas, sold by the piece.", "/static/img/banana.svg", 25, 150},
+    {"Orange", "Juicy oranges, full of vitamin C.", "/static/img/orange.svg", 75, 80},
+    {"Strawberries", "A punnet of fragrant strawberries.", "/static/img/strawberry.svg", 350, 40},
+    {"Grapes", "Seedless green grapes, one bunch.", "/static/img/grapes.svg", 299, 50},
+    {"Pineapple", "A whole golden pineapple.", "/static/img/pineapple.svg", 399, 25},
+    {"Watermelon", "A big summer watermelon.", "/static/img/watermelon.svg", 599, 15},
+    {"Lemon", "Bright yellow lemons for tea and cakes.", "/static/img/lemon.svg", 40, 120},
+};
+
+int catalog_seed_if_empty(struct db *db)
+{
+    if (db_begin_immediate(db) < 0) {
+        log_error("catalog: cannot seed: %s", db_errmsg(db));
+        return -1;
+    }
+    sqlite3_stmt *st = db_stmt(db, SQL_COUNT);
+    int64_t n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    db_done(st);
+    if (n != 0) {
+        db_rollback(db);
+        return n < 0 ? -1 : 0;
+    }
+    for (size_t i = 0; i < sizeof(default_inventory) / sizeof(default_inventory[0]); i++) {
+        struct product_input in = {.has_description = true, .has_image_url = true};
+        snprintf(in.name, sizeof(in.name), "%s", default_inventory[i].name);
+        snprintf(in.description, sizeof(in.description), "%s", default_inventory[i].description);
+        snprintf(in.image_url, sizeof(in.image_url), "%s", default_inventory[i].image);
+        in.price_cents = default_inventory[i].price_cents;
+        in.stock = default_inventory[i].stock;
+        int64_t id;
+        if (catalog_create(db, &in, &id) != OUT_OK) {
+            db_rollback(db);
+            return -1;
+        }
+    }
+    if (db_commit(db) < 0) {
+        db_rollback(db);
+        return -1;
+    }
+    log_info("catalog: seeded the default inventory");
+    return 0;
+}

@@ -1,0 +1,244 @@
+#include "shopd/checkout.h"
+#include "shopd/catalog.h"
+#include "shared/crypto.h"
+#include "shared/log.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+static const char SQL_FIND_KEY[] =
+    "SELECT id, total_cents, status FROM orders WHERE user_id = ?1 AND idempotency_key = ?2";
+static const char SQL_CART_LINES[] = "SELECT p.id, p.name, p.price_cents, c.quantity, p.stock"
+                                     " FROM cart_items c JOIN products p ON p.id = c.product_id"
+                                     " WHERE c.user_id = ?1 ORDER BY c.added_at, p.id";
+static const char SQL_TAKE_STOCK[] = "UPDATE products SET stock = stock - ?2 WHERE id = ?1 AND stock >= ?2";
+static const char SQL_USER_EMAIL[] = "SELECT email FROM users WHERE id = ?1";
+static const char SQL_INSERT_ORDER[] = "INSERT INTO orders (id, user_id, user_email, total_cents, idempotency_key,"
+                                       " created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+static const char SQL_INSERT_LINE[] = "INSERT INTO order_lines (order_id, product_id, name, unit_price_cents,"
+                                      " quantity) VALUES (?1, ?2, ?3, ?4, ?5)";
+static const char SQL_CLEAR_CART[] = "DELETE FROM cart_items WHERE user_id = ?1";
+static const char SQL_ORDERS[] =
+    "SELECT o.id, o.created_at, o.total_cents, o.currency, o.status, o.last_error,"
+    " l.product_id, l.name, l.unit_price_cents, l.quantity"
+    " FROM orders o LEFT JOIN order_lines l ON l.order_id = o.id"
+    " WHERE o.user_id = ?1 ORDER BY o.seq DESC, l.product_id";
+
+#define MAX_LINES 500
+
+struct line {
+    int64_t product_id, price_cents, quantity, stock;
+    char name[201];
+};
+
+static bool key_valid(const char *key)
+{
+    size_t n = strlen(key);
+    if (n == 0 || n > CHECKOUT_MAX_KEY)
+        return false;
+    for (const char *c = key; *c; c++)
+        if ((unsigned char)*c < 0x21 || (unsigned char)*c > 0x7e)
+            return false;
+    return true;
+}
+
+static void rfc3339_now(char *buf, size_t len)
+{
+    struct timeval tv;
+    struct tm tm;
+    gettimeofday(&tv, NULL);
+    gmtime_r(&tv.tv_sec, &tm);
+    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+             tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000) % 1000);
+}
+
+static bool step_done(struct db *db, sqlite3_stmt *st, const char *what)
+{
+    int rc = sqlite3_step(st);
+    db_done(st);
+    if (rc != SQLITE_DONE) {
+        log_error("checkout: %s failed: %s", what, db_errmsg(db));
+        return false;
+    }
+    return true;
+}
+
+/* Looks up an earlier order with this key: 1 found, 0 none, -1 error. */
+static int find_by_key(struct db *db, int64_t user_id, const char *key, struct checkout_result *out)
+{
+    sqlite3_stmt *st = db_stmt(db, SQL_FIND_KEY);
+    sqlite3_bind_int64(st, 1, user_id);
+    sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        snprintf(out->order_id, sizeof(out->order_id), "%s", (const char *)sqlite3_column_text(st, 0));
+        out->total_cents = sqlite3_column_int64(st, 1);
+        snprintf(out->status, sizeof(out->status), "%s", (const char *)sqlite3_column_text(st, 2));
+        out->replayed = true;
+    }
+    db_done(st);
+    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int read_cart(struct db *db, int64_t user_id, struct line *lines, size_t *n)
+{
+    sqlite3_stmt *st = db_stmt(db, SQL_CART_LINES);
+    sqlite3_bind_int64(st, 1, user_id);
+    int rc;
+    *n = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < MAX_LINES) {
+        struct line *l = &lines[(*n)++];
+        l->product_id = sqlite3_column_int64(st, 0);
+        snprintf(l->name, sizeof(l->name), "%s", (const char *)sqlite3_column_text(st, 1));
+        l->price_cents = sqlite3_column_int64(st, 2);
+        l->quantity = sqlite3_column_int64(st, 3);
+        l->stock = sqlite3_column_int64(st, 4);
+    }
+    db_done(st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -1;
+}
+
+enum outcome checkout_place(struct db *db, int64_t user_id, const char *idem_key, struct checkout_result *out,
+                            char *msg, size_t msglen)
+{
+    memset(out, 0, sizeof(*out));
+    if (idem_key && !key_valid(idem_key)) {
+        snprintf(msg, msglen, "Idempotency-Key must be 1 to %d printable characters", CHECKOUT_MAX_KEY);
+        return OUT_INVALID;
+    }
+    if (db_begin_immediate(db) < 0) {
+        log_error("checkout: begin failed: %s", db_errmsg(db));
+        snprintf(msg, msglen, "database busy, try again");
+        return OUT_ERROR;
+    }
+    static struct line lines[MAX_LINES]; /* one request at a time per worker process */
+    size_t n = 0;
+    enum outcome o = OUT_ERROR;
+    snprintf(msg, msglen, "database error");
+    if (idem_key) {
+        int found = find_by_key(db, user_id, idem_key, out);
+        if (found != 0) {
+            o = found > 0 ? OUT_OK : OUT_ERROR;
+            goto done;
+        }
+    }
+    if (read_cart(db, user_id, lines, &n) < 0)
+        goto done;
+    if (n == 0) {
+        snprintf(msg, msglen, "Cart is empty");
+        o = OUT_CONFLICT;
+        goto done;
+    }
+    int64_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (lines[i].quantity > lines[i].stock) {
+            snprintf(msg, msglen, "Not enough stock for %s: %" PRId64 " left", lines[i].name, lines[i].stock);
+            o = OUT_CONFLICT;
+            goto done;
+        }
+        total += lines[i].price_cents * lines[i].quantity;
+    }
+    sqlite3_stmt *st = db_stmt(db, SQL_USER_EMAIL);
+    sqlite3_bind_int64(st, 1, user_id);
+    char email[256] = "";
+    if (sqlite3_step(st) == SQLITE_ROW)
+        snprintf(email, sizeof(email), "%s", (const char *)sqlite3_column_text(st, 0));
+    db_done(st);
+    if (!*email)
+        goto done;
+
+    crypto_uuid4(out->order_id);
+    char created[64];
+    rfc3339_now(created, sizeof(created));
+    for (size_t i = 0; i < n; i++) {
+        st = db_stmt(db, SQL_TAKE_STOCK);
+        sqlite3_bind_int64(st, 1, lines[i].product_id);
+        sqlite3_bind_int64(st, 2, lines[i].quantity);
+        if (!step_done(db, st, "take stock"))
+            goto done;
+        if (sqlite3_changes(db_handle(db)) != 1) {
+            snprintf(msg, msglen, "Not enough stock for %s", lines[i].name);
+            o = OUT_CONFLICT;
+            goto done;
+        }
+    }
+    st = db_stmt(db, SQL_INSERT_ORDER);
+    sqlite3_bind_text(st, 1, out->order_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, user_id);
+    sqlite3_bind_text(st, 3, email, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, total);
+    if (idem_key)
+        sqlite3_bind_text(st, 5, idem_key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, created, -1, SQLITE_STATIC);
+    if (!step_done(db, st, "insert order"))
+        goto done;
+    for (size_t i = 0; i < n; i++) {
+        st = db_stmt(db, SQL_INSERT_LINE);
+        sqlite3_bind_text(st, 1, out->order_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, lines[i].product_id);
+        sqlite3_bind_text(st, 3, lines[i].name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, lines[i].price_cents);
+        sqlite3_bind_int64(st, 5, lines[i].quantity);
+        if (!step_done(db, st, "insert order line"))
+            goto done;
+    }
+    st = db_stmt(db, SQL_CLEAR_CART);
+    sqlite3_bind_int64(st, 1, user_id);
+    if (!step_done(db, st, "clear cart"))
+        goto done;
+    out->total_cents = total;
+    snprintf(out->status, sizeof(out->status), "pending");
+    o = OUT_OK;
+done:
+    if (o == OUT_OK && db_commit(db) < 0) {
+        log_error("checkout: commit failed: %s", db_errmsg(db));
+        snprintf(msg, msglen, "database error");
+        o = OUT_ERROR;
+    }
+    db_rollback(db);
+    if (o == OUT_OK)
+        msg[0] = '\0';
+    return o;
+}
+
+json_t *checkout_orders(struct db *db, int64_t user_id)
+{
+    sqlite3_stmt *st = db_stmt(db, SQL_ORDERS);
+    sqlite3_bind_int64(st, 1, user_id);
+    json_t *orders = json_array();
+    json_t *current = NULL;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(st, 0);
+        if (!current || strcmp(json_string_value(json_object_get(current, "order_id")), id) != 0) {
+            int64_t total = sqlite3_column_int64(st, 2);
+            const char *err = (const char *)sqlite3_column_text(st, 5);
+            current = json_pack("{s:s, s:s, s:I, s:o, s:s, s:s, s:[]}", "order_id", id, "created_at",
+                                (const char *)sqlite3_column_text(st, 1), "total_cents", (json_int_t)total,
+                                "total", catalog_price_json(total), "currency",
+                                (const char *)sqlite3_column_text(st, 3), "status",
+                                (const char *)sqlite3_column_text(st, 4), "items");
+            json_object_set_new(current, "error", err ? json_string(err) : json_null());
+            json_array_append_new(orders, current);
+        }
+        if (sqlite3_column_type(st, 6) == SQLITE_NULL)
+            continue;
+        int64_t price = sqlite3_column_int64(st, 8), qty = sqlite3_column_int64(st, 9);
+        json_array_append_new(json_object_get(current, "items"),
+                              json_pack("{s:I, s:s, s:I, s:o, s:I, s:I}", "product_id",
+                                        (json_int_t)sqlite3_column_int64(st, 6), "name",
+                                        (const char *)sqlite3_column_text(st, 7), "unit_price_cents",
+                                        (json_int_t)price, "unit_price", catalog_price_json(price), "quantity",
+                                        (json_int_t)qty, "line_total_cents", (json_int_t)(price * qty)));
+    }
+    db_done(st);
+    if (rc != SQLITE_DONE) {
+        log_error("checkout: orders failed: %s", db_errmsg(db));
+        json_decref(orders);
+        return NULL;
+    }
+    return orders;
+}

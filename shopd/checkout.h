@@ -1,0 +1,38 @@
+/* checkout: turning a cart into an order, and the order history.
+ *
+ * checkout_place runs one BEGIN IMMEDIATE transaction: it reads the cart, checks
+ * and takes the stock, writes the order and its lines with status `pending` (the
+ * order row is the dispatcher's outbox entry), and empties the cart. Either all
+ * of it happens or none: there is no oversell and no order without its lines. */
+#ifndef SHOPD_CHECKOUT_H
+#define SHOPD_CHECKOUT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "shopd/db.h"
+#include "shopd/outcome.h"
+
+#define CHECKOUT_MAX_KEY 128
+
+struct checkout_result {
+    char order_id[37];
+    int64_t total_cents;
+    char status[16];
+    bool replayed; /* the idempotency key named an earlier order: nothing new was written */
+};
+
+/* Places the order of user_id's cart. idem_key (may be NULL) makes a repeated
+ * call return the first call's order. OUT_CONFLICT for an empty cart or missing
+ * stock (the cart is kept), OUT_INVALID for a malformed key, OUT_ERROR. */
+enum outcome checkout_place(struct db *db, int64_t user_id, const char *idem_key, struct checkout_result *out,
+                            char *msg, size_t msglen);
+
+/* The user's orders, newest first, as a new JSON array (caller decrefs) of
+ * {order_id, created_at, total_cents, total, currency, status, error, items:
+ * [{product_id, name, unit_price_cents, unit_price, quantity, line_total_cents}]};
+ * NULL on a database error. */
+json_t *checkout_orders(struct db *db, int64_t user_id);
+
+#endif

@@ -1,0 +1,271 @@
+#include "shopd/db.h"
+#include "shared/log.h"
+#include "shared/xalloc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DB_STMT_CACHE 96
+
+struct cached_stmt {
+    const char *sql;
+    sqlite3_stmt *stmt;
+};
+
+struct db {
+    sqlite3 *handle;
+    struct cached_stmt cache[DB_STMT_CACHE];
+    size_t ncached;
+};
+
+/* Migrations: entry i brings the schema from version i to i + 1. Never edit a
+ * released entry; append a new one. */
+static const char *const migrations[] = {
+    "CREATE TABLE users ("
+    "  id INTEGER PRIMARY KEY,"
+    "  email TEXT NOT NULL UNIQUE COLLATE NOCASE,"
+    "  password_hash TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL);"
+    "CREATE TABLE sessions ("
+    "  token_hash TEXT PRIMARY KEY,"
+    "  user_id INTEGER REFERENCES users(id) ON DELETE CASCADE,"
+    "  csrf TEXT NOT NULL,"
+    "  flash TEXT,"
+    "  created_at INTEGER NOT NULL,"
+    "  last_seen INTEGER NOT NULL);"
+    "CREATE INDEX sessions_user ON sessions(user_id);"
+    "CREATE TABLE products ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL,"
+    "  description TEXT NOT NULL DEFAULT '',"
+    "  price_cents INTEGER NOT NULL CHECK (price_cents >= 0),"
+    "  stock INTEGER NOT NULL CHECK (stock >= 0),"
+    "  image_url TEXT NOT NULL DEFAULT '',"
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL);"
+    "CREATE TABLE cart_items ("
+    "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  product_id INTEGER NOT NULL REFERENCES products(id) ON DELETE CASCADE,"
+    "  quantity INTEGER NOT NULL CHECK (quantity > 0),"
+    "  added_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (user_id, product_id)) WITHOUT ROWID;"
+    /* An order row is also the outbox entry of the dispatcher: status, attempts,
+       the lease and the last error live beside the order itself, so committing
+       the checkout and queueing the order for DynamoDB are one transaction. */
+    "CREATE TABLE orders ("
+    "  seq INTEGER PRIMARY KEY,"
+    "  id TEXT NOT NULL UNIQUE,"
+    "  user_id INTEGER NOT NULL REFERENCES users(id),"
+    "  user_email TEXT NOT NULL,"
+    "  total_cents INTEGER NOT NULL,"
+    "  currency TEXT NOT NULL DEFAULT 'USD',"
+    "  status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'failed')),"
+    "  idempotency_key TEXT,"
+    "  created_at TEXT NOT NULL,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  next_attempt_at INTEGER NOT NULL DEFAULT 0,"
+    "  lease_owner TEXT,"
+    "  lease_until INTEGER NOT NULL DEFAULT 0,"
+    "  last_error TEXT,"
+    "  sent_at TEXT,"
+    "  UNIQUE (user_id, idempotency_key));"
+    "CREATE INDEX orders_user ON orders(user_id, seq);"
+    "CREATE INDEX orders_pending ON orders(next_attempt_at) WHERE status = 'pending';"
+    "CREATE TABLE order_lines ("
+    "  order_id TEXT NOT NULL REFERENCES orders(id) ON DELETE CASCADE,"
+    "  product_id INTEGER NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  unit_price_cents INTEGER NOT NULL,"
+    "  quantity INTEGER NOT NULL,"
+    "  PRIMARY KEY (order_id, product_id)) WITHOUT ROWID;",
+};
+
+char *db_path_from_url(const char *url, bool *is_memory, char *err, size_t errlen)
+{
+    *is_memory = false;
+    if (!url || !*url) {
+        snprintf(err, errlen, "DATABASE_URL is empty");
+        return NULL;
+    }
+    const char *path = url;
+    if (strncmp(url, "sqlite:", 7) == 0) {
+        if (strncmp(url, "sqlite:///", 10) != 0) {
+            snprintf(err, errlen, "DATABASE_URL=%s: expected sqlite:///relative.db or sqlite:////absolute.db", url);
+            return NULL;
+        }
+        path = url + 10; /* "sqlite:////abs" leaves "/abs"; "sqlite:///rel" leaves "rel" */
+    } else if (strstr(url, "://")) {
+        snprintf(err, errlen, "DATABASE_URL=%s: only sqlite databases are supported", url);
+        return NULL;
+    }
+    if (strcmp(path, ":memory:") == 0 || *path == '\0') {
+        if (*path == '\0') {
+            snprintf(err, errlen, "DATABASE_URL=%s names no database file", url);
+            return NULL;
+        }
+        *is_memory = true;
+        return NULL;
+    }
+    return xstrdup(path);
+}
+
+sqlite3 *db_handle(struct db *db)
+{
+    return db->handle;
+}
+
+const char *db_errmsg(struct db *db)
+{
+    return sqlite3_errmsg(db->handle);
+}
+
+int db_exec(struct db *db, const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db->handle, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        log_error("sqlite: %s", msg ? msg : sqlite3_errmsg(db->handle));
+        sqlite3_free(msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int user_version(struct db *db)
+{
+    sqlite3_stmt *st;
+    int v = -1;
+    if (sqlite3_prepare_v2(db->handle, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static int migrate(struct db *db, char *err, size_t errlen)
+{
+    /* BEGIN IMMEDIATE serialises migrations when several processes open a new file at once. */
+    if (db_exec(db, "BEGIN IMMEDIATE") < 0) {
+        snprintf(err, errlen, "cannot lock database for migration: %s", sqlite3_errmsg(db->handle));
+        return -1;
+    }
+    int v = user_version(db);
+    int target = (int)(sizeof(migrations) / sizeof(migrations[0]));
+    if (v > target) {
+        db_exec(db, "ROLLBACK");
+        snprintf(err, errlen, "database schema version %d is newer than this shopd (%d)", v, target);
+        return -1;
+    }
+    for (; v < target; v++) {
+        if (db_exec(db, migrations[v]) < 0) {
+            snprintf(err, errlen, "schema migration %d failed: %s", v + 1, sqlite3_errmsg(db->handle));
+            db_exec(db, "ROLLBACK");
+            return -1;
+        }
+        char pragma[64];
+        snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", v + 1);
+        db_exec(db, pragma);
+    }
+    if (db_exec(db, "COMMIT") < 0) {
+        snprintf(err, errlen, "schema commit failed: %s", sqlite3_errmsg(db->handle));
+        return -1;
+    }
+    return 0;
+}
+
+struct db *db_open(const char *path, char *err, size_t errlen)
+{
+    struct db *db = xcalloc(1, sizeof(*db));
+    int rc = sqlite3_open_v2(path, &db->handle, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                             NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "cannot open database %s: %s", path,
+                 db->handle ? sqlite3_errmsg(db->handle) : sqlite3_errstr(rc));
+        db_close(db);
+        return NULL;
+    }
+    sqlite3_busy_timeout(db->handle, 5000);
+    sqlite3_extended_result_codes(db->handle, 1);
+    if (db_exec(db, "PRAGMA journal_mode = WAL") < 0 || db_exec(db, "PRAGMA synchronous = NORMAL") < 0 ||
+        db_exec(db, "PRAGMA foreign_keys = ON") < 0) {
+        snprintf(err, errlen, "cannot configure database %s: %s", path, sqlite3_errmsg(db->handle));
+        db_close(db);
+        return NULL;
+    }
+    if (migrate(db, err, errlen) < 0) {
+        db_close(db);
+        return NULL;
+    }
+    return db;
+}
+
+void db_close(struct db *db)
+{
+    if (!db)
+        return;
+    for (size_t i = 0; i < db->ncached; i++)
+        sqlite3_finalize(db->cache[i].stmt);
+    sqlite3_close(db->handle);
+    free(db);
+}
+
+sqlite3_stmt *db_stmt(struct db *db, const char *sql)
+{
+    for (size_t i = 0; i < db->ncached; i++)
+        if (db->cache[i].sql == sql) {
+            sqlite3_reset(db->cache[i].stmt);
+            sqlite3_clear_bindings(db->cache[i].stmt);
+            return db->cache[i].stmt;
+        }
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v3(db->handle, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
+        log_error("sqlite: cannot prepare %s: %s", sql, sqlite3_errmsg(db->handle));
+        abort();
+    }
+    if (db->ncached == DB_STMT_CACHE) {
+        log_error("sqlite: statement cache full; raise DB_STMT_CACHE");
+        abort();
+    }
+    db->cache[db->ncached].sql = sql;
+    db->cache[db->ncached].stmt = st;
+    db->ncached++;
+    return st;
+}
+
+void db_done(sqlite3_stmt *stmt)
+{
+    sqlite3_reset(stmt);
+}
+
+int db_begin_immediate(struct db *db)
+{
+    sqlite3_stmt *st = db_stmt(db, "BEGIN IMMEDIATE");
+    int rc = sqlite3_step(st);
+    db_done(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int db_commit(struct db *db)
+{
+    sqlite3_stmt *st = db_stmt(db, "COMMIT");
+    int rc = sqlite3_step(st);
+    db_done(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+void db_rollback(struct db *db)
+{
+    if (!sqlite3_get_autocommit(db->handle)) {
+        sqlite3_stmt *st = db_stmt(db, "ROLLBACK");
+        sqlite3_step(st);
+        db_done(st);
+    }
+}
+
+bool db_ping(struct db *db)
+{
+    sqlite3_stmt *st = db_stmt(db, "SELECT count(*) FROM products");
+    bool ok = sqlite3_step(st) == SQLITE_ROW;
+    db_done(st);
+    return ok;
+}

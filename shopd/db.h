@@ -1,0 +1,53 @@
+/* db: the shop's SQLite database: opening, schema, cached prepared statements.
+ *
+ * One connection per process (each worker, the dispatcher). WAL mode and a busy
+ * timeout let the workers of one or several shopd instances share the file. The
+ * schema is versioned with PRAGMA user_version and migrated forward at open.
+ * SQL text lives in the modules that own the tables (catalog.c, cart.c, ...);
+ * this module only caches their prepared statements. */
+#ifndef SHOPD_DB_H
+#define SHOPD_DB_H
+
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct db;
+
+/* Turns a DATABASE_URL (sqlite:///relative.db, sqlite:////absolute.db,
+ * sqlite:///:memory:, or a plain path) into a file path. ":memory:" becomes
+ * *is_memory = true and no path. Returns a heap path (caller frees), or NULL with
+ * a reason in err. */
+char *db_path_from_url(const char *url, bool *is_memory, char *err, size_t errlen);
+
+/* Opens (creating if needed) the database file, applies pragmas and migrates the
+ * schema. Returns the handle (free with db_close), or NULL with a reason in err. */
+struct db *db_open(const char *path, char *err, size_t errlen);
+void db_close(struct db *db);
+sqlite3 *db_handle(struct db *db);
+
+/* Returns the cached prepared statement for sql (a string constant: the pointer
+ * is the cache key), reset and with its bindings cleared. Owned by db: callers
+ * never finalize it; they call sqlite3_reset via db_done when finished. Aborts on
+ * SQL that does not compile (a programming error). */
+sqlite3_stmt *db_stmt(struct db *db, const char *sql);
+/* Resets a statement obtained from db_stmt (releases read locks early). */
+void db_done(sqlite3_stmt *stmt);
+
+/* Transactions. begin_immediate takes the write lock up front so that a
+ * read-then-write transaction cannot fail half way with SQLITE_BUSY. */
+int db_begin_immediate(struct db *db);
+int db_commit(struct db *db);
+void db_rollback(struct db *db);
+
+/* Runs sql without results (schema, pragmas). Returns 0 or -1 (logged). */
+int db_exec(struct db *db, const char *sql);
+/* The last error text of the connection (owned by SQLite). */
+const char *db_errmsg(struct db *db);
+/* True when the database answers a trivial query (health checks). */
+bool db_ping(struct db *db);
+
+/* The schema version this build writes (PRAGMA user_version). */
+#define DB_SCHEMA_VERSION 1
+
+#endif

@@ -1,0 +1,117 @@
+#include "shopd/pages.h"
+#include "shopd/request.h"
+#include "shared/xalloc.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char *static_root; /* realpath of STATIC_DIR */
+
+int pages_init(const struct shopd_settings *settings, char *err, size_t errlen)
+{
+    free(static_root);
+    static_root = realpath(settings->static_dir, NULL);
+    if (!static_root) {
+        snprintf(err, errlen, "STATIC_DIR=%s: %s", settings->static_dir, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+void pages_cleanup(void)
+{
+    free(static_root);
+    static_root = NULL;
+}
+
+static void html_escape(struct evbuffer *out, const char *s)
+{
+    for (; *s; s++) {
+        switch (*s) {
+        case '&': evbuffer_add(out, "&amp;", 5); break;
+        case '<': evbuffer_add(out, "&lt;", 4); break;
+        case '>': evbuffer_add(out, "&gt;", 4); break;
+        case '"': evbuffer_add(out, "&quot;", 6); break;
+        case '\'': evbuffer_add(out, "&#39;", 5); break;
+        default: evbuffer_add(out, s, 1);
+        }
+    }
+}
+
+void pages_error(struct request *r, int status, const char *message)
+{
+    struct evbuffer *buf = evbuffer_new();
+    evbuffer_add_printf(buf, "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>%d</title>"
+                             "<link rel=\"stylesheet\" href=\"/static/style.css\"></head><body><main><h1>%d</h1><p>",
+                        status, status);
+    html_escape(buf, message);
+    evbuffer_add_printf(buf, "</p><p><a href=\"/\">Back to the shop</a></p></main></body></html>\n");
+    reply_buffer(r, status, "text/html; charset=utf-8", buf);
+    evbuffer_free(buf);
+}
+
+static const char *content_type_of(const char *path)
+{
+    static const struct {
+        const char *ext, *type;
+    } types[] = {
+        {".css", "text/css; charset=utf-8"}, {".js", "text/javascript; charset=utf-8"},
+        {".svg", "image/svg+xml"},           {".png", "image/png"},
+        {".jpg", "image/jpeg"},              {".jpeg", "image/jpeg"},
+        {".webp", "image/webp"},             {".ico", "image/x-icon"},
+        {".txt", "text/plain; charset=utf-8"}, {".woff2", "font/woff2"},
+    };
+    const char *dot = strrchr(path, '.');
+    for (size_t i = 0; dot && i < sizeof(types) / sizeof(types[0]); i++)
+        if (strcmp(dot, types[i].ext) == 0)
+            return types[i].type;
+    return "application/octet-stream";
+}
+
+void pages_static(struct request *r)
+{
+    const char *rel = r->path + strlen("/static/");
+    /* Resolve and check that the file is inside the static root: no "..", no symlink escapes. */
+    char *joined = xasprintf("%s/%s", static_root, rel);
+    char *real = realpath(joined, NULL);
+    free(joined);
+    size_t rootlen = strlen(static_root);
+    struct stat st;
+    if (!real || strncmp(real, static_root, rootlen) != 0 || real[rootlen] != '/' || stat(real, &st) < 0 ||
+        !S_ISREG(st.st_mode)) {
+        free(real);
+        pages_error(r, 404, "Not found");
+        return;
+    }
+    int fd = open(real, O_RDONLY | O_CLOEXEC);
+    const char *type = content_type_of(real);
+    free(real);
+    if (fd < 0) {
+        pages_error(r, 404, "Not found");
+        return;
+    }
+    char etag[64];
+    snprintf(etag, sizeof(etag), "\"%lx-%lx\"", (unsigned long)st.st_mtime, (unsigned long)st.st_size);
+    const char *inm = request_header(r, "If-None-Match");
+    reply_add_header(r, "Cache-Control", "public, max-age=3600");
+    reply_add_header(r, "ETag", etag);
+    struct evbuffer *buf = evbuffer_new();
+    if (inm && strcmp(inm, etag) == 0) {
+        close(fd);
+        reply_buffer(r, 304, NULL, buf);
+    } else if (strcmp(r->method, "HEAD") == 0) {
+        close(fd);
+        reply_buffer(r, 200, type, buf);
+    } else {
+        evbuffer_add_file(buf, fd, 0, st.st_size); /* takes the fd */
+        reply_buffer(r, 200, type, buf);
+    }
+    evbuffer_free(buf);
+}

@@ -1,0 +1,106 @@
+/* request: one HTTP request inside a shopd worker, and the ways to answer it.
+ *
+ * The worker fills a struct request (client address, request id, session,
+ * rate-limit verdict) before it calls the route's handler; handlers read input
+ * through the request_* helpers and answer exactly once with a reply_* call.
+ * Every reply adds the security headers, the request id and the rate-limit
+ * fields, and writes the access-log line. */
+#ifndef SHOPD_REQUEST_H
+#define SHOPD_REQUEST_H
+
+#include <event2/http.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "shopd/db.h"
+#include "shopd/ratelimit_client.h"
+#include "shopd/sessions.h"
+#include "shopd/settings.h"
+
+struct worker;
+struct route;
+
+struct request {
+    struct evhttp_request *ev;
+    struct worker *worker;
+    struct db *db;
+    const struct shopd_settings *settings;
+    const struct route *route;
+    const char *method;      /* "GET", "POST", ... */
+    char *path;              /* decoded path without the query (owned) */
+    int64_t param;           /* the numeric path parameter of /products/<id> and the like */
+    char client_ip[64];      /* the client, from X-Forwarded-For when the peer is a trusted proxy */
+    char request_id[64];     /* X-Request-Id from the balancer, or made here */
+    uint64_t start_us;
+    struct session session;  /* valid when has_session */
+    bool has_session;
+    bool is_admin;
+    char *set_session_token; /* a session cookie to send with the reply (owned) */
+    bool clear_session;      /* expire the cookie with the reply */
+    json_t *json;            /* the parsed JSON body, once request_json_body succeeded */
+    struct evkeyvalq *form;  /* the parsed form body, once request_form was called */
+    struct evkeyvalq *query; /* the parsed query string, once request_query was called */
+    struct rl_result rl;     /* the tightest budget checked for this request */
+    const char *rl_rule;
+    bool has_rl;
+    int pending_checks;
+    bool replied;
+    bool cancelled; /* the client went away while we waited for ratelimitd */
+    int status;
+    size_t bytes;
+};
+
+/* --- answering (exactly one per request) ------------------------------- */
+
+/* JSON body; takes ownership of body. */
+void reply_json(struct request *r, int status, json_t *body);
+/* {"message": "..."} with the given status (the API's error and notice form). */
+void reply_message(struct request *r, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* An error in the form the route speaks: JSON {"message"} for the API, an HTML
+ * error page for browser routes. */
+void reply_error(struct request *r, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* An HTML page (copied). */
+void reply_html(struct request *r, int status, const char *html, size_t len);
+/* Any body; takes the contents of buf. */
+void reply_buffer(struct request *r, int status, const char *content_type, struct evbuffer *buf);
+/* 303 See Other to location (redirect after POST). */
+void reply_redirect(struct request *r, const char *location);
+/* Adds a response header before the reply (e.g. Cache-Control). */
+void reply_add_header(struct request *r, const char *name, const char *value);
+
+/* --- reading ------------------------------------------------------------- */
+
+/* The first request header with that name, or NULL. */
+const char *request_header(struct request *r, const char *name);
+/* The JSON object body. Requires Content-Type: application/json; on failure
+ * returns NULL with the status to answer (400 or 415) and a message. The object
+ * is owned by r. */
+json_t *request_json_body(struct request *r, int *status, char *msg, size_t msglen);
+/* A field of an application/x-www-form-urlencoded body, or NULL. Owned by r. */
+const char *request_form(struct request *r, const char *name);
+/* A query-string parameter, or NULL. Owned by r. */
+const char *request_query(struct request *r, const char *name);
+/* The value of cookie name into buf; false if absent. */
+bool request_cookie(struct request *r, const char *name, char *buf, size_t len);
+/* True when the request is logged in. */
+static inline bool request_logged_in(const struct request *r)
+{
+    return r->has_session && r->session.user_id != 0;
+}
+
+/* --- sessions ------------------------------------------------------------- */
+
+/* Starts a fresh session for user_id (0: anonymous), ending any current one
+ * (a new token on every login). The cookie goes out with the reply. Returns 0 or -1. */
+int request_start_session(struct request *r, int64_t user_id);
+/* Ends the current session server-side and expires the cookie. */
+void request_end_session(struct request *r);
+/* Makes sure the request has a session (an anonymous one if needed), for CSRF
+ * tokens and flash messages on browser pages. Returns 0 or -1. */
+int request_ensure_session(struct request *r);
+
+/* Microseconds on a monotonic clock. */
+uint64_t request_now_us(void);
+
+#endif

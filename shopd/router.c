@@ -1,0 +1,105 @@
+#include "shopd/router.h"
+#include "shopd/api.h"
+#include "shopd/pages.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define USER ROUTE_NEEDS_USER
+#define ADMIN (ROUTE_NEEDS_USER | ROUTE_NEEDS_ADMIN)
+
+static const struct route routes[] = {
+    /* JSON API */
+    {"POST", "/register", api_register, "register", RL_KEY_ADDRESS, 0, "register"},
+    {"POST", "/login", api_login, "login", RL_KEY_LOGIN, 0, "login"},
+    {"POST", "/logout", api_logout, "api", RL_KEY_ADDRESS, 0, "logout"},
+    {"GET", "/products", api_products_list, "api", RL_KEY_ADDRESS, 0, "products"},
+    {"POST", "/products", api_product_create, "api", RL_KEY_ADDRESS, ADMIN, "products"},
+    {"GET", "/products/#", api_product_get, "api", RL_KEY_ADDRESS, 0, "product"},
+    {"PUT", "/products/#", api_product_update, "api", RL_KEY_ADDRESS, ADMIN, "product"},
+    {"DELETE", "/products/#", api_product_delete, "api", RL_KEY_ADDRESS, ADMIN, "product"},
+    {"GET", "/cart", api_cart_get, "api", RL_KEY_USER, USER, "cart"},
+    {"POST", "/cart/items", api_cart_add, "cart", RL_KEY_USER, USER, "cart_items"},
+    {"PUT", "/cart/items/#", api_cart_set, "cart", RL_KEY_USER, USER, "cart_item"},
+    {"DELETE", "/cart/items/#", api_cart_remove, "cart", RL_KEY_USER, USER, "cart_item"},
+    {"POST", "/checkout", api_checkout, "checkout", RL_KEY_USER, USER, "checkout"},
+    {"GET", "/orders", api_orders, "api", RL_KEY_USER, USER, "orders"},
+    {"GET", "/healthz", api_healthz, NULL, RL_KEY_NONE, ROUTE_NO_LOG, "healthz"},
+    {"HEAD", "/healthz", api_healthz, NULL, RL_KEY_NONE, ROUTE_NO_LOG, "healthz"},
+    /* Browser */
+    {"GET", "/static/", pages_static, NULL, RL_KEY_NONE, ROUTE_PAGE | ROUTE_PREFIX, "static"},
+    {"HEAD", "/static/", pages_static, NULL, RL_KEY_NONE, ROUTE_PAGE | ROUTE_PREFIX, "static"},
+};
+
+/* Matches pattern against path; '#' matches one positive decimal integer segment. */
+static bool match(const struct route *rt, const char *path, int64_t *param)
+{
+    if (rt->flags & ROUTE_PREFIX)
+        return strncmp(path, rt->pattern, strlen(rt->pattern)) == 0;
+    const char *p = rt->pattern, *s = path;
+    while (*p && *s) {
+        if (*p == '#') {
+            if (!isdigit((unsigned char)*s) || *s == '0')
+                return false;
+            int64_t v = 0;
+            int digits = 0;
+            while (isdigit((unsigned char)*s)) {
+                if (++digits > 15)
+                    return false;
+                v = v * 10 + (*s++ - '0');
+            }
+            *param = v;
+            p++;
+            continue;
+        }
+        if (*p != *s)
+            return false;
+        p++, s++;
+    }
+    /* A trailing slash is tolerated: /products/ is /products. */
+    if (*s == '/' && s[1] == '\0' && *p == '\0')
+        return true;
+    return *p == '\0' && *s == '\0';
+}
+
+enum route_match router_match(const char *method, const char *path, const struct route **out, int64_t *param,
+                              char *allow, size_t allowlen)
+{
+    bool path_known = false;
+    allow[0] = '\0';
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        int64_t v = 0;
+        if (!match(&routes[i], path, &v))
+            continue;
+        if (strcmp(routes[i].method, method) == 0) {
+            *out = &routes[i];
+            *param = v;
+            return ROUTE_FOUND;
+        }
+        if (!strstr(allow, routes[i].method)) {
+            size_t n = strlen(allow);
+            snprintf(allow + n, allowlen - n, "%s%s", n ? ", " : "", routes[i].method);
+        }
+        path_known = true;
+    }
+    return path_known ? ROUTE_WRONG_METHOD : ROUTE_NOT_FOUND;
+}
+
+bool router_is_page(const struct route *route)
+{
+    return route && (route->flags & ROUTE_PAGE);
+}
+
+const struct route *router_routes(size_t *count)
+{
+    *count = sizeof(routes) / sizeof(routes[0]);
+    return routes;
+}
+
+bool router_path_is_page(const char *path)
+{
+    return strcmp(path, "/") == 0 || strncmp(path, "/browser/", 9) == 0 || strcmp(path, "/browser") == 0 ||
+           strncmp(path, "/static/", 8) == 0;
+}

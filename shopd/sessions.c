@@ -1,0 +1,157 @@
+#include "shopd/sessions.h"
+#include "shared/crypto.h"
+#include "shared/log.h"
+#include "shared/xalloc.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char SQL_INSERT[] =
+    "INSERT INTO sessions (token_hash, user_id, csrf, created_at, last_seen) VALUES (?1, ?2, ?3, ?4, ?4)";
+static const char SQL_LOOKUP[] = "SELECT s.user_id, coalesce(u.email, ''), s.csrf, s.created_at, s.last_seen"
+                                 " FROM sessions s LEFT JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?1";
+static const char SQL_TOUCH[] = "UPDATE sessions SET last_seen = ?2 WHERE token_hash = ?1";
+static const char SQL_DELETE[] = "DELETE FROM sessions WHERE token_hash = ?1";
+static const char SQL_SET_FLASH[] = "UPDATE sessions SET flash = ?2 WHERE token_hash = ?1";
+static const char SQL_TAKE_FLASH[] = "UPDATE sessions SET flash = NULL WHERE token_hash = ?1 AND flash IS NOT NULL"
+                                     " RETURNING flash";
+static const char SQL_PURGE[] = "DELETE FROM sessions WHERE last_seen < ?1 OR created_at < ?2";
+
+static void token_key(const struct session_policy *p, const char *token, char out[65])
+{
+    crypto_hmac_sha256_hex(p->secret, strlen(p->secret), token, strlen(token), out);
+}
+
+char *sessions_create(struct db *db, const struct session_policy *p, int64_t user_id, struct session *s)
+{
+    char *token = crypto_random_token_hex(SESSION_TOKEN_LEN / 2);
+    char *csrf = crypto_random_token_hex(32);
+    memset(s, 0, sizeof(*s));
+    token_key(p, token, s->key);
+    snprintf(s->csrf, sizeof(s->csrf), "%s", csrf);
+    free(csrf);
+    s->user_id = user_id;
+    sqlite3_stmt *st = db_stmt(db, SQL_INSERT);
+    sqlite3_bind_text(st, 1, s->key, -1, SQLITE_STATIC);
+    if (user_id)
+        sqlite3_bind_int64(st, 2, user_id);
+    sqlite3_bind_text(st, 3, s->csrf, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, (int64_t)time(NULL));
+    int rc = sqlite3_step(st);
+    db_done(st);
+    if (rc != SQLITE_DONE) {
+        log_error("sessions: create failed: %s", db_errmsg(db));
+        free(token);
+        return NULL;
+    }
+    if (user_id) {
+        /* Fill in the email for the caller, as lookup would. */
+        struct session again;
+        if (sessions_lookup(db, p, token, &again))
+            snprintf(s->email, sizeof(s->email), "%s", again.email);
+    }
+    return token;
+}
+
+static bool token_well_formed(const char *token)
+{
+    if (strlen(token) != SESSION_TOKEN_LEN)
+        return false;
+    for (const char *c = token; *c; c++)
+        if (!isxdigit((unsigned char)*c))
+            return false;
+    return true;
+}
+
+bool sessions_lookup(struct db *db, const struct session_policy *p, const char *token, struct session *s)
+{
+    if (!token || !token_well_formed(token))
+        return false;
+    memset(s, 0, sizeof(*s));
+    token_key(p, token, s->key);
+    sqlite3_stmt *st = db_stmt(db, SQL_LOOKUP);
+    sqlite3_bind_text(st, 1, s->key, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        db_done(st);
+        return false;
+    }
+    s->user_id = sqlite3_column_int64(st, 0);
+    snprintf(s->email, sizeof(s->email), "%s", (const char *)sqlite3_column_text(st, 1));
+    snprintf(s->csrf, sizeof(s->csrf), "%s", (const char *)sqlite3_column_text(st, 2));
+    int64_t created = sqlite3_column_int64(st, 3), last_seen = sqlite3_column_int64(st, 4);
+    db_done(st);
+    int64_t now = (int64_t)time(NULL);
+    if (now - last_seen > p->idle_seconds || now - created > p->max_seconds) {
+        sessions_delete(db, s->key);
+        return false;
+    }
+    if (now - last_seen >= 60) {
+        sqlite3_stmt *t = db_stmt(db, SQL_TOUCH);
+        sqlite3_bind_text(t, 1, s->key, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(t, 2, now);
+        if (sqlite3_step(t) != SQLITE_DONE)
+            log_warn("sessions: touch failed: %s", db_errmsg(db));
+        db_done(t);
+    }
+    return true;
+}
+
+int sessions_delete(struct db *db, const char *key)
+{
+    sqlite3_stmt *st = db_stmt(db, SQL_DELETE);
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    db_done(st);
+    if (rc != SQLITE_DONE) {
+        log_error("sessions: delete failed: %s", db_errmsg(db));
+        return -1;
+    }
+    return 0;
+}
+
+int sessions_set_flash(struct db *db, const char *key, const char *kind, const char *message)
+{
+    char *text = xasprintf("%s\t%s", kind, message);
+    sqlite3_stmt *st = db_stmt(db, SQL_SET_FLASH);
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, text, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    db_done(st);
+    free(text);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+bool sessions_take_flash(struct db *db, const char *key, char *kind, size_t kindlen, char *message, size_t msglen)
+{
+    sqlite3_stmt *st = db_stmt(db, SQL_TAKE_FLASH);
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    bool found = false;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        const char *text = (const char *)sqlite3_column_text(st, 0);
+        const char *tab = text ? strchr(text, '\t') : NULL;
+        if (tab) {
+            snprintf(kind, kindlen, "%.*s", (int)(tab - text), text);
+            snprintf(message, msglen, "%s", tab + 1);
+            found = true;
+        }
+        /* Step to completion so the UPDATE is applied. */
+        while (sqlite3_step(st) == SQLITE_ROW)
+            ;
+    }
+    db_done(st);
+    return found;
+}
+
+int sessions_purge_expired(struct db *db, const struct session_policy *p)
+{
+    int64_t now = (int64_t)time(NULL);
+    sqlite3_stmt *st = db_stmt(db, SQL_PURGE);
+    sqlite3_bind_int64(st, 1, now - p->idle_seconds);
+    sqlite3_bind_int64(st, 2, now - p->max_seconds);
+    int rc = sqlite3_step(st);
+    db_done(st);
+    return rc == SQLITE_DONE ? sqlite3_changes(db_handle(db)) : -1;
+}

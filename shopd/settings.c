@@ -1,0 +1,168 @@
+#include "shopd/settings.h"
+#include "shopd/db.h"
+#include "shared/config.h"
+#include "shared/log.h"
+#include "shared/xalloc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const struct config_setting shopd_settings_table[] = {
+    {.name = "SHOPD_LISTEN", .default_value = "127.0.0.1:8081", .help = "address:port shopd binds"},
+    {.name = "SHOPD_WORKERS", .default_value = "", .help = "preforked HTTP workers (empty: number of CPUs)"},
+    {.name = "SHOPD_USER", .default_value = "", .help = "user to switch to when started as root"},
+    {.name = "DATABASE_URL", .default_value = "sqlite:///shop.db",
+     .help = "sqlite:///relative.db, sqlite:////absolute.db or sqlite:///:memory:"},
+    {.name = "SECRET_KEY", .help = "keys session and CSRF tokens; required outside SHOP_ENV=development"},
+    {.name = "SHOP_ENV", .default_value = "production", .help = "production or development"},
+    {.name = "ADMIN_EMAILS", .default_value = "", .help = "comma-separated emails of catalog admins"},
+    {.name = "TRUSTED_PROXIES", .default_value = "127.0.0.1",
+     .help = "comma-separated peer addresses whose X-Forwarded-For is believed"},
+    {.name = "RATELIMITD_SOCKET", .default_value = "run/ratelimitd.sock", .help = "ratelimitd's unix socket"},
+    {.name = "RATELIMIT_ENABLED", .default_value = "1", .help = "0 skips budget checks entirely"},
+    {.name = "RATELIMIT_TIMEOUT_MS", .default_value = "50",
+     .help = "how long a request waits for ratelimitd before it is served anyway"},
+    {.name = "SHOPD_MAX_BODY", .default_value = "1048576", .help = "largest request body in bytes (413 above)"},
+    {.name = "COOKIE_SECURE", .default_value = "0", .help = "1 marks the session cookie Secure (HTTPS sites)"},
+    {.name = "SESSION_IDLE_SECONDS", .default_value = "86400", .help = "a session unused this long ends"},
+    {.name = "SESSION_MAX_SECONDS", .default_value = "604800", .help = "a session ends this long after login"},
+    {.name = "TEMPLATES_DIR", .default_value = "templates", .help = "HTML templates (Mustache)"},
+    {.name = "STATIC_DIR", .default_value = "templates/static", .help = "files served under /static/"},
+    {.name = "AWS_REGION", .default_value = "us-east-1", .alias = "REGION_NAME", .help = "DynamoDB region"},
+    {.name = "AWS_ACCESS_KEY_ID", .default_value = "", .help = "AWS credentials for DynamoDB"},
+    {.name = "AWS_SECRET_ACCESS_KEY", .default_value = "", .help = "AWS credentials for DynamoDB"},
+    {.name = "AWS_SESSION_TOKEN", .default_value = "", .help = "temporary AWS credentials (optional)"},
+    {.name = "DYNAMODB_ENDPOINT", .default_value = "",
+     .help = "DynamoDB endpoint (empty: https://dynamodb.<region>.amazonaws.com)"},
+    {.name = "DYNAMODB_TABLE", .default_value = "Orders", .help = "the orders table"},
+    {.name = "DISPATCHER_ENABLED", .default_value = "1", .help = "0 runs no dispatcher in this instance"},
+    {.name = "LOG_LEVEL", .default_value = "info", .help = "debug, info, warn or error"},
+    {.name = "LOG_FILE", .default_value = "", .help = "append logs to this file (SIGUSR1 reopens); empty: stderr"},
+    {.name = "FLASK_APP", .default_value = "", .help = "accepted from the Flask app's .env and ignored"},
+    {.name = "FLASK_ENV", .default_value = "", .help = "accepted from the Flask app's .env and ignored"},
+    {.name = "CREATE_TABLE", .is_flag = true, .help = "create the DynamoDB orders table if missing, then exit"},
+    {0},
+};
+
+static int get_long(struct config *cfg, const char *name, long min, long max, long *out, char *err, size_t errlen)
+{
+    return config_get_long(cfg, name, min, max, out, err, errlen);
+}
+
+static const char *nonempty(const char *s)
+{
+    return s && *s ? s : NULL;
+}
+
+struct shopd_settings *settings_load(int argc, char **argv, char *err, size_t errlen)
+{
+    struct config *cfg =
+        config_load("shopd", SHOP_VERSION, "The shop server: accounts, catalog, carts and checkout over HTTP.",
+                    shopd_settings_table, argc, argv, err, errlen);
+    if (!cfg)
+        return NULL;
+    struct shopd_settings *s = xcalloc(1, sizeof(*s));
+    s->cfg = cfg;
+    long n;
+
+    enum log_level level;
+    if (!log_level_parse(config_get(cfg, "LOG_LEVEL"), &level)) {
+        snprintf(err, errlen, "LOG_LEVEL=%s is not one of debug, info, warn, error", config_get(cfg, "LOG_LEVEL"));
+        goto fail;
+    }
+    log_set_level(level);
+
+    if (config_parse_hostport(config_get(cfg, "SHOPD_LISTEN"), s->listen_host, sizeof(s->listen_host),
+                              &s->listen_port) < 0) {
+        snprintf(err, errlen, "SHOPD_LISTEN=%s is not host:port", config_get(cfg, "SHOPD_LISTEN"));
+        goto fail;
+    }
+    if (*config_get(cfg, "SHOPD_WORKERS")) {
+        if (get_long(cfg, "SHOPD_WORKERS", 1, 256, &n, err, errlen) < 0)
+            goto fail;
+        s->workers = (int)n;
+    } else {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        s->workers = cpus > 0 ? (int)(cpus > 64 ? 64 : cpus) : 2;
+    }
+
+    s->user = config_get(cfg, "SHOPD_USER");
+    s->db_path = db_path_from_url(config_get(cfg, "DATABASE_URL"), &s->db_memory, err, errlen);
+    if (!s->db_path && !s->db_memory)
+        goto fail;
+
+    const char *env = config_get(cfg, "SHOP_ENV");
+    if (strcmp(env, "development") != 0 && strcmp(env, "production") != 0 && strcmp(env, "test") != 0) {
+        snprintf(err, errlen, "SHOP_ENV=%s is not production, development or test", env);
+        goto fail;
+    }
+    s->development = strcmp(env, "production") != 0;
+    s->secret_key = config_get(cfg, "SECRET_KEY");
+    if (!s->secret_key || !*s->secret_key) {
+        if (!s->development) {
+            snprintf(err, errlen, "SECRET_KEY is not set (required unless SHOP_ENV=development)");
+            goto fail;
+        }
+        s->secret_key = "development-only-secret-key";
+        log_warn("SECRET_KEY is not set: using a fixed development key; never do this in production");
+    } else if (strlen(s->secret_key) < 16 && !s->development) {
+        snprintf(err, errlen, "SECRET_KEY is too short (at least 16 characters; 32 random bytes recommended)");
+        goto fail;
+    }
+
+    s->admin_emails = config_get(cfg, "ADMIN_EMAILS");
+    s->trusted_proxies = config_get(cfg, "TRUSTED_PROXIES");
+    s->ratelimit_socket = config_get(cfg, "RATELIMITD_SOCKET");
+    if (config_get_bool(cfg, "RATELIMIT_ENABLED", &s->ratelimit_enabled, err, errlen) < 0)
+        goto fail;
+    if (get_long(cfg, "RATELIMIT_TIMEOUT_MS", 1, 10000, &s->ratelimit_timeout_ms, err, errlen) < 0)
+        goto fail;
+    if (get_long(cfg, "SHOPD_MAX_BODY", 1024, 1L << 30, &s->max_body_bytes, err, errlen) < 0)
+        goto fail;
+    if (config_get_bool(cfg, "COOKIE_SECURE", &s->cookie_secure, err, errlen) < 0)
+        goto fail;
+    if (get_long(cfg, "SESSION_IDLE_SECONDS", 60, 365L * 86400, &s->session_idle_seconds, err, errlen) < 0 ||
+        get_long(cfg, "SESSION_MAX_SECONDS", 60, 365L * 86400, &s->session_max_seconds, err, errlen) < 0)
+        goto fail;
+    s->templates_dir = config_get(cfg, "TEMPLATES_DIR");
+    s->static_dir = config_get(cfg, "STATIC_DIR");
+    s->create_table = config_get(cfg, "CREATE_TABLE") && strcmp(config_get(cfg, "CREATE_TABLE"), "1") == 0;
+
+    s->aws_region = config_get(cfg, "AWS_REGION");
+    if (!s->aws_region || !*s->aws_region) {
+        snprintf(err, errlen, "AWS_REGION is empty");
+        goto fail;
+    }
+    s->aws_access_key_id = nonempty(config_get(cfg, "AWS_ACCESS_KEY_ID"));
+    s->aws_secret_access_key = nonempty(config_get(cfg, "AWS_SECRET_ACCESS_KEY"));
+    s->aws_session_token = nonempty(config_get(cfg, "AWS_SESSION_TOKEN"));
+    s->dynamodb_endpoint = nonempty(config_get(cfg, "DYNAMODB_ENDPOINT"));
+    s->dynamodb_table = config_get(cfg, "DYNAMODB_TABLE");
+    if (!s->dynamodb_table || !*s->dynamodb_table) {
+        snprintf(err, errlen, "DYNAMODB_TABLE is empty");
+        goto fail;
+    }
+    if (config_get_bool(cfg, "DISPATCHER_ENABLED", &s->dispatcher_enabled, err, errlen) < 0)
+        goto fail;
+
+    const char *log_file = config_get(cfg, "LOG_FILE");
+    if (log_file && *log_file && log_open(log_file) < 0) {
+        snprintf(err, errlen, "LOG_FILE=%s cannot be opened", log_file);
+        goto fail;
+    }
+    return s;
+fail:
+    settings_free(s);
+    return NULL;
+}
+
+void settings_free(struct shopd_settings *s)
+{
+    if (!s)
+        return;
+    config_free(s->cfg);
+    free(s->db_path);
+    free(s);
+}

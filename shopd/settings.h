@@ -1,0 +1,50 @@
+/* settings: shopd's configuration, read with shared/config.h and checked once.
+ *
+ * The table of settings (names, defaults, help) lives in settings.c; this struct
+ * is the parsed, validated form the master and the workers use. SIGHUP builds a
+ * new one; a worker keeps the one it was started with. */
+#ifndef SHOPD_SETTINGS_H
+#define SHOPD_SETTINGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct shopd_settings {
+    struct config *cfg; /* the raw settings (owned) */
+    char listen_host[256];
+    int listen_port;
+    int workers;
+    const char *user; /* SHOPD_USER: switch to it when started as root */
+    char *db_path;          /* resolved file path; for :memory: a file on /dev/shm made by the master */
+    bool db_memory;         /* DATABASE_URL=sqlite:///:memory: */
+    const char *secret_key; /* never logged */
+    bool development;       /* SHOP_ENV=development */
+    const char *admin_emails;
+    const char *trusted_proxies;
+    const char *ratelimit_socket;
+    bool ratelimit_enabled;
+    long ratelimit_timeout_ms;
+    long max_body_bytes;
+    bool cookie_secure;
+    long session_idle_seconds;
+    long session_max_seconds;
+    const char *templates_dir;
+    const char *static_dir;
+    bool create_table; /* --create-table: make the DynamoDB table and exit */
+    /* DynamoDB (the dispatcher) */
+    const char *aws_region;
+    const char *aws_access_key_id;
+    const char *aws_secret_access_key;
+    const char *aws_session_token;
+    const char *dynamodb_endpoint; /* NULL: the region's AWS endpoint */
+    const char *dynamodb_table;
+    bool dispatcher_enabled;
+};
+
+/* Loads and validates the settings from argv (see shared/config.h for the
+ * sources). Returns a new struct (free with settings_free) or NULL with a
+ * one-line reason in err. --help and --version exit from inside. */
+struct shopd_settings *settings_load(int argc, char **argv, char *err, size_t errlen);
+void settings_free(struct shopd_settings *s);
+
+#endif
