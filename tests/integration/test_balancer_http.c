@@ -135,7 +135,11 @@ Test(balancer_http, large_chunked_answer_is_streamed_not_held)
     cr_assert_not_null(strstr(r->headers, "Transfer-Encoding: chunked"), "%s", r->headers);
     http_resp_free(r);
     long after = balancer_peak_rss_kb();
+#ifndef __SANITIZE_ADDRESS__ /* ASan's quarantine keeps freed buffers: peak memory says nothing there */
     cr_assert_lt(after - before, 8 * 1024, "peak memory grew by %ld kB for a 30 MB answer", after - before);
+#else
+    (void)after;
+#endif
 
     r = req("GET", "/fixed?bytes=5000000", NULL, NULL);
     cr_assert_eq(r->status, 200);
