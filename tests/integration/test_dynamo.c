@@ -1,0 +1,340 @@
+/* The DynamoDB client against a real local DynamoDB (dynalite via
+ * tools/dynalite.js on a free loopback port, one per test). */
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "shared/dynamo.h"
+#include "shared/xalloc.h"
+#include "tests/support/harness.h"
+
+#define TABLE "Orders"
+
+static struct harness_proc *dynalite;
+static char *dynalite_log;
+static char endpoint[64];
+static struct dynamo_client *client;
+
+static struct dynamo_client *new_client(const char *url, const char *key, const char *secret, long timeout_ms)
+{
+    char err[256];
+    struct dynamo_config cfg = {
+        .region = "us-east-1",
+        .endpoint = url,
+        .access_key_id = key,
+        .secret_access_key = secret,
+        .connect_timeout_ms = 1000,
+        .timeout_ms = timeout_ms,
+    };
+    struct dynamo_client *c = dynamo_client_new(&cfg, err, sizeof(err));
+    cr_assert_not_null(c, "%s", err);
+    return c;
+}
+
+static void start_dynalite(void)
+{
+    int port = harness_free_port();
+    char port_s[16];
+    snprintf(port_s, sizeof(port_s), "%d", port);
+    char *script = xasprintf("%s/tools/dynalite.js", harness_root());
+    char *name = xasprintf("dynalite-%d.log", port);
+    dynalite_log = harness_output_path(name);
+    const char *const argv[] = {"/usr/bin/node", script, "--port", port_s, "--create-table-ms", "50", NULL};
+    dynalite = harness_start(argv, NULL, NULL, dynalite_log);
+    free(script);
+    free(name);
+    if (!harness_wait_port(port, 15000)) {
+        harness_dump_log(dynalite_log, 20);
+        cr_assert_fail("dynalite did not listen on 127.0.0.1:%d", port);
+    }
+    snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%d", port);
+    client = new_client(endpoint, "AKIDLOCAL", "local-secret", 5000);
+}
+
+static void stop_dynalite(void)
+{
+    dynamo_client_free(client);
+    client = NULL;
+    harness_stop(dynalite, 3000);
+    dynalite = NULL;
+    free(dynalite_log);
+    dynalite_log = NULL;
+}
+
+TestSuite(dynamo, .init = start_dynalite, .fini = stop_dynalite, .timeout = 60);
+
+static json_t *order_item(const char *id)
+{
+    return json_pack("{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:[{s:{s:{s:s}, s:{s:s}}}]}}", "order_id", "S", id,
+                     "user_email", "S", "a@example.com", "total_cents", "N", "1299", "items", "L", "M",
+                     "product_id", "N", "7", "quantity", "N", "2");
+}
+
+static void ensure(void)
+{
+    struct dynamo_result r;
+    enum dynamo_class cls = dynamo_ensure_table(client, TABLE, &r);
+    cr_assert_eq(cls, DYNAMO_OK, "ensure_table: %s %s", r.error_type ? r.error_type : "",
+                 r.message ? r.message : "");
+    dynamo_result_cleanup(&r);
+}
+
+Test(dynamo, ensure_table_creates_once_and_is_idempotent)
+{
+    struct dynamo_result r;
+    cr_assert_eq(dynamo_describe_table(client, TABLE, &r), DYNAMO_FATAL);
+    cr_assert_str_eq(r.error_type, "ResourceNotFoundException");
+    cr_assert_eq(r.http_status, 400);
+    dynamo_result_cleanup(&r);
+
+    ensure();
+    cr_assert_eq(dynamo_describe_table(client, TABLE, &r), DYNAMO_OK);
+    json_t *t = json_object_get(r.body, "Table");
+    cr_assert_str_eq(json_string_value(json_object_get(t, "TableStatus")), "ACTIVE");
+    json_t *key = json_array_get(json_object_get(t, "KeySchema"), 0);
+    cr_assert_str_eq(json_string_value(json_object_get(key, "AttributeName")), "order_id");
+    cr_assert_str_eq(json_string_value(json_object_get(key, "KeyType")), "HASH");
+    cr_assert_str_eq(
+        json_string_value(json_object_get(json_object_get(t, "BillingModeSummary"), "BillingMode")),
+        "PAY_PER_REQUEST");
+    dynamo_result_cleanup(&r);
+
+    /* A second run finds the table and changes nothing; out may be NULL. */
+    cr_assert_eq(dynamo_ensure_table(client, TABLE, NULL), DYNAMO_OK);
+}
+
+Test(dynamo, conditional_put_writes_once)
+{
+    ensure();
+    json_t *item = order_item("0b7e4c8e-1111-4a7c-9d2e-000000000001");
+    struct dynamo_result r;
+    cr_assert_eq(dynamo_put_item(client, TABLE, item, "attribute_not_exists(order_id)", &r), DYNAMO_OK, "%s",
+                 r.message ? r.message : "");
+    cr_assert_eq(r.http_status, 200);
+    cr_assert_null(r.error_type);
+    dynamo_result_cleanup(&r);
+
+    cr_assert_eq(dynamo_put_item(client, TABLE, item, "attribute_not_exists(order_id)", &r),
+                 DYNAMO_CONDITION_FAILED);
+    cr_assert_eq(r.http_status, 400);
+    cr_assert_str_eq(r.error_type, "ConditionalCheckFailedException");
+    cr_assert_not_null(r.message);
+    dynamo_result_cleanup(&r);
+
+    /* Without a condition the same put simply overwrites. */
+    cr_assert_eq(dynamo_put_item(client, TABLE, item, NULL, &r), DYNAMO_OK);
+    dynamo_result_cleanup(&r);
+    json_decref(item);
+
+    cr_assert_eq(dynamo_scan(client, TABLE, &r), DYNAMO_OK);
+    cr_assert_eq(json_integer_value(json_object_get(r.body, "Count")), 1);
+    dynamo_result_cleanup(&r);
+}
+
+Test(dynamo, get_item_returns_the_fields)
+{
+    ensure();
+    const char *id = "0b7e4c8e-2222-4a7c-9d2e-000000000002";
+    json_t *item = order_item(id);
+    struct dynamo_result r;
+    cr_assert_eq(dynamo_put_item(client, TABLE, item, "attribute_not_exists(order_id)", &r), DYNAMO_OK);
+    dynamo_result_cleanup(&r);
+    json_decref(item);
+
+    json_t *key = json_pack("{s:{s:s}}", "order_id", "S", id);
+    cr_assert_eq(dynamo_get_item(client, TABLE, key, &r), DYNAMO_OK, "%s", r.message ? r.message : "");
+    json_t *got = json_object_get(r.body, "Item");
+    cr_assert_not_null(got);
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(got, "order_id"), "S")), id);
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(got, "user_email"), "S")), "a@example.com");
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(got, "total_cents"), "N")), "1299");
+    json_t *line = json_object_get(json_array_get(json_object_get(json_object_get(got, "items"), "L"), 0), "M");
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(line, "quantity"), "N")), "2");
+    dynamo_result_cleanup(&r);
+    json_decref(key);
+
+    key = json_pack("{s:{s:s}}", "order_id", "S", "no-such-order");
+    cr_assert_eq(dynamo_get_item(client, TABLE, key, &r), DYNAMO_OK);
+    cr_assert_null(json_object_get(r.body, "Item"));
+    dynamo_result_cleanup(&r);
+    json_decref(key);
+}
+
+Test(dynamo, validation_errors_are_fatal)
+{
+    ensure();
+    struct dynamo_result r;
+    /* An item without its hash key. */
+    json_t *item = json_pack("{s:{s:s}}", "user_email", "S", "a@example.com");
+    cr_assert_eq(dynamo_put_item(client, TABLE, item, NULL, &r), DYNAMO_FATAL);
+    cr_assert_eq(r.http_status, 400);
+    cr_assert_str_eq(r.error_type, "ValidationException");
+    cr_assert_not_null(r.message);
+    dynamo_result_cleanup(&r);
+    json_decref(item);
+
+    /* A key of the wrong type. */
+    json_t *key = json_pack("{s:{s:s}}", "order_id", "N", "12");
+    cr_assert_eq(dynamo_get_item(client, TABLE, key, &r), DYNAMO_FATAL);
+    cr_assert_str_eq(r.error_type, "ValidationException");
+    dynamo_result_cleanup(&r);
+    json_decref(key);
+
+    /* An unknown operation. */
+    json_t *req = json_object();
+    cr_assert_eq(dynamo_call(client, "NoSuchOperation", req, &r), DYNAMO_FATAL);
+    cr_assert_geq(r.http_status, 400);
+    cr_assert_lt(r.http_status, 500);
+    dynamo_result_cleanup(&r);
+    json_decref(req);
+}
+
+Test(dynamo, unknown_table_is_fatal)
+{
+    struct dynamo_result r;
+    json_t *item = order_item("x");
+    cr_assert_eq(dynamo_put_item(client, "NoSuchTable", item, NULL, &r), DYNAMO_FATAL);
+    cr_assert_str_eq(r.error_type, "ResourceNotFoundException");
+    dynamo_result_cleanup(&r);
+    json_decref(item);
+}
+
+Test(dynamo, missing_credentials_are_refused)
+{
+    struct dynamo_client *anon = new_client(endpoint, NULL, NULL, 5000);
+    struct dynamo_result r;
+    json_t *item = order_item("0b7e4c8e-3333-4a7c-9d2e-000000000003");
+    cr_assert_eq(dynamo_put_item(anon, TABLE, item, NULL, &r), DYNAMO_FATAL);
+    cr_assert_eq(r.http_status, 0, "nothing was sent");
+    cr_assert_str_eq(r.error_type, "MissingCredentials");
+    dynamo_result_cleanup(&r);
+    cr_assert_eq(dynamo_ensure_table(anon, TABLE, NULL), DYNAMO_FATAL);
+    json_decref(item);
+    dynamo_client_free(anon);
+
+    /* Nothing reached the table. */
+    ensure();
+    cr_assert_eq(dynamo_scan(client, TABLE, &r), DYNAMO_OK);
+    cr_assert_eq(json_integer_value(json_object_get(r.body, "Count")), 0);
+    dynamo_result_cleanup(&r);
+}
+
+Test(dynamo, session_token_is_sent_and_accepted)
+{
+    char err[256];
+    struct dynamo_config cfg = {.endpoint = endpoint, .access_key_id = "ASIATEMP", .secret_access_key = "s",
+                                .session_token = "session-token-value"};
+    struct dynamo_client *c = dynamo_client_new(&cfg, err, sizeof(err));
+    cr_assert_not_null(c, "%s", err);
+    struct dynamo_result r;
+    cr_assert_eq(dynamo_ensure_table(c, TABLE, &r), DYNAMO_OK, "%s", r.message ? r.message : "");
+    dynamo_result_cleanup(&r);
+    dynamo_client_free(c);
+}
+
+/* --- failures below HTTP (no DynamoDB needed) --------------------------------- */
+
+/* No .timeout here: each test bounds itself with curl timeouts, and Criterion
+ * 2.4's runner leaks under ASan when two suites in one binary set one. */
+TestSuite(dynamo_network);
+
+Test(dynamo_network, closed_port_is_retryable)
+{
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", harness_free_port());
+    struct dynamo_client *c = new_client(url, "AKID", "secret", 2000);
+    struct dynamo_result r;
+    cr_assert_eq(dynamo_describe_table(c, TABLE, &r), DYNAMO_RETRYABLE);
+    cr_assert_eq(r.http_status, 0);
+    cr_assert_str_eq(r.error_type, "TransportError");
+    cr_assert_not_null(r.message);
+    dynamo_result_cleanup(&r);
+    dynamo_client_free(c);
+}
+
+Test(dynamo_network, silent_server_times_out_as_retryable)
+{
+    /* A socket that listens but never answers: the kernel completes the connection, nobody replies. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    cr_assert_eq(listen(fd, 4), 0);
+    socklen_t len = sizeof(sa);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", ntohs(sa.sin_port));
+
+    struct dynamo_client *c = new_client(url, "AKID", "secret", 300);
+    struct dynamo_result r;
+    cr_assert_eq(dynamo_describe_table(c, TABLE, &r), DYNAMO_RETRYABLE);
+    cr_assert_str_eq(r.error_type, "Timeout");
+    dynamo_result_cleanup(&r);
+    dynamo_client_free(c);
+    close(fd);
+}
+
+Test(dynamo_network, non_dynamodb_answer_is_classified)
+{
+    /* A tiny forked responder that is not DynamoDB: first a 5xx without a JSON
+     * body, then a 200 with HTML (a captive proxy, a wrong endpoint). */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    cr_assert_eq(listen(fd, 4), 0);
+    socklen_t len = sizeof(sa);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", ntohs(sa.sin_port));
+
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        /* Never outlive the test, even if it fails before reaping us. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        alarm(20);
+        const char *answers[] = {
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbusy",
+            "HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\n<html>",
+        };
+        for (int i = 0; i < 2; i++) {
+            int cfd = accept(fd, NULL, NULL);
+            if (cfd < 0)
+                _exit(1);
+            char buf[8192];
+            ssize_t n = read(cfd, buf, sizeof(buf));
+            (void)n;
+            ssize_t w = write(cfd, answers[i], strlen(answers[i]));
+            (void)w;
+            close(cfd);
+        }
+        _exit(0);
+    }
+    struct dynamo_client *c = new_client(url, "AKID", "secret", 3000);
+    struct dynamo_result r;
+    enum dynamo_class cls1 = dynamo_describe_table(c, TABLE, &r);
+    long status1 = r.http_status;
+    char *type1 = xstrdup(r.error_type);
+    dynamo_result_cleanup(&r);
+    enum dynamo_class cls2 = dynamo_describe_table(c, TABLE, &r);
+    dynamo_client_free(c);
+    close(fd);
+    int st;
+    waitpid(pid, &st, 0);
+
+    cr_assert_eq(cls1, DYNAMO_RETRYABLE);
+    cr_assert_eq(status1, 503);
+    cr_assert_str_eq(type1, "HttpError");
+    cr_assert_eq(cls2, DYNAMO_RETRYABLE);
+    cr_assert_str_eq(r.error_type, "InvalidResponse");
+    free(type1);
+    dynamo_result_cleanup(&r);
+}
