@@ -29,6 +29,7 @@ struct dynamo_client {
     char *session_token;
     long connect_timeout_ms;
     long timeout_ms;
+    long connects; /* new connections opened, summed over calls */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -140,6 +141,11 @@ const char *dynamo_client_endpoint(const struct dynamo_client *c)
     return c->endpoint;
 }
 
+long dynamo_client_connects(const struct dynamo_client *c)
+{
+    return c->connects;
+}
+
 void dynamo_result_cleanup(struct dynamo_result *r)
 {
     if (!r)
@@ -208,10 +214,10 @@ long dynamo_backoff_ms(unsigned attempt, long base_ms, long cap_ms)
 }
 
 /* Fills out as a failure of this module's own kind (no HTTP answer involved). */
-static enum dynamo_class fail(struct dynamo_result *out, enum dynamo_class cls, const char *type, const char *fmt,
-                              ...) __attribute__((format(printf, 4, 5)));
-static enum dynamo_class fail(struct dynamo_result *out, enum dynamo_class cls, const char *type, const char *fmt,
-                              ...)
+static enum dynamo_class fail(struct dynamo_result *out, enum dynamo_class cls, const char *type,
+                              const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static enum dynamo_class fail(struct dynamo_result *out, enum dynamo_class cls, const char *type,
+                              const char *fmt, ...)
 {
     out->cls = cls;
     free(out->error_type);
@@ -293,7 +299,8 @@ static void read_error(struct dynamo_result *out)
         out->message = xstrdup(msg);
 }
 
-enum dynamo_class dynamo_call(struct dynamo_client *c, const char *op, json_t *request, struct dynamo_result *out)
+enum dynamo_class dynamo_call(struct dynamo_client *c, const char *op, json_t *request,
+                              struct dynamo_result *out)
 {
     *out = (struct dynamo_result){0};
     if (!c->access_key_id || !c->secret_access_key)
@@ -366,6 +373,9 @@ enum dynamo_class dynamo_call(struct dynamo_client *c, const char *op, json_t *r
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 
     CURLcode rc = curl_easy_perform(h);
+    long connects = 0;
+    if (curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK)
+        c->connects += connects;
     curl_slist_free_all(hdrs);
     sigv4_signed_free(&sig);
     free(target);
@@ -405,8 +415,8 @@ enum dynamo_class dynamo_call(struct dynamo_client *c, const char *op, json_t *r
     return out->cls;
 }
 
-enum dynamo_class dynamo_put_item(struct dynamo_client *c, const char *table, json_t *item, const char *condition,
-                                  struct dynamo_result *out)
+enum dynamo_class dynamo_put_item(struct dynamo_client *c, const char *table, json_t *item,
+                                  const char *condition, struct dynamo_result *out)
 {
     json_t *req = json_pack("{s:s?, s:O?}", "TableName", table, "Item", item);
     if (req && condition)
@@ -417,7 +427,8 @@ enum dynamo_class dynamo_put_item(struct dynamo_client *c, const char *table, js
     return cls;
 }
 
-enum dynamo_class dynamo_get_item(struct dynamo_client *c, const char *table, json_t *key, struct dynamo_result *out)
+enum dynamo_class dynamo_get_item(struct dynamo_client *c, const char *table, json_t *key,
+                                  struct dynamo_result *out)
 {
     json_t *req = json_pack("{s:s?, s:O?, s:b}", "TableName", table, "Key", key, "ConsistentRead", 1);
     enum dynamo_class cls = dynamo_call(c, "GetItem", req, out);
@@ -435,9 +446,10 @@ enum dynamo_class dynamo_scan(struct dynamo_client *c, const char *table, struct
 
 enum dynamo_class dynamo_create_table(struct dynamo_client *c, const char *table, struct dynamo_result *out)
 {
-    json_t *req = json_pack("{s:s?, s:[{s:s, s:s}], s:[{s:s, s:s}], s:s}", "TableName", table,
-                            "AttributeDefinitions", "AttributeName", "order_id", "AttributeType", "S", "KeySchema",
-                            "AttributeName", "order_id", "KeyType", "HASH", "BillingMode", "PAY_PER_REQUEST");
+    json_t *req =
+        json_pack("{s:s?, s:[{s:s, s:s}], s:[{s:s, s:s}], s:s}", "TableName", table, "AttributeDefinitions",
+                  "AttributeName", "order_id", "AttributeType", "S", "KeySchema", "AttributeName", "order_id",
+                  "KeyType", "HASH", "BillingMode", "PAY_PER_REQUEST");
     enum dynamo_class cls = dynamo_call(c, "CreateTable", req, out);
     json_decref(req);
     return cls;
@@ -486,8 +498,8 @@ enum dynamo_class dynamo_wait_active(struct dynamo_client *c, const char *table,
         long left = deadline - now_ms();
         if (left <= 0) {
             const char *status = cls == DYNAMO_OK ? table_status(out) : NULL;
-            return fail(out, DYNAMO_RETRYABLE, "Timeout", "table %s not ACTIVE after %ld ms (last: %s)", table,
-                        timeout_ms, status ? status : (out->message ? out->message : "no answer"));
+            return fail(out, DYNAMO_RETRYABLE, "Timeout", "table %s not ACTIVE after %ld ms (last: %s)",
+                        table, timeout_ms, status ? status : (out->message ? out->message : "no answer"));
         }
         dynamo_result_cleanup(out);
         /* Polls start fast (local DynamoDB creates tables in milliseconds) and slow down to 2 s. */

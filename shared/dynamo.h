@@ -33,13 +33,13 @@ struct dynamo_result {
 };
 
 struct dynamo_config {
-    const char *region;            /* NULL or "": us-east-1 */
-    const char *endpoint;          /* NULL or "": https://dynamodb.<region>.amazonaws.com */
-    const char *access_key_id;     /* missing credentials make every call fail with MissingCredentials */
+    const char *region;        /* NULL or "": us-east-1 */
+    const char *endpoint;      /* NULL or "": https://dynamodb.<region>.amazonaws.com */
+    const char *access_key_id; /* missing credentials make every call fail with MissingCredentials */
     const char *secret_access_key;
-    const char *session_token;     /* optional */
-    long connect_timeout_ms;       /* 0: 3000 */
-    long timeout_ms;               /* whole request; 0: 10000 */
+    const char *session_token; /* optional */
+    long connect_timeout_ms;   /* 0: 3000 */
+    long timeout_ms;           /* whole request; 0: 10000 */
 };
 
 struct dynamo_client;
@@ -53,25 +53,31 @@ struct dynamo_client *dynamo_client_new(const struct dynamo_config *cfg, char *e
 void dynamo_client_free(struct dynamo_client *c);
 /* The endpoint URL in use (owned by the client). */
 const char *dynamo_client_endpoint(const struct dynamo_client *c);
+/* How many new connections the client has opened so far: stays at 1 while the
+ * connection is kept alive (for logs, metrics and tests). */
+long dynamo_client_connects(const struct dynamo_client *c);
 
 /* Sends operation op ("PutItem", ...) with request (borrowed; serialised as
  * is) and fills out, which the caller releases with dynamo_result_cleanup.
  * Returns out->cls. */
-enum dynamo_class dynamo_call(struct dynamo_client *c, const char *op, json_t *request, struct dynamo_result *out);
+enum dynamo_class dynamo_call(struct dynamo_client *c, const char *op, json_t *request,
+                              struct dynamo_result *out);
 
 /* PutItem of item (borrowed, DynamoDB attribute-value JSON) into table; with
  * condition (e.g. "attribute_not_exists(order_id)") a false condition gives
  * DYNAMO_CONDITION_FAILED. condition may be NULL. */
-enum dynamo_class dynamo_put_item(struct dynamo_client *c, const char *table, json_t *item, const char *condition,
-                                  struct dynamo_result *out);
+enum dynamo_class dynamo_put_item(struct dynamo_client *c, const char *table, json_t *item,
+                                  const char *condition, struct dynamo_result *out);
 /* GetItem (strongly consistent) of key (borrowed); out->body["Item"] is absent when there is none. */
-enum dynamo_class dynamo_get_item(struct dynamo_client *c, const char *table, json_t *key, struct dynamo_result *out);
+enum dynamo_class dynamo_get_item(struct dynamo_client *c, const char *table, json_t *key,
+                                  struct dynamo_result *out);
 /* One Scan page of table (for tests and tools): out->body has Items and Count. */
 enum dynamo_class dynamo_scan(struct dynamo_client *c, const char *table, struct dynamo_result *out);
 /* CreateTable with hash key order_id (S) and PAY_PER_REQUEST billing. */
 enum dynamo_class dynamo_create_table(struct dynamo_client *c, const char *table, struct dynamo_result *out);
 /* DescribeTable; out->body["Table"]["TableStatus"] tells the state. */
-enum dynamo_class dynamo_describe_table(struct dynamo_client *c, const char *table, struct dynamo_result *out);
+enum dynamo_class dynamo_describe_table(struct dynamo_client *c, const char *table,
+                                        struct dynamo_result *out);
 /* Polls DescribeTable until the table is ACTIVE or timeout_ms passes (then
  * RETRYABLE with error_type "Timeout"). Retryable errors are polled through. */
 enum dynamo_class dynamo_wait_active(struct dynamo_client *c, const char *table, long timeout_ms,

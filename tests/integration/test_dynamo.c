@@ -136,6 +136,9 @@ Test(dynamo, conditional_put_writes_once)
     cr_assert_eq(dynamo_scan(client, TABLE, &r), DYNAMO_OK);
     cr_assert_eq(json_integer_value(json_object_get(r.body, "Count")), 1);
     dynamo_result_cleanup(&r);
+    cr_assert_eq(dynamo_client_connects(client), 1,
+                 "every call reused the kept-alive connection (%ld connects)",
+                 dynamo_client_connects(client));
 }
 
 Test(dynamo, get_item_returns_the_fields)
@@ -153,9 +156,11 @@ Test(dynamo, get_item_returns_the_fields)
     json_t *got = json_object_get(r.body, "Item");
     cr_assert_not_null(got);
     cr_assert_str_eq(json_string_value(json_object_get(json_object_get(got, "order_id"), "S")), id);
-    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(got, "user_email"), "S")), "a@example.com");
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(got, "user_email"), "S")),
+                     "a@example.com");
     cr_assert_str_eq(json_string_value(json_object_get(json_object_get(got, "total_cents"), "N")), "1299");
-    json_t *line = json_object_get(json_array_get(json_object_get(json_object_get(got, "items"), "L"), 0), "M");
+    json_t *line =
+        json_object_get(json_array_get(json_object_get(json_object_get(got, "items"), "L"), 0), "M");
     cr_assert_str_eq(json_string_value(json_object_get(json_object_get(line, "quantity"), "N")), "2");
     dynamo_result_cleanup(&r);
     json_decref(key);
@@ -229,7 +234,9 @@ Test(dynamo, missing_credentials_are_refused)
 Test(dynamo, session_token_is_sent_and_accepted)
 {
     char err[256];
-    struct dynamo_config cfg = {.endpoint = endpoint, .access_key_id = "ASIATEMP", .secret_access_key = "s",
+    struct dynamo_config cfg = {.endpoint = endpoint,
+                                .access_key_id = "ASIATEMP",
+                                .secret_access_key = "s",
                                 .session_token = "session-token-value"};
     struct dynamo_client *c = dynamo_client_new(&cfg, err, sizeof(err));
     cr_assert_not_null(c, "%s", err);
