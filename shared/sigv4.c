@@ -59,8 +59,8 @@ static char *sb_take(struct sbuf *b)
 
 static bool is_unreserved(unsigned char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
-           c == '.' || c == '~';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.' || c == '~';
 }
 
 /* AWS URI encoding: unreserved bytes kept, every other byte %XX upper-case. */
@@ -169,7 +169,8 @@ void sigv4_signing_key(const char *secret, const char *date, const char *region,
     unsigned char sh[32];
     unsigned int shlen = 0;
     EVP_Digest(secret, strlen(secret), sh, &shlen, EVP_sha256(), NULL);
-    bool cacheable = strlen(date) < sizeof(key_cache[0].date) && strlen(region) < sizeof(key_cache[0].region) &&
+    bool cacheable = strlen(date) < sizeof(key_cache[0].date) &&
+                     strlen(region) < sizeof(key_cache[0].region) &&
                      strlen(service) < sizeof(key_cache[0].service);
 
     if (cacheable) {

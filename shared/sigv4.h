@@ -42,7 +42,7 @@ struct sigv4_credentials {
 };
 
 enum sigv4_flags {
-    SIGV4_NO_NORMALIZE = 1 << 0,    /* keep dot segments and repeated slashes (S3 style) */
+    SIGV4_NO_NORMALIZE = 1 << 0,     /* keep dot segments and repeated slashes (S3 style) */
     SIGV4_SIGN_BODY_HEADER = 1 << 1, /* add and sign X-Amz-Content-Sha256 */
     SIGV4_UNSIGNED_TOKEN = 1 << 2,   /* send the session token but leave it out of the signature */
     SIGV4_PRESIGN = 1 << 3,          /* sign in the query string (presigned URL) instead of headers */
@@ -53,16 +53,16 @@ struct sigv4_params {
     const char *region;
     const char *service;
     time_t now;
-    unsigned flags;             /* enum sigv4_flags */
-    unsigned expires_seconds;   /* SIGV4_PRESIGN only: X-Amz-Expires */
+    unsigned flags;           /* enum sigv4_flags */
+    unsigned expires_seconds; /* SIGV4_PRESIGN only: X-Amz-Expires */
 };
 
 /* What a caller adds to the request to send it signed (header signing). */
 struct sigv4_signed {
-    char *amz_date;        /* X-Amz-Date value, "20150830T123600Z" */
-    char *security_token;  /* X-Amz-Security-Token value, or NULL */
-    char *content_sha256;  /* X-Amz-Content-Sha256 value with SIGV4_SIGN_BODY_HEADER, else NULL */
-    char *authorization;   /* Authorization value */
+    char *amz_date;       /* X-Amz-Date value, "20150830T123600Z" */
+    char *security_token; /* X-Amz-Security-Token value, or NULL */
+    char *content_sha256; /* X-Amz-Content-Sha256 value with SIGV4_SIGN_BODY_HEADER, else NULL */
+    char *authorization;  /* Authorization value */
 };
 
 /* The canonical request (AWS SigV4 step 1). Returns a heap string the caller

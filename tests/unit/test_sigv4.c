@@ -102,7 +102,8 @@ static bool load_case(const char *dir, const char *name, struct spec_case *c)
         c->params.flags |= SIGV4_SIGN_BODY_HEADER;
     if (json_is_true(json_object_get(c->ctx, "omit_session_token")))
         c->params.flags |= SIGV4_UNSIGNED_TOKEN;
-    c->params.expires_seconds = (unsigned)json_integer_value(json_object_get(c->ctx, "expiration_in_seconds"));
+    c->params.expires_seconds =
+        (unsigned)json_integer_value(json_object_get(c->ctx, "expiration_in_seconds"));
     return true;
 }
 
@@ -246,7 +247,8 @@ static struct sigv4_request dynamo_request(void)
 static struct sigv4_params example_params(void)
 {
     return (struct sigv4_params){
-        .creds = {.access_key_id = "AKIDEXAMPLE", .secret_access_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"},
+        .creds = {.access_key_id = "AKIDEXAMPLE",
+                  .secret_access_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"},
         .region = "us-east-1",
         .service = "dynamodb",
         .now = 1440938160, /* 2015-08-30T12:36:00Z */
@@ -265,9 +267,11 @@ Test(sigv4, sign_fills_headers_and_matches_stages)
     cr_assert_null(s.content_sha256);
     char *auth = sigv4_authorization(&req, &p);
     cr_assert_str_eq(s.authorization, auth);
-    cr_assert(strstr(auth, "SignedHeaders=content-type;host;x-amz-date;x-amz-security-token;x-amz-target,") != NULL,
+    cr_assert(strstr(auth, "SignedHeaders=content-type;host;x-amz-date;x-amz-security-token;x-amz-target,") !=
+                  NULL,
               "%s", auth);
-    cr_assert(strstr(auth, "Credential=AKIDEXAMPLE/20150830/us-east-1/dynamodb/aws4_request,") != NULL, "%s", auth);
+    cr_assert(strstr(auth, "Credential=AKIDEXAMPLE/20150830/us-east-1/dynamodb/aws4_request,") != NULL, "%s",
+              auth);
     free(auth);
     sigv4_signed_free(&s);
     cr_assert_null(s.authorization);
@@ -298,9 +302,8 @@ Test(sigv4, signature_depends_on_body_time_and_secret)
 
 Test(sigv4, caller_supplied_signer_headers_are_ignored)
 {
-    struct sigv4_header h[] = {{"Host", "example.amazonaws.com"},
-                               {"X-Amz-Date", "19990101T000000Z"},
-                               {"Authorization", "stale"}};
+    struct sigv4_header h[] = {
+        {"Host", "example.amazonaws.com"}, {"X-Amz-Date", "19990101T000000Z"}, {"Authorization", "stale"}};
     struct sigv4_request with = {.method = "GET", .path = "/", .headers = h, .n_headers = 3};
     struct sigv4_request without = {.method = "GET", .path = "/", .headers = h, .n_headers = 1};
     struct sigv4_params p = example_params();
@@ -359,7 +362,8 @@ Test(sigv4, signing_key_is_cached_per_day_region_service_secret)
 
 Test(sigv4, signing_key_matches_the_documented_example)
 {
-    /* AWS documentation example: secret wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY, 20120215, us-east-1, iam. */
+    /* AWS documentation example: secret wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY, 20120215, us-east-1, iam.
+     */
     unsigned char k[32];
     sigv4_signing_key("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "20120215", "us-east-1", "iam", k, NULL);
     static const unsigned char want[32] = {0xf4, 0x78, 0x0e, 0x2d, 0x9f, 0x65, 0xfa, 0x89, 0x5f, 0x9c, 0x67,
@@ -384,8 +388,8 @@ Test(sigv4, path_normalisation_and_query_encoding)
         {"/", "k=a+b&x=%zz&y=%2f&&", "GET\n/\nk=a%2Bb&x=%25zz&y=%2F\n"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        struct sigv4_request req = {.method = "GET", .path = cases[i].path, .query = cases[i].query, .headers = h,
-                                    .n_headers = 1};
+        struct sigv4_request req = {
+            .method = "GET", .path = cases[i].path, .query = cases[i].query, .headers = h, .n_headers = 1};
         char *c = sigv4_canonical_request(&req, &p);
         cr_assert_not_null(c);
         cr_expect(strncmp(c, cases[i].want_prefix, strlen(cases[i].want_prefix)) == 0, "case %zu: %s", i, c);
@@ -396,12 +400,8 @@ Test(sigv4, path_normalisation_and_query_encoding)
 Test(sigv4, parse_rejects_what_is_not_a_request)
 {
     const char *bad[] = {
-        "",
-        "GET\n",
-        "GET / HTTP/1.1\nNoColon\n",
-        "GET / HTTP/1.1\n continuation-first\n",
-        "GET /\n",
-        " / HTTP/1.1\n",
+        "",        "GET\n",         "GET / HTTP/1.1\nNoColon\n", "GET / HTTP/1.1\n continuation-first\n",
+        "GET /\n", " / HTTP/1.1\n",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         cr_expect_null(sigv4_request_parse(bad[i], strlen(bad[i])), "accepted: %s", bad[i]);
