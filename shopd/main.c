@@ -1,5 +1,6 @@
 /* shopd: the shop server. See master.h for the process model and README.md for
  * the settings. */
+#include "shopd/dispatcher.h"
 #include "shopd/master.h"
 #include "shopd/settings.h"
 #include "shared/log.h"
@@ -14,6 +15,14 @@ int main(int argc, char **argv)
     if (!settings) {
         fprintf(stderr, "shopd: %s\n", err);
         return 2;
+    }
+    if (settings->create_table) {
+        /* A one-shot command for set-up scripts; no server starts. */
+        int rc = dispatcher_create_table(settings, err, sizeof(err));
+        if (rc < 0)
+            fprintf(stderr, "shopd: --create-table: %s\n", err);
+        settings_free(settings);
+        return rc < 0 ? 1 : 0;
     }
     return master_run(settings, argc, argv);
 }
