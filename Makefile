@@ -29,8 +29,8 @@ CFLAGS ?= -O2 -g
 ifeq ($(SANITIZE),1)
 CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
-BUILD := $(BUILD)-san
-BIN := $(BUILD)/bin
+override BUILD := $(BUILD)-san
+override BIN := $(BUILD)/bin
 endif
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -DSHOP_VERSION='"$(VERSION)"' $(WARN) $(CFLAGS) $(PKG_CFLAGS) -I. -MMD -MP
 

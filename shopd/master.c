@@ -2,6 +2,7 @@
 #include "shopd/catalog.h"
 #include "shopd/db.h"
 #include "shopd/dispatcher.h"
+#include "shopd/pages.h"
 #include "shopd/worker.h"
 #include "shared/log.h"
 #include "shared/xalloc.h"
@@ -173,6 +174,11 @@ static int prepare_database(struct master *m, char *err, size_t errlen)
         snprintf(err, errlen, "cannot write the default inventory into %s", s->db_path);
         return -1;
     }
+    /* Load the templates once here too, so that a broken template stops the start
+       with its reason instead of sending every worker into a respawn loop. */
+    if (pages_init(s, err, errlen) < 0)
+        return -1;
+    pages_cleanup();
     return 0;
 }
 
