@@ -16,8 +16,11 @@ static const char SQL_LOOKUP[] = "SELECT s.user_id, coalesce(u.email, ''), s.csr
 static const char SQL_TOUCH[] = "UPDATE sessions SET last_seen = ?2 WHERE token_hash = ?1";
 static const char SQL_DELETE[] = "DELETE FROM sessions WHERE token_hash = ?1";
 static const char SQL_SET_FLASH[] = "UPDATE sessions SET flash = ?2 WHERE token_hash = ?1";
-static const char SQL_TAKE_FLASH[] = "UPDATE sessions SET flash = NULL WHERE token_hash = ?1 AND flash IS NOT NULL"
-                                     " RETURNING flash";
+/* RETURNING shows the row after the update (flash already NULL), so the message is read
+ * first and then cleared only if it is still the same, which keeps it shown once even when
+ * two workers race for it. */
+static const char SQL_PEEK_FLASH[] = "SELECT flash FROM sessions WHERE token_hash = ?1 AND flash IS NOT NULL";
+static const char SQL_TAKE_FLASH[] = "UPDATE sessions SET flash = NULL WHERE token_hash = ?1 AND flash = ?2";
 static const char SQL_PURGE[] = "DELETE FROM sessions WHERE last_seen < ?1 OR created_at < ?2";
 
 static void token_key(const struct session_policy *p, const char *token, char out[65])
@@ -126,22 +129,26 @@ int sessions_set_flash(struct db *db, const char *key, const char *kind, const c
 
 bool sessions_take_flash(struct db *db, const char *key, char *kind, size_t kindlen, char *message, size_t msglen)
 {
-    sqlite3_stmt *st = db_stmt(db, SQL_TAKE_FLASH);
+    sqlite3_stmt *st = db_stmt(db, SQL_PEEK_FLASH);
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-    bool found = false;
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        const char *text = (const char *)sqlite3_column_text(st, 0);
-        const char *tab = text ? strchr(text, '\t') : NULL;
-        if (tab) {
-            snprintf(kind, kindlen, "%.*s", (int)(tab - text), text);
-            snprintf(message, msglen, "%s", tab + 1);
-            found = true;
-        }
-        /* Step to completion so the UPDATE is applied. */
-        while (sqlite3_step(st) == SQLITE_ROW)
-            ;
-    }
+    char *text = NULL;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        text = xstrdup((const char *)sqlite3_column_text(st, 0));
     db_done(st);
+    if (!text)
+        return false;
+    st = db_stmt(db, SQL_TAKE_FLASH);
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, text, -1, SQLITE_STATIC);
+    bool taken = sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(db_handle(db)) == 1;
+    db_done(st);
+    const char *tab = strchr(text, '\t');
+    bool found = taken && tab;
+    if (found) {
+        snprintf(kind, kindlen, "%.*s", (int)(tab - text), text);
+        snprintf(message, msglen, "%s", tab + 1);
+    }
+    free(text);
     return found;
 }
 
