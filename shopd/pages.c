@@ -1,4 +1,5 @@
 #include "shopd/pages.h"
+#include "shopd/render.h"
 #include "shopd/request.h"
 #include "shared/xalloc.h"
 
@@ -22,39 +23,28 @@ int pages_init(const struct shopd_settings *settings, char *err, size_t errlen)
         snprintf(err, errlen, "STATIC_DIR=%s: %s", settings->static_dir, strerror(errno));
         return -1;
     }
-    return 0;
+    return render_load(settings->templates_dir, err, errlen);
 }
 
 void pages_cleanup(void)
 {
     free(static_root);
     static_root = NULL;
-}
-
-static void html_escape(struct evbuffer *out, const char *s)
-{
-    for (; *s; s++) {
-        switch (*s) {
-        case '&': evbuffer_add(out, "&amp;", 5); break;
-        case '<': evbuffer_add(out, "&lt;", 4); break;
-        case '>': evbuffer_add(out, "&gt;", 4); break;
-        case '"': evbuffer_add(out, "&quot;", 6); break;
-        case '\'': evbuffer_add(out, "&#39;", 5); break;
-        default: evbuffer_add(out, s, 1);
-        }
-    }
+    render_free();
 }
 
 void pages_error(struct request *r, int status, const char *message)
 {
-    struct evbuffer *buf = evbuffer_new();
-    evbuffer_add_printf(buf, "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>%d</title>"
-                             "<link rel=\"stylesheet\" href=\"/static/style.css\"></head><body><main><h1>%d</h1><p>",
-                        status, status);
-    html_escape(buf, message);
-    evbuffer_add_printf(buf, "</p><p><a href=\"/\">Back to the shop</a></p></main></body></html>\n");
-    reply_buffer(r, status, "text/html; charset=utf-8", buf);
-    evbuffer_free(buf);
+    render_error(r, status, message);
+}
+
+void pages_home(struct request *r)
+{
+    if (request_ensure_session(r) < 0) {
+        pages_error(r, 500, "Could not start a session");
+        return;
+    }
+    render_page(r, 200, "home", "Welcome", "home", NULL);
 }
 
 static const char *content_type_of(const char *path)

@@ -1,0 +1,317 @@
+/* The shopping pages: inventory, cart, checkout and the order history. */
+#include "shopd/cart.h"
+#include "shopd/catalog.h"
+#include "shopd/checkout.h"
+#include "shopd/pages.h"
+#include "shopd/render.h"
+#include "shopd/request.h"
+#include "shopd/worker.h"
+#include "shared/crypto.h"
+#include "shared/xalloc.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CHECKOUT_TOKEN_BYTES 16
+#define LOW_STOCK 5
+
+static bool ensure_session(struct request *r)
+{
+    if (request_ensure_session(r) < 0) {
+        pages_error(r, 500, "Could not start a session. Please try again.");
+        return false;
+    }
+    return true;
+}
+
+/* A form field as a whole number in [min, max]; an absent or empty field gives
+ * fallback (when fallback >= min). Surrounding spaces are tolerated, nothing else. */
+static bool form_int(struct request *r, const char *name, int64_t min, int64_t max, int64_t fallback, int64_t *out)
+{
+    const char *s = request_form(r, name);
+    while (s && isspace((unsigned char)*s))
+        s++;
+    if (!s || !*s) {
+        *out = fallback;
+        return fallback >= min && fallback <= max;
+    }
+    if (!isdigit((unsigned char)*s))
+        return false;
+    errno = 0;
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    while (isspace((unsigned char)*end))
+        end++;
+    if (errno || *end || v < min || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* The product's name for a message, or a neutral word when it is gone. */
+static void product_name(struct request *r, int64_t id, char *buf, size_t len)
+{
+    json_t *p = NULL;
+    if (catalog_get(r->db, id, &p) == OUT_OK)
+        snprintf(buf, len, "%s", json_string_value(json_object_get(p, "name")));
+    else
+        snprintf(buf, len, "the item");
+    json_decref(p);
+}
+
+static void set_money(json_t *obj, const char *key, const char *cents_key)
+{
+    json_object_set_new(obj, key, render_money(json_integer_value(json_object_get(obj, cents_key))));
+}
+
+static void set_image(json_t *obj)
+{
+    json_object_set_new(obj, "image", json_string(render_local_image(json_string_value(json_object_get(obj, "image_url")))));
+}
+
+void pages_inventory(struct request *r)
+{
+    if (!ensure_session(r))
+        return;
+    json_t *list = catalog_list(r->db);
+    if (!list) {
+        pages_error(r, 500, "The inventory could not be read. Please try again.");
+        return;
+    }
+    size_t i;
+    json_t *p;
+    json_array_foreach(list, i, p) {
+        int64_t stock = json_integer_value(json_object_get(p, "stock"));
+        set_money(p, "price_display", "price_cents");
+        set_image(p);
+        json_object_set_new(p, "in_stock", json_boolean(stock > 0));
+        json_object_set_new(p, "low_stock", json_boolean(stock > 0 && stock <= LOW_STOCK));
+        json_object_set_new(p, "max_quantity", json_integer(stock < CART_MAX_QUANTITY ? stock : CART_MAX_QUANTITY));
+    }
+    json_t *ctx = json_pack("{s:o, s:b}", "products", list, "empty", json_array_size(list) == 0);
+    render_page(r, 200, "inventory", "Inventory", "inventory", ctx);
+}
+
+void pages_cart(struct request *r)
+{
+    json_t *cart = cart_view(r->db, r->session.user_id);
+    if (!cart) {
+        pages_error(r, 500, "Your cart could not be read. Please try again.");
+        return;
+    }
+    json_t *items = json_object_get(cart, "items");
+    size_t i;
+    json_t *line;
+    json_array_foreach(items, i, line) {
+        set_money(line, "price_display", "price_cents");
+        set_money(line, "line_total_display", "line_total_cents");
+        set_image(line);
+    }
+    set_money(cart, "total_display", "total_cents");
+    json_object_set_new(cart, "empty", json_boolean(json_array_size(items) == 0));
+    /* A one-time token for this rendering of the checkout form: submitting it twice
+     * (a double click, a reload) names the same order instead of making another. */
+    char *token = crypto_random_token_hex(CHECKOUT_TOKEN_BYTES);
+    json_object_set_new(cart, "checkout_token", json_string(token));
+    free(token);
+    render_page(r, 200, "cart", "Your cart", "cart", cart);
+}
+
+void pages_cart_add(struct request *r)
+{
+    int64_t id, qty;
+    if (!form_int(r, "product_id", 1, INT64_MAX / 2, 0, &id)) {
+        render_flash(r, "error", "That product does not exist.");
+        reply_redirect(r, "/browser/inventory");
+        return;
+    }
+    char back[64];
+    snprintf(back, sizeof(back), "/browser/inventory#product-%" PRId64, id);
+    if (!form_int(r, "quantity", 1, CART_MAX_QUANTITY, 1, &qty)) {
+        render_flash(r, "error", "Please enter a quantity of at least 1.");
+        reply_redirect(r, back);
+        return;
+    }
+    char name[256], msg[256];
+    product_name(r, id, name, sizeof(name));
+    enum outcome o = cart_add(r->db, r->session.user_id, id, qty, msg, sizeof(msg));
+    if (o == OUT_OK)
+        render_flash(r, "success", "Added %" PRId64 " \u00d7 %s to your cart.", qty, name);
+    else if (o == OUT_NOT_FOUND)
+        render_flash(r, "error", "That product is no longer available.");
+    else if (o == OUT_CONFLICT)
+        render_flash(r, "error", "%s, counting what is already in your cart.", msg);
+    else
+        render_flash(r, "error", "Your cart could not be updated. Please try again.");
+    reply_redirect(r, back);
+}
+
+void pages_cart_update(struct request *r)
+{
+    int64_t id, qty;
+    if (!form_int(r, "product_id", 1, INT64_MAX / 2, 0, &id)) {
+        render_flash(r, "error", "That item is not in your cart.");
+        reply_redirect(r, "/browser/cart");
+        return;
+    }
+    if (!form_int(r, "quantity", 0, CART_MAX_QUANTITY, -1, &qty)) {
+        render_flash(r, "error", "Please enter a quantity of 0 or more (0 removes the item).");
+        reply_redirect(r, "/browser/cart");
+        return;
+    }
+    char name[256], msg[256];
+    product_name(r, id, name, sizeof(name));
+    enum outcome o = cart_set(r->db, r->session.user_id, id, qty, msg, sizeof(msg));
+    if (o == OUT_OK && qty == 0)
+        render_flash(r, "success", "Removed %s from your cart.", name);
+    else if (o == OUT_OK)
+        render_flash(r, "success", "Updated %s: %" PRId64 " in your cart.", name, qty);
+    else if (o == OUT_NOT_FOUND)
+        render_flash(r, "error", "That item is not in your cart.");
+    else if (o == OUT_CONFLICT)
+        render_flash(r, "error", "%s.", msg);
+    else
+        render_flash(r, "error", "Your cart could not be updated. Please try again.");
+    reply_redirect(r, "/browser/cart");
+}
+
+void pages_cart_remove(struct request *r)
+{
+    int64_t id;
+    char name[256] = "";
+    enum outcome o = OUT_NOT_FOUND;
+    if (form_int(r, "product_id", 1, INT64_MAX / 2, 0, &id)) {
+        product_name(r, id, name, sizeof(name));
+        o = cart_remove(r->db, r->session.user_id, id);
+    }
+    if (o == OUT_OK)
+        render_flash(r, "success", "Removed %s from your cart.", name);
+    else if (o == OUT_NOT_FOUND)
+        render_flash(r, "info", "That item was not in your cart.");
+    else
+        render_flash(r, "error", "Your cart could not be updated. Please try again.");
+    reply_redirect(r, "/browser/cart");
+}
+
+static bool token_valid(const char *t)
+{
+    if (!t || strlen(t) != 2 * CHECKOUT_TOKEN_BYTES)
+        return false;
+    for (; *t; t++)
+        if (!isxdigit((unsigned char)*t))
+            return false;
+    return true;
+}
+
+void pages_checkout(struct request *r)
+{
+    const char *token = request_form(r, "checkout_token");
+    if (!token_valid(token)) {
+        render_flash(r, "error", "The checkout form was incomplete. Please check your cart and try again.");
+        reply_redirect(r, "/browser/cart");
+        return;
+    }
+    /* Its own namespace, so that a form token never meets an API Idempotency-Key. */
+    char key[64];
+    snprintf(key, sizeof(key), "form:%s", token);
+    struct checkout_result res;
+    char msg[256];
+    enum outcome o = checkout_place(r->db, r->session.user_id, key, &res, msg, sizeof(msg));
+    if (o == OUT_CONFLICT || o == OUT_INVALID) {
+        render_flash(r, "error", "%s.", strcmp(msg, "Cart is empty") == 0 ? "Your cart is empty" : msg);
+        reply_redirect(r, "/browser/cart");
+        return;
+    }
+    if (o != OUT_OK) {
+        pages_error(r, 500, "Your order could not be placed. Nothing was charged; please try again.");
+        return;
+    }
+    if (!res.replayed)
+        worker_wake_dispatcher(r->worker);
+    render_flash(r, "success", "Thank you! Your order has been placed.");
+    char *location = xasprintf("/browser/checkout?order=%s", res.order_id);
+    reply_redirect(r, location);
+    free(location);
+}
+
+static const char *status_label(const char *status)
+{
+    if (strcmp(status, "pending") == 0)
+        return "Received, being processed";
+    if (strcmp(status, "sent") == 0)
+        return "Confirmed";
+    if (strcmp(status, "failed") == 0)
+        return "Needs attention";
+    return status;
+}
+
+/* Adds the display fields the order templates use. */
+static void decorate_order(json_t *order)
+{
+    set_money(order, "total_display", "total_cents");
+    const char *status = json_string_value(json_object_get(order, "status"));
+    json_object_set_new(order, "status_label", json_string(status_label(status ? status : "")));
+    /* 2024-05-01T12:34:56.789Z reads as 2024-05-01 12:34 UTC. */
+    const char *created = json_string_value(json_object_get(order, "created_at"));
+    if (created && strlen(created) >= 16) {
+        char when[32];
+        snprintf(when, sizeof(when), "%.10s %.5s UTC", created, created + 11);
+        json_object_set_new(order, "created_display", json_string(when));
+    }
+    size_t i;
+    json_t *item;
+    json_array_foreach(json_object_get(order, "items"), i, item) {
+        set_money(item, "unit_price_display", "unit_price_cents");
+        set_money(item, "line_total_display", "line_total_cents");
+    }
+}
+
+void pages_confirmation(struct request *r)
+{
+    const char *id = request_query(r, "order");
+    if (!id || !*id) {
+        reply_redirect(r, "/browser/orders");
+        return;
+    }
+    json_t *orders = checkout_orders(r->db, r->session.user_id);
+    if (!orders) {
+        pages_error(r, 500, "Your orders could not be read. Please try again.");
+        return;
+    }
+    size_t i;
+    json_t *order, *found = NULL;
+    json_array_foreach(orders, i, order) {
+        if (strcmp(json_string_value(json_object_get(order, "order_id")), id) == 0) {
+            found = order;
+            break;
+        }
+    }
+    if (!found) {
+        json_decref(orders);
+        pages_error(r, 404, "There is no such order in your account.");
+        return;
+    }
+    decorate_order(found);
+    json_t *ctx = json_pack("{s:O}", "order", found);
+    json_decref(orders);
+    render_page(r, 200, "confirmation", "Order placed", "orders", ctx);
+}
+
+void pages_orders(struct request *r)
+{
+    json_t *orders = checkout_orders(r->db, r->session.user_id);
+    if (!orders) {
+        pages_error(r, 500, "Your orders could not be read. Please try again.");
+        return;
+    }
+    size_t i;
+    json_t *order;
+    json_array_foreach(orders, i, order)
+        decorate_order(order);
+    json_t *ctx = json_pack("{s:o, s:b}", "orders", orders, "empty", json_array_size(orders) == 0);
+    render_page(r, 200, "orders", "Your orders", "orders", ctx);
+}
