@@ -9,6 +9,8 @@
 
 #define USER ROUTE_NEEDS_USER
 #define ADMIN (ROUTE_NEEDS_USER | ROUTE_NEEDS_ADMIN)
+#define PAGE ROUTE_PAGE
+#define CSRF ROUTE_CSRF
 
 static const struct route routes[] = {
     /* JSON API */
@@ -29,6 +31,22 @@ static const struct route routes[] = {
     {"GET", "/healthz", api_healthz, NULL, RL_KEY_NONE, ROUTE_NO_LOG, "healthz"},
     {"HEAD", "/healthz", api_healthz, NULL, RL_KEY_NONE, ROUTE_NO_LOG, "healthz"},
     /* Browser */
+    {"GET", "/", pages_home, "page", RL_KEY_ADDRESS, PAGE, "home"},
+    {"GET", "/browser/register", pages_register_form, "page", RL_KEY_ADDRESS, PAGE, "page_register"},
+    {"POST", "/browser/register", pages_register, "register", RL_KEY_ADDRESS, PAGE | CSRF, "page_register"},
+    {"GET", "/browser/login", pages_login_form, "page", RL_KEY_ADDRESS, PAGE, "page_login"},
+    {"POST", "/browser/login", pages_login, "login", RL_KEY_LOGIN, PAGE | CSRF, "page_login"},
+    {"GET", "/browser/logout", pages_logout_form, "page", RL_KEY_ADDRESS, PAGE, "page_logout"},
+    {"POST", "/browser/logout", pages_logout, "page", RL_KEY_ADDRESS, PAGE | CSRF, "page_logout"},
+    {"GET", "/browser/inventory", pages_inventory, "page", RL_KEY_ADDRESS, PAGE, "page_inventory"},
+    {"GET", "/browser/products", pages_inventory, "page", RL_KEY_ADDRESS, PAGE, "page_inventory"},
+    {"GET", "/browser/cart", pages_cart, "page", RL_KEY_USER, PAGE | USER, "page_cart"},
+    {"POST", "/browser/cart/add", pages_cart_add, "cart", RL_KEY_USER, PAGE | USER | CSRF, "page_cart_add"},
+    {"POST", "/browser/cart/update", pages_cart_update, "cart", RL_KEY_USER, PAGE | USER | CSRF, "page_cart_update"},
+    {"POST", "/browser/cart/remove", pages_cart_remove, "cart", RL_KEY_USER, PAGE | USER | CSRF, "page_cart_remove"},
+    {"GET", "/browser/checkout", pages_confirmation, "page", RL_KEY_USER, PAGE | USER, "page_checkout"},
+    {"POST", "/browser/checkout", pages_checkout, "checkout", RL_KEY_USER, PAGE | USER | CSRF, "page_checkout"},
+    {"GET", "/browser/orders", pages_orders, "page", RL_KEY_USER, PAGE | USER, "page_orders"},
     {"GET", "/static/", pages_static, NULL, RL_KEY_NONE, ROUTE_PAGE | ROUTE_PREFIX, "static"},
     {"HEAD", "/static/", pages_static, NULL, RL_KEY_NONE, ROUTE_PAGE | ROUTE_PREFIX, "static"},
 };
