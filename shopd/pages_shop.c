@@ -222,7 +222,10 @@ void pages_checkout(struct request *r)
     char msg[256];
     enum outcome o = checkout_place(r->db, r->session.user_id, key, &res, msg, sizeof(msg));
     if (o == OUT_CONFLICT || o == OUT_INVALID) {
-        render_flash(r, "error", "%s.", strcmp(msg, "Cart is empty") == 0 ? "Your cart is empty" : msg);
+        if (strcmp(msg, "Cart is empty") == 0)
+            render_flash(r, "error", "There is nothing to check out yet: add something to your cart first.");
+        else
+            render_flash(r, "error", "%s. Please check your cart.", msg);
         reply_redirect(r, "/browser/cart");
         return;
     }
