@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,6 +38,8 @@
 #define PAUSE_CAP_MS 15000
 /* How often a setup problem (table missing, credentials refused) is re-checked. */
 #define HOLD_MS 15000
+/* How often leases of dead dispatchers on this machine are looked for. */
+#define RECLAIM_MS 10000
 #define CONDITION "attribute_not_exists(order_id)"
 
 static volatile sig_atomic_t stop_requested;
@@ -52,10 +55,12 @@ struct dispatcher {
     struct db *db;
     struct dynamo_client *dyn;
     int wake_fd;
-    char owner[320];    /* host:pid:random, unique per dispatcher process */
-    unsigned failures;  /* consecutive retryable answers */
-    uint64_t resume_ms; /* monotonic time before which nothing is sent */
-    char *hold_reason;  /* the setup problem last logged, so it is logged once */
+    char owner[320];       /* host:pid:random:machine, unique per dispatcher process */
+    char machine[17];      /* this boot and PID namespace, "" when unknown */
+    uint64_t reclaimed_ms; /* last look for dead owners' leases */
+    unsigned failures;     /* consecutive retryable answers */
+    uint64_t resume_ms;    /* monotonic time before which nothing is sent */
+    char *hold_reason;     /* the setup problem last logged, so it is logged once */
 };
 
 static uint64_t mono_ms(void)
@@ -155,6 +160,81 @@ int dispatcher_create_table(const struct shopd_settings *settings, char *err, si
     dynamo_result_cleanup(&r);
     dynamo_client_free(c);
     return cls == DYNAMO_OK ? 0 : -1;
+}
+
+/* --- leases of dead dispatchers ------------------------------------------- */
+
+/* A digest of the boot id and the PID namespace: owners that share it run on
+ * this machine where their pids can be checked. Empty when either is unknown,
+ * and then no lease is ever taken over early. */
+static void machine_id(char out[17])
+{
+    out[0] = '\0';
+    char buf[200];
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+    if (!f)
+        return;
+    size_t n = fread(buf, 1, 64, f);
+    fclose(f);
+    struct stat st;
+    if (n == 0 || stat("/proc/self/ns/pid", &st) != 0)
+        return;
+    n += (size_t)snprintf(buf + n, sizeof(buf) - n, ":%llu:%llu", (unsigned long long)st.st_dev,
+                          (unsigned long long)st.st_ino);
+    char hex[CRYPTO_SHA256_HEX_LEN];
+    crypto_sha256_hex(buf, n, hex);
+    memcpy(out, hex, 16);
+    out[16] = '\0';
+}
+
+/* True when owner (host:pid:random:machine) is another dispatcher of this
+ * machine whose process no longer exists. A pid reused by an unrelated process
+ * reads as alive: that only delays the takeover until the lease runs out. */
+static bool owner_is_dead(const struct dispatcher *d, const char *owner)
+{
+    if (!d->machine[0] || strcmp(owner, d->owner) == 0)
+        return false;
+    const char *m = strrchr(owner, ':');
+    const char *p = strchr(owner, ':');
+    if (!m || !p || m == p || strcmp(m + 1, d->machine) != 0)
+        return false;
+    char *end;
+    errno = 0;
+    long pid = strtol(p + 1, &end, 10);
+    if (errno || *end != ':' || pid <= 0)
+        return false;
+    if (pid == (long)getpid())
+        return true; /* an earlier process with our pid: we are alive, it is not */
+    return kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+}
+
+struct owner_list {
+    const struct dispatcher *d;
+    char *dead[16];
+    size_t n;
+};
+
+static void note_dead_owner(const char *owner, void *arg)
+{
+    struct owner_list *l = arg;
+    if (l->n < sizeof(l->dead) / sizeof(l->dead[0]) && owner_is_dead(l->d, owner))
+        l->dead[l->n++] = xstrdup(owner);
+}
+
+/* A dispatcher killed mid-batch (SIGKILL, OOM) leaves its leases behind; its
+ * replacement takes them over at once instead of waiting LEASE_SECONDS. */
+static void reclaim_dead_leases(struct dispatcher *d)
+{
+    d->reclaimed_ms = mono_ms();
+    struct owner_list l = {.d = d};
+    if (outbox_each_lease_owner(d->db, (int64_t)time(NULL), note_dead_owner, &l) < 0)
+        return;
+    for (size_t i = 0; i < l.n; i++) {
+        int n = outbox_release_all(d->db, l.dead[i]);
+        if (n > 0)
+            log_info("dispatcher: took over %d orders leased by %s, which is gone", n, l.dead[i]);
+        free(l.dead[i]);
+    }
 }
 
 /* --- waiting --------------------------------------------------------------- */
@@ -322,6 +402,8 @@ static void run_loop(struct dispatcher *d)
             wait_for_work(d, left < POLL_MS ? (int)left : POLL_MS);
             continue;
         }
+        if (now - d->reclaimed_ms >= RECLAIM_MS)
+            reclaim_dead_leases(d);
         struct outbox_order *orders;
         int n = outbox_claim(d->db, d->owner, (int64_t)time(NULL), LEASE_SECONDS, BATCH, &orders);
         if (n > 0)
@@ -348,7 +430,8 @@ int dispatcher_run(const struct shopd_settings *settings, int wake_fd)
     char host[256] = "localhost";
     gethostname(host, sizeof(host) - 1);
     char *rnd = crypto_random_token_hex(4);
-    snprintf(d.owner, sizeof(d.owner), "%s:%d:%s", host, (int)getpid(), rnd);
+    machine_id(d.machine);
+    snprintf(d.owner, sizeof(d.owner), "%s:%d:%s:%s", host, (int)getpid(), rnd, d.machine);
     free(rnd);
 
     char err[512];
@@ -374,6 +457,7 @@ int dispatcher_run(const struct shopd_settings *settings, int wake_fd)
     } else {
         log_info("dispatcher started: pid %d, owner %s, table %s at %s, %lld orders pending", (int)getpid(),
                  d.owner, settings->dynamodb_table, dynamo_client_endpoint(d.dyn), pending);
+        reclaim_dead_leases(&d);
         run_loop(&d);
     }
     int released = outbox_release_all(d.db, d.owner);

@@ -30,6 +30,8 @@ static const char SQL_RELEASE[] = "UPDATE orders SET lease_owner = NULL, lease_u
                                   " WHERE id = ?1 AND lease_owner = ?2 AND status = 'pending'";
 static const char SQL_RELEASE_ALL[] = "UPDATE orders SET lease_owner = NULL, lease_until = 0"
                                       " WHERE lease_owner = ?1 AND status = 'pending'";
+static const char SQL_OWNERS[] = "SELECT DISTINCT lease_owner FROM orders WHERE status = 'pending'"
+                                 " AND lease_until >= ?1 AND lease_owner IS NOT NULL";
 static const char SQL_PENDING[] = "SELECT count(*) FROM orders WHERE status = 'pending'";
 
 static char *column_dup(sqlite3_stmt *st, int col)
@@ -213,6 +215,21 @@ int outbox_release_all(struct db *db, const char *owner)
         return -1;
     }
     return sqlite3_changes(db_handle(db));
+}
+
+int outbox_each_lease_owner(struct db *db, int64_t now, void (*fn)(const char *owner, void *arg), void *arg)
+{
+    sqlite3_stmt *st = db_stmt(db, SQL_OWNERS);
+    sqlite3_bind_int64(st, 1, now);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        fn((const char *)sqlite3_column_text(st, 0), arg);
+    db_done(st);
+    if (rc != SQLITE_DONE) {
+        log_error("outbox: reading lease owners failed: %s", db_errmsg(db));
+        return -1;
+    }
+    return 0;
 }
 
 int64_t outbox_pending_count(struct db *db)

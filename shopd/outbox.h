@@ -80,6 +80,12 @@ int outbox_release(struct db *db, const char *id, const char *owner);
  * the number released, or -1. */
 int outbox_release_all(struct db *db, const char *owner);
 
+/* Calls fn(owner, arg) for every distinct owner that holds an unexpired lease
+ * (lease_until >= now) on a pending order. Returns 0, or -1 on error. fn must
+ * not use db (the query is still running); the owner string lives only during
+ * the call. */
+int outbox_each_lease_owner(struct db *db, int64_t now, void (*fn)(const char *owner, void *arg), void *arg);
+
 /* The number of pending orders, or -1 on error. */
 int64_t outbox_pending_count(struct db *db);
 
