@@ -50,8 +50,14 @@ API_TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/api/test_*.c
 INTEGRATION_TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/integration/test_*.c))
 TEST_BINS := $(UNIT_TESTS) $(API_TESTS) $(INTEGRATION_TESTS)
 
+# libFuzzer targets: built by clang into their own tree (make fuzz-build), run by
+# tools/fuzz.sh: replaying the committed corpus in make test, exploring in make fuzz.
+FUZZ_BUILD := build/fuzz
+FUZZ_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz-bin/%,$(wildcard tests/fuzz/fuzz_*.c))
+
 .SECONDARY:
-.PHONY: all test test-unit test-api test-integration test-e2e test-fuzz fuzz deps run bench install clean format
+.PHONY: fuzz-build fuzz-targets all test test-unit test-api test-integration test-e2e test-fuzz fuzz deps run bench install clean format
 all: $(BINARIES)
 
 $(BUILD)/%.o: %.c
@@ -80,11 +86,20 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libsupport.a $(DAEMON_LIBS) $(BUIL
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libsupport.a $(DAEMON_LIBS) $(BUILD)/libshared.a $(PKG_LIBS) -lcriterion
 
+fuzz-build:
+	$(Q)$(MAKE) --no-print-directory CC=clang BUILD=$(FUZZ_BUILD) CFLAGS="$(FUZZ_FLAGS)" fuzz-targets
+fuzz-targets: $(FUZZ_BINS)
+$(BUILD)/fuzz-bin/%: $(BUILD)/tests/fuzz/%.o $(DAEMON_LIBS) $(BUILD)/libshared.a
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -fsanitize=fuzzer,address,undefined -o $@ $^ $(PKG_LIBS)
+
 TEST_ENV = SHOP_ROOT=$(CURDIR) SHOP_BIN=$(abspath $(BIN)) SHOP_TEST_OUTPUT=$(CURDIR)/test-output
 
 test: deps
 	$(Q)$(MAKE) --no-print-directory all $(TEST_BINS)
-	$(Q)$(TEST_ENV) tests/run.sh $(TEST_BINS)
+	$(Q)$(MAKE) --no-print-directory fuzz-build
+	$(Q)$(TEST_ENV) tests/run.sh --fuzz $(TEST_BINS)
 
 test-unit: all $(UNIT_TESTS)
 	$(Q)$(TEST_ENV) tests/run.sh --no-e2e $(UNIT_TESTS)

@@ -289,6 +289,14 @@ int config_parse_env_file(const char *path, void (*cb)(void *ctx, const char *ke
         snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
         return -1;
     }
+    int rc = config_parse_env_stream(f, path, cb, ctx, err, errlen);
+    fclose(f);
+    return rc;
+}
+
+int config_parse_env_stream(FILE *f, const char *path, void (*cb)(void *ctx, const char *key, const char *value),
+                            void *ctx, char *err, size_t errlen)
+{
     char *line = NULL;
     size_t cap = 0;
     ssize_t got;
@@ -348,7 +356,6 @@ int config_parse_env_file(const char *path, void (*cb)(void *ctx, const char *ke
         cb(ctx, key, v);
     }
     free(line);
-    fclose(f);
     return rc;
 }
 

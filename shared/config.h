@@ -48,6 +48,11 @@ int config_get_bool(const struct config *cfg, const char *name, bool *out, char 
 int config_parse_env_file(const char *path, void (*cb)(void *ctx, const char *key, const char *value), void *ctx,
                           char *err, size_t errlen);
 
+/* The same for an open stream; name is used in messages. Does not close f. */
+#include <stdio.h>
+int config_parse_env_stream(FILE *f, const char *name, void (*cb)(void *ctx, const char *key, const char *value),
+                            void *ctx, char *err, size_t errlen);
+
 /* Splits "host:port" ("[v6]:port" too) into host and port. Returns 0 or -1. */
 int config_parse_hostport(const char *text, char *host, size_t hostlen, int *port);
 

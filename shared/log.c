@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 static const char *log_program = "shop";
+static pid_t log_pid; /* cached: getpid() per line is a system call on a hot path */
 static enum log_level log_threshold = LOG_INFO;
 static int log_fd = STDERR_FILENO;
 static char log_path[4096];
@@ -19,6 +20,7 @@ static const char *const level_names[] = {"debug", "info", "warn", "error"};
 void log_init(const char *program)
 {
     log_program = program;
+    log_pid = getpid();
 }
 
 bool log_level_parse(const char *name, enum log_level *out)
@@ -88,7 +90,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
     gmtime_r(&tv.tv_sec, &tm);
     int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s[%d] ", tm.tm_year + 1900,
                      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long)(tv.tv_usec / 1000),
-                     level_names[level], log_program, (int)getpid());
+                     level_names[level], log_program, (int)(log_pid ? log_pid : getpid()));
     va_list ap;
     va_start(ap, fmt);
     int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);

@@ -12,6 +12,7 @@ enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR };
 
 /* Sets the program name shown in every line (the string must outlive the logger). */
 void log_init(const char *program);
+/* (log_init also records the pid shown in each line: call it again in a forked child.) */
 /* Parses "debug", "info", "warn" or "error"; returns false for anything else. */
 bool log_level_parse(const char *name, enum log_level *out);
 void log_set_level(enum log_level level);

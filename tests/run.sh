@@ -6,12 +6,14 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 e2e=1
+fuzz=0
 only_e2e=0
 bins=()
 for a in "$@"; do
     case "$a" in
     --no-e2e) e2e=0 ;;
     --only-e2e) only_e2e=1 ;;
+    --fuzz) fuzz=1 ;;
     *) bins+=("$a") ;;
     esac
 done
@@ -48,6 +50,26 @@ if [ "$only_e2e" -eq 0 ]; then
             echo "   $p passed"
         fi
         passed=$((passed + p))
+    done
+fi
+
+# Every fuzz target replays its committed corpus (crashes found before stay fixed).
+if [ "$fuzz" -eq 1 ] && [ "$only_e2e" -eq 0 ]; then
+    for f in build/fuzz/fuzz-bin/fuzz_*; do
+        [ -x "$f" ] || continue
+        t=$(basename "$f")
+        corpus="tests/fuzz/corpus/${t#fuzz_}"
+        echo "== fuzz corpus $t"
+        log="$out/$t.log"
+        if [ -d "$corpus" ] && timeout 300 "$f" -runs=0 -timeout=30 "$corpus" >"$log" 2>&1; then
+            echo "   1 passed"
+            passed=$((passed + 1))
+        else
+            tail -n 20 "$log"
+            echo "   FAILED: $t (full log: $log)"
+            failed_suites+=("$t")
+            failed=$((failed + 1))
+        fi
     done
 fi
 
