@@ -233,11 +233,14 @@ test('a new visitor registers, shops, checks out and finds the order', async () 
   assert.match(await flash(), /Removed Banana from your cart/);
   assert.equal(await page.locator('tr.cart-line').count(), 1);
   assert.equal((await page.locator('#order-total').textContent()).trim(), '$2.00');
-  await shot('07-cart-changed');
+  await shot('07-cart-after-changes');
 
   // The flash message shows once.
   await page.reload();
   assert.equal(await page.locator('.flash').count(), 0);
+  await page.setViewportSize({ width: 390, height: 844 });
+  await shot('07-phone-cart');
+  await page.setViewportSize({ width: 1280, height: 800 });
 
   // Check out.
   await page.locator('#checkout').click();
