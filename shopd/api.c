@@ -3,9 +3,11 @@
 #include "shopd/cart.h"
 #include "shopd/catalog.h"
 #include "shopd/checkout.h"
+#include "shopd/metrics.h"
 #include "shopd/request.h"
 #include "shopd/worker.h"
 
+#include <event2/buffer.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -267,9 +269,11 @@ void api_checkout(struct request *r)
     char msg[256];
     enum outcome o = checkout_place(r->db, r->session.user_id, key, &res, msg, sizeof(msg));
     if (o != OUT_OK) {
+        metrics_checkout(METRICS_CHECKOUT_REFUSED);
         reply_outcome(r, o, msg);
         return;
     }
+    metrics_checkout(res.replayed ? METRICS_CHECKOUT_REPLAYED : METRICS_CHECKOUT_CREATED);
     if (!res.replayed)
         worker_wake_dispatcher(r->worker);
     if (res.replayed)
@@ -297,4 +301,23 @@ void api_healthz(struct request *r)
         return;
     }
     reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+/* Metrics are for the operator: only clients on this host (directly, or through a
+   local balancer for a local client) may read them. */
+static bool is_loopback(const char *ip)
+{
+    return strncmp(ip, "127.", 4) == 0 || strcmp(ip, "::1") == 0 || strcmp(ip, "::ffff:127.0.0.1") == 0;
+}
+
+void api_metrics(struct request *r)
+{
+    if (!is_loopback(r->client_ip)) {
+        reply_message(r, 403, "Metrics are served to local clients only");
+        return;
+    }
+    struct evbuffer *buf = evbuffer_new();
+    metrics_render(buf, r->db);
+    reply_buffer(r, 200, "text/plain; version=0.0.4; charset=utf-8", buf);
+    evbuffer_free(buf);
 }

@@ -20,6 +20,8 @@ void api_cart_remove(struct request *r);
 void api_checkout(struct request *r);
 void api_orders(struct request *r);
 void api_healthz(struct request *r);
+/* Prometheus text for local clients (403 for others). */
+void api_metrics(struct request *r);
 
 /* Reads a positive integer field from a JSON object: false with a message otherwise. */
 #include <jansson.h>

@@ -2,6 +2,7 @@
 #include "shopd/catalog.h"
 #include "shopd/db.h"
 #include "shopd/dispatcher.h"
+#include "shopd/metrics.h"
 #include "shopd/pages.h"
 #include "shopd/worker.h"
 #include "shared/log.h"
@@ -312,6 +313,7 @@ static void reap_children(struct master *m)
             else
                 log_warn("%s %d (pid %d) exited with status %d; replacing it", what, c->slot, (int)pid,
                          WEXITSTATUS(status));
+            metrics_worker_restart();
             schedule_respawn(c->kind == CHILD_WORKER ? &m->workers[c->slot] : &m->dispatcher, lived);
         } else {
             log_debug("%s pid %d stopped", what, (int)pid);
@@ -463,6 +465,8 @@ int master_run(struct shopd_settings *settings, int argc, char **argv)
         goto out;
     }
     log_bound_address(m->listen_fd);
+    if (metrics_init(settings->workers) < 0)
+        log_warn("metrics: cannot map shared memory; /metrics will show this worker only");
 
     sigset_t mask;
     sigemptyset(&mask);

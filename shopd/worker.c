@@ -1,6 +1,7 @@
 #include "shopd/worker.h"
 #include "shopd/accounts.h"
 #include "shopd/db.h"
+#include "shopd/metrics.h"
 #include "shopd/pages.h"
 #include "shopd/ratelimit_client.h"
 #include "shopd/request.h"
@@ -159,7 +160,11 @@ void worker_request_done(struct request *r)
 {
     struct worker *w = r->worker;
     w->inflight--;
+    metrics_in_flight(-1);
     uint64_t us = request_now_us() - r->start_us;
+    size_t nroutes;
+    const struct route *routes = router_routes(&nroutes);
+    metrics_request(r->route ? (size_t)(r->route - routes) : nroutes, r->cancelled ? 499 : r->status, us);
     if (r->cancelled)
         log_info("access %s %s %s cancelled 0 %" PRIu64 "us %s", r->client_ip, r->method, r->path, us,
                  r->request_id);
@@ -190,6 +195,7 @@ static void dispatch(struct request *r)
 {
     const struct route *rt = r->route;
     if (r->has_rl && r->rl.verdict == RL_DENY) {
+        metrics_ratelimit(true, false);
         long secs = (r->rl.retry_after_ms + 999) / 1000;
         if (router_is_page(rt))
             reply_error(r, 429, "Too many requests. Please wait %ld second%s and try again.", secs,
@@ -246,6 +252,8 @@ static void on_budget(const struct rl_result *res, void *arg)
 {
     struct check_ctx *c = arg;
     struct request *r = c->r;
+    if (res->verdict == RL_UNAVAILABLE)
+        metrics_ratelimit(false, true);
     keep_tighter(r, c->rule, res);
     free(c);
     if (--r->pending_checks > 0)
@@ -340,6 +348,7 @@ static void on_request(struct evhttp_request *ev, void *arg)
     r->start_us = request_now_us();
     r->method = method_name(evhttp_request_get_command(ev));
     w->inflight++;
+    metrics_in_flight(1);
     set_request_id(w, r);
     find_client_ip(w, r);
 
@@ -456,6 +465,7 @@ int worker_run(const struct worker_params *params)
     w->settings = params->settings;
     w->wake_fd = params->wake_fd;
     w->index = params->index;
+    metrics_use_slot(w->index);
     unsigned char rnd[8];
     crypto_random_bytes(rnd, sizeof(rnd));
     crypto_hex_encode(rnd, sizeof(rnd), w->id_prefix);

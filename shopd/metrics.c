@@ -1,0 +1,223 @@
+#include "shopd/metrics.h"
+#include "shopd/db.h"
+#include "shopd/router.h"
+#include "shared/log.h"
+
+#include <event2/buffer.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#define MAX_ROUTES 64
+#define MAX_SLOTS 257 /* 256 workers and the master */
+
+/* Status codes kept apart; anything else is counted under "other". */
+static const int tracked_codes[] = {200, 201, 204, 303, 304, 400, 401, 403, 404, 405, 409, 413, 415, 429, 500, 503};
+#define NCODES (sizeof(tracked_codes) / sizeof(tracked_codes[0]) + 1)
+
+/* Histogram bounds in microseconds (Prometheus "le" in seconds). */
+static const uint64_t bucket_us[] = {1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000};
+#define NBUCKETS (sizeof(bucket_us) / sizeof(bucket_us[0]) + 1)
+
+struct metrics_slot {
+    uint64_t requests[MAX_ROUTES][NCODES];
+    uint64_t buckets[MAX_ROUTES][NBUCKETS]; /* not cumulative here; summed at render */
+    uint64_t micros[MAX_ROUTES];
+    int64_t in_flight;
+    uint64_t checkouts[3];
+    uint64_t rl_refused, rl_unavailable;
+    uint64_t worker_restarts;
+};
+
+static struct metrics_slot *slots;
+static size_t nslots;
+static struct metrics_slot *mine;
+
+int metrics_init(int workers)
+{
+    nslots = (size_t)workers + 1 > MAX_SLOTS ? MAX_SLOTS : (size_t)workers + 1;
+    /* Sized for the largest worker count so that a reload may add workers. */
+    void *p = mmap(NULL, sizeof(struct metrics_slot) * MAX_SLOTS, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                   -1, 0);
+    if (p == MAP_FAILED)
+        return -1;
+    slots = p;
+    nslots = MAX_SLOTS;
+    mine = &slots[MAX_SLOTS - 1]; /* the master's own slot */
+    return 0;
+}
+
+void metrics_use_slot(int slot)
+{
+    if (slots && slot >= 0 && slot < MAX_SLOTS - 1)
+        mine = &slots[slot];
+}
+
+static inline void add(uint64_t *p, uint64_t v)
+{
+    __atomic_fetch_add(p, v, __ATOMIC_RELAXED);
+}
+
+static size_t code_index(int status)
+{
+    for (size_t i = 0; i < NCODES - 1; i++)
+        if (tracked_codes[i] == status)
+            return i;
+    return NCODES - 1;
+}
+
+void metrics_request(size_t route, int status, uint64_t micros)
+{
+    if (!mine)
+        return;
+    if (route >= MAX_ROUTES)
+        route = MAX_ROUTES - 1;
+    add(&mine->requests[route][code_index(status)], 1);
+    size_t b = 0;
+    while (b < NBUCKETS - 1 && micros > bucket_us[b])
+        b++;
+    add(&mine->buckets[route][b], 1);
+    add(&mine->micros[route], micros);
+}
+
+void metrics_in_flight(int delta)
+{
+    if (mine)
+        __atomic_fetch_add(&mine->in_flight, delta, __ATOMIC_RELAXED);
+}
+
+void metrics_checkout(enum metrics_checkout result)
+{
+    if (mine)
+        add(&mine->checkouts[result], 1);
+}
+
+void metrics_ratelimit(bool refused, bool unavailable)
+{
+    if (!mine)
+        return;
+    if (refused)
+        add(&mine->rl_refused, 1);
+    if (unavailable)
+        add(&mine->rl_unavailable, 1);
+}
+
+void metrics_worker_restart(void)
+{
+    if (mine)
+        add(&mine->worker_restarts, 1);
+}
+
+static uint64_t load(const uint64_t *p)
+{
+    return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
+/* The route label of index i: the route's name and method, or "none" for unmatched requests. */
+static void route_labels(size_t i, const struct route *routes, size_t nroutes, char *buf, size_t len)
+{
+    if (i < nroutes)
+        snprintf(buf, len, "route=\"%s\",method=\"%s\"", routes[i].name, routes[i].method);
+    else
+        snprintf(buf, len, "route=\"none\",method=\"any\"");
+}
+
+void metrics_render(struct evbuffer *out, struct db *db)
+{
+    size_t nroutes;
+    const struct route *routes = router_routes(&nroutes);
+    size_t nrows = nroutes + 1 < MAX_ROUTES ? nroutes + 1 : MAX_ROUTES;
+    static struct metrics_slot sum; /* one scrape at a time per worker */
+    memset(&sum, 0, sizeof(sum));
+    for (size_t s = 0; slots && s < nslots; s++) {
+        for (size_t r = 0; r < nrows; r++) {
+            for (size_t c = 0; c < NCODES; c++)
+                sum.requests[r][c] += load(&slots[s].requests[r][c]);
+            for (size_t b = 0; b < NBUCKETS; b++)
+                sum.buckets[r][b] += load(&slots[s].buckets[r][b]);
+            sum.micros[r] += load(&slots[s].micros[r]);
+        }
+        sum.in_flight += __atomic_load_n(&slots[s].in_flight, __ATOMIC_RELAXED);
+        for (size_t k = 0; k < 3; k++)
+            sum.checkouts[k] += load(&slots[s].checkouts[k]);
+        sum.rl_refused += load(&slots[s].rl_refused);
+        sum.rl_unavailable += load(&slots[s].rl_unavailable);
+        sum.worker_restarts += load(&slots[s].worker_restarts);
+    }
+    /* Rows of the unmatched requests use the last row. */
+    char labels[160];
+    evbuffer_add_printf(out, "# HELP shopd_http_requests_total HTTP requests answered, by route and status code.\n"
+                             "# TYPE shopd_http_requests_total counter\n");
+    for (size_t r = 0; r < nrows; r++) {
+        route_labels(r, routes, nroutes, labels, sizeof(labels));
+        for (size_t c = 0; c < NCODES; c++) {
+            if (!sum.requests[r][c])
+                continue;
+            if (c < NCODES - 1)
+                evbuffer_add_printf(out, "shopd_http_requests_total{%s,code=\"%d\"} %llu\n", labels,
+                                    tracked_codes[c], (unsigned long long)sum.requests[r][c]);
+            else
+                evbuffer_add_printf(out, "shopd_http_requests_total{%s,code=\"other\"} %llu\n", labels,
+                                    (unsigned long long)sum.requests[r][c]);
+        }
+    }
+    evbuffer_add_printf(out, "# HELP shopd_http_request_duration_seconds Time from request to answer, by route.\n"
+                             "# TYPE shopd_http_request_duration_seconds histogram\n");
+    for (size_t r = 0; r < nrows; r++) {
+        uint64_t total = 0;
+        for (size_t b = 0; b < NBUCKETS; b++)
+            total += sum.buckets[r][b];
+        if (!total)
+            continue;
+        route_labels(r, routes, nroutes, labels, sizeof(labels));
+        uint64_t cumulative = 0;
+        for (size_t b = 0; b < NBUCKETS; b++) {
+            cumulative += sum.buckets[r][b];
+            if (b < NBUCKETS - 1)
+                evbuffer_add_printf(out, "shopd_http_request_duration_seconds_bucket{%s,le=\"%g\"} %llu\n", labels,
+                                    (double)bucket_us[b] / 1e6, (unsigned long long)cumulative);
+            else
+                evbuffer_add_printf(out, "shopd_http_request_duration_seconds_bucket{%s,le=\"+Inf\"} %llu\n",
+                                    labels, (unsigned long long)cumulative);
+        }
+        evbuffer_add_printf(out, "shopd_http_request_duration_seconds_sum{%s} %.6f\n", labels,
+                            (double)sum.micros[r] / 1e6);
+        evbuffer_add_printf(out, "shopd_http_request_duration_seconds_count{%s} %llu\n", labels,
+                            (unsigned long long)total);
+    }
+    evbuffer_add_printf(out,
+                        "# HELP shopd_http_requests_in_flight Requests being handled now.\n"
+                        "# TYPE shopd_http_requests_in_flight gauge\n"
+                        "shopd_http_requests_in_flight %lld\n"
+                        "# HELP shopd_checkouts_total Checkout attempts by result.\n"
+                        "# TYPE shopd_checkouts_total counter\n"
+                        "shopd_checkouts_total{result=\"created\"} %llu\n"
+                        "shopd_checkouts_total{result=\"replayed\"} %llu\n"
+                        "shopd_checkouts_total{result=\"refused\"} %llu\n"
+                        "# HELP shopd_ratelimit_refusals_total Requests refused with 429 by a budget.\n"
+                        "# TYPE shopd_ratelimit_refusals_total counter\n"
+                        "shopd_ratelimit_refusals_total %llu\n"
+                        "# HELP shopd_ratelimit_unavailable_total Budget checks that found ratelimitd unavailable "
+                        "(served anyway).\n"
+                        "# TYPE shopd_ratelimit_unavailable_total counter\n"
+                        "shopd_ratelimit_unavailable_total %llu\n"
+                        "# HELP shopd_worker_restarts_total Workers and dispatchers replaced after dying.\n"
+                        "# TYPE shopd_worker_restarts_total counter\n"
+                        "shopd_worker_restarts_total %llu\n",
+                        (long long)(sum.in_flight > 0 ? sum.in_flight : 0),
+                        (unsigned long long)sum.checkouts[METRICS_CHECKOUT_CREATED],
+                        (unsigned long long)sum.checkouts[METRICS_CHECKOUT_REPLAYED],
+                        (unsigned long long)sum.checkouts[METRICS_CHECKOUT_REFUSED],
+                        (unsigned long long)sum.rl_refused, (unsigned long long)sum.rl_unavailable,
+                        (unsigned long long)sum.worker_restarts);
+    evbuffer_add_printf(out, "# HELP shopd_orders Orders in the database by dispatch status.\n"
+                             "# TYPE shopd_orders gauge\n");
+    static const char SQL_ORDERS_BY_STATUS[] =
+        "SELECT s.status, (SELECT count(*) FROM orders o WHERE o.status = s.status)"
+        " FROM (SELECT 'pending' AS status UNION ALL SELECT 'sent' UNION ALL SELECT 'failed') s";
+    sqlite3_stmt *st = db_stmt(db, SQL_ORDERS_BY_STATUS);
+    while (sqlite3_step(st) == SQLITE_ROW)
+        evbuffer_add_printf(out, "shopd_orders{status=\"%s\"} %lld\n", (const char *)sqlite3_column_text(st, 0),
+                            (long long)sqlite3_column_int64(st, 1));
+    db_done(st);
+}

@@ -1,0 +1,36 @@
+/* metrics: shopd's Prometheus counters, shared by every process of one shopd.
+ *
+ * The master maps one anonymous shared region before it forks; each worker adds
+ * to its own slot with relaxed atomics (a replacement worker keeps adding to the
+ * slot of the one it replaces, so counters never go backwards while the master
+ * lives), and GET /metrics on any worker sums the slots. */
+#ifndef SHOPD_METRICS_H
+#define SHOPD_METRICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct evbuffer;
+struct db;
+
+enum metrics_checkout { METRICS_CHECKOUT_CREATED, METRICS_CHECKOUT_REPLAYED, METRICS_CHECKOUT_REFUSED };
+
+/* Maps the shared region for `workers` slots (master, before forking). Returns 0 or -1. */
+int metrics_init(int workers);
+/* Selects the slot this worker writes to (worker, after the fork). */
+void metrics_use_slot(int slot);
+
+/* One answered request: route index from router_routes (or the route count for
+ * "no route"), status code, duration. */
+void metrics_request(size_t route, int status, uint64_t micros);
+void metrics_in_flight(int delta);
+void metrics_checkout(enum metrics_checkout result);
+void metrics_ratelimit(bool refused, bool unavailable);
+/* A child replaced by the master (counted in the master's slot). */
+void metrics_worker_restart(void);
+
+/* Writes the Prometheus text exposition, including order counts read from db. */
+void metrics_render(struct evbuffer *out, struct db *db);
+
+#endif
