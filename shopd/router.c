@@ -30,6 +30,7 @@ static const struct route routes[] = {
     {"GET", "/orders", api_orders, "api", RL_KEY_USER, USER, "orders"},
     {"GET", "/healthz", api_healthz, NULL, RL_KEY_NONE, ROUTE_NO_LOG, "healthz"},
     {"HEAD", "/healthz", api_healthz, NULL, RL_KEY_NONE, ROUTE_NO_LOG, "healthz"},
+    {"GET", "/metrics", api_metrics, NULL, RL_KEY_NONE, ROUTE_NO_LOG, "metrics"},
     /* Browser */
     {"GET", "/", pages_home, "page", RL_KEY_ADDRESS, PAGE, "home"},
     {"GET", "/browser/register", pages_register_form, "page", RL_KEY_ADDRESS, PAGE, "page_register"},
