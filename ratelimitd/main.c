@@ -6,12 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ratelimitd/metrics_http.h"
 #include "ratelimitd/redis_store.h"
 #include "ratelimitd/rules.h"
 #include "ratelimitd/server.h"
 #include "ratelimitd/stats.h"
 #include "shared/config.h"
 #include "shared/log.h"
+#include "shared/xalloc.h"
 
 static const struct config_setting settings[] = {
     {.name = "RATELIMITD_SOCKET", .default_value = "run/ratelimitd.sock", .help = "unix socket to listen on"},
@@ -28,6 +30,9 @@ static const struct config_setting settings[] = {
     {.name = "RATELIMITD_MAX_CONNECTIONS",
      .default_value = "1000",
      .help = "client connections open at once"},
+    {.name = "RATELIMITD_METRICS_LISTEN",
+     .default_value = "",
+     .help = "serve Prometheus metrics at http://host:port/metrics (empty: off)"},
     {.name = "LOG_LEVEL", .default_value = "info", .help = "debug, info, warn or error"},
     {.name = "LOG_FILE", .help = "append the log to this file instead of stderr (SIGUSR1 reopens it)"},
     {0},
@@ -122,6 +127,7 @@ int main(int argc, char **argv)
     struct daemon d = {0};
     d.base = event_base_new();
     struct rld_stats stats = {0};
+    stats.rule_results = xcalloc(rules->count * RLD_RESULTS, sizeof(*stats.rule_results));
     struct rld_store *store = rld_store_new(d.base, &addr, (int)timeout_ms, &stats);
     struct rld_server_config scfg = {
         .unix_path = sock, .tcp = config_get(cfg, "RATELIMITD_TCP"), .max_connections = max_conns};
@@ -129,9 +135,25 @@ int main(int argc, char **argv)
     if (!d.server) {
         rld_store_free(store);
         rld_rules_free(rules);
+        free(stats.rule_results);
         event_base_free(d.base);
         config_free(cfg);
         return fail(err);
+    }
+    const char *metrics_listen = config_get(cfg, "RATELIMITD_METRICS_LISTEN");
+    struct rld_metrics_http *metrics = NULL;
+    if (metrics_listen && metrics_listen[0]) {
+        metrics = rld_metrics_http_new(d.base, metrics_listen, rules, &stats, store, err, sizeof(err));
+        if (!metrics) {
+            rld_server_free(d.server);
+            rld_store_free(store);
+            rld_rules_free(rules);
+            free(stats.rule_results);
+            event_base_free(d.base);
+            config_free(cfg);
+            return fail(err);
+        }
+        log_info("metrics at http://%s/metrics", metrics_listen);
     }
     struct event *sigs[3] = {
         evsignal_new(d.base, SIGTERM, on_stop_signal, &d),
@@ -145,6 +167,7 @@ int main(int argc, char **argv)
 
     event_base_dispatch(d.base);
 
+    rld_metrics_http_free(metrics);
     /* The store first: calls still in flight are answered (locally) while their connections exist. */
     rld_store_free(store);
     rld_server_free(d.server);
@@ -154,6 +177,7 @@ int main(int argc, char **argv)
         event_free(d.deadline);
     event_base_free(d.base);
     rld_rules_free(rules);
+    free(stats.rule_results);
     log_info("stopped");
     config_free(cfg);
     return 0;

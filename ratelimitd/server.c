@@ -186,18 +186,22 @@ static void on_decision(const struct rld_decision *d, void *arg)
     struct slot *s = arg;
     struct conn *c = s->conn;
     struct rld_server *srv = c->srv;
+    size_t rule_index = (size_t)(s->rule - srv->rules->rules);
     srv->stats->decisions++;
     if (d->allowed) {
         srv->stats->allowed++;
+        rld_stats_rule_result(srv->stats, rule_index, RLD_RESULT_ALLOWED);
         s->len =
             rld_proto_format_allow(s->text, sizeof(s->text), d->limit, d->remaining, d->reset_s, d->window_s);
     } else if (s->rule->shadow) {
         srv->stats->allowed++;
         srv->stats->shadow_denied++;
+        rld_stats_rule_result(srv->stats, rule_index, RLD_RESULT_SHADOW_DENIED);
         log_shadow(srv, s->rule, s->shadow_key ? s->shadow_key : "");
         s->len = rld_proto_format_allow(s->text, sizeof(s->text), d->limit, 0, d->reset_s, d->window_s);
     } else {
         srv->stats->denied++;
+        rld_stats_rule_result(srv->stats, rule_index, RLD_RESULT_DENIED);
         s->len = rld_proto_format_deny(s->text, sizeof(s->text), d->limit, d->retry_after_ms, d->window_s);
     }
     s->ready = true;

@@ -11,6 +11,12 @@ void rld_stats_redis_latency(struct rld_stats *s, uint64_t us)
         s->redis_latency_max_us = us;
 }
 
+void rld_stats_rule_result(struct rld_stats *s, size_t rule_index, enum rld_result result)
+{
+    if (s->rule_results)
+        s->rule_results[rule_index * RLD_RESULTS + result]++;
+}
+
 size_t rld_stats_format(const struct rld_stats *s, char *buf, size_t buflen)
 {
     uint64_t avg = s->redis_calls ? s->redis_latency_sum_us / s->redis_calls : 0;
