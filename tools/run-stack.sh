@@ -1,0 +1,280 @@
+#!/usr/bin/env bash
+# make run: the whole shop in the foreground, for development.
+#
+#   tools/run-stack.sh [BIN_DIR]        (make run builds first, then calls this)
+#
+# Starts, in order, each waiting for the previous one to answer:
+#   redis        on the unix socket run/redis.sock (no TCP port, no disk state)
+#   dynamodb     a local DynamoDB (dynalite) on 127.0.0.1:8000, tables kept in run/dynamodb/
+#                (then `shopd --create-table` makes the Orders table if it is missing)
+#   ratelimitd   on run/ratelimitd.sock
+#   shopd-1/2    on 127.0.0.1:8081 and 127.0.0.1:8082, sharing the database run/shop.db
+#   balancer     on 127.0.0.1:8080 (admin on 127.0.0.1:8090)
+# Every line a process prints is shown prefixed with its name. Ctrl-C (or SIGTERM)
+# stops everything this script started, balancer first, and waits for it.
+#
+# Settings come from .env in the checkout (written from .env_example on the first run,
+# with a random SECRET_KEY); the addresses, sockets and the database above are passed
+# as environment variables, which override .env, so that the processes find each other.
+# The local DynamoDB accepts any credentials: the stack passes dummy ones.
+#
+# Environment: RUN_HOST=0.0.0.0 makes the balancer reachable from other machines
+# (default 127.0.0.1); RUN_DYNAMODB_PORT (default 8000).
+#
+# All state lives in run/ (git-ignored): delete it to start from an empty shop.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+BIN=${1:-${SHOP_BIN:-bin}}
+BIN=$(cd "$BIN" 2>/dev/null && pwd) || { echo "run: no binaries in ${1:-bin} (run make first)" >&2; exit 1; }
+RUN=$ROOT/run
+HOST=${RUN_HOST:-127.0.0.1}
+DYNAMO_PORT=${RUN_DYNAMODB_PORT:-8000}
+SHOPD_PORTS=(8081 8082)
+BALANCER_PORT=8080
+ADMIN_PORT=8090
+
+say() { printf '[run]        %s\n' "$*"; }
+die() {
+    printf '[run]        error: %s\n' "$*" >&2
+    exit 1
+}
+
+for b in shopd ratelimitd balancer; do
+    [ -x "$BIN/$b" ] || die "$BIN/$b is missing (run make first)"
+done
+command -v redis-server >/dev/null || die "redis-server is not installed (run make deps)"
+command -v node >/dev/null || die "node is not installed (run make deps)"
+[ -d tools/node_modules/dynalite ] || die "dynalite is not installed in tools/node_modules (run make deps)"
+command -v curl >/dev/null || die "curl is not installed (run make deps)"
+
+# --- .env --------------------------------------------------------------------------
+
+# Sets KEY=VALUE in .env: replaces the first "KEY=" line, or appends one.
+env_set() {
+    local key=$1 value=$2 tmp
+    tmp=$(mktemp "$ROOT/.env.XXXXXX")
+    awk -v k="$key" -v v="$value" '
+        !done && index($0, k "=") == 1 { print k "=" v; done = 1; next }
+        { print }
+        END { if (!done) print k "=" v }' .env >"$tmp" && mv "$tmp" .env
+}
+
+new_secret() { openssl rand -hex 32 2>/dev/null || od -An -tx1 -N32 /dev/urandom | tr -d ' \n'; }
+
+if [ ! -f .env ]; then
+    [ -f .env_example ] || die ".env_example is missing"
+    {
+        echo "# Development settings, written by make run (tools/run-stack.sh) from .env_example."
+        echo "# AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are dummies for the local DynamoDB at"
+        echo "# DYNAMODB_ENDPOINT, which accepts any: they are not AWS credentials."
+        echo
+        cat .env_example
+    } >.env
+    chmod 600 .env
+    env_set SHOP_ENV development
+    env_set SECRET_KEY "$(new_secret)"
+    env_set ADMIN_EMAILS admin@example.com
+    env_set DATABASE_URL sqlite:///run/shop.db
+    env_set RATELIMITD_SOCKET run/ratelimitd.sock
+    env_set DYNAMODB_ENDPOINT "http://127.0.0.1:$DYNAMO_PORT"
+    # Only for the local DynamoDB, which accepts any credentials. Put real ones
+    # (and an empty DYNAMODB_ENDPOINT) only in a production environment file.
+    env_set AWS_ACCESS_KEY_ID local-development-only
+    env_set AWS_SECRET_ACCESS_KEY local-development-only
+    env_set BALANCER_LISTEN "$HOST:$BALANCER_PORT"
+    say "wrote a development .env (SHOP_ENV=development, random SECRET_KEY, ADMIN_EMAILS=admin@example.com)"
+elif ! grep -Eq '^[[:space:]]*(export[[:space:]]+)?SECRET_KEY=[^[:space:]]' .env && [ -z "${SECRET_KEY:-}" ]; then
+    env_set SECRET_KEY "$(new_secret)"
+    say ".env had no SECRET_KEY: added a random one"
+fi
+
+# --- state of an earlier run ---------------------------------------------------------
+
+mkdir -p "$RUN"
+PIDS=$RUN/pids
+mkdir -p "$PIDS"
+
+# True when pid runs in this checkout or its run/ (redis moves there): a recycled pid is not ours.
+ours() {
+    local pid=$1 cwd
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+    cwd=$(readlink "/proc/$pid/cwd" 2>/dev/null)
+    [ "$cwd" = "$ROOT" ] || [ "$cwd" = "$RUN" ]
+}
+
+if [ -f "$PIDS/stack" ]; then
+    old=$(cat "$PIDS/stack" 2>/dev/null)
+    if ours "$old" && grep -qa run-stack "/proc/$old/cmdline" 2>/dev/null; then
+        die "another make run is already running here (pid $old); stop it first (Ctrl-C in its terminal, or kill $old)"
+    fi
+fi
+# Processes left by a run that could not clean up (killed with SIGKILL, say).
+for n in balancer shopd-2 shopd-1 ratelimitd dynamodb redis; do
+    f=$PIDS/$n.pid
+    [ -e "$f" ] || continue
+    pid=$(cat "$f" 2>/dev/null)
+    if ours "$pid"; then
+        say "stopping $n (pid $pid) left by an earlier run"
+        kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null
+    fi
+    rm -f "$f"
+done
+rm -f "$PIDS"/*.pid
+
+# Redis' socket must fit in sun_path (108 bytes); a deep checkout gets one in /tmp.
+REDIS_SOCK=$RUN/redis.sock
+if [ ${#REDIS_SOCK} -gt 100 ]; then
+    REDIS_SOCK=$(mktemp -d /tmp/shop-run.XXXXXX)/redis.sock
+fi
+RL_SOCK=run/ratelimitd.sock
+rm -f "$REDIS_SOCK" "$RL_SOCK"
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for p in "$DYNAMO_PORT" "${SHOPD_PORTS[@]}" "$BALANCER_PORT" "$ADMIN_PORT"; do
+    port_busy "$p" && die "port $p is already in use by another program (see: ss -ltnp 'sport = :$p')"
+done
+echo $$ >"$PIDS/stack"
+
+# --- processes -------------------------------------------------------------------------
+
+# The topology, for every daemon (environment beats .env).
+export SHOP_RUN_STACK=1
+export REDIS_URL="unix://$REDIS_SOCK"
+export RATELIMITD_SOCKET=$RL_SOCK
+export DATABASE_URL=sqlite:///run/shop.db
+export DYNAMODB_ENDPOINT="http://127.0.0.1:$DYNAMO_PORT"
+export AWS_ACCESS_KEY_ID=local-development-only
+export AWS_SECRET_ACCESS_KEY=local-development-only
+unset AWS_SESSION_TOKEN
+export BALANCER_LISTEN="$HOST:$BALANCER_PORT"
+export BALANCER_ADMIN_LISTEN="127.0.0.1:$ADMIN_PORT"
+BACKENDS=""
+for p in "${SHOPD_PORTS[@]}"; do BACKENDS+="${BACKENDS:+,}127.0.0.1:$p"; done
+export BALANCER_BACKENDS=$BACKENDS
+export TEMPLATES_DIR=${TEMPLATES_DIR:-templates}
+export STATIC_DIR=${STATIC_DIR:-templates/static}
+
+NAMES=()     # started processes, in order
+declare -A PID PREFIXER
+
+# start NAME CMD...: runs CMD in its own session (so a Ctrl-C reaches only this
+# script, which then stops the processes in order) with its output prefixed.
+start() {
+    local name=$1 tag
+    shift
+    tag=$(printf '%-12s' "[$name]")
+    # The prefixer ignores Ctrl-C so that it prints the process' last lines.
+    exec {out}> >(trap '' INT TERM; exec sed -u "s/^/$tag /")
+    PREFIXER[$name]=$!
+    setsid "$@" </dev/null >&$out 2>&1 {out}>&- &
+    PID[$name]=$!
+    exec {out}>&-
+    NAMES+=("$name")
+    echo "${PID[$name]}" >"$PIDS/$name.pid"
+}
+
+alive() { kill -0 "$1" 2>/dev/null && ! grep -q '^[^ ]* ([^)]*) Z' "/proc/$1/stat" 2>/dev/null; }
+
+# wait_for NAME SECONDS CHECK...: until CHECK succeeds; fails if the process dies first.
+wait_for() {
+    local name=$1 secs=$2 i
+    shift 2
+    for ((i = 0; i < secs * 10; i++)); do
+        "$@" >/dev/null 2>&1 && return 0
+        alive "${PID[$name]}" || die "$name exited while starting (its last lines are above)"
+        sleep 0.1
+    done
+    die "$name did not become ready within $secs s"
+}
+
+http_ok() { [ "$(curl -s -o /dev/null -m 2 -w '%{http_code}' "$1")" = 200 ]; }
+http_any() { [ "$(curl -s -o /dev/null -m 2 -w '%{http_code}' "$1")" != 000 ]; }
+
+stopping=0
+stop_all() {
+    local rc=$?
+    [ "$stopping" -eq 0 ] || return
+    stopping=1
+    trap '' INT TERM
+    [ ${#NAMES[@]} -eq 0 ] || say "stopping"
+    local i name pid
+    for ((i = ${#NAMES[@]} - 1; i >= 0; i--)); do
+        name=${NAMES[i]}
+        pid=${PID[$name]}
+        kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
+        for ((t = 0; t < 150; t++)); do
+            kill -0 -- "-$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 -- "-$pid" 2>/dev/null; then
+            say "$name did not stop within 15 s: killing it"
+            kill -KILL -- "-$pid" 2>/dev/null
+        fi
+        wait "$pid" 2>/dev/null
+        rm -f "$PIDS/$name.pid"
+    done
+    # Let the prefixers print the last lines.
+    for name in "${NAMES[@]}"; do
+        for ((t = 0; t < 20; t++)); do
+            kill -0 "${PREFIXER[$name]}" 2>/dev/null || break
+            sleep 0.1
+        done
+    done
+    rm -f "$REDIS_SOCK" "$RL_SOCK" "$PIDS/stack"
+    [ "$REDIS_SOCK" = "$RUN/redis.sock" ] || rmdir "$(dirname "$REDIS_SOCK")" 2>/dev/null
+    [ ${#NAMES[@]} -eq 0 ] || say "stopped everything"
+    exit "$rc"
+}
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap stop_all EXIT
+
+say "state in $RUN"
+
+start redis redis-server --port 0 --unixsocket "$REDIS_SOCK" --unixsocketperm 700 \
+    --save '' --appendonly no --dir "$RUN" --bind 127.0.0.1 --logfile '' --loglevel notice
+if command -v redis-cli >/dev/null; then
+    wait_for redis 10 sh -c '[ "$(redis-cli -s "$1" ping)" = PONG ]' _ "$REDIS_SOCK"
+else
+    wait_for redis 10 test -S "$REDIS_SOCK"
+fi
+
+mkdir -p "$RUN/dynamodb"
+start dynamodb node tools/dynalite.js --port "$DYNAMO_PORT" --path "$RUN/dynamodb" --create-table-ms 0
+wait_for dynamodb 20 http_any "http://127.0.0.1:$DYNAMO_PORT/"
+"$BIN/shopd" --create-table 2>&1 | sed -u 's/^/[dynamodb]   /'
+[ "${PIPESTATUS[0]}" -eq 0 ] || die "could not create the Orders table in the local DynamoDB"
+
+start ratelimitd "$BIN/ratelimitd"
+wait_for ratelimitd 10 test -S "$RL_SOCK"
+
+for i in "${!SHOPD_PORTS[@]}"; do
+    n=$((i + 1))
+    start "shopd-$n" "$BIN/shopd" --shopd-listen "127.0.0.1:${SHOPD_PORTS[i]}"
+    wait_for "shopd-$n" 20 http_ok "http://127.0.0.1:${SHOPD_PORTS[i]}/healthz"
+done
+
+start balancer "$BIN/balancer"
+wait_for balancer 10 http_ok "http://127.0.0.1:$BALANCER_PORT/healthz"
+
+url_host=$HOST
+[ "$HOST" = 0.0.0.0 ] && url_host=$(hostname -f 2>/dev/null || echo 127.0.0.1)
+echo
+say "the shop is running: open http://$url_host:$BALANCER_PORT/"
+say "balancer status: http://127.0.0.1:$ADMIN_PORT/status; press Ctrl-C to stop everything"
+echo
+
+# Runs until Ctrl-C, or until one of the processes exits by itself.
+while :; do
+    for name in "${NAMES[@]}"; do
+        if ! alive "${PID[$name]}"; then
+            wait "${PID[$name]}" 2>/dev/null
+            die "$name exited (status $?); stopping the others"
+        fi
+    done
+    sleep 1 &
+    wait $! 2>/dev/null
+done
