@@ -1,9 +1,11 @@
 #include "shopd/accounts.h"
+#include "shopd/offload.h"
 #include "shared/log.h"
 #include "shared/password.h"
 #include "shared/xalloc.h"
 
 #include <ctype.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,8 +34,7 @@ bool accounts_email_valid(const char *email)
     return domain[0] != '.';
 }
 
-enum outcome accounts_register(struct db *db, const char *email, const char *password, int64_t *user_id,
-                               char *msg, size_t msglen)
+static enum outcome validate_new_account(const char *email, const char *password, char *msg, size_t msglen)
 {
     if (!accounts_email_valid(email)) {
         snprintf(msg, msglen, "Invalid email address");
@@ -48,14 +49,19 @@ enum outcome accounts_register(struct db *db, const char *email, const char *pas
         snprintf(msg, msglen, "Password must be at most %d characters", ACCOUNTS_MAX_PASSWORD);
         return OUT_INVALID;
     }
-    char *hash = password_hash(password);
+    return OUT_OK;
+}
+
+/* Writes the new user with an already computed hash. */
+static enum outcome insert_user(struct db *db, const char *email, const char *hash, int64_t *user_id, char *msg,
+                                size_t msglen)
+{
     sqlite3_stmt *st = db_stmt(db, SQL_INSERT_USER);
     sqlite3_bind_text(st, 1, email, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, (int64_t)time(NULL));
     int rc = sqlite3_step(st);
     db_done(st);
-    free(hash);
     if (rc == SQLITE_CONSTRAINT_UNIQUE) {
         snprintf(msg, msglen, "Email already registered");
         return OUT_CONFLICT;
@@ -67,6 +73,18 @@ enum outcome accounts_register(struct db *db, const char *email, const char *pas
     }
     *user_id = sqlite3_last_insert_rowid(db_handle(db));
     return OUT_OK;
+}
+
+enum outcome accounts_register(struct db *db, const char *email, const char *password, int64_t *user_id,
+                               char *msg, size_t msglen)
+{
+    enum outcome o = validate_new_account(email, password, msg, msglen);
+    if (o != OUT_OK)
+        return o;
+    char *hash = password_hash(password);
+    o = insert_user(db, email, hash, user_id, msg, msglen);
+    free(hash);
+    return o;
 }
 
 enum outcome accounts_authenticate(struct db *db, const char *email, const char *password, int64_t *user_id)
@@ -104,6 +122,121 @@ enum outcome accounts_authenticate(struct db *db, const char *email, const char 
         return OUT_UNAUTHORIZED;
     *user_id = id;
     return OUT_OK;
+}
+
+/* --- asynchronous forms -------------------------------------------------- */
+
+struct account_job {
+    struct db *db;
+    char *email, *password;
+    char *stored;   /* login: the stored hash (NULL: unknown email) */
+    int64_t user_id;
+    bool verified;
+    char *new_hash; /* register: the hash; login: an upgraded hash when the stored one is outdated */
+    accounts_done_fn done;
+    void *arg;
+};
+
+static void job_free(struct account_job *j)
+{
+    OPENSSL_cleanse(j->password, strlen(j->password));
+    free(j->password);
+    free(j->email);
+    free(j->stored);
+    free(j->new_hash);
+    free(j);
+}
+
+static struct account_job *job_new(struct db *db, const char *email, const char *password, accounts_done_fn done,
+                                   void *arg)
+{
+    struct account_job *j = xcalloc(1, sizeof(*j));
+    j->db = db;
+    j->email = xstrdup(email);
+    j->password = xstrdup(password);
+    j->done = done;
+    j->arg = arg;
+    return j;
+}
+
+static void register_work(void *arg)
+{
+    struct account_job *j = arg;
+    j->new_hash = password_hash(j->password);
+}
+
+static void register_done(void *arg)
+{
+    struct account_job *j = arg;
+    char msg[256] = "";
+    int64_t id = 0;
+    enum outcome o = insert_user(j->db, j->email, j->new_hash, &id, msg, sizeof(msg));
+    j->done(o, id, msg, j->arg);
+    job_free(j);
+}
+
+void accounts_register_async(struct db *db, struct offload *pool, const char *email, const char *password,
+                             accounts_done_fn done, void *arg)
+{
+    char msg[256];
+    enum outcome o = validate_new_account(email, password, msg, sizeof(msg));
+    if (o != OUT_OK) {
+        done(o, 0, msg, arg);
+        return;
+    }
+    offload_run(pool, register_work, register_done, job_new(db, email, password, done, arg));
+}
+
+static void login_work(void *arg)
+{
+    struct account_job *j = arg;
+    if (!j->stored) {
+        password_burn_time(j->password);
+        return;
+    }
+    j->verified = password_verify(j->password, j->stored);
+    if (j->verified && password_needs_rehash(j->stored))
+        j->new_hash = password_hash(j->password);
+}
+
+static void login_done(void *arg)
+{
+    struct account_job *j = arg;
+    if (j->verified && j->new_hash) {
+        sqlite3_stmt *up = db_stmt(j->db, SQL_REHASH);
+        sqlite3_bind_int64(up, 1, j->user_id);
+        sqlite3_bind_text(up, 2, j->new_hash, -1, SQLITE_STATIC);
+        if (sqlite3_step(up) != SQLITE_DONE)
+            log_warn("accounts: could not upgrade password hash of user %lld: %s", (long long)j->user_id,
+                     db_errmsg(j->db));
+        db_done(up);
+    }
+    if (j->verified)
+        j->done(OUT_OK, j->user_id, "", j->arg);
+    else
+        j->done(OUT_UNAUTHORIZED, 0, "Invalid credentials", j->arg);
+    job_free(j);
+}
+
+void accounts_authenticate_async(struct db *db, struct offload *pool, const char *email, const char *password,
+                                 accounts_done_fn done, void *arg)
+{
+    sqlite3_stmt *st = db_stmt(db, SQL_FIND_USER);
+    sqlite3_bind_text(st, 1, email, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    struct account_job *j = job_new(db, email, password, done, arg);
+    if (rc == SQLITE_ROW) {
+        j->user_id = sqlite3_column_int64(st, 0);
+        j->stored = xstrdup((const char *)sqlite3_column_text(st, 1));
+    }
+    db_done(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        log_error("accounts: lookup failed: %s", db_errmsg(db));
+        job_free(j);
+        done(OUT_ERROR, 0, "Login failed", arg);
+        return;
+    }
+    offload_run(pool, login_work, login_done, j);
 }
 
 struct admin_list {

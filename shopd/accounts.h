@@ -30,6 +30,19 @@ enum outcome accounts_register(struct db *db, const char *email, const char *pas
  * email or a wrong password (same message, similar time), OUT_ERROR. */
 enum outcome accounts_authenticate(struct db *db, const char *email, const char *password, int64_t *user_id);
 
+struct offload;
+/* Called on the loop thread when an asynchronous account operation ends: the
+ * outcome, the user's id on OUT_OK, and a message for the user otherwise. */
+typedef void (*accounts_done_fn)(enum outcome o, int64_t user_id, const char *msg, void *arg);
+/* accounts_register and accounts_authenticate with the password hashing done on
+ * the offload pool, so the event loop keeps serving meanwhile. email and
+ * password are copied; db must stay open until done runs. Invalid input is
+ * answered at once (done runs before this returns). */
+void accounts_register_async(struct db *db, struct offload *pool, const char *email, const char *password,
+                             accounts_done_fn done, void *arg);
+void accounts_authenticate_async(struct db *db, struct offload *pool, const char *email, const char *password,
+                                 accounts_done_fn done, void *arg);
+
 /* Parses ADMIN_EMAILS (comma-separated) and answers membership, case-insensitively. */
 struct admin_list;
 struct admin_list *accounts_admins_parse(const char *csv);

@@ -74,31 +74,39 @@ static bool credentials(struct request *r, json_t *body, const char **email, con
     return true;
 }
 
+static void registered(enum outcome o, int64_t id, const char *msg, void *arg)
+{
+    struct request *r = arg;
+    if (r->cancelled) {
+        request_abandon(r);
+        return;
+    }
+    if (o != OUT_OK) {
+        reply_outcome(r, o, msg);
+        return;
+    }
+    /* r->json is the body that api_register already parsed and checked. */
+    reply_json(r, 201, json_pack("{s:s, s:I, s:O}", "message", "User registered successfully", "id", (json_int_t)id,
+                                 "email", json_object_get(r->json, "email")));
+}
+
 void api_register(struct request *r)
 {
     json_t *body = json_body_or_reply(r);
     const char *email, *password;
     if (!body || !credentials(r, body, &email, &password))
         return;
-    int64_t id;
-    char msg[256];
-    enum outcome o = accounts_register(r->db, email, password, &id, msg, sizeof(msg));
-    if (o != OUT_OK) {
-        reply_outcome(r, o, msg);
-        return;
-    }
-    reply_json(r, 201, json_pack("{s:s, s:I, s:s}", "message", "User registered successfully", "id",
-                                 (json_int_t)id, "email", email));
+    request_hold(r);
+    accounts_register_async(r->db, request_offload(r), email, password, registered, r);
 }
 
-void api_login(struct request *r)
+static void logged_in(enum outcome o, int64_t id, const char *msg, void *arg)
 {
-    json_t *body = json_body_or_reply(r);
-    const char *email, *password;
-    if (!body || !credentials(r, body, &email, &password))
+    struct request *r = arg;
+    if (r->cancelled) {
+        request_abandon(r);
         return;
-    int64_t id;
-    enum outcome o = accounts_authenticate(r->db, email, password, &id);
+    }
     if (o == OUT_UNAUTHORIZED) {
         reply_message(r, 401, "Invalid credentials");
         return;
@@ -109,6 +117,16 @@ void api_login(struct request *r)
     }
     reply_json(r, 200, json_pack("{s:s, s:I, s:s, s:b}", "message", "Logged in successfully", "id", (json_int_t)id,
                                  "email", r->session.email, "is_admin", r->is_admin));
+}
+
+void api_login(struct request *r)
+{
+    json_t *body = json_body_or_reply(r);
+    const char *email, *password;
+    if (!body || !credentials(r, body, &email, &password))
+        return;
+    request_hold(r);
+    accounts_authenticate_async(r->db, request_offload(r), email, password, logged_in, r);
 }
 
 void api_logout(struct request *r)

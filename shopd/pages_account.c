@@ -43,12 +43,17 @@ void pages_register_form(struct request *r)
         account_form(r, 200, "register", "Create an account", NULL, NULL);
 }
 
-void pages_register(struct request *r)
+static void registered(enum outcome o, int64_t id, const char *error, void *arg)
 {
+    struct request *r = arg;
+    (void)id;
+    if (r->cancelled) {
+        request_abandon(r);
+        return;
+    }
     const char *email = form_text(r, "email"), *password = form_text(r, "password");
-    int64_t id;
     char msg[256];
-    enum outcome o = accounts_register(r->db, email, password, &id, msg, sizeof(msg));
+    snprintf(msg, sizeof(msg), "%s", error);
     if (o == OUT_INVALID && !accounts_email_valid(email))
         snprintf(msg, sizeof(msg), "Please enter a valid email address, such as name@example.com.");
     else if (o == OUT_INVALID && strlen(password) < ACCOUNTS_MIN_PASSWORD)
@@ -64,19 +69,29 @@ void pages_register(struct request *r)
     reply_redirect(r, "/browser/login");
 }
 
+void pages_register(struct request *r)
+{
+    const char *email = form_text(r, "email"), *password = form_text(r, "password");
+    request_hold(r);
+    accounts_register_async(r->db, request_offload(r), email, password, registered, r);
+}
+
 void pages_login_form(struct request *r)
 {
     if (ensure_session(r))
         account_form(r, 200, "login", "Log in", NULL, NULL);
 }
 
-void pages_login(struct request *r)
+static void logged_in(enum outcome o, int64_t id, const char *error, void *arg)
 {
-    const char *email = form_text(r, "email"), *password = form_text(r, "password");
-    int64_t id;
-    enum outcome o = accounts_authenticate(r->db, email, password, &id);
+    struct request *r = arg;
+    (void)error;
+    if (r->cancelled) {
+        request_abandon(r);
+        return;
+    }
     if (o == OUT_UNAUTHORIZED) {
-        account_form(r, 401, "login", "Log in", email, "Wrong email or password. Please try again.");
+        account_form(r, 401, "login", "Log in", form_text(r, "email"), "Wrong email or password. Please try again.");
         return;
     }
     if (o != OUT_OK || request_start_session(r, id) < 0) {
@@ -85,6 +100,13 @@ void pages_login(struct request *r)
     }
     render_flash(r, "success", "Welcome, %s! Pick something from the inventory.", r->session.email);
     reply_redirect(r, "/browser/inventory");
+}
+
+void pages_login(struct request *r)
+{
+    const char *email = form_text(r, "email"), *password = form_text(r, "password");
+    request_hold(r);
+    accounts_authenticate_async(r->db, request_offload(r), email, password, logged_in, r);
 }
 
 void pages_logout_form(struct request *r)

@@ -61,6 +61,8 @@ void reply_buffer(struct request *r, int status, const char *content_type, struc
     r->replied = true;
     r->status = status;
     r->bytes = evbuffer_get_length(buf);
+    if (r->held && !r->cancelled)
+        evhttp_connection_set_closecb(evhttp_request_get_connection(r->ev), NULL, NULL);
     if (!r->cancelled) {
         add_common_headers(r, content_type);
         evhttp_send_reply(r->ev, status, NULL, buf);
@@ -285,4 +287,30 @@ void request_end_session(struct request *r)
 int request_ensure_session(struct request *r)
 {
     return r->has_session ? 0 : request_start_session(r, 0);
+}
+
+static void on_held_close(struct evhttp_connection *evcon, void *arg)
+{
+    struct request *r = arg;
+    (void)evcon;
+    r->cancelled = true;
+}
+
+void request_hold(struct request *r)
+{
+    r->held = true;
+    evhttp_connection_set_closecb(evhttp_request_get_connection(r->ev), on_held_close, r);
+}
+
+void request_abandon(struct request *r)
+{
+    if (r->replied)
+        return;
+    r->replied = true;
+    worker_request_done(r);
+}
+
+struct offload *request_offload(struct request *r)
+{
+    return worker_offload(r->worker);
 }

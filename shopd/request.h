@@ -46,7 +46,8 @@ struct request {
     bool has_rl;
     int pending_checks;
     bool replied;
-    bool cancelled; /* the client went away while we waited for ratelimitd */
+    bool held;      /* the handler answers later, after work on the offload pool */
+    bool cancelled; /* the client went away while we waited (ratelimitd, offload) */
     int status;
     size_t bytes;
 };
@@ -99,6 +100,18 @@ void request_end_session(struct request *r);
 /* Makes sure the request has a session (an anonymous one if needed), for CSRF
  * tokens and flash messages on browser pages. Returns 0 or -1. */
 int request_ensure_session(struct request *r);
+
+/* --- answering later ------------------------------------------------------ */
+
+/* Marks the request as answered later, after asynchronous work: the worker does
+ * not take the handler's return as a missing answer, and notices a client that
+ * goes away meanwhile (r->cancelled). A held request ends with one reply_* call,
+ * or with request_abandon when r->cancelled is set. */
+void request_hold(struct request *r);
+/* Ends a held request whose client went away, without answering. */
+void request_abandon(struct request *r);
+/* The worker's thread pool for CPU-heavy work (password hashing). */
+struct offload *request_offload(struct request *r);
 
 /* Microseconds on a monotonic clock. */
 uint64_t request_now_us(void);

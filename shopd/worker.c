@@ -2,6 +2,7 @@
 #include "shopd/accounts.h"
 #include "shopd/db.h"
 #include "shopd/metrics.h"
+#include "shopd/offload.h"
 #include "shopd/pages.h"
 #include "shopd/ratelimit_client.h"
 #include "shopd/request.h"
@@ -36,6 +37,7 @@ struct worker {
     struct db *db;
     struct admin_list *admins;
     struct rl_client *rl;
+    struct offload *offload;
     struct event *sigterm, *sigint, *sigusr1, *drain_timer, *housekeeping;
     int wake_fd;
     int index;
@@ -54,6 +56,11 @@ bool worker_draining(const struct worker *w)
 bool worker_is_admin(const struct worker *w, const char *email)
 {
     return accounts_is_admin(w->admins, email);
+}
+
+struct offload *worker_offload(struct worker *w)
+{
+    return w->offload;
 }
 
 void worker_wake_dispatcher(struct worker *w)
@@ -224,7 +231,7 @@ static void dispatch(struct request *r)
         return;
     }
     rt->handler(r);
-    if (!r->replied) {
+    if (!r->replied && !r->held) {
         log_error("handler for %s %s did not reply", r->method, r->path);
         reply_error(r, 500, "Internal error");
     }
@@ -447,6 +454,7 @@ static void worker_free(struct worker *w)
         evhttp_free(w->http);
     if (w->rl)
         rl_client_free(w->rl);
+    offload_free(w->offload);
     struct event *evs[] = {w->sigterm, w->sigint, w->sigusr1, w->drain_timer, w->housekeeping};
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
         if (evs[i])
@@ -484,6 +492,8 @@ int worker_run(const struct worker_params *params)
     }
     w->admins = accounts_admins_parse(w->settings->admin_emails);
     w->base = event_base_new();
+    /* Two hashing threads: with the default of one worker per CPU, more would only queue on the cores. */
+    w->offload = offload_new(w->base, 2);
     if (w->settings->ratelimit_enabled)
         w->rl = rl_client_new(w->base, w->settings->ratelimit_socket, (int)w->settings->ratelimit_timeout_ms);
 

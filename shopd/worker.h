@@ -31,6 +31,8 @@ bool worker_draining(const struct worker *w);
 bool worker_is_admin(const struct worker *w, const char *email);
 /* Called once per request after its reply: access log, metrics, free. */
 void worker_request_done(struct request *r);
+/* The worker's thread pool for CPU-heavy work (may be NULL: work then runs inline). */
+struct offload *worker_offload(struct worker *w);
 /* Tells the dispatcher that an order is waiting. */
 void worker_wake_dispatcher(struct worker *w);
 

@@ -33,7 +33,7 @@ if [ "$only_e2e" -eq 0 ]; then
         # the two cores from being oversubscribed (and timing-sensitive checks honest).
         jobs=()
         case "$name" in integration/*|api/*) jobs=(--jobs=1) ;; esac
-        timeout 900 "$b" --ascii "${jobs[@]}" >"$log" 2>&1
+        TERM=dumb timeout 900 "$b" "${jobs[@]}" >"$log" 2>&1
         rc=$?
         synth=$(grep -a 'Synthesis:' "$log" | tail -n 1)
         t=$(sed -n 's/.*Tested: \([0-9]*\).*/\1/p' <<<"$synth")

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <stdint.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tests/support/harness.h"
@@ -335,4 +337,63 @@ Test(shopd_process, flask_dotenv_starts_unchanged)
     free(statics);
     free(bin);
     free(log);
+}
+
+struct timed_login {
+    struct shop_server *s;
+    long status;
+    uint64_t done_us;
+};
+
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void *timed_login_run(void *arg)
+{
+    struct timed_login *l = arg;
+    struct http_client *c = http_client_new();
+    struct http_resp *r =
+        http_json(c, "POST", shop_url(l->s, "/login"), "{\"email\":\"slow@example.com\",\"password\":\"password123\"}");
+    l->status = r->status;
+    l->done_us = mono_us();
+    http_resp_free(r);
+    http_client_free(c);
+    return NULL;
+}
+
+Test(shopd_process, password_hashing_does_not_stall_the_worker)
+{
+    /* One worker: if hashing ran on its event loop, the health check would wait for every login. */
+    const char *env[] = {"SHOPD_WORKERS=1", NULL};
+    struct shop_server *s = shop_start(env);
+    struct http_client *c = http_client_new();
+    struct http_resp *r =
+        http_json(c, "POST", shop_url(s, "/register"), "{\"email\":\"slow@example.com\",\"password\":\"password123\"}");
+    cr_assert_eq(r->status, 201);
+    http_resp_free(r);
+    struct timed_login logins[4];
+    pthread_t threads[4];
+    for (int i = 0; i < 4; i++) {
+        logins[i] = (struct timed_login){.s = s};
+        pthread_create(&threads[i], NULL, timed_login_run, &logins[i]);
+    }
+    harness_sleep_ms(30);
+    r = http_request(c, "GET", shop_url(s, "/healthz"), NULL, NULL, NULL);
+    uint64_t health_done = mono_us();
+    cr_expect_eq(r->status, 200);
+    http_resp_free(r);
+    uint64_t first_login = UINT64_MAX;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(threads[i], NULL);
+        cr_expect_eq(logins[i].status, 200);
+        if (logins[i].done_us < first_login)
+            first_login = logins[i].done_us;
+    }
+    cr_expect_lt(health_done, first_login, "the health check was answered before any login finished hashing");
+    http_client_free(c);
+    shop_stop(s);
 }
