@@ -114,7 +114,7 @@ deps:
 	$(Q)tools/deps.sh
 
 run: deps all
-	$(Q)tools/run-stack.sh
+	$(Q)tools/run-stack.sh "$(BIN)"
 
 bench: deps all
 	$(Q)tools/bench.sh
