@@ -141,7 +141,6 @@ echo $$ >"$PIDS/stack"
 # --- processes -------------------------------------------------------------------------
 
 # The topology, for every daemon (environment beats .env).
-export SHOP_RUN_STACK=1
 export REDIS_URL="unix://$REDIS_SOCK"
 export RATELIMITD_SOCKET=$RL_SOCK
 export DATABASE_URL=sqlite:///run/shop.db
