@@ -581,6 +581,34 @@ Test(dispatcher, sigkill_of_the_dispatcher_mid_flow_loses_or_doubles_none)
                 (long long)leased);
 }
 
+Test(dispatcher, sigterm_finishes_the_send_in_flight_and_gives_the_rest_back)
+{
+    start_shop("test", NULL);
+    pid_t master = harness_pid(shop->proc);
+    pid_t first = wait_dispatcher(master, 0, 5000);
+    cr_assert_gt(first, 0);
+    int64_t user = insert_user("term@example.com");
+    enum { N = 200 };
+    static char ids[N][40];
+    insert_orders(user, N, 20, ids);
+    uint64_t deadline = now_ms() + 10000;
+    while (query_int("SELECT count(*) FROM orders WHERE status = 'sent'", NULL) < 10 && now_ms() < deadline)
+        harness_sleep_ms(2);
+    cr_assert_eq(kill(first, SIGTERM), 0);
+    /* It stops by itself with status 0 (the master reports it and starts another). */
+    pid_t next = wait_dispatcher(master, first, 10000);
+    cr_assert_gt(next, 0);
+    cr_assert(wait_sent_count(N, 30000), "not every order arrived after SIGTERM");
+    cr_assert_eq(log_count("exited with status 0", NULL), 1);
+    cr_assert_eq(log_count("killed by signal", NULL), 0);
+    cr_assert_eq(log_count("dispatcher stopped", NULL), 1);
+    /* What it had claimed but not sent went back at once, not after the lease. */
+    cr_assert_eq(log_count("which is gone", NULL), 0);
+    /* Nothing was interrupted mid-send, so nothing had to be found "already there". */
+    cr_assert_eq(log_count("already in DynamoDB", NULL), 0);
+    assert_written_once(ids, N);
+}
+
 Test(dispatcher, an_order_dynamodb_refuses_is_parked_as_failed_and_shown)
 {
     start_shop("test", NULL);
