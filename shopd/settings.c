@@ -99,14 +99,17 @@ struct shopd_settings *settings_load(int argc, char **argv, char *err, size_t er
         goto fail;
     }
     s->development = strcmp(env, "production") != 0;
+    s->create_table = config_get(cfg, "CREATE_TABLE") && strcmp(config_get(cfg, "CREATE_TABLE"), "1") == 0;
     s->secret_key = config_get(cfg, "SECRET_KEY");
     if (!s->secret_key || !*s->secret_key) {
-        if (!s->development) {
+        /* --create-table only talks to DynamoDB: it needs no key for sessions. */
+        if (!s->development && !s->create_table) {
             snprintf(err, errlen, "SECRET_KEY is not set (required unless SHOP_ENV=development)");
             goto fail;
         }
         s->secret_key = "development-only-secret-key";
-        log_warn("SECRET_KEY is not set: using a fixed development key; never do this in production");
+        if (!s->create_table)
+            log_warn("SECRET_KEY is not set: using a fixed development key; never do this in production");
     } else if (strlen(s->secret_key) < 16 && !s->development) {
         snprintf(err, errlen, "SECRET_KEY is too short (at least 16 characters; 32 random bytes recommended)");
         goto fail;
@@ -128,7 +131,6 @@ struct shopd_settings *settings_load(int argc, char **argv, char *err, size_t er
         goto fail;
     s->templates_dir = config_get(cfg, "TEMPLATES_DIR");
     s->static_dir = config_get(cfg, "STATIC_DIR");
-    s->create_table = config_get(cfg, "CREATE_TABLE") && strcmp(config_get(cfg, "CREATE_TABLE"), "1") == 0;
 
     s->aws_region = config_get(cfg, "AWS_REGION");
     if (!s->aws_region || !*s->aws_region) {
