@@ -5,7 +5,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -113,7 +113,7 @@ before(async () => {
     },
   });
   const keep = (d) => {
-    shopdLog = (shopdLog + d).slice(-20000);
+    shopdLog = (shopdLog + d).slice(-200000);
   };
   shopd.stdout.on('data', keep);
   shopd.stderr.on('data', keep);
@@ -151,6 +151,7 @@ after(async () => {
     if (context) await context.close();
   } finally {
     await stopShopd();
+    writeFileSync(join(output, 'e2e-shopd.log'), shopdLog);
     if (profile) rmSync(profile, { recursive: true, force: true });
     if (workdir) rmSync(workdir, { recursive: true, force: true });
   }
@@ -319,4 +320,9 @@ test('unknown pages answer 404 and logging out ends the session', async () => {
   await page.waitForURL('**/browser/login');
   assert.match(await flash(), /Please log in first/);
   await shot('14-login-required');
+});
+
+test('the server logged no crash or sanitizer report', () => {
+  // Workers that die are replaced, so a crash would not show in the pages: read the log.
+  assert.doesNotMatch(shopdLog, /AddressSanitizer|runtime error:|exited with status|killed by signal/);
 });
