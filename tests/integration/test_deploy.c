@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "shared/xalloc.h"
@@ -502,7 +503,8 @@ Test(deploy, installed_tree_serves_the_shop_with_the_example_settings)
     struct http_client *c = http_client_new();
     char url[128];
     long status = 0;
-    for (int i = 0; i < 50 && status != 200; i++) {
+    time_t deadline = time(NULL) + 20;
+    while (status != 200 && time(NULL) < deadline) {
         snprintf(url, sizeof(url), "http://127.0.0.1:%d/healthz", bal_port);
         struct http_resp *r = http_request(c, "GET", url, NULL, NULL, NULL);
         status = r->status;
@@ -510,7 +512,11 @@ Test(deploy, installed_tree_serves_the_shop_with_the_example_settings)
         if (status != 200)
             harness_sleep_ms(100);
     }
-    cr_assert_eq(status, 200, "no healthy shop behind the balancer");
+    if (status != 200) {
+        harness_dump_log(shopd_log, 30);
+        harness_dump_log(bal_log, 10);
+        cr_assert_fail("no healthy shop behind the balancer (last status %ld)", status);
+    }
     const char *paths[] = {"/", "/browser/inventory", "/static/style.css", "/static/favicon.svg"};
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
         snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", bal_port, paths[i]);
