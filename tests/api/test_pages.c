@@ -23,9 +23,34 @@ static void start(void)
     client = http_client_new();
 }
 
+/* True when the file at path contains text (the server's log: a crashed worker is
+ * replaced, so the pages alone would not show it). */
+static bool log_contains(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    char line[4096];
+    bool found = false;
+    while (!found && fgets(line, sizeof(line), f))
+        found = strstr(line, text) != NULL;
+    fclose(f);
+    return found;
+}
+
+static void expect_clean_log(const char *path)
+{
+    const char *bad[] = {"AddressSanitizer", "runtime error:", "exited with status", "killed by signal",
+                         "did not reply"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        cr_expect(!log_contains(path, bad[i]), "shopd's log reports '%s'", bad[i]);
+}
+
 static void stop(void)
 {
     http_client_free(client);
+    if (srv)
+        expect_clean_log(srv->log_path);
     shop_stop(srv);
 }
 
@@ -749,4 +774,75 @@ Test(pages, error_pages_are_html_in_the_layout)
     cr_expect_eq(r->status, 404);
     expect_contains(r, "lost@example.com");
     http_resp_free(r);
+}
+
+/* --- 429: a spent budget answers the browser with a page ------------------------ */
+
+Test(pages_limits, spent_page_budget_answers_an_html_429, .timeout = 40)
+{
+    char *dir = harness_tempdir("pages429");
+    char *sock = xasprintf("%s/rl.sock", dir);
+    char *rules = xasprintf("%s/test.rules", dir);
+    FILE *f = fopen(rules, "w");
+    cr_assert_not_null(f);
+    /* Two pages, then nothing for an hour; the other rules stay out of the way. */
+    fputs("page 1/1h burst=2\napi 1000/1m burst=1000\n", f);
+    fclose(f);
+    int redis_port = harness_free_port();
+    char port[16];
+    snprintf(port, sizeof(port), "%d", redis_port);
+    const char *rargv[] = {"/usr/bin/redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
+                           "--appendonly",          "no",     NULL};
+    struct harness_proc *redis = harness_start(rargv, NULL, dir, NULL);
+    cr_assert(harness_wait_port(redis_port, 5000), "redis-server did not start");
+    char *rbin = harness_bin("ratelimitd");
+    char *e_sock = xasprintf("RATELIMITD_SOCKET=%s", sock);
+    char *e_redis = xasprintf("REDIS_URL=redis://127.0.0.1:%d/0", redis_port);
+    char *e_rules = xasprintf("RATELIMIT_RULES=%s", rules);
+    const char *rl_argv[] = {rbin, NULL};
+    const char *rl_env[] = {e_sock, e_redis, e_rules, NULL};
+    struct harness_proc *rld = harness_start(rl_argv, rl_env, dir, NULL);
+    cr_assert(harness_wait_unix(sock, 5000), "ratelimitd did not start");
+
+    const char *env[] = {"RATELIMIT_ENABLED=1", e_sock, "SHOPD_WORKERS=1", NULL};
+    struct shop_server *limited = shop_start(env);
+    struct http_client *c = http_client_new();
+    /* Spend the budget (the first answers may come before ratelimitd reached Redis). */
+    struct http_resp *r = NULL;
+    for (int i = 0; i < 50; i++) {
+        r = http_request(c, "GET", shop_url(limited, "/browser/inventory"), NULL, NULL, NULL);
+        if (r->status == 429)
+            break;
+        cr_assert_eq(r->status, 200, "GET /browser/inventory: %ld", r->status);
+        http_resp_free(r);
+        r = NULL;
+        harness_sleep_ms(20);
+    }
+    cr_assert_not_null(r, "the page budget was never spent");
+    const char *ct = http_resp_header(r, "Content-Type");
+    cr_expect(ct && strncmp(ct, "text/html", 9) == 0, "429 for the browser is a page: %s", ct ? ct : "(none)");
+    cr_expect_not_null(http_resp_header(r, "Retry-After"));
+    cr_expect_not_null(http_resp_header(r, "Content-Security-Policy"));
+    expect_contains(r, "429");
+    expect_contains(r, "Slow down a little");
+    expect_contains(r, "Please wait");
+    expect_contains(r, "href=\"/static/style.css\"");
+    http_resp_free(r);
+    /* Static files are not budgeted: the error page still has its stylesheet. */
+    r = http_request(c, "GET", shop_url(limited, "/static/style.css"), NULL, NULL, NULL);
+    cr_expect_eq(r->status, 200);
+    http_resp_free(r);
+    http_client_free(c);
+    expect_clean_log(limited->log_path);
+    shop_stop(limited);
+    harness_stop(rld, 3000);
+    harness_stop(redis, 3000);
+    harness_rmrf(dir);
+    free(dir);
+    free(sock);
+    free(rules);
+    free(rbin);
+    free(e_sock);
+    free(e_redis);
+    free(e_rules);
 }
