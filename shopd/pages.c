@@ -52,11 +52,16 @@ static const char *content_type_of(const char *path)
     static const struct {
         const char *ext, *type;
     } types[] = {
-        {".css", "text/css; charset=utf-8"}, {".js", "text/javascript; charset=utf-8"},
-        {".svg", "image/svg+xml"},           {".png", "image/png"},
-        {".jpg", "image/jpeg"},              {".jpeg", "image/jpeg"},
-        {".webp", "image/webp"},             {".ico", "image/x-icon"},
-        {".txt", "text/plain; charset=utf-8"}, {".woff2", "font/woff2"},
+        {".css", "text/css; charset=utf-8"},
+        {".js", "text/javascript; charset=utf-8"},
+        {".svg", "image/svg+xml"},
+        {".png", "image/png"},
+        {".jpg", "image/jpeg"},
+        {".jpeg", "image/jpeg"},
+        {".webp", "image/webp"},
+        {".ico", "image/x-icon"},
+        {".txt", "text/plain; charset=utf-8"},
+        {".woff2", "font/woff2"},
     };
     const char *dot = strrchr(path, '.');
     for (size_t i = 0; dot && i < sizeof(types) / sizeof(types[0]); i++)

@@ -24,8 +24,8 @@ static const char *form_text(struct request *r, const char *name)
 }
 
 /* The form again, with what went wrong and the email already typed in. */
-static void account_form(struct request *r, int status, const char *name, const char *title, const char *email,
-                         const char *error)
+static void account_form(struct request *r, int status, const char *name, const char *title,
+                         const char *email, const char *error)
 {
     json_t *ctx = json_pack("{s:i}", "min_password", ACCOUNTS_MIN_PASSWORD);
     /* Typed text may be any bytes: show it only when it is valid UTF-8 (json_string checks). */
@@ -91,7 +91,8 @@ static void logged_in(enum outcome o, int64_t id, const char *error, void *arg)
         return;
     }
     if (o == OUT_UNAUTHORIZED) {
-        account_form(r, 401, "login", "Log in", form_text(r, "email"), "Wrong email or password. Please try again.");
+        account_form(r, 401, "login", "Log in", form_text(r, "email"),
+                     "Wrong email or password. Please try again.");
         return;
     }
     if (o != OUT_OK || request_start_session(r, id) < 0) {

@@ -30,7 +30,8 @@ static bool ensure_session(struct request *r)
 
 /* A form field as a whole number in [min, max]; an absent or empty field gives
  * fallback (when fallback >= min). Surrounding spaces are tolerated, nothing else. */
-static bool form_int(struct request *r, const char *name, int64_t min, int64_t max, int64_t fallback, int64_t *out)
+static bool form_int(struct request *r, const char *name, int64_t min, int64_t max, int64_t fallback,
+                     int64_t *out)
 {
     const char *s = request_form(r, name);
     while (s && isspace((unsigned char)*s))
@@ -70,7 +71,8 @@ static void set_money(json_t *obj, const char *key, const char *cents_key)
 
 static void set_image(json_t *obj)
 {
-    json_object_set_new(obj, "image", json_string(render_local_image(json_string_value(json_object_get(obj, "image_url")))));
+    json_object_set_new(
+        obj, "image", json_string(render_local_image(json_string_value(json_object_get(obj, "image_url")))));
 }
 
 void pages_inventory(struct request *r)
@@ -84,13 +86,15 @@ void pages_inventory(struct request *r)
     }
     size_t i;
     json_t *p;
-    json_array_foreach(list, i, p) {
+    json_array_foreach(list, i, p)
+    {
         int64_t stock = json_integer_value(json_object_get(p, "stock"));
         set_money(p, "price_display", "price_cents");
         set_image(p);
         json_object_set_new(p, "in_stock", json_boolean(stock > 0));
         json_object_set_new(p, "low_stock", json_boolean(stock > 0 && stock <= LOW_STOCK));
-        json_object_set_new(p, "max_quantity", json_integer(stock < CART_MAX_QUANTITY ? stock : CART_MAX_QUANTITY));
+        json_object_set_new(p, "max_quantity",
+                            json_integer(stock < CART_MAX_QUANTITY ? stock : CART_MAX_QUANTITY));
     }
     json_t *ctx = json_pack("{s:o, s:b}", "products", list, "empty", json_array_size(list) == 0);
     render_page(r, 200, "inventory", "Inventory", "inventory", ctx);
@@ -106,7 +110,8 @@ void pages_cart(struct request *r)
     json_t *items = json_object_get(cart, "items");
     size_t i;
     json_t *line;
-    json_array_foreach(items, i, line) {
+    json_array_foreach(items, i, line)
+    {
         set_money(line, "price_display", "price_cents");
         set_money(line, "line_total_display", "line_total_cents");
         set_image(line);
@@ -267,7 +272,8 @@ static void decorate_order(json_t *order)
     }
     size_t i;
     json_t *item;
-    json_array_foreach(json_object_get(order, "items"), i, item) {
+    json_array_foreach(json_object_get(order, "items"), i, item)
+    {
         set_money(item, "unit_price_display", "unit_price_cents");
         set_money(item, "line_total_display", "line_total_cents");
     }
@@ -287,7 +293,8 @@ void pages_confirmation(struct request *r)
     }
     size_t i;
     json_t *order, *found = NULL;
-    json_array_foreach(orders, i, order) {
+    json_array_foreach(orders, i, order)
+    {
         if (strcmp(json_string_value(json_object_get(order, "order_id")), id) == 0) {
             found = order;
             break;
@@ -313,8 +320,7 @@ void pages_orders(struct request *r)
     }
     size_t i;
     json_t *order;
-    json_array_foreach(orders, i, order)
-        decorate_order(order);
+    json_array_foreach(orders, i, order) decorate_order(order);
     json_t *ctx = json_pack("{s:o, s:b}", "orders", orders, "empty", json_array_size(orders) == 0);
     render_page(r, 200, "orders", "Your orders", "orders", ctx);
 }

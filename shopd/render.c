@@ -58,7 +58,8 @@ const char *render_local_image(const char *image_url)
 
 json_t *render_flash_now(const char *kind, const char *message)
 {
-    return json_pack("{s:s, s:s, s:b}", "kind", kind, "message", message, "is_error", strcmp(kind, "error") == 0);
+    return json_pack("{s:s, s:s, s:b}", "kind", kind, "message", message, "is_error",
+                     strcmp(kind, "error") == 0);
 }
 
 void render_flash(struct request *r, const char *kind, const char *fmt, ...)
@@ -76,19 +77,31 @@ void render_flash(struct request *r, const char *kind, const char *fmt, ...)
 static void plain_page(struct request *r, int status, const char *message)
 {
     struct evbuffer *buf = evbuffer_new();
-    evbuffer_add_printf(buf,
-                        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>%d</title>"
-                        "<link rel=\"stylesheet\" href=\"/static/style.css\"></head><body><main class=\"page\">"
-                        "<h1>Error %d</h1><p>",
-                        status, status);
+    evbuffer_add_printf(
+        buf,
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>%d</title>"
+        "<link rel=\"stylesheet\" href=\"/static/style.css\"></head><body><main class=\"page\">"
+        "<h1>Error %d</h1><p>",
+        status, status);
     for (const char *s = message; *s; s++) {
         switch (*s) {
-        case '&': evbuffer_add(buf, "&amp;", 5); break;
-        case '<': evbuffer_add(buf, "&lt;", 4); break;
-        case '>': evbuffer_add(buf, "&gt;", 4); break;
-        case '"': evbuffer_add(buf, "&quot;", 6); break;
-        case '\'': evbuffer_add(buf, "&#39;", 5); break;
-        default: evbuffer_add(buf, s, 1);
+        case '&':
+            evbuffer_add(buf, "&amp;", 5);
+            break;
+        case '<':
+            evbuffer_add(buf, "&lt;", 4);
+            break;
+        case '>':
+            evbuffer_add(buf, "&gt;", 4);
+            break;
+        case '"':
+            evbuffer_add(buf, "&quot;", 6);
+            break;
+        case '\'':
+            evbuffer_add(buf, "&#39;", 5);
+            break;
+        default:
+            evbuffer_add(buf, s, 1);
         }
     }
     evbuffer_add_printf(buf, "</p><p><a href=\"/\">Back to the shop</a></p></main></body></html>\n");
@@ -145,7 +158,8 @@ static char *render_framed(const char *name, json_t *ctx, size_t *len)
     return html;
 }
 
-void render_page(struct request *r, int status, const char *name, const char *title, const char *nav, json_t *ctx)
+void render_page(struct request *r, int status, const char *name, const char *title, const char *nav,
+                 json_t *ctx)
 {
     if (!ctx)
         ctx = json_object();
@@ -164,14 +178,22 @@ void render_page(struct request *r, int status, const char *name, const char *ti
 static const char *error_heading(int status)
 {
     switch (status) {
-    case 400: return "That request did not make sense";
-    case 403: return "Not allowed";
-    case 404: return "Page not found";
-    case 405: return "Method not allowed";
-    case 409: return "That did not work";
-    case 429: return "Slow down a little";
-    case 503: return "Back in a moment";
-    default: return status >= 500 ? "Something went wrong" : "That did not work";
+    case 400:
+        return "That request did not make sense";
+    case 403:
+        return "Not allowed";
+    case 404:
+        return "Page not found";
+    case 405:
+        return "Method not allowed";
+    case 409:
+        return "That did not work";
+    case 429:
+        return "Slow down a little";
+    case 503:
+        return "Back in a moment";
+    default:
+        return status >= 500 ? "Something went wrong" : "That did not work";
     }
 }
 
@@ -188,9 +210,9 @@ void render_error(struct request *r, int status, const char *message)
     }
     char title[64];
     snprintf(title, sizeof(title), "%d %s", status, error_heading(status));
-    json_t *ctx = json_pack("{s:i, s:s, s:s, s:b, s:b, s:b}", "status", status, "heading", error_heading(status),
-                            "message", message, "is_404", status == 404, "is_429", status == 429, "is_403",
-                            status == 403);
+    json_t *ctx = json_pack("{s:i, s:s, s:s, s:b, s:b, s:b}", "status", status, "heading",
+                            error_heading(status), "message", message, "is_404", status == 404, "is_429",
+                            status == 429, "is_403", status == 403);
     if (!ctx) { /* a message that is not UTF-8 */
         plain_page(r, status, message);
         return;

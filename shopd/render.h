@@ -26,7 +26,8 @@ void render_free(void);
  * cart_count, nav_<nav> (the highlighted navigation entry, may be NULL) and
  * the session's pending flash message unless ctx already holds a "flash"
  * object. Answers a plain 500 page when the template is missing or fails. */
-void render_page(struct request *r, int status, const char *name, const char *title, const char *nav, json_t *ctx);
+void render_page(struct request *r, int status, const char *name, const char *title, const char *nav,
+                 json_t *ctx);
 
 /* Answers with the "error" template for status and message. Takes no flash
  * message (the user would miss it) and creates no session; the navigation
@@ -36,7 +37,8 @@ void render_error(struct request *r, int status, const char *message);
 /* Stores a one-time message for the next page of this session (kind: success,
  * error or info), creating an anonymous session if needed. Failures are logged:
  * a lost flash message must not fail the request that produced it. */
-void render_flash(struct request *r, const char *kind, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void render_flash(struct request *r, const char *kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* A {"kind", "message"} object for a message shown on the page being rendered
  * (a form answered with its errors) rather than on the next one. */

@@ -114,8 +114,8 @@ static void post_expect_redirect(const char *path, const char *body, const char 
     struct http_resp *r = post_form(path, body);
     cr_assert_eq(r->status, 303, "POST %s %s: %ld %s", path, body, r->status, r->body);
     const char *loc = http_resp_header(r, "Location");
-    cr_assert(loc && strcmp(loc, location) == 0, "POST %s: Location %s, expected %s", path, loc ? loc : "(none)",
-              location);
+    cr_assert(loc && strcmp(loc, location) == 0, "POST %s: Location %s, expected %s", path,
+              loc ? loc : "(none)", location);
     http_resp_free(r);
 }
 
@@ -157,8 +157,9 @@ Test(pages, home_links_every_page_with_security_headers)
     cr_assert_eq(r->status, 200);
     const char *ct = http_resp_header(r, "Content-Type");
     cr_expect(ct && strncmp(ct, "text/html", 9) == 0);
-    const char *links[] = {"href=\"/browser/register\"", "href=\"/browser/login\"",  "href=\"/browser/inventory\"",
-                           "href=\"/browser/cart\"",     "href=\"/browser/orders\"", "href=\"/browser/logout\"",
+    const char *links[] = {"href=\"/browser/register\"",  "href=\"/browser/login\"",
+                           "href=\"/browser/inventory\"", "href=\"/browser/cart\"",
+                           "href=\"/browser/orders\"",    "href=\"/browser/logout\"",
                            "href=\"/static/style.css\""};
     for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++)
         expect_contains(r, links[i]);
@@ -198,7 +199,8 @@ Test(pages, static_files_and_product_images)
     cr_assert(json_array_size(r->json) >= 8);
     size_t i;
     json_t *p;
-    json_array_foreach(r->json, i, p) {
+    json_array_foreach(r->json, i, p)
+    {
         const char *img = json_string_value(json_object_get(p, "image_url"));
         cr_assert(img && strncmp(img, "/static/img/", 12) == 0, "image_url %s", img ? img : "(none)");
         struct http_resp *ir = get(img);
@@ -226,7 +228,8 @@ Test(pages, inventory_lists_products_with_add_to_cart)
 {
     struct http_resp *r = get("/browser/inventory");
     cr_assert_eq(r->status, 200);
-    const char *names[] = {"Apple", "Banana", "Orange", "Strawberries", "Grapes", "Pineapple", "Watermelon", "Lemon"};
+    const char *names[] = {"Apple",  "Banana",    "Orange",     "Strawberries",
+                           "Grapes", "Pineapple", "Watermelon", "Lemon"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         expect_contains(r, names[i]);
     expect_contains(r, "Crisp red apples");
@@ -253,10 +256,11 @@ Test(pages, inventory_lists_products_with_add_to_cart)
 Test(pages, hostile_product_is_escaped_and_out_of_stock_says_so)
 {
     login_as("admin@example.com");
-    struct http_resp *r = http_json(client, "POST", shop_url(srv, "/products"),
-                                    "{\"name\":\"<script>alert(1)</script>\",\"description\":\"Tom & \\\"Jerry\\\" "
-                                    "<b>bold</b> it's\",\"price\":1.5,\"stock\":3,"
-                                    "\"image_url\":\"https://evil.example/x.png\"}");
+    struct http_resp *r =
+        http_json(client, "POST", shop_url(srv, "/products"),
+                  "{\"name\":\"<script>alert(1)</script>\",\"description\":\"Tom & \\\"Jerry\\\" "
+                  "<b>bold</b> it's\",\"price\":1.5,\"stock\":3,"
+                  "\"image_url\":\"https://evil.example/x.png\"}");
     cr_assert_eq(r->status, 201, "%s", r->body);
     int64_t hostile = json_integer_value(json_object_get(r->json, "id"));
     http_resp_free(r);
@@ -471,8 +475,8 @@ Test(pages, state_changing_posts_need_the_csrf_token)
     login_as("csrf@example.com");
     char *csrf = csrf_from("/browser/inventory");
     const char *attempts[] = {
-        "product_id=1&quantity=1",                                                      /* missing */
-        "csrf_token=&product_id=1&quantity=1",                                          /* empty */
+        "product_id=1&quantity=1",                                                    /* missing */
+        "csrf_token=&product_id=1&quantity=1",                                        /* empty */
         "csrf_token=0000000000000000000000000000000000000000000000000000000000000000" /* wrong */
         "&product_id=1&quantity=1",
         "csrf_token=abc&product_id=1&quantity=1", /* wrong length */
@@ -496,7 +500,7 @@ Test(pages, state_changing_posts_need_the_csrf_token)
     http_resp_free(r);
     free(body);
     const char *forms[] = {"/browser/cart/update", "/browser/cart/remove", "/browser/checkout",
-                           "/browser/logout", "/browser/login", "/browser/register"};
+                           "/browser/logout",      "/browser/login",       "/browser/register"};
     for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
         r = post_form(forms[i], "product_id=1&quantity=0&email=a%40b.co&password=" PASSWORD);
         cr_expect_eq(r->status, 403, "%s without a token: %ld", forms[i], r->status);
@@ -542,8 +546,8 @@ Test(pages, cart_add_change_remove_with_flash_messages)
     expect_contains(r, "id=\"line-1\"");
     expect_contains(r, "id=\"line-4\"");
     expect_contains(r, "value=\"2\"");
-    expect_contains(r, "$1.00");                                     /* 2 x 0.50 */
-    expect_contains(r, "id=\"order-total\">$4.50</td>");             /* 1.00 + 3.50 */
+    expect_contains(r, "$1.00");                         /* 2 x 0.50 */
+    expect_contains(r, "id=\"order-total\">$4.50</td>"); /* 1.00 + 3.50 */
     expect_contains(r, "action=\"/browser/checkout\"");
     expect_contains(r, "aria-current=\"page\">Cart");
     http_resp_free(r);
@@ -581,14 +585,20 @@ Test(pages, cart_refuses_bad_input_with_a_message)
     const struct {
         const char *path, *fields, *location, *message;
     } cases[] = {
-        {"/browser/cart/add", "product_id=1&quantity=abc", "/browser/inventory#product-1", "quantity of at least 1"},
-        {"/browser/cart/add", "product_id=1&quantity=-1", "/browser/inventory#product-1", "quantity of at least 1"},
-        {"/browser/cart/add", "product_id=1&quantity=0", "/browser/inventory#product-1", "quantity of at least 1"},
-        {"/browser/cart/add", "product_id=1&quantity=1x", "/browser/inventory#product-1", "quantity of at least 1"},
+        {"/browser/cart/add", "product_id=1&quantity=abc", "/browser/inventory#product-1",
+         "quantity of at least 1"},
+        {"/browser/cart/add", "product_id=1&quantity=-1", "/browser/inventory#product-1",
+         "quantity of at least 1"},
+        {"/browser/cart/add", "product_id=1&quantity=0", "/browser/inventory#product-1",
+         "quantity of at least 1"},
+        {"/browser/cart/add", "product_id=1&quantity=1x", "/browser/inventory#product-1",
+         "quantity of at least 1"},
         {"/browser/cart/add", "product_id=1&quantity=99999999999999999999", "/browser/inventory#product-1",
          "quantity of at least 1"},
-        {"/browser/cart/add", "product_id=7&quantity=16", "/browser/inventory#product-7", "Only 15 of Watermelon"},
-        {"/browser/cart/add", "product_id=9999&quantity=1", "/browser/inventory#product-9999", "no longer available"},
+        {"/browser/cart/add", "product_id=7&quantity=16", "/browser/inventory#product-7",
+         "Only 15 of Watermelon"},
+        {"/browser/cart/add", "product_id=9999&quantity=1", "/browser/inventory#product-9999",
+         "no longer available"},
         {"/browser/cart/add", "product_id=abc&quantity=1", "/browser/inventory", "does not exist"},
         {"/browser/cart/update", "product_id=2&quantity=3", "/browser/cart", "not in your cart"},
         {"/browser/cart/update", "product_id=2&quantity=", "/browser/cart", "quantity of 0 or more"},
@@ -820,7 +830,8 @@ Test(pages_limits, spent_page_budget_answers_an_html_429, .timeout = 40)
     }
     cr_assert_not_null(r, "the page budget was never spent");
     const char *ct = http_resp_header(r, "Content-Type");
-    cr_expect(ct && strncmp(ct, "text/html", 9) == 0, "429 for the browser is a page: %s", ct ? ct : "(none)");
+    cr_expect(ct && strncmp(ct, "text/html", 9) == 0, "429 for the browser is a page: %s",
+              ct ? ct : "(none)");
     cr_expect_not_null(http_resp_header(r, "Retry-After"));
     cr_expect_not_null(http_resp_header(r, "Content-Security-Policy"));
     expect_contains(r, "429");
