@@ -95,6 +95,9 @@ mkdir -p "$RUN"
 PIDS=$RUN/pids
 mkdir -p "$PIDS"
 
+# True when pid runs and is not a zombie (an orphan's zombie may wait long for its reaper).
+alive() { kill -0 "$1" 2>/dev/null && ! grep -q '^[^ ]* ([^)]*) Z' "/proc/$1/stat" 2>/dev/null; }
+
 # True when pid runs in this checkout or its run/ (redis moves there): a recycled pid is not ours.
 ours() {
     local pid=$1 cwd
@@ -114,10 +117,11 @@ for n in balancer shopd-2 shopd-1 ratelimitd dynamodb redis; do
     f=$PIDS/$n.pid
     [ -e "$f" ] || continue
     pid=$(cat "$f" 2>/dev/null)
-    if ours "$pid"; then
+    case $n in shopd-*) prog=shopd ;; dynamodb) prog=dynalite ;; *) prog=$n ;; esac
+    if ours "$pid" && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "$prog"; then
         say "stopping $n (pid $pid) left by an earlier run"
         kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        for _ in $(seq 50); do alive "$pid" || break; sleep 0.1; done
         kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null
     fi
     rm -f "$f"
@@ -175,7 +179,6 @@ start() {
     echo "${PID[$name]}" >"$PIDS/$name.pid"
 }
 
-alive() { kill -0 "$1" 2>/dev/null && ! grep -q '^[^ ]* ([^)]*) Z' "/proc/$1/stat" 2>/dev/null; }
 
 # wait_for NAME SECONDS CHECK...: until CHECK succeeds; fails if the process dies first.
 wait_for() {
