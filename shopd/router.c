@@ -83,8 +83,21 @@ static bool match(const struct route *rt, const char *path, int64_t *param)
     return *p == '\0' && *s == '\0';
 }
 
+static enum route_match match_method(const char *method, const char *path, const struct route **out,
+                                     int64_t *param, char *allow, size_t allowlen);
+
 enum route_match router_match(const char *method, const char *path, const struct route **out, int64_t *param,
                               char *allow, size_t allowlen)
+{
+    enum route_match m = match_method(method, path, out, param, allow, allowlen);
+    /* HEAD is GET without the body (evhttp leaves the body out of HEAD answers). */
+    if (m == ROUTE_WRONG_METHOD && strcmp(method, "HEAD") == 0 && strstr(allow, "GET"))
+        m = match_method("GET", path, out, param, allow, allowlen);
+    return m;
+}
+
+static enum route_match match_method(const char *method, const char *path, const struct route **out,
+                                     int64_t *param, char *allow, size_t allowlen)
 {
     bool path_known = false;
     allow[0] = '\0';

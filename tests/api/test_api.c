@@ -377,6 +377,12 @@ Test(api, headers_and_healthz)
     cr_expect_not_null(http_resp_header(r, "X-Request-Id"));
     cr_expect_str_eq(http_resp_header(r, "X-Content-Type-Options"), "nosniff");
     http_resp_free(r);
+    /* HEAD is answered like GET, without a body. */
+    r = http_request(client, "HEAD", shop_url(srv, "/products"), NULL, NULL, NULL);
+    cr_expect_eq(r->status, 200);
+    cr_expect_eq(r->len, 0);
+    cr_expect_str_eq(http_resp_header(r, "Content-Type"), "application/json");
+    http_resp_free(r);
     const char *headers[] = {"X-Request-Id: abc-123", NULL};
     r = http_request(client, "GET", shop_url(srv, "/products"), NULL, NULL, headers);
     cr_expect_str_eq(http_resp_header(r, "X-Request-Id"), "abc-123");
