@@ -28,6 +28,7 @@
 #   BENCH_TARGETS="balancer direct"                   BENCH_WARMUP=3s
 #   BENCH_BALANCER=1          also run tools/bench-balancer.sh (balancer vs HAProxy),
 #                             each run BENCH_BALANCER_DURATION=5s
+#   BENCH_EXTRA=1             also run tools/bench-ratelimitd.sh and tools/bench-dispatcher.sh
 #   BENCH_SHOPD_WORKERS=      workers per shopd (empty: shopd's default, one per CPU)
 #   BENCH_RESULTS=bench/results    BENCH_KEEP=1 keeps the temporary folder (logs)
 #
@@ -56,7 +57,7 @@ die() {
     exit 1
 }
 for b in shopd balancer ratelimitd; do [ -x "$BIN/$b" ] || die "$BIN/$b is missing (run make)"; done
-for t in wrk redis-server node curl jq sqlite3 gnuplot python3; do
+for t in wrk redis-server node curl sqlite3 gnuplot python3 openssl; do
     command -v "$t" >/dev/null || die "$t is not installed (make deps)"
 done
 [ -d tools/node_modules/dynalite ] || die "dynalite is missing in tools/node_modules (make deps)"
@@ -192,7 +193,7 @@ for name in Apple Banana Cherry; do
     code=$(curl -s -o "$WORK/r.json" -b "$WORK/admin.jar" -w '%{http_code}' -X POST "$B/products" -H "$J" \
         -d "{\"name\":\"Bench $name\",\"description\":\"benchmark product\",\"price\":1.25,\"stock\":1000000000}")
     [ "$code" = 201 ] || die "creating a product: $code $(cat "$WORK/r.json")"
-    PRODUCTS+=("$(jq -r .id "$WORK/r.json")")
+    PRODUCTS+=("$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["id"])' "$WORK/r.json")")
 done
 export BENCH_PRODUCTS=$(IFS=,; echo "${PRODUCTS[*]}")
 
@@ -365,6 +366,17 @@ if [ "${BENCH_BALANCER:-1}" = 1 ]; then
     fi
 fi
 
+# The other benchmarks: ratelimitd alone, and the dispatcher's orders per second to dynalite.
+if [ "${BENCH_EXTRA:-0}" = 1 ]; then
+    say "ratelimitd alone (tools/bench-ratelimitd.sh)"
+    tools/bench-ratelimitd.sh | tee "$RESULTS/ratelimitd.txt" || echo "bench: tools/bench-ratelimitd.sh failed" >&2
+    if [ -x tools/bench-dispatcher.sh ]; then
+        say "dispatcher to a local DynamoDB (tools/bench-dispatcher.sh)"
+        SHOP_BIN=$BIN tools/bench-dispatcher.sh | tee "$RESULTS/dispatcher.txt" ||
+            echo "bench: tools/bench-dispatcher.sh failed" >&2
+    fi
+fi
+
 # --- results --------------------------------------------------------------------------
 
 export BENCH_DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ) BENCH_ELAPSED=$ELAPSED BENCH_DURATION=$DURATION
@@ -421,8 +433,9 @@ except OSError:
 orders = {}
 try:
     for line in open(os.path.join(work, "orders.txt")):
-        status, count = line.strip().split("|")
-        orders[status] = int(count)
+        if "|" in line:  # the PRAGMA prints its value first
+            status, count = line.strip().split("|")
+            orders[status] = int(count)
 except (OSError, ValueError):
     pass
 events = []
