@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# What the budget check costs a shopd request: two shopd on one database, one
+# asking ratelimitd (backed by a private redis-server) on every request, one with
+# RATELIMIT_ENABLED=0, measured with wrk alternately in the same run.
+#
+#   tools/bench-ratelimit-cost.sh [DURATION] [RUNS]     defaults: 10s, 3
+#
+# Prints requests/s and p99 (median of RUNS) for GET /products on each and their
+# ratio. Budgets are set so high that nothing is refused: the full check path runs.
+# Uses the binaries in ${BIN:-bin}. Stops everything it started. Not part of make test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+BIN=${BIN:-bin}
+duration=${1:-10s}
+runs=${2:-3}
+conns=${BENCH_CONNECTIONS:-64}
+tmp=$(mktemp -d /tmp/bench-rlcost-XXXXXX)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+for b in shopd ratelimitd; do [ -x "$BIN/$b" ] || { echo "$BIN/$b is missing (run make)" >&2; exit 1; }; done
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_for() { for _ in $(seq 200); do eval "$1" && return 0; sleep 0.05; done; echo "timed out: $1" >&2; exit 1; }
+
+/usr/bin/redis-server --port 0 --unixsocket "$tmp/redis.sock" --save "" --appendonly no >"$tmp/redis.log" 2>&1 &
+pids+=($!)
+wait_for "[ -S $tmp/redis.sock ]"
+awk '!/^[[:space:]]*(#|$)/ { print $1, "1000000/1s burst=1000000" }' deploy/ratelimit.rules >"$tmp/bench.rules"
+RATELIMITD_SOCKET="$tmp/rl.sock" REDIS_URL="unix://$tmp/redis.sock" RATELIMIT_RULES="$tmp/bench.rules" \
+    LOG_LEVEL=warn "$BIN/ratelimitd" --env /dev/null >"$tmp/ratelimitd.log" 2>&1 &
+pids+=($!)
+wait_for "[ -S $tmp/rl.sock ]"
+
+start_shopd() { # port enabled
+    SHOPD_LISTEN="127.0.0.1:$1" RATELIMIT_ENABLED="$2" RATELIMITD_SOCKET="$tmp/rl.sock" \
+        DATABASE_URL="sqlite:///$tmp/shop.db" SHOP_ENV=test SECRET_KEY=bench-secret-key-0123456789 \
+        DISPATCHER_ENABLED=0 LOG_LEVEL=warn TEMPLATES_DIR="$root/templates" STATIC_DIR="$root/templates/static" \
+        "$BIN/shopd" --env /dev/null >>"$tmp/shopd-$1.log" 2>&1 &
+    pids+=($!)
+    wait_for "curl -sf -o /dev/null http://127.0.0.1:$1/healthz"
+}
+on=$(free_port)
+start_shopd "$on" 1
+off=$(free_port)
+start_shopd "$off" 0
+curl -sf -D - -o /dev/null "http://127.0.0.1:$on/products" | grep -qi '^RateLimit-Limit' ||
+    { echo "the checked shopd sends no RateLimit headers: checks are not running" >&2; exit 1; }
+
+# One wrk run: prints "requests_per_second p99_ms".
+measure() {
+    wrk -t2 -c"$conns" -d"$duration" --latency "http://127.0.0.1:$1/products" 2>&1 | awk '
+        /Requests\/sec/ { rps = $2 }
+        /^ +99%/ { v = $2; if (v ~ /us$/) { sub(/us/, "", v); v /= 1000 } else if (v ~ /ms$/) { sub(/ms/, "", v) }
+                   else if (v ~ /s$/) { sub(/s/, "", v); v *= 1000 } p99 = v }
+        END { printf "%s %s\n", rps, p99 }'
+}
+median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+
+wrk -t2 -c"$conns" -d2s "http://127.0.0.1:$on/products" >/dev/null 2>&1
+wrk -t2 -c"$conns" -d2s "http://127.0.0.1:$off/products" >/dev/null 2>&1
+: >"$tmp/on" && : >"$tmp/off"
+for i in $(seq "$runs"); do
+    measure "$on" >>"$tmp/on"
+    measure "$off" >>"$tmp/off"
+done
+on_rps=$(cut -d' ' -f1 "$tmp/on" | median)
+off_rps=$(cut -d' ' -f1 "$tmp/off" | median)
+on_p99=$(cut -d' ' -f2 "$tmp/on" | median)
+off_p99=$(cut -d' ' -f2 "$tmp/off" | median)
+printf '\nGET /products, %s connections, %s x %s each, median (2 cores, shared machine)\n' "$conns" "$runs" "$duration"
+printf '%-22s %12s %10s\n' "shopd" "requests/s" "p99 ms"
+printf '%-22s %12.0f %10.2f\n' "checks on" "$on_rps" "$on_p99" "checks off" "$off_rps" "$off_p99"
+awk -v a="$on_rps" -v b="$off_rps" 'BEGIN { printf "ratio on/off: %.2f (each check costs about %.1f us of a request)\n", a / b, (1e6 / a - 1e6 / b) }'
