@@ -335,7 +335,7 @@ void api_metrics(struct request *r)
         return;
     }
     struct evbuffer *buf = evbuffer_new();
-    metrics_render(buf, r->db);
+    metrics_render(buf, r->db, r->settings->listen_port);
     reply_buffer(r, 200, "text/plain; version=0.0.4; charset=utf-8", buf);
     evbuffer_free(buf);
 }

@@ -5,6 +5,7 @@
 
 #include <event2/buffer.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -122,7 +123,39 @@ static void route_labels(size_t i, const struct route *routes, size_t nroutes, c
         snprintf(buf, len, "route=\"none\",method=\"any\"");
 }
 
-void metrics_render(struct evbuffer *out, struct db *db)
+/* Established TCP connections whose local port is port, from /proc/net/tcp and
+ * tcp6: the kernel's count covers every worker, including idle keep-alive
+ * connections that no request is using. -1 when /proc cannot be read. */
+static long count_connections(int port)
+{
+    static const char *const tables[] = {"/proc/net/tcp", "/proc/net/tcp6"};
+    long n = 0;
+    bool any = false;
+    for (size_t t = 0; t < 2; t++) {
+        FILE *f = fopen(tables[t], "r");
+        if (!f)
+            continue;
+        any = true;
+        char line[512];
+        if (!fgets(line, sizeof(line), f)) { /* header */
+            fclose(f);
+            continue;
+        }
+        while (fgets(line, sizeof(line), f)) {
+            char local[128];
+            unsigned state;
+            if (sscanf(line, "%*s %127s %*s %x", local, &state) != 2)
+                continue;
+            const char *colon = strrchr(local, ':');
+            if (colon && state == 0x01 && (int)strtol(colon + 1, NULL, 16) == port)
+                n++;
+        }
+        fclose(f);
+    }
+    return any ? n : -1;
+}
+
+void metrics_render(struct evbuffer *out, struct db *db, int listen_port)
 {
     size_t nroutes;
     const struct route *routes = router_routes(&nroutes);
@@ -210,6 +243,13 @@ void metrics_render(struct evbuffer *out, struct db *db)
                         (unsigned long long)sum.checkouts[METRICS_CHECKOUT_REFUSED],
                         (unsigned long long)sum.rl_refused, (unsigned long long)sum.rl_unavailable,
                         (unsigned long long)sum.worker_restarts);
+    long connections = count_connections(listen_port);
+    if (connections >= 0)
+        evbuffer_add_printf(out,
+                            "# HELP shopd_connections Client connections open now (all workers).\n"
+                            "# TYPE shopd_connections gauge\n"
+                            "shopd_connections %ld\n",
+                            connections);
     evbuffer_add_printf(out, "# HELP shopd_orders Orders in the database by dispatch status.\n"
                              "# TYPE shopd_orders gauge\n");
     static const char SQL_ORDERS_BY_STATUS[] =

@@ -30,7 +30,8 @@ void metrics_ratelimit(bool refused, bool unavailable);
 /* A child replaced by the master (counted in the master's slot). */
 void metrics_worker_restart(void);
 
-/* Writes the Prometheus text exposition, including order counts read from db. */
-void metrics_render(struct evbuffer *out, struct db *db);
+/* Writes the Prometheus text exposition, including order counts read from db
+ * and the client connections open on listen_port (counted by the kernel). */
+void metrics_render(struct evbuffer *out, struct db *db, int listen_port);
 
 #endif

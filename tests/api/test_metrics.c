@@ -56,6 +56,8 @@ Test(metrics, counts_requests_of_every_worker)
     cr_expect(strstr(text, "# TYPE shopd_http_request_duration_seconds histogram") != NULL);
     cr_expect_eq(sample(text, "shopd_orders{status=\"pending\"}"), 0);
     cr_expect_eq(sample(text, "shopd_worker_restarts_total"), 0);
+    /* At least the scraping connection itself is open. */
+    cr_expect_geq(sample(text, "shopd_connections"), 1);
     free(text);
 
     /* A checkout shows up as a created checkout and a pending order. */
