@@ -199,6 +199,18 @@ static bool csrf_ok(struct request *r)
            crypto_equal(token, r->session.csrf, strlen(token));
 }
 
+/* True for the content types a plain HTML form can send cross-site. */
+static bool form_content_type(struct request *r)
+{
+    const char *ct = request_header(r, "Content-Type");
+    if (!ct)
+        return false;
+    while (*ct == ' ')
+        ct++;
+    return strncasecmp(ct, "application/x-www-form-urlencoded", 33) == 0 ||
+           strncasecmp(ct, "multipart/form-data", 19) == 0 || strncasecmp(ct, "text/plain", 10) == 0;
+}
+
 /* Runs the handler once every budget check has answered (or was skipped). */
 static void dispatch(struct request *r)
 {
@@ -225,6 +237,13 @@ static void dispatch(struct request *r)
     }
     if ((rt->flags & ROUTE_NEEDS_ADMIN) && !r->is_admin) {
         reply_error(r, 403, "Admin only");
+        return;
+    }
+    if (!router_is_page(rt) && strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0 &&
+        form_content_type(r)) {
+        /* A cross-site HTML form can only send these types: refusing them keeps the
+           JSON API out of reach of CSRF even for a browser that ignores SameSite. */
+        reply_message(r, 415, "Content-Type must be application/json");
         return;
     }
     if ((rt->flags & ROUTE_CSRF) && !csrf_ok(r)) {

@@ -312,6 +312,27 @@ Test(api, products_admin_only_and_validated)
     http_client_free(admin_client);
 }
 
+Test(api, state_changes_refuse_form_content_types)
+{
+    shop_register_login(srv, client, "csrf@example.com", "password123");
+    expect_status("POST", "/cart/items", "{\"product_id\":1,\"quantity\":1}", 201, NULL);
+    /* What a cross-site HTML form could send: refused before anything changes. */
+    const char *types[] = {"application/x-www-form-urlencoded", "text/plain", "multipart/form-data; boundary=x"};
+    for (size_t i = 0; i < 3; i++) {
+        struct http_resp *r = http_request(client, "POST", shop_url(srv, "/checkout"), types[i], "a=1", NULL);
+        cr_expect_eq(r->status, 415, "%s: %ld", types[i], r->status);
+        http_resp_free(r);
+        r = http_request(client, "POST", shop_url(srv, "/logout"), types[i], "a=1", NULL);
+        cr_expect_eq(r->status, 415, "%s: %ld", types[i], r->status);
+        http_resp_free(r);
+    }
+    struct http_resp *r = get("/cart");
+    cr_expect_eq(json_array_size(json_object_get(r->json, "items")), 1, "the cart is untouched");
+    http_resp_free(r);
+    /* A bodiless POST (curl -X POST) still works. */
+    expect_status("POST", "/checkout", NULL, 201, NULL);
+}
+
 Test(api, checkout_is_idempotent_with_key)
 {
     shop_register_login(srv, client, "idem@example.com", "password123");

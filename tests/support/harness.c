@@ -310,6 +310,9 @@ struct http_resp *http_request(struct http_client *c, const char *method, const 
         char *line = xasprintf("Content-Type: %s", content_type);
         hl = curl_slist_append(hl, line);
         free(line);
+    } else {
+        /* No type given: send none (libcurl would add a form type to every POST). */
+        hl = curl_slist_append(hl, "Content-Type:");
     }
     hl = curl_slist_append(hl, "Expect:");
     for (const char *const *x = headers; x && *x; x++)
