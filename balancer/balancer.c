@@ -42,8 +42,21 @@ static void apply_timeouts(struct balancer *b)
 
 size_t balancer_request_id(struct balancer *b, char *out)
 {
-    int n = snprintf(out, 40, "%s-%08llx", b->reqid_prefix, (unsigned long long)++b->reqid_counter);
-    return n < 0 ? 0 : (size_t)n;
+    /* Formatted by hand ("%s-%08llx"): one id per request, and snprintf was a
+     * tenth of the instructions spent on a request. */
+    static const char hex[] = "0123456789abcdef";
+    uint64_t v = ++b->reqid_counter;
+    size_t plen = strlen(b->reqid_prefix);
+    memcpy(out, b->reqid_prefix, plen);
+    out[plen] = '-';
+    int digits = 8;
+    while (digits < 16 && (v >> (4 * digits)) != 0)
+        digits++;
+    char *p = out + plen + 1;
+    for (int i = digits - 1; i >= 0; i--)
+        *p++ = hex[(v >> (4 * i)) & 0xf];
+    *p = '\0';
+    return (size_t)(p - out);
 }
 
 void balancer_client_closed(struct balancer *b)

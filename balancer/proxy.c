@@ -980,9 +980,18 @@ static void write_response_head(struct client *c, struct upstream *up)
                  c->eof;
     c->close_after = close;
     c->scratch_len = 0;
-    char line[64];
-    int n = snprintf(line, sizeof(line), "HTTP/1.1 %d ", code);
-    sb_add(c, line, (size_t)n);
+    /* The status line by hand: snprintf here cost more than the rest of the head. */
+    char line[32] = "HTTP/1.1 ";
+    size_t n = 9;
+    if (code >= 100 && code <= 999) {
+        line[n++] = (char)('0' + code / 100);
+        line[n++] = (char)('0' + code / 10 % 10);
+        line[n++] = (char)('0' + code % 10);
+        line[n++] = ' ';
+    } else {
+        n += (size_t)snprintf(line + n, sizeof(line) - n, "%d ", code);
+    }
+    sb_add(c, line, n);
     if (hd->flen)
         sb_add(c, hd->buf, hd->flen);
     else
