@@ -2,7 +2,8 @@
  *
  * A smaller bufferevent: reads go straight into reserved evbuffer space (no
  * FIONREAD per read), writes are tried at once and only wait for EV_WRITE when
- * the socket is full, so a request costs one read and one write per side. The
+ * the socket is full, so a request costs one read and one write per side
+ * (recv and send: a socket call is cheaper than readv/writev on the fd). The
  * events are embedded; the owner gives the callbacks and frees with conn_close. */
 #ifndef BALANCER_CONN_H
 #define BALANCER_CONN_H
