@@ -17,6 +17,14 @@ static char log_path[4096];
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
+/* Buffered mode (log_set_buffered): whole lines wait here. PIPE_BUF bytes at
+ * most, so one flush is one atomic write even on a pipe shared with others. */
+static bool log_buffered;
+static char log_buf[4096];
+static size_t log_buf_len;
+static void (*log_on_pending)(void *);
+static void *log_pending_arg;
+
 void log_init(const char *program)
 {
     log_program = program;
@@ -48,8 +56,28 @@ enum log_level log_get_level(void)
     return log_threshold;
 }
 
+void log_flush(void)
+{
+    if (log_buf_len == 0)
+        return;
+    int saved = errno;
+    ssize_t w = write(log_fd, log_buf, log_buf_len);
+    (void)w;
+    log_buf_len = 0;
+    errno = saved;
+}
+
+void log_set_buffered(bool on, void (*on_pending)(void *), void *arg)
+{
+    log_flush();
+    log_buffered = on;
+    log_on_pending = on ? on_pending : NULL;
+    log_pending_arg = on ? arg : NULL;
+}
+
 int log_open(const char *path)
 {
+    log_flush(); /* what was logged before goes where it was meant to go */
     if (!path || !*path) {
         if (log_fd != STDERR_FILENO)
             close(log_fd);
@@ -103,6 +131,20 @@ void log_msg(enum log_level level, const char *fmt, ...)
         if (line[i] == '\n' || line[i] == '\r')
             line[i] = ' ';
     line[len++] = '\n';
+    if (log_buffered && level < LOG_WARN) {
+        if (len > sizeof(log_buf) - log_buf_len)
+            log_flush();
+        bool was_empty = log_buf_len == 0;
+        memcpy(log_buf + log_buf_len, line, len);
+        log_buf_len += len;
+        if (was_empty && log_on_pending)
+            log_on_pending(log_pending_arg);
+        errno = saved;
+        return;
+    }
+    /* Keeps the order of lines: what waits in the buffer was logged first. */
+    if (log_buf_len)
+        log_flush();
     /* One write() per line, so lines from several processes on one fd never interleave. */
     ssize_t w = write(log_fd, line, len);
     (void)w;

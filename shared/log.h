@@ -22,6 +22,19 @@ int log_open(const char *path);
 /* Reopens the current log file (after logrotate moved it). No-op for stderr. */
 void log_reopen(void);
 
+/* Buffered mode, for a busy single-threaded daemon that logs a line per request
+ * (off by default; the other daemons write each line at once). While on,
+ * debug and info lines are kept in a buffer of at most PIPE_BUF bytes, still
+ * whole lines, and written with one write() by log_flush() or when the next
+ * line does not fit; a warn or error line flushes what waits, then itself, at
+ * once. on_pending(arg) (may be NULL) is called when a line lands in an empty
+ * buffer, so the owner can schedule a log_flush() soon (say, at the end of the
+ * current event-loop iteration). Switching on or off, log_open and log_reopen
+ * flush first. Not thread-safe. */
+void log_set_buffered(bool on, void (*on_pending)(void *), void *arg);
+/* Writes what buffered mode holds (no-op when empty). */
+void log_flush(void);
+
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
