@@ -34,6 +34,7 @@ struct balancer {
     struct evconnlistener *listener;
     struct evhttp *admin;
     struct event *sig_term, *sig_int, *sig_hup, *sig_usr1, *drain_timer;
+    struct event *log_flush; /* writes buffered log lines once per loop iteration */
 
     /* Common-timeout handles (event_base_init_common_timeout) for the settings. */
     const struct timeval *tv_connect, *tv_header, *tv_idle, *tv_client, *tv_backend, *tv_pool, *tv_linger;
