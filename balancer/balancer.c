@@ -277,7 +277,10 @@ int balancer_main(int argc, char **argv)
     crypto_hex_encode(rnd, sizeof(rnd), b->reqid_prefix);
 
     struct event_config *ec = event_config_new();
-    event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK | EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    /* No EPOLL_USE_CHANGELIST: connections close their fd in the same loop pass as
+       their events go, and a new connection may get the same fd number at once; the
+       deferred epoll changes could then leave the new socket unregistered. */
+    event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
     b->base = event_base_new_with_config(ec);
     event_config_free(ec);
     if (!b->base) {

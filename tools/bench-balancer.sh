@@ -41,6 +41,9 @@ NB=2
 BACKENDS=()
 if [ -x "$BIN/shopd" ]; then
     PATH_GET=/products
+    # A small JSON POST that shopd accepts without a session (200): the benchmark
+    # must measure proxied answers, not refusals.
+    PATH_POST=/logout
     for i in $(seq $NB); do
         p=$(free_port)
         SHOPD_LISTEN=127.0.0.1:$p SHOPD_WORKERS=1 DATABASE_URL="sqlite:///$WORK/shop$i.db" SHOP_ENV=development \
@@ -50,6 +53,7 @@ if [ -x "$BIN/shopd" ]; then
     done
 else
     PATH_GET=/products
+    PATH_POST=/products
     cc -O2 -o "$WORK/bench_backend" tests/load/bench_backend.c $(pkg-config --cflags --libs libevent) -lhttp_parser
     for i in $(seq $NB); do
         p=$(free_port)
@@ -99,9 +103,10 @@ median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
 run_wrk() { # port conns scenario -> "rps p99ms"
     local args=(-t2 -c"$2" -d"$DURATION" --latency)
-    [ "$3" = POST ] && args+=(-s tests/load/balancer_post.lua)
+    local path=$PATH_GET
+    [ "$3" = POST ] && args+=(-s tests/load/balancer_post.lua) && path=$PATH_POST
     local out
-    out=$(wrk "${args[@]}" "http://127.0.0.1:$1$PATH_GET")
+    out=$(wrk "${args[@]}" "http://127.0.0.1:$1$path")
     local rps p99 errs
     rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")
     p99=$(awk '$1 == "99%" { print $2 }' <<<"$out")
