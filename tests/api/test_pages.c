@@ -10,6 +10,7 @@
 
 #include "shared/xalloc.h"
 #include "tests/support/harness.h"
+#include "tests/support/services.h"
 #include "tests/support/shop.h"
 
 #define PASSWORD "password123"
@@ -793,26 +794,12 @@ Test(pages_limits, spent_page_budget_answers_an_html_429, .timeout = 40)
     char *dir = harness_tempdir("pages429");
     char *sock = xasprintf("%s/rl.sock", dir);
     char *rules = xasprintf("%s/test.rules", dir);
-    FILE *f = fopen(rules, "w");
-    cr_assert_not_null(f);
     /* Two pages, then nothing for an hour; the other rules stay out of the way. */
-    fputs("page 1/1h burst=2\napi 1000/1m burst=1000\n", f);
-    fclose(f);
+    services_write_file(rules, "page 1/1h burst=2\napi 1000/1m burst=1000\n");
     int redis_port = harness_free_port();
-    char port[16];
-    snprintf(port, sizeof(port), "%d", redis_port);
-    const char *rargv[] = {"/usr/bin/redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
-                           "--appendonly",          "no",     NULL};
-    struct harness_proc *redis = harness_start(rargv, NULL, dir, NULL);
-    cr_assert(harness_wait_port(redis_port, 5000), "redis-server did not start");
-    char *rbin = harness_bin("ratelimitd");
+    struct harness_proc *redis = services_start_redis(dir, redis_port, NULL);
+    struct harness_proc *rld = services_start_ratelimitd(dir, sock, redis_port, rules, NULL, NULL);
     char *e_sock = xasprintf("RATELIMITD_SOCKET=%s", sock);
-    char *e_redis = xasprintf("REDIS_URL=redis://127.0.0.1:%d/0", redis_port);
-    char *e_rules = xasprintf("RATELIMIT_RULES=%s", rules);
-    const char *rl_argv[] = {rbin, NULL};
-    const char *rl_env[] = {e_sock, e_redis, e_rules, NULL};
-    struct harness_proc *rld = harness_start(rl_argv, rl_env, dir, NULL);
-    cr_assert(harness_wait_unix(sock, 5000), "ratelimitd did not start");
 
     const char *env[] = {"RATELIMIT_ENABLED=1", e_sock, "SHOPD_WORKERS=1", NULL};
     struct shop_server *limited = shop_start(env);
@@ -852,8 +839,5 @@ Test(pages_limits, spent_page_budget_answers_an_html_429, .timeout = 40)
     free(dir);
     free(sock);
     free(rules);
-    free(rbin);
     free(e_sock);
-    free(e_redis);
-    free(e_rules);
 }

@@ -16,6 +16,7 @@
 #include "shared/xalloc.h"
 #include "shopd/ratelimit_client.h"
 #include "tests/support/harness.h"
+#include "tests/support/services.h"
 
 static const char rules_text[] = "t     60/1m burst=3\n"
                                  "bulk  1/1h  burst=1000\n"
@@ -60,12 +61,7 @@ static void setup(void)
     fputs(rules_text, f);
     fclose(f);
     redis_port = harness_free_port();
-    char port[16];
-    snprintf(port, sizeof(port), "%d", redis_port);
-    const char *argv[] = {"/usr/bin/redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
-                          "--appendonly",          "no",     NULL};
-    redis = harness_start(argv, NULL, dir, NULL);
-    cr_assert(harness_wait_port(redis_port, 5000));
+    redis = services_start_redis(dir, redis_port, NULL);
     base = event_base_new();
 }
 

@@ -10,6 +10,7 @@
 
 #include "shared/xalloc.h"
 #include "tests/support/harness.h"
+#include "tests/support/services.h"
 
 /* Tight budgets so the test reaches them quickly; one token an hour so nothing refills. */
 static const char rules_text[] = "api       1/1h burst=3\n"
@@ -33,27 +34,13 @@ static void setup(void)
     shopd_log = harness_output_path("ratelimit_shopd_shopd.log");
     rld_log = harness_output_path("ratelimit_shopd_ratelimitd.log");
     char *rules = xasprintf("%s/test.rules", dir);
-    FILE *f = fopen(rules, "w");
-    cr_assert_not_null(f);
-    fputs(rules_text, f);
-    fclose(f);
+    services_write_file(rules, rules_text);
 
     int redis_port = harness_free_port();
-    char port[16];
-    snprintf(port, sizeof(port), "%d", redis_port);
-    const char *rargv[] = {"/usr/bin/redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
-                           "--appendonly",          "no",     NULL};
-    redis = harness_start(rargv, NULL, dir, NULL);
-    cr_assert(harness_wait_port(redis_port, 5000));
+    redis = services_start_redis(dir, redis_port, NULL);
 
-    char *rbin = harness_bin("ratelimitd");
+    rld = services_start_ratelimitd(dir, sock, redis_port, rules, NULL, rld_log);
     char *e_sock = xasprintf("RATELIMITD_SOCKET=%s", sock);
-    char *e_redis = xasprintf("REDIS_URL=redis://127.0.0.1:%d/0", redis_port);
-    char *e_rules = xasprintf("RATELIMIT_RULES=%s", rules);
-    const char *argv1[] = {rbin, NULL};
-    const char *env1[] = {e_sock, e_redis, e_rules, NULL};
-    rld = harness_start(argv1, env1, dir, rld_log);
-    cr_assert(harness_wait_unix(sock, 5000), "ratelimitd did not start");
 
     shop_port = harness_free_port();
     char *sbin = harness_bin("shopd");
@@ -73,11 +60,8 @@ static void setup(void)
         cr_assert_fail("shopd did not start");
     }
     free(rules);
-    free(rbin);
     free(sbin);
     free(e_sock);
-    free(e_redis);
-    free(e_rules);
     free(e_listen);
 }
 

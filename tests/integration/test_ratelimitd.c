@@ -16,6 +16,7 @@
 
 #include "shared/xalloc.h"
 #include "tests/support/harness.h"
+#include "tests/support/services.h"
 
 static const char rules_text[] = "# test budgets\n"
                                  "t       60/1m  burst=5\n"
@@ -32,24 +33,11 @@ static struct harness_proc *rld[2];
 static char sock_path[2][256];
 static char log_path[2][512];
 
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f);
-    fputs(text, f);
-    fclose(f);
-}
-
 static void start_redis(void)
 {
-    char port[16];
-    snprintf(port, sizeof(port), "%d", redis_port);
-    const char *argv[] = {"/usr/bin/redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
-                          "--appendonly",          "no",     NULL};
     char *log = xasprintf("%s/redis.log", dir);
-    redis = harness_start(argv, NULL, dir, log);
+    redis = services_start_redis(dir, redis_port, log);
     free(log);
-    cr_assert(harness_wait_port(redis_port, 5000), "redis-server did not start");
 }
 
 static void start_rld(int i)
@@ -76,7 +64,7 @@ static void setup(void)
 {
     dir = harness_tempdir("rltest");
     rules_path = xasprintf("%s/test.rules", dir);
-    write_file(rules_path, rules_text);
+    services_write_file(rules_path, rules_text);
     redis_port = harness_free_port();
     start_redis();
     start_rld(0);
@@ -445,7 +433,7 @@ static void expect_refusal(const char *const extra[], const char *msg)
 Test(ratelimitd, bad_configuration_exits_non_zero_with_a_reason)
 {
     char *bad_rules = xasprintf("%s/bad.rules", dir);
-    write_file(bad_rules, "ok 1/s burst=1\nbroken 5/1y burst=2\n");
+    services_write_file(bad_rules, "ok 1/s burst=1\nbroken 5/1y burst=2\n");
     char e_rules[600];
     snprintf(e_rules, sizeof(e_rules), "RATELIMIT_RULES=%s", bad_rules);
     const char *a[] = {e_rules, NULL};

@@ -14,6 +14,7 @@
 
 #include "shared/xalloc.h"
 #include "tests/support/harness.h"
+#include "tests/support/services.h"
 
 static const char rules_text[] = "# test budgets\n"
                                  "t       60/1m  burst=2\n"
@@ -31,24 +32,11 @@ static struct harness_proc *redis;
 static struct harness_proc *rld;
 static struct http_client *http;
 
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f);
-    fputs(text, f);
-    fclose(f);
-}
-
 static void start_redis(void)
 {
-    char port[16];
-    snprintf(port, sizeof(port), "%d", redis_port);
-    const char *argv[] = {"/usr/bin/redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
-                          "--appendonly",          "no",     NULL};
     char *log = xasprintf("%s/redis.log", dir);
-    redis = harness_start(argv, NULL, dir, log);
+    redis = services_start_redis(dir, redis_port, log);
     free(log);
-    cr_assert(harness_wait_port(redis_port, 5000), "redis-server did not start");
 }
 
 static void setup(void)
@@ -57,7 +45,7 @@ static void setup(void)
     rules_path = xasprintf("%s/test.rules", dir);
     sock_path = xasprintf("%s/run/rl.sock", dir);
     log_path = xasprintf("%s/ratelimitd.log", dir);
-    write_file(rules_path, rules_text);
+    services_write_file(rules_path, rules_text);
     redis_port = harness_free_port();
     start_redis();
     metrics_port = harness_free_port();

@@ -1,0 +1,51 @@
+#include "services.h"
+#include "shared/xalloc.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+void services_write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "cannot write %s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+struct harness_proc *services_start_redis(const char *dir, int port, const char *log_path)
+{
+    char p[16];
+    snprintf(p, sizeof(p), "%d", port);
+    const char *argv[] = {"/usr/bin/redis-server", "--port", p, "--bind", "127.0.0.1", "--save", "", "--appendonly",
+                          "no", NULL};
+    struct harness_proc *redis = harness_start(argv, NULL, dir, log_path);
+    cr_assert(harness_wait_port(port, 5000), "redis-server did not start on port %d", port);
+    return redis;
+}
+
+struct harness_proc *services_start_ratelimitd(const char *dir, const char *sock_path, int redis_port,
+                                               const char *rules_path, const char *const extra_env[],
+                                               const char *log_path)
+{
+    char *bin = harness_bin("ratelimitd");
+    char *e_sock = xasprintf("RATELIMITD_SOCKET=%s", sock_path);
+    char *e_redis = xasprintf("REDIS_URL=redis://127.0.0.1:%d/0", redis_port);
+    char *e_rules = xasprintf("RATELIMIT_RULES=%s", rules_path);
+    const char *env[32] = {e_sock, e_redis, e_rules};
+    size_t n = 3;
+    for (const char *const *e = extra_env; e && *e && n < 31; e++)
+        env[n++] = *e;
+    env[n] = NULL;
+    const char *argv[] = {bin, NULL};
+    struct harness_proc *p = harness_start(argv, env, dir, log_path);
+    bool up = harness_wait_unix(sock_path, 5000);
+    if (!up && log_path)
+        harness_dump_log(log_path, 20);
+    free(bin);
+    free(e_sock);
+    free(e_redis);
+    free(e_rules);
+    cr_assert(up, "ratelimitd did not start on %s", sock_path);
+    return p;
+}

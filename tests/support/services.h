@@ -1,0 +1,21 @@
+/* services: the real helper daemons that several suites need (redis-server,
+ * ratelimitd), started the same way everywhere on top of harness.h. */
+#ifndef TESTS_SUPPORT_SERVICES_H
+#define TESTS_SUPPORT_SERVICES_H
+
+#include "harness.h"
+
+/* Writes text to path; aborts the test on failure. */
+void services_write_file(const char *path, const char *text);
+/* Starts a private redis-server on 127.0.0.1:port without persistence, working
+ * in dir, its log in log_path (may be NULL); waits until it accepts connections
+ * (asserts). Stop it with harness_stop. */
+struct harness_proc *services_start_redis(const char *dir, int port, const char *log_path);
+/* Starts $SHOP_BIN/ratelimitd on unix socket sock_path with rules_path, against
+ * the redis on redis_port, with extra settings ("K=V", NULL-terminated, may be
+ * NULL); waits until the socket accepts (asserts, showing the log on failure). */
+struct harness_proc *services_start_ratelimitd(const char *dir, const char *sock_path, int redis_port,
+                                               const char *rules_path, const char *const extra_env[],
+                                               const char *log_path);
+
+#endif
