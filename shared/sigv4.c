@@ -1,7 +1,7 @@
 #include "sigv4.h"
+#include "crypto.h"
 
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -104,28 +104,9 @@ static void uri_decode(struct sbuf *b, const char *s, size_t n)
     }
 }
 
-static void to_hex(const unsigned char *d, size_t n, char *out)
-{
-    static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = hex[d[i] >> 4];
-        out[2 * i + 1] = hex[d[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
-void sigv4_sha256_hex(const void *data, size_t len, char hex[65])
-{
-    unsigned char md[32];
-    unsigned int mdlen = 0;
-    EVP_Digest(data ? data : "", len, md, &mdlen, EVP_sha256(), NULL);
-    to_hex(md, 32, hex);
-}
-
 static void hmac(const void *key, size_t keylen, const char *msg, size_t msglen, unsigned char out[32])
 {
-    unsigned int outlen = 32;
-    HMAC(EVP_sha256(), key, (int)keylen, (const unsigned char *)msg, msglen, out, &outlen);
+    crypto_hmac_sha256(key, keylen, msg, msglen, out);
 }
 
 /* --- signing key cache --------------------------------------------------- */
@@ -167,8 +148,7 @@ void sigv4_signing_key(const char *secret, const char *date, const char *region,
                        unsigned char out[32], bool *from_cache)
 {
     unsigned char sh[32];
-    unsigned int shlen = 0;
-    EVP_Digest(secret, strlen(secret), sh, &shlen, EVP_sha256(), NULL);
+    crypto_sha256(secret, strlen(secret), sh);
     bool cacheable = strlen(date) < sizeof(key_cache[0].date) &&
                      strlen(region) < sizeof(key_cache[0].region) &&
                      strlen(service) < sizeof(key_cache[0].service);
@@ -425,7 +405,7 @@ static int build_parts(const struct sigv4_request *req, const struct sigv4_param
     memcpy(pt->date, pt->amz_date, 8);
     pt->date[8] = '\0';
     pt->scope = xasprintf("%s/%s/%s/aws4_request", pt->date, p->region, p->service);
-    sigv4_sha256_hex(req->body, req->body_len, pt->payload_hash);
+    crypto_sha256_hex(req->body ? req->body : "", req->body_len, pt->payload_hash);
 
     bool presign = p->flags & SIGV4_PRESIGN;
     bool sign_token = has_token(p) && !(p->flags & SIGV4_UNSIGNED_TOKEN);
@@ -560,7 +540,7 @@ static int build_parts(const struct sigv4_request *req, const struct sigv4_param
 static char *string_to_sign(const struct parts *pt)
 {
     char hash[65];
-    sigv4_sha256_hex(pt->canonical, strlen(pt->canonical), hash);
+    crypto_sha256_hex(pt->canonical, strlen(pt->canonical), hash);
     return xasprintf("%s\n%s\n%s\n%s", ALGORITHM, pt->amz_date, pt->scope, hash);
 }
 
@@ -572,7 +552,7 @@ static void signature_hex(const struct parts *pt, const struct sigv4_params *p, 
     hmac(key, 32, sts, strlen(sts), sig);
     free(sts);
     OPENSSL_cleanse(key, sizeof(key));
-    to_hex(sig, 32, out);
+    crypto_hex_encode(sig, 32, out);
 }
 
 static char *authorization(const struct parts *pt, const struct sigv4_params *p)

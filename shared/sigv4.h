@@ -100,9 +100,6 @@ char *sigv4_presigned_query(const struct sigv4_request *req, const struct sigv4_
 void sigv4_signing_key(const char *secret, const char *date, const char *region, const char *service,
                        unsigned char out[32], bool *from_cache);
 
-/* Lower-case hex SHA-256 of data into hex (65 bytes with the NUL). */
-void sigv4_sha256_hex(const void *data, size_t len, char hex[65]);
-
 /* Parses a raw HTTP/1.1 request ("GET /path?query HTTP/1.1", header lines,
  * a blank line, the body; LF or CRLF line ends; folded header lines joined
  * with one space). Returns a request that owns all its strings (free with
