@@ -87,7 +87,7 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libsupport.a $(DAEMON_LIBS) $(BUIL
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libsupport.a $(DAEMON_LIBS) $(BUILD)/libshared.a $(PKG_LIBS) -lcriterion
 
 fuzz-build:
-	$(Q)$(MAKE) --no-print-directory CC=clang BUILD=$(FUZZ_BUILD) CFLAGS="$(FUZZ_FLAGS)" fuzz-targets
+	$(Q)$(MAKE) --no-print-directory SANITIZE= CC=clang BUILD=$(FUZZ_BUILD) CFLAGS="$(FUZZ_FLAGS)" fuzz-targets
 fuzz-targets: $(FUZZ_BINS)
 $(BUILD)/fuzz-bin/%: $(BUILD)/tests/fuzz/%.o $(DAEMON_LIBS) $(BUILD)/libshared.a
 	@mkdir -p $(dir $@)
