@@ -153,7 +153,20 @@ Test(shopd_process, sigterm_finishes_requests_in_flight)
     struct slow_login l = {.s = s};
     pthread_t t;
     pthread_create(&t, NULL, login_run, &l);
-    harness_sleep_ms(60);
+    /* Signal only once shopd holds the request (in flight besides the scrape itself):
+       a connection still in the kernel's accept queue at shutdown is not "in flight". */
+    struct http_client *probe = http_client_new();
+    bool holding = false;
+    for (int i = 0; i < 200 && !holding; i++) {
+        struct http_resp *m = http_request(probe, "GET", shop_url(s, "/metrics"), NULL, NULL, NULL);
+        const char *line = strstr(m->body, "\nshopd_http_requests_in_flight ");
+        holding = line && atoi(line + strlen("\nshopd_http_requests_in_flight ")) >= 2;
+        http_resp_free(m);
+        if (!holding)
+            harness_sleep_ms(5);
+    }
+    http_client_free(probe);
+    cr_assert(holding, "the registration never reached shopd");
     harness_signal(s->proc, SIGTERM);
     pthread_join(t, NULL);
     cr_expect_eq(l.status, 201, "the request in flight was answered (got %ld)", l.status);
@@ -218,8 +231,11 @@ Test(shopd_process, twelve_buyers_five_items_no_oversell)
         conflicts += racers[i].status == 409;
         http_client_free(racers[i].c);
     }
-    cr_expect_eq(created, STOCK, "exactly %d orders, got %d", STOCK, created);
-    cr_expect_eq(conflicts, RACERS - STOCK, "the others get 409, got %d", conflicts);
+    char statuses[128] = "";
+    for (int i = 0; i < RACERS; i++)
+        snprintf(statuses + strlen(statuses), sizeof(statuses) - strlen(statuses), " %ld", racers[i].status);
+    cr_expect_eq(created, STOCK, "exactly %d orders, got %d (statuses:%s)", STOCK, created, statuses);
+    cr_expect_eq(conflicts, RACERS - STOCK, "the others get 409, got %d (statuses:%s)", conflicts, statuses);
     char path[64];
     snprintf(path, sizeof(path), "/products/%lld", id);
     struct http_resp *r = http_request(admin, "GET", shop_url(s, path), NULL, NULL, NULL);
