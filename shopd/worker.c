@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #define DRAIN_LIMIT_SECONDS 10
+#define DRAIN_FLUSH_US 200000
 #define HOUSEKEEPING_SECONDS 600
 
 struct worker {
@@ -45,6 +46,7 @@ struct worker {
     uint64_t drain_started_us;
     long inflight;
     uint64_t finished; /* requests answered so far: a reply frees its request */
+    uint64_t last_reply_us;
     char id_prefix[17];
     uint64_t id_counter;
 };
@@ -169,6 +171,7 @@ void worker_request_done(struct request *r)
     struct worker *w = r->worker;
     w->inflight--;
     w->finished++;
+    w->last_reply_us = request_now_us();
     metrics_in_flight(-1);
     uint64_t us = request_now_us() - r->start_us;
     size_t nroutes;
@@ -431,8 +434,12 @@ static void on_request(struct evhttp_request *ev, void *arg)
 static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
-    uint64_t waited = request_now_us() - w->drain_started_us;
-    if (w->inflight == 0 || waited > (uint64_t)DRAIN_LIMIT_SECONDS * 1000000u) {
+    uint64_t now = request_now_us();
+    uint64_t waited = now - w->drain_started_us;
+    /* evhttp writes a reply on a later loop pass than the one that queued it: leave
+       the last replies a moment to reach their clients before the loop stops. */
+    bool flushed = now - w->last_reply_us > DRAIN_FLUSH_US;
+    if ((w->inflight == 0 && flushed) || waited > (uint64_t)DRAIN_LIMIT_SECONDS * 1000000u) {
         if (w->inflight)
             log_warn("worker: %ld requests still running after %d s; stopping anyway", w->inflight,
                      DRAIN_LIMIT_SECONDS);
