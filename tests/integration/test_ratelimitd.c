@@ -412,20 +412,7 @@ static void expect_refusal(const char *const extra[], const char *msg)
         env[n++] = extra[i];
     env[n] = NULL;
     const char *argv[] = {bin, NULL};
-    struct harness_proc *p = harness_start(argv, env, dir, log);
-    int st = harness_wait_exit(p, 5000);
-    if (st == -1) {
-        harness_stop(p, 1000);
-        cr_assert_fail("ratelimitd started despite %s", msg);
-    }
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) != 0, "exit status %d", st);
-    FILE *f = fopen(log, "r");
-    cr_assert_not_null(f);
-    char text[2048] = "";
-    size_t len = fread(text, 1, sizeof(text) - 1, f);
-    text[len] = 0;
-    fclose(f);
-    cr_assert(strstr(text, msg), "want '%s' in: %s", msg, text);
+    services_expect_start_failure(argv, env, dir, log, msg);
     free(bin);
     free(log);
 }

@@ -283,20 +283,7 @@ static void expect_refusal(const char *metrics_listen, const char *msg)
     char *e_metrics = xasprintf("RATELIMITD_METRICS_LISTEN=%s", metrics_listen);
     const char *argv[] = {bin, "--env", "/dev/null", NULL};
     const char *env[] = {e_sock, e_redis, e_rules, e_metrics, NULL};
-    struct harness_proc *p = harness_start(argv, env, dir, log);
-    int st = harness_wait_exit(p, 5000);
-    if (st == -1) {
-        harness_stop(p, 1000);
-        cr_assert_fail("ratelimitd started with RATELIMITD_METRICS_LISTEN=%s", metrics_listen);
-    }
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) != 0, "exit status %d", st);
-    FILE *f = fopen(log, "r");
-    cr_assert_not_null(f);
-    char text[2048] = "";
-    size_t len = fread(text, 1, sizeof(text) - 1, f);
-    text[len] = 0;
-    fclose(f);
-    cr_assert(strstr(text, msg), "want '%s' in: %s", msg, text);
+    services_expect_start_failure(argv, env, dir, log, msg);
     free(bin);
     free(log);
     free(e_sock);

@@ -4,6 +4,8 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
 
 void services_write_file(const char *path, const char *text)
 {
@@ -48,4 +50,23 @@ struct harness_proc *services_start_ratelimitd(const char *dir, const char *sock
     free(e_rules);
     cr_assert(up, "ratelimitd did not start on %s", sock_path);
     return p;
+}
+
+void services_expect_start_failure(const char *const argv[], const char *const env[], const char *dir,
+                                   const char *log_path, const char *msg)
+{
+    struct harness_proc *p = harness_start(argv, env, dir, log_path);
+    int st = harness_wait_exit(p, 5000);
+    if (st == -1) {
+        harness_stop(p, 1000);
+        cr_assert_fail("%s started, though it should refuse: %s", argv[0], msg);
+    }
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) != 0, "exit status %d", st);
+    FILE *f = fopen(log_path, "r");
+    cr_assert_not_null(f);
+    char text[2048] = "";
+    size_t len = fread(text, 1, sizeof(text) - 1, f);
+    text[len] = 0;
+    fclose(f);
+    cr_assert(strstr(text, msg), "want '%s' in: %s", msg, text);
 }

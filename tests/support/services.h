@@ -18,4 +18,9 @@ struct harness_proc *services_start_ratelimitd(const char *dir, const char *sock
                                                const char *rules_path, const char *const extra_env[],
                                                const char *log_path);
 
+/* Starts argv with env in dir, logging to log_path, and asserts that it refuses
+ * to start: it exits within 5 s with a non-zero status and its log contains msg. */
+void services_expect_start_failure(const char *const argv[], const char *const env[], const char *dir,
+                                   const char *log_path, const char *msg);
+
 #endif
