@@ -497,6 +497,12 @@ static struct upstream *pool_take(struct backend *be)
     return up;
 }
 
+/* The pool is a stack: the most recently used connection is taken first, so
+ * when the load drops the connections at the bottom stay idle and the pool
+ * idle timeout closes them. The size limit is a ceiling, not the working set:
+ * below the peak number of requests in flight to a backend, every burst closes
+ * connections here and opens new ones (measured: 5% of requests reconnecting
+ * at 256 clients with a limit of 128). */
 static void pool_put(struct upstream *up)
 {
     struct backend *be = up->be;
