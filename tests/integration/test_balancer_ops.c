@@ -202,4 +202,7 @@ Test(balancer_ops, command_line_help_version_and_bad_config)
     cr_assert_neq(run_balancer(bad2, out, sizeof(out)), 0);
     const char *bad3[] = {"--no-such-flag", NULL};
     cr_assert_neq(run_balancer(bad3, out, sizeof(out)), 0);
+    const char *bad4[] = {"--balancer-poll-yield=sometimes", NULL};
+    cr_assert_neq(run_balancer(bad4, out, sizeof(out)), 0);
+    cr_assert_not_null(strstr(out, "BALANCER_POLL_YIELD"), "%s", out);
 }
