@@ -9,36 +9,20 @@
 #include "tests/support/harness.h"
 #include "tests/support/test_backend.h"
 
-static struct test_backend *be[3];
-static int ports[3];
-static struct test_balancer *lb;
-static struct http_client *cl;
+static struct test_stack st;
 
 static void teardown(void)
 {
-    http_client_free(cl);
-    test_balancer_stop(lb);
-    for (int i = 0; i < 3; i++)
-        test_backend_stop(be[i]);
+    test_stack_stop(&st);
 }
 
 TestSuite(balancer_distribution, .fini = teardown, .timeout = 30);
 
-static void start_backends(int n)
-{
-    static const char *const names[] = {"A", "B", "C"};
-    for (int i = 0; i < n; i++) {
-        ports[i] = harness_free_port();
-        be[i] = test_backend_start(ports[i], names[i], NULL);
-    }
-    cl = http_client_new();
-}
-
 /* GET /whoami through the balancer; returns the backend's name letter. */
 static char whoami(void)
 {
-    char *url = test_balancer_url(lb, false, "/whoami");
-    struct http_resp *r = http_request(cl, "GET", url, NULL, NULL, NULL);
+    char *url = test_balancer_url(st.lb, false, "/whoami");
+    struct http_resp *r = http_request(st.cl, "GET", url, NULL, NULL, NULL);
     free(url);
     cr_assert_eq(r->status, 200, "status %ld (%s) body %s", r->status, r->error, r->body);
     char name = r->body[0];
@@ -49,7 +33,7 @@ static char whoami(void)
 static long status_number(const char *key)
 {
     struct http_client *admin = http_client_new();
-    char *url = test_balancer_url(lb, true, "/status");
+    char *url = test_balancer_url(st.lb, true, "/status");
     struct http_resp *r = http_request(admin, "GET", url, NULL, NULL, NULL);
     free(url);
     cr_assert_not_null(r->json, "status is not JSON: %s", r->body);
@@ -62,10 +46,7 @@ static long status_number(const char *key)
 /* Ten requests on one kept-alive connection alternate between two backends. */
 static void check_alternation(const char *name, const char *const extra[])
 {
-    start_backends(2);
-    char list[128];
-    snprintf(list, sizeof(list), "127.0.0.1:%d,127.0.0.1:%d", ports[0], ports[1]);
-    lb = test_balancer_start(name, list, extra);
+    test_stack_start(&st, name, 2, extra);
     long accepted_before = status_number("accepted_total");
     char seq[11] = {0};
     for (int i = 0; i < 10; i++)
@@ -92,10 +73,11 @@ Test(balancer_distribution, alternates_with_poll_yield_off)
 
 Test(balancer_distribution, three_backends_share_evenly)
 {
-    start_backends(3);
+    test_stack_backends(&st, 3);
     char list[128];
-    snprintf(list, sizeof(list), "127.0.0.1:%d, 127.0.0.1:%d ,127.0.0.1:%d", ports[0], ports[1], ports[2]);
-    lb = test_balancer_start("dist-three", list, NULL);
+    snprintf(list, sizeof(list), "127.0.0.1:%d, 127.0.0.1:%d ,127.0.0.1:%d", st.ports[0], st.ports[1],
+             st.ports[2]);
+    st.lb = test_balancer_start("dist-three", list, NULL);
     int count[3] = {0};
     for (int i = 0; i < 30; i++)
         count[whoami() - 'A']++;
@@ -105,10 +87,10 @@ Test(balancer_distribution, three_backends_share_evenly)
 
 Test(balancer_distribution, weights_are_smooth)
 {
-    start_backends(2);
+    test_stack_backends(&st, 2);
     char list[128];
-    snprintf(list, sizeof(list), "127.0.0.1:%d=3,127.0.0.1:%d=1", ports[0], ports[1]);
-    lb = test_balancer_start("dist-weights", list, NULL);
+    snprintf(list, sizeof(list), "127.0.0.1:%d=3,127.0.0.1:%d=1", st.ports[0], st.ports[1]);
+    st.lb = test_balancer_start("dist-weights", list, NULL);
     char seq[41] = {0};
     int a = 0;
     for (int i = 0; i < 40; i++) {

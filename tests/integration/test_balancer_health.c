@@ -10,37 +10,24 @@
 #include "tests/support/harness.h"
 #include "tests/support/test_backend.h"
 
-static struct test_backend *be[2];
-static int ports[2];
-static struct test_balancer *lb;
-static struct http_client *cl;
+static struct test_stack st;
 
 static void teardown(void)
 {
-    http_client_free(cl);
-    test_balancer_stop(lb);
-    for (int i = 0; i < 2; i++)
-        test_backend_stop(be[i]);
+    test_stack_stop(&st);
 }
 
 TestSuite(balancer_health, .fini = teardown, .timeout = 40);
 
 static void start_two(const char *const extra[])
 {
-    ports[0] = harness_free_port();
-    ports[1] = harness_free_port();
-    be[0] = test_backend_start(ports[0], "A", NULL);
-    be[1] = test_backend_start(ports[1], "B", NULL);
-    char list[128];
-    snprintf(list, sizeof(list), "127.0.0.1:%d,127.0.0.1:%d", ports[0], ports[1]);
-    lb = test_balancer_start("health", list, extra);
-    cl = http_client_new();
+    test_stack_start(&st, "health", 2, extra);
 }
 
 static struct http_resp *get(const char *path)
 {
-    char *url = test_balancer_url(lb, false, path);
-    struct http_resp *r = http_request(cl, "GET", url, NULL, NULL, NULL);
+    char *url = test_balancer_url(st.lb, false, path);
+    struct http_resp *r = http_request(st.cl, "GET", url, NULL, NULL, NULL);
     free(url);
     return r;
 }
@@ -49,7 +36,7 @@ static struct http_resp *get(const char *path)
 static char *state_of(int i)
 {
     struct http_client *admin = http_client_new();
-    char *url = test_balancer_url(lb, true, "/status");
+    char *url = test_balancer_url(st.lb, true, "/status");
     struct http_resp *r = http_request(admin, "GET", url, NULL, NULL, NULL);
     free(url);
     cr_assert_not_null(r->json);
@@ -76,8 +63,8 @@ static bool wait_state(int i, const char *want, int ms)
 Test(balancer_health, dead_backend_gets_no_traffic_and_comes_back)
 {
     start_two(NULL);
-    test_backend_stop(be[1]);
-    be[1] = NULL;
+    test_backend_stop(st.be[1]);
+    st.be[1] = NULL;
     /* Every request still succeeds: connect failures are retried on A. */
     for (int i = 0; i < 10; i++) {
         struct http_resp *r = get("/whoami");
@@ -86,7 +73,7 @@ Test(balancer_health, dead_backend_gets_no_traffic_and_comes_back)
         http_resp_free(r);
     }
     cr_assert(wait_state(1, "down", 2000));
-    be[1] = test_backend_start(ports[1], "B", NULL);
+    st.be[1] = test_backend_start(st.ports[1], "B", NULL);
     cr_assert(wait_state(1, "up", 3000), "B did not come back");
     int b = 0;
     for (int i = 0; i < 10; i++) {
@@ -101,7 +88,7 @@ Test(balancer_health, failing_health_check_marks_down_and_rise_brings_back)
 {
     start_two(NULL);
     char url[128];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/set-health?code=503", ports[0]);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/set-health?code=503", st.ports[0]);
     struct http_client *direct = http_client_new();
     http_resp_free(http_request(direct, "GET", url, NULL, NULL, NULL));
     cr_assert(wait_state(0, "down", 2000), "A not marked down");
@@ -111,12 +98,12 @@ Test(balancer_health, failing_health_check_marks_down_and_rise_brings_back)
         cr_assert_str_eq(r->body, "B", "a down backend got traffic");
         http_resp_free(r);
     }
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/set-health?code=200", ports[0]);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/set-health?code=200", st.ports[0]);
     http_resp_free(http_request(direct, "GET", url, NULL, NULL, NULL));
     http_client_free(direct);
     cr_assert(wait_state(0, "up", 2000), "A did not rise");
-    cr_assert_geq(test_balancer_log_count(lb, "is down"), 1);
-    cr_assert_geq(test_balancer_log_count(lb, "is up"), 1);
+    cr_assert_geq(test_balancer_log_count(st.lb, "is down"), 1);
+    cr_assert_geq(test_balancer_log_count(st.lb, "is up"), 1);
 }
 
 Test(balancer_health, all_down_still_tries_least_bad)
@@ -125,7 +112,7 @@ Test(balancer_health, all_down_still_tries_least_bad)
     char url[128];
     struct http_client *direct = http_client_new();
     for (int i = 0; i < 2; i++) {
-        snprintf(url, sizeof(url), "http://127.0.0.1:%d/set-health?code=500", ports[i]);
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d/set-health?code=500", st.ports[i]);
         http_resp_free(http_request(direct, "GET", url, NULL, NULL, NULL));
     }
     http_client_free(direct);
@@ -140,9 +127,9 @@ Test(balancer_health, all_down_still_tries_least_bad)
 Test(balancer_health, all_dead_answers_502_quickly)
 {
     start_two(NULL);
-    test_backend_stop(be[0]);
-    test_backend_stop(be[1]);
-    be[0] = be[1] = NULL;
+    test_backend_stop(st.be[0]);
+    test_backend_stop(st.be[1]);
+    st.be[0] = st.be[1] = NULL;
     struct timeval t0, t1;
     gettimeofday(&t0, NULL);
     struct http_resp *r = get("/whoami");

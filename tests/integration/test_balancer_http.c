@@ -10,33 +10,25 @@
 #include "tests/support/harness.h"
 #include "tests/support/test_backend.h"
 
-static struct test_backend *be;
-static struct test_balancer *lb;
-static struct http_client *cl;
+static struct test_stack st;
 
 static void setup(void)
 {
-    int port = harness_free_port();
-    be = test_backend_start(port, "A", NULL);
-    char list[64];
-    snprintf(list, sizeof(list), "127.0.0.1:%d", port);
-    lb = test_balancer_start("http", list, NULL);
-    cl = http_client_new();
+    test_stack_start(&st, "http", 1, NULL);
 }
 
 static void teardown(void)
 {
-    http_client_free(cl);
-    test_balancer_stop(lb);
-    test_backend_stop(be);
+    test_stack_stop(&st);
 }
 
 TestSuite(balancer_http, .init = setup, .fini = teardown, .timeout = 30);
 
-static struct http_resp *req(const char *method, const char *path, const char *body, const char *const headers[])
+static struct http_resp *req(const char *method, const char *path, const char *body,
+                             const char *const headers[])
 {
-    char *url = test_balancer_url(lb, false, path);
-    struct http_resp *r = http_request(cl, method, url, body ? "text/plain" : NULL, body, headers);
+    char *url = test_balancer_url(st.lb, false, path);
+    struct http_resp *r = http_request(st.cl, method, url, body ? "text/plain" : NULL, body, headers);
     free(url);
     return r;
 }
@@ -49,7 +41,8 @@ static const char *echoed(struct http_resp *r, const char *name)
 
 Test(balancer_http, forwarded_headers_and_host)
 {
-    const char *h[] = {"X-Forwarded-For: 203.0.113.7", "Host: shop.example", "X-Forwarded-Proto: https", NULL};
+    const char *h[] = {"X-Forwarded-For: 203.0.113.7", "Host: shop.example", "X-Forwarded-Proto: https",
+                       NULL};
     struct http_resp *r = req("GET", "/echo", NULL, h);
     cr_assert_eq(r->status, 200);
     cr_assert_str_eq(echoed(r, "x-forwarded-for"), "203.0.113.7, 127.0.0.1");
@@ -70,7 +63,7 @@ Test(balancer_http, request_id_generated_kept_or_replaced)
     cr_assert_str_eq(http_resp_header(r, "X-Request-Id"), sent, "answer and backend see different ids");
     char *line = xasprintf("request_id=%s", sent);
     http_resp_free(r);
-    cr_assert_eq(test_balancer_log_count(lb, line), 1, "not in the access log");
+    cr_assert_eq(test_balancer_log_count(st.lb, line), 1, "not in the access log");
     free(line);
 
     const char *mine[] = {"X-Request-Id: abc-123", NULL};
@@ -86,8 +79,14 @@ Test(balancer_http, request_id_generated_kept_or_replaced)
 
 Test(balancer_http, hop_by_hop_headers_are_removed)
 {
-    const char *h[] = {"Connection: keep-alive, X-Secret", "X-Secret: 1", "Keep-Alive: timeout=5",
-                       "TE: trailers", "Upgrade: websocket", "Proxy-Authorization: Basic eA==", "X-Kept: yes", NULL};
+    const char *h[] = {"Connection: keep-alive, X-Secret",
+                       "X-Secret: 1",
+                       "Keep-Alive: timeout=5",
+                       "TE: trailers",
+                       "Upgrade: websocket",
+                       "Proxy-Authorization: Basic eA==",
+                       "X-Kept: yes",
+                       NULL};
     struct http_resp *r = req("GET", "/echo", NULL, h);
     cr_assert_eq(r->status, 200);
     cr_assert_null(echoed(r, "x-secret"));
@@ -111,7 +110,7 @@ Test(balancer_http, set_cookie_headers_stay_separate)
 
 static long balancer_peak_rss_kb(void)
 {
-    char *path = xasprintf("/proc/%d/status", (int)harness_pid(lb->proc));
+    char *path = xasprintf("/proc/%d/status", (int)harness_pid(st.lb->proc));
     FILE *f = fopen(path, "r");
     free(path);
     cr_assert_not_null(f);
@@ -177,9 +176,10 @@ Test(balancer_http, uploads_with_length_and_chunked)
     http_resp_free(r);
     free(body);
 
-    int fd = test_raw_connect(lb->port);
-    const char *chunked = "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-                          "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+    int fd = test_raw_connect(st.lb->port);
+    const char *chunked =
+        "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
     char *out = test_raw_exchange(fd, chunked, strlen(chunked), 3000, NULL);
     close(fd);
     cr_assert(strncmp(out, "HTTP/1.1 200", 12) == 0, "%s", out);
@@ -189,7 +189,7 @@ Test(balancer_http, uploads_with_length_and_chunked)
 
 Test(balancer_http, pipelined_requests_answer_in_order)
 {
-    int fd = test_raw_connect(lb->port);
+    int fd = test_raw_connect(st.lb->port);
     const char *two = "GET /status?code=201 HTTP/1.1\r\nHost: x\r\n\r\n"
                       "GET /status?code=202 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
     char *out = test_raw_exchange(fd, two, strlen(two), 3000, NULL);

@@ -12,32 +12,23 @@
 #include "tests/support/harness.h"
 #include "tests/support/test_backend.h"
 
-static struct test_backend *be;
-static struct test_balancer *lb;
-static struct http_client *cl;
+static struct test_stack st;
 
 static void teardown(void)
 {
-    http_client_free(cl);
-    test_balancer_stop(lb);
-    test_backend_stop(be);
+    test_stack_stop(&st);
 }
 
 TestSuite(balancer_limits, .fini = teardown, .timeout = 30);
 
 static void start(const char *const extra[])
 {
-    int port = harness_free_port();
-    be = test_backend_start(port, "A", NULL);
-    char list[64];
-    snprintf(list, sizeof(list), "127.0.0.1:%d", port);
-    lb = test_balancer_start("limits", list, extra);
-    cl = http_client_new();
+    test_stack_start(&st, "limits", 1, extra);
 }
 
 static char *raw(const char *request, int timeout_ms)
 {
-    int fd = test_raw_connect(lb->port);
+    int fd = test_raw_connect(st.lb->port);
     cr_assert_geq(fd, 0);
     char *out = test_raw_exchange(fd, request, strlen(request), timeout_ms, NULL);
     close(fd);
@@ -53,8 +44,8 @@ Test(balancer_limits, oversized_header_gets_431)
     big[3999] = '\0';
     char *line = xasprintf("X-Big: %s", big);
     const char *headers[] = {line, NULL};
-    char *url = test_balancer_url(lb, false, "/whoami");
-    struct http_resp *r = http_request(cl, "GET", url, NULL, NULL, headers);
+    char *url = test_balancer_url(st.lb, false, "/whoami");
+    struct http_resp *r = http_request(st.cl, "GET", url, NULL, NULL, headers);
     cr_assert_eq(r->status, 431, "%ld %s", r->status, r->body);
     http_resp_free(r);
     /* Just under the limit passes. */
@@ -62,7 +53,7 @@ Test(balancer_limits, oversized_header_gets_431)
     free(line);
     line = xasprintf("X-Big: %s", big);
     headers[0] = line;
-    r = http_request(cl, "GET", url, NULL, NULL, headers);
+    r = http_request(st.cl, "GET", url, NULL, NULL, headers);
     cr_assert_eq(r->status, 200, "%ld %s", r->status, r->body);
     http_resp_free(r);
     free(url);
@@ -77,26 +68,28 @@ Test(balancer_limits, oversized_body_gets_413)
     char *body = xmalloc(5001);
     memset(body, 'b', 5000);
     body[5000] = '\0';
-    char *url = test_balancer_url(lb, false, "/echo");
-    struct http_resp *r = http_request(cl, "POST", url, "text/plain", body, NULL);
+    char *url = test_balancer_url(st.lb, false, "/echo");
+    struct http_resp *r = http_request(st.cl, "POST", url, "text/plain", body, NULL);
     cr_assert_eq(r->status, 413, "%ld %s", r->status, r->body);
     http_resp_free(r);
     free(url);
     free(body);
     /* A chunked body is counted as it streams. */
-    char *out = raw("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-                    "3e8\r\n" "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789"
-                    "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789"
-                    "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789"
-                    "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789"
-                    "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789"
-                    "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789"
-                    "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789"
-                    "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789"
-                    "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789"
-                    "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789"
-                    "\r\n10\r\n0123456789abcdef\r\n0\r\n\r\n",
-                    2000);
+    char *out = raw(
+        "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "3e8\r\n"
+        "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789"
+        "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789"
+        "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789"
+        "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789"
+        "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789"
+        "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789"
+        "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789"
+        "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789"
+        "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789"
+        "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789"
+        "\r\n10\r\n0123456789abcdef\r\n0\r\n\r\n",
+        2000);
     cr_assert(strncmp(out, "HTTP/1.1 413", 12) == 0, "%s", out);
     free(out);
 }
@@ -118,8 +111,8 @@ Test(balancer_limits, malformed_requests_get_400)
         free(out);
     }
     /* The balancer is still fine. */
-    char *url = test_balancer_url(lb, false, "/whoami");
-    struct http_resp *r = http_request(cl, "GET", url, NULL, NULL, NULL);
+    char *url = test_balancer_url(st.lb, false, "/whoami");
+    struct http_resp *r = http_request(st.cl, "GET", url, NULL, NULL, NULL);
     cr_assert_eq(r->status, 200);
     http_resp_free(r);
     free(url);
@@ -129,20 +122,20 @@ Test(balancer_limits, slowloris_is_cut_off_and_does_not_block_others)
 {
     const char *extra[] = {"BALANCER_HEADER_TIMEOUT_MS=1500", NULL};
     start(extra);
-    int fd = test_raw_connect(lb->port);
+    int fd = test_raw_connect(st.lb->port);
     cr_assert_geq(fd, 0);
     const char *slow = "GET /whoami HTTP/1.1\r\nHost: x\r\nX-A: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
     struct timeval t0, t1;
     gettimeofday(&t0, NULL);
     bool cut = false;
-    char *url = test_balancer_url(lb, false, "/whoami");
+    char *url = test_balancer_url(st.lb, false, "/whoami");
     for (size_t i = 0; i < strlen(slow); i++) {
         if (send(fd, slow + i, 1, MSG_NOSIGNAL) != 1) {
             cut = true;
             break;
         }
         /* Others are served at once meanwhile. */
-        struct http_resp *r = http_request(cl, "GET", url, NULL, NULL, NULL);
+        struct http_resp *r = http_request(st.cl, "GET", url, NULL, NULL, NULL);
         cr_assert_eq(r->status, 200);
         http_resp_free(r);
         harness_sleep_ms(250);
@@ -164,7 +157,7 @@ Test(balancer_limits, idle_keepalive_connection_is_closed)
 {
     const char *extra[] = {"BALANCER_IDLE_TIMEOUT_MS=300", NULL};
     start(extra);
-    int fd = test_raw_connect(lb->port);
+    int fd = test_raw_connect(st.lb->port);
     const char *req = "GET /whoami HTTP/1.1\r\nHost: x\r\n\r\n";
     size_t n;
     char *out = test_raw_exchange(fd, req, strlen(req), 1500, &n);
@@ -182,9 +175,9 @@ Test(balancer_limits, connection_limit_answers_503)
     const char *extra[] = {"BALANCER_MAX_CONNECTIONS=2", NULL};
     start(extra);
     harness_sleep_ms(100); /* the start-up probe connection is gone */
-    int a = test_raw_connect(lb->port), b = test_raw_connect(lb->port);
+    int a = test_raw_connect(st.lb->port), b = test_raw_connect(st.lb->port);
     harness_sleep_ms(100);
-    int c = test_raw_connect(lb->port);
+    int c = test_raw_connect(st.lb->port);
     char *out = test_raw_exchange(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 27, 1000, NULL);
     cr_assert(strncmp(out, "HTTP/1.1 503", 12) == 0, "%s", out);
     free(out);
@@ -192,8 +185,8 @@ Test(balancer_limits, connection_limit_answers_503)
     close(a);
     close(b);
     harness_sleep_ms(100);
-    char *url = test_balancer_url(lb, false, "/whoami");
-    struct http_resp *r = http_request(cl, "GET", url, NULL, NULL, NULL);
+    char *url = test_balancer_url(st.lb, false, "/whoami");
+    struct http_resp *r = http_request(st.cl, "GET", url, NULL, NULL, NULL);
     cr_assert_eq(r->status, 200);
     http_resp_free(r);
     free(url);

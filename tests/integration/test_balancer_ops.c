@@ -12,40 +12,24 @@
 #include "tests/support/harness.h"
 #include "tests/support/test_backend.h"
 
-static struct test_backend *be[3];
-static int ports[3];
-static struct test_balancer *lb;
-static struct http_client *cl;
+static struct test_stack st;
 
 static void teardown(void)
 {
-    http_client_free(cl);
-    test_balancer_stop(lb);
-    for (int i = 0; i < 3; i++)
-        test_backend_stop(be[i]);
+    test_stack_stop(&st);
 }
 
 TestSuite(balancer_ops, .fini = teardown, .timeout = 30);
 
 static void start(int n, const char *const extra[])
 {
-    static const char *const names[] = {"A", "B", "C"};
-    char list[160] = "";
-    for (int i = 0; i < n; i++) {
-        ports[i] = harness_free_port();
-        be[i] = test_backend_start(ports[i], names[i], NULL);
-        char one[40];
-        snprintf(one, sizeof(one), "%s127.0.0.1:%d", i ? "," : "", ports[i]);
-        strcat(list, one);
-    }
-    lb = test_balancer_start("ops", list, extra);
-    cl = http_client_new();
+    test_stack_start(&st, "ops", n, extra);
 }
 
 static struct http_resp *get(bool admin, const char *path)
 {
-    char *url = test_balancer_url(lb, admin, path);
-    struct http_resp *r = http_request(cl, "GET", url, NULL, NULL, NULL);
+    char *url = test_balancer_url(st.lb, admin, path);
+    struct http_resp *r = http_request(st.cl, "GET", url, NULL, NULL, NULL);
     free(url);
     return r;
 }
@@ -77,7 +61,7 @@ Test(balancer_ops, status_and_metrics)
 
     r = get(true, "/metrics");
     cr_assert_eq(r->status, 200);
-    char *line = xasprintf("balancer_backend_up{backend=\"127.0.0.1:%d\"} 1", ports[0]);
+    char *line = xasprintf("balancer_backend_up{backend=\"127.0.0.1:%d\"} 1", st.ports[0]);
     cr_assert_not_null(strstr(r->body, line), "%s", r->body);
     free(line);
     cr_assert_not_null(strstr(r->body, "# TYPE balancer_backend_latency_seconds histogram"));
@@ -89,7 +73,7 @@ Test(balancer_ops, status_and_metrics)
     cr_assert_eq(r->status, 404);
     http_resp_free(r);
     /* One access-log line per proxied request. */
-    cr_assert_eq(test_balancer_log_count(lb, " access client="), 5);
+    cr_assert_eq(test_balancer_log_count(st.lb, " access client="), 5);
 }
 
 Test(balancer_ops, sighup_changes_backends_keeping_connections_and_health)
@@ -98,7 +82,7 @@ Test(balancer_ops, sighup_changes_backends_keeping_connections_and_health)
     start(3, extra);
     /* C fails its checks and goes down. */
     char url[128];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/set-health?code=503", ports[2]);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/set-health?code=503", st.ports[2]);
     struct http_client *direct = http_client_new();
     http_resp_free(http_request(direct, "GET", url, NULL, NULL, NULL));
     http_client_free(direct);
@@ -107,13 +91,13 @@ Test(balancer_ops, sighup_changes_backends_keeping_connections_and_health)
 
     /* New list: A dropped, B and C kept. C must stay down (health state survives). */
     char list[128];
-    snprintf(list, sizeof(list), "127.0.0.1:%d,127.0.0.1:%d", ports[1], ports[2]);
+    snprintf(list, sizeof(list), "127.0.0.1:%d,127.0.0.1:%d", st.ports[1], st.ports[2]);
     const char *slow[] = {"BALANCER_HEALTH_INTERVAL_MS=60000", NULL};
-    test_balancer_rewrite_env(lb, list, slow);
-    harness_signal(lb->proc, SIGHUP);
-    for (int t = 0; t < 40 && test_balancer_log_count(lb, "configuration reloaded") == 0; t++)
+    test_balancer_rewrite_env(st.lb, list, slow);
+    harness_signal(st.lb->proc, SIGHUP);
+    for (int t = 0; t < 40 && test_balancer_log_count(st.lb, "configuration reloaded") == 0; t++)
         harness_sleep_ms(50);
-    cr_assert_eq(test_balancer_log_count(lb, "configuration reloaded"), 1);
+    cr_assert_eq(test_balancer_log_count(st.lb, "configuration reloaded"), 1);
     for (int i = 0; i < 6; i++) {
         struct http_resp *r = get(false, "/whoami");
         cr_assert_eq(r->status, 200, "%ld %s", r->status, r->error);
@@ -129,11 +113,11 @@ Test(balancer_ops, sighup_changes_backends_keeping_connections_and_health)
     http_resp_free(r);
 
     /* A bad list is refused and the running one stays. */
-    test_balancer_rewrite_env(lb, "not-a-backend", NULL);
-    harness_signal(lb->proc, SIGHUP);
-    for (int t = 0; t < 40 && test_balancer_log_count(lb, "reload refused") == 0; t++)
+    test_balancer_rewrite_env(st.lb, "not-a-backend", NULL);
+    harness_signal(st.lb->proc, SIGHUP);
+    for (int t = 0; t < 40 && test_balancer_log_count(st.lb, "reload refused") == 0; t++)
         harness_sleep_ms(50);
-    cr_assert_eq(test_balancer_log_count(lb, "reload refused"), 1);
+    cr_assert_eq(test_balancer_log_count(st.lb, "reload refused"), 1);
     r = get(false, "/whoami");
     cr_assert_eq(r->status, 200);
     http_resp_free(r);
@@ -145,7 +129,7 @@ Test(balancer_ops, sigterm_finishes_in_flight_requests)
     pid_t child = fork();
     if (child == 0) {
         harness_sleep_ms(300);
-        kill(harness_pid(lb->proc), SIGTERM);
+        kill(harness_pid(st.lb->proc), SIGTERM);
         _exit(0);
     }
     struct http_resp *r = get(false, "/slow?ms=1000");
@@ -154,14 +138,14 @@ Test(balancer_ops, sigterm_finishes_in_flight_requests)
     cr_assert_str_eq(http_resp_header(r, "Connection"), "close");
     http_resp_free(r);
     waitpid(child, NULL, 0);
-    int st = harness_wait_exit(lb->proc, 3000);
-    cr_assert_neq(st, -1, "balancer still running");
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d", st);
-    lb->proc = NULL;
-    free(lb->log);
-    free(lb->envfile);
-    free(lb);
-    lb = NULL;
+    int status = harness_wait_exit(st.lb->proc, 3000);
+    cr_assert_neq(status, -1, "balancer still running");
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
+    st.lb->proc = NULL;
+    free(st.lb->log);
+    free(st.lb->envfile);
+    free(st.lb);
+    st.lb = NULL;
 }
 
 static int run_balancer(const char *const args[], char *out, size_t outlen)
@@ -177,11 +161,11 @@ static int run_balancer(const char *const args[], char *out, size_t outlen)
     FILE *p = popen(full, "r");
     size_t n = fread(out, 1, outlen - 1, p);
     out[n] = '\0';
-    int st = pclose(p);
+    int status = pclose(p);
     free(bin);
     free(cmd);
     free(full);
-    return WEXITSTATUS(st);
+    return WEXITSTATUS(status);
 }
 
 Test(balancer_ops, command_line_help_version_and_bad_config)

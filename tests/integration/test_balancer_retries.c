@@ -10,17 +10,11 @@
 #include "tests/support/harness.h"
 #include "tests/support/test_backend.h"
 
-static struct test_backend *be[2];
-static int ports[2];
-static struct test_balancer *lb;
-static struct http_client *cl;
+static struct test_stack st;
 
 static void teardown(void)
 {
-    http_client_free(cl);
-    test_balancer_stop(lb);
-    for (int i = 0; i < 2; i++)
-        test_backend_stop(be[i]);
+    test_stack_stop(&st);
 }
 
 TestSuite(balancer_retries, .fini = teardown, .timeout = 30);
@@ -28,24 +22,17 @@ TestSuite(balancer_retries, .fini = teardown, .timeout = 30);
 /* Backends A and B; health checks slow enough that they do not interfere. */
 static void start_two(const char *const extra_in[])
 {
-    ports[0] = harness_free_port();
-    ports[1] = harness_free_port();
-    be[0] = test_backend_start(ports[0], "A", NULL);
-    be[1] = test_backend_start(ports[1], "B", NULL);
-    char list[128];
-    snprintf(list, sizeof(list), "127.0.0.1:%d,127.0.0.1:%d", ports[0], ports[1]);
     const char *extra[8] = {"BALANCER_HEALTH_INTERVAL_MS=60000", "BALANCER_HEALTH_FALL=5"};
     int n = 2;
     for (const char *const *e = extra_in; e && *e && n < 7; e++)
         extra[n++] = *e;
-    lb = test_balancer_start("retries", list, extra);
-    cl = http_client_new();
+    test_stack_start(&st, "retries", 2, extra);
 }
 
 static long count_of(int i)
 {
     char url[128];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/count", ports[i]);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/count", st.ports[i]);
     struct http_client *direct = http_client_new();
     struct http_resp *r = http_request(direct, "GET", url, NULL, NULL, NULL);
     long n = strtol(r->body, NULL, 10);
@@ -56,8 +43,8 @@ static long count_of(int i)
 
 static struct http_resp *req(const char *method, const char *path, const char *body)
 {
-    char *url = test_balancer_url(lb, false, path);
-    struct http_resp *r = http_request(cl, method, url, body ? "text/plain" : NULL, body, NULL);
+    char *url = test_balancer_url(st.lb, false, path);
+    struct http_resp *r = http_request(st.cl, method, url, body ? "text/plain" : NULL, body, NULL);
     free(url);
     return r;
 }
@@ -65,8 +52,8 @@ static struct http_resp *req(const char *method, const char *path, const char *b
 Test(balancer_retries, connect_refused_goes_to_next_backend_even_for_post)
 {
     start_two(NULL);
-    test_backend_stop(be[0]);
-    be[0] = NULL;
+    test_backend_stop(st.be[0]);
+    st.be[0] = NULL;
     for (int i = 0; i < 4; i++) {
         struct http_resp *r = req("POST", "/echo", "payload");
         cr_assert_eq(r->status, 200, "%ld %s", r->status, r->body);
@@ -74,7 +61,7 @@ Test(balancer_retries, connect_refused_goes_to_next_backend_even_for_post)
         cr_assert_str_eq(json_string_value(json_object_get(r->json, "body")), "payload");
         http_resp_free(r);
     }
-    cr_assert_geq(test_balancer_log_count(lb, "connect: Connection refused"), 1);
+    cr_assert_geq(test_balancer_log_count(st.lb, "connect: Connection refused"), 1);
 }
 
 Test(balancer_retries, reset_get_is_retried_once)
@@ -87,8 +74,8 @@ Test(balancer_retries, reset_get_is_retried_once)
     /* Both backends saw it (one try, one retry), then the count requests themselves. */
     long after = count_of(0) + count_of(1);
     cr_assert_eq(after - before, 2 + 2, "backends saw %ld requests", after - before - 2);
-    cr_assert_eq(test_balancer_log_count(lb, "path=/close status=502 backend=127.0.0.1:"), 1);
-    cr_assert_eq(test_balancer_log_count(lb, "attempts=2"), 1);
+    cr_assert_eq(test_balancer_log_count(st.lb, "path=/close status=502 backend=127.0.0.1:"), 1);
+    cr_assert_eq(test_balancer_log_count(st.lb, "attempts=2"), 1);
 }
 
 Test(balancer_retries, reset_post_is_not_retried)
@@ -100,7 +87,7 @@ Test(balancer_retries, reset_post_is_not_retried)
     http_resp_free(r);
     long after = count_of(0) + count_of(1);
     cr_assert_eq(after - before, 1 + 2, "a POST was sent %ld times", after - before - 2);
-    cr_assert_eq(test_balancer_log_count(lb, "method=POST path=/close status=502"), 1);
+    cr_assert_eq(test_balancer_log_count(st.lb, "method=POST path=/close status=502"), 1);
 }
 
 Test(balancer_retries, backend_5xx_is_passed_on_not_retried)

@@ -108,8 +108,8 @@ static void echo(struct server *s, struct evhttp_request *req)
 {
     json_t *o = json_object();
     json_object_set_new(o, "name", json_string(s->name));
-    static const char *const methods[] = {"GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE", "CONNECT",
-                                          "PATCH"};
+    static const char *const methods[] = {"GET",     "POST",  "HEAD",    "PUT",  "DELETE",
+                                          "OPTIONS", "TRACE", "CONNECT", "PATCH"};
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
     const char *m = "?";
     for (int i = 0; i < 9; i++)
@@ -121,7 +121,8 @@ static void echo(struct server *s, struct evhttp_request *req)
     size_t len = evbuffer_get_length(in);
     const char *data = (const char *)evbuffer_pullup(in, -1);
     json_object_set_new(o, "body_len", json_integer((json_int_t)len));
-    json_object_set_new(o, "body_sum", json_integer((json_int_t)test_backend_body_sum(data ? data : "", len)));
+    json_object_set_new(o, "body_sum",
+                        json_integer((json_int_t)test_backend_body_sum(data ? data : "", len)));
     if (len < 65536)
         json_object_set_new(o, "body", json_stringn(data ? data : "", len));
     json_t *hs = json_object();
@@ -181,7 +182,8 @@ static void handle(struct server *s, struct evhttp_request *req)
     } else if (strcmp(path, "/whoami") == 0) {
         reply(s, req, 200, "text/plain", s->name, strlen(s->name));
     } else if (strcmp(path, "/big") == 0 && evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
-        reply(s, req, 200, "application/octet-stream", "", 0); /* evhttp mishandles HEAD on a streamed reply */
+        reply(s, req, 200, "application/octet-stream", "",
+              0); /* evhttp mishandles HEAD on a streamed reply */
     } else if (strcmp(path, "/big") == 0) {
         struct stream *st = xcalloc(1, sizeof(*st));
         st->req = req;
@@ -293,7 +295,8 @@ static void child_main(int port, const char *name, const struct test_backend_opt
     _exit(0);
 }
 
-struct test_backend *test_backend_start(int port, const char *name, const struct test_backend_options *options)
+struct test_backend *test_backend_start(int port, const char *name,
+                                        const struct test_backend_options *options)
 {
     pid_t parent = getpid();
     fflush(NULL);
@@ -373,8 +376,9 @@ struct test_balancer *test_balancer_start(const char *name, const char *backends
     const char *argv[] = {bin, envarg, listen, admin, NULL};
     /* Defaults the tests rely on unless the .env says otherwise: the environment
      * beats .env, so they are only set when extra does not name them. */
-    static const char *const defaults[] = {"BALANCER_HEALTH_INTERVAL_MS=100", "BALANCER_HEALTH_TIMEOUT_MS=500",
-                                           "BALANCER_HEALTH_FALL=2", "BALANCER_HEALTH_RISE=2", NULL};
+    static const char *const defaults[] = {"BALANCER_HEALTH_INTERVAL_MS=100",
+                                           "BALANCER_HEALTH_TIMEOUT_MS=500", "BALANCER_HEALTH_FALL=2",
+                                           "BALANCER_HEALTH_RISE=2", NULL};
     const char *env[8];
     int n = 0;
     for (const char *const *d = defaults; *d; d++) {
@@ -441,13 +445,58 @@ int test_balancer_log_count(const struct test_balancer *lb, const char *needle)
     return n;
 }
 
+/* --- the fixture of the balancer suites ------------------------------------------ */
+
+void test_stack_backends(struct test_stack *s, int n)
+{
+    static const char *const names[TEST_STACK_MAX] = {"A", "B", "C"};
+    if (n < 1 || n > TEST_STACK_MAX) {
+        fprintf(stderr, "test_stack_backends: %d backends (1 to %d)\n", n, TEST_STACK_MAX);
+        abort();
+    }
+    for (int i = 0; i < n; i++) {
+        s->ports[i] = harness_free_port();
+        s->be[i] = test_backend_start(s->ports[i], names[i], NULL);
+        s->n = i + 1;
+    }
+    s->cl = http_client_new();
+}
+
+char *test_stack_list(const struct test_stack *s)
+{
+    char *list = xstrdup("");
+    for (int i = 0; i < s->n; i++) {
+        char *next = xasprintf("%s%s127.0.0.1:%d", list, i ? "," : "", s->ports[i]);
+        free(list);
+        list = next;
+    }
+    return list;
+}
+
+void test_stack_start(struct test_stack *s, const char *name, int n, const char *const extra[])
+{
+    test_stack_backends(s, n);
+    char *list = test_stack_list(s);
+    s->lb = test_balancer_start(name, list, extra);
+    free(list);
+}
+
+void test_stack_stop(struct test_stack *s)
+{
+    http_client_free(s->cl);
+    test_balancer_stop(s->lb);
+    for (int i = 0; i < s->n; i++)
+        test_backend_stop(s->be[i]);
+    memset(s, 0, sizeof(*s));
+}
+
 /* --- raw sockets ---------------------------------------------------------------- */
 
 int test_raw_connect(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in a = {
+        .sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
         if (fd >= 0)
             close(fd);

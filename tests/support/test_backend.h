@@ -32,7 +32,8 @@ struct test_backend;
 /* Forks a backend listening on 127.0.0.1:port, named name, and waits until it
  * accepts connections. options may be NULL. Aborts the test when it cannot
  * start. Stop it with test_backend_stop. */
-struct test_backend *test_backend_start(int port, const char *name, const struct test_backend_options *options);
+struct test_backend *test_backend_start(int port, const char *name,
+                                        const struct test_backend_options *options);
 /* SIGKILLs the backend, reaps it and frees tb. NULL is a no-op. */
 void test_backend_stop(struct test_backend *tb);
 pid_t test_backend_pid(const struct test_backend *tb);
@@ -48,7 +49,7 @@ struct harness_proc;
 struct test_balancer {
     struct harness_proc *proc;
     int port, admin_port;
-    char *log;  /* its log file (under SHOP_TEST_OUTPUT) */
+    char *log;     /* its log file (under SHOP_TEST_OUTPUT) */
     char *envfile; /* a .env file that tests may rewrite before SIGHUP */
 };
 
@@ -66,6 +67,33 @@ int test_balancer_stop(struct test_balancer *lb);
 char *test_balancer_url(const struct test_balancer *lb, bool admin, const char *path);
 /* Number of lines of the balancer's log containing needle. */
 int test_balancer_log_count(const struct test_balancer *lb, const char *needle);
+
+/* --- the fixture of the balancer suites ------------------------------------ */
+
+struct http_client;
+
+#define TEST_STACK_MAX 3
+
+/* Test backends named A, B, C on free ports, the balancer under test in front
+ * of them and an HTTP client. A zeroed one is empty. */
+struct test_stack {
+    int n;
+    struct test_backend *be[TEST_STACK_MAX];
+    int ports[TEST_STACK_MAX];
+    struct test_balancer *lb;
+    struct http_client *cl;
+};
+
+/* Starts n (<= TEST_STACK_MAX) backends and the client, not the balancer: for a
+ * test that writes its own BALANCER_BACKENDS (weights, spaces). */
+void test_stack_backends(struct test_stack *s, int n);
+/* "127.0.0.1:PORT,..." of the started backends (caller frees). */
+char *test_stack_list(const struct test_stack *s);
+/* test_stack_backends, then the balancer (log name name) in front of all of them
+ * with the extra settings (as test_balancer_start). */
+void test_stack_start(struct test_stack *s, const char *name, int n, const char *const extra[]);
+/* Stops whatever of s was started (the suites' teardown) and zeroes it. */
+void test_stack_stop(struct test_stack *s);
 
 /* --- raw sockets --------------------------------------------------------- */
 
