@@ -90,7 +90,8 @@ void balancer_client_closed(struct balancer *b)
 /* Makes specs the backend list. Backends already known (same host:port) keep
  * their health state, statistics and pool; new ones start up and get checked;
  * dropped ones are retired. Returns 0, or -1 with a reason (nothing changed). */
-static int apply_backends(struct balancer *b, const struct backend_spec *specs, size_t n, char *err, size_t errlen)
+static int apply_backends(struct balancer *b, const struct backend_spec *specs, size_t n, char *err,
+                          size_t errlen)
 {
     struct backend **next = xcalloc(n, sizeof(*next));
     bool *fresh = xcalloc(n, sizeof(*fresh));
@@ -253,6 +254,13 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     proxy_accept(arg, fd, sa, (socklen_t)salen);
 }
 
+static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    evconnlistener_enable(arg);
+}
+
 static void on_accept_error(struct evconnlistener *l, void *arg)
 {
     (void)arg;
@@ -262,8 +270,7 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
         /* Out of descriptors: stop accepting for a moment instead of spinning. */
         evconnlistener_disable(l);
         struct timeval tv = {0, 200000};
-        event_base_once(evconnlistener_get_base(l), -1, EV_TIMEOUT,
-                        (event_callback_fn)(void (*)(void))evconnlistener_enable, l, &tv);
+        event_base_once(evconnlistener_get_base(l), -1, EV_TIMEOUT, on_accept_resume, l, &tv);
     }
 }
 
@@ -322,8 +329,8 @@ int balancer_main(int argc, char **argv)
         goto out;
     }
     b->listener = evconnlistener_new_bind(b->base, on_accept, b,
-                                          LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 1024,
-                                          (struct sockaddr *)&ss, sslen);
+                                          LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+                                          1024, (struct sockaddr *)&ss, sslen);
     if (!b->listener) {
         fprintf(stderr, "balancer: cannot listen on %s: %s\n", b->set.listen, strerror(errno));
         goto out;

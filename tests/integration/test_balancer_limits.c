@@ -1,9 +1,11 @@
 /* Limits and timeouts: header and body sizes, malformed requests, slow clients
  * (slowloris), idle keep-alive connections and the connection limit. */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -190,4 +192,31 @@ Test(balancer_limits, connection_limit_answers_503)
     cr_assert_eq(r->status, 200);
     http_resp_free(r);
     free(url);
+}
+
+/* Out of descriptors, the balancer stops accepting for a moment, logs it, and
+ * serves again once descriptors are free. */
+Test(balancer_limits, survives_running_out_of_descriptors)
+{
+    start(NULL);
+    struct rlimit low = {.rlim_cur = 40, .rlim_max = 40};
+    cr_assert_eq(prlimit(harness_pid(st.lb->proc), RLIMIT_NOFILE, &low, NULL), 0, "prlimit: %s",
+                 strerror(errno));
+    enum { N = 60 };
+    int fds[N];
+    for (int i = 0; i < N; i++)
+        fds[i] = test_raw_connect(st.lb->port);
+    harness_sleep_ms(700);
+    cr_assert(harness_alive(st.lb->proc), "the balancer died out of descriptors");
+    cr_assert_geq(test_balancer_log_count(st.lb, "accept: Too many open files"), 1);
+    for (int i = 0; i < N; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    harness_sleep_ms(500);
+    char *url = test_balancer_url(st.lb, false, "/whoami");
+    struct http_resp *r = http_request(st.cl, "GET", url, NULL, NULL, NULL);
+    free(url);
+    cr_assert_eq(r->status, 200, "after the descriptors came back: %ld %s", r->status, r->error);
+    http_resp_free(r);
+    cr_assert(harness_alive(st.lb->proc));
 }
