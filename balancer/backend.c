@@ -11,8 +11,8 @@
 #include <string.h>
 #include <strings.h>
 
-const uint64_t backend_lat_bounds_us[BACKEND_LAT_BUCKETS] = {500,    1000,   2500,    5000,    10000,
-                                                             25000,  50000,  100000,  500000,  1000000};
+const uint64_t backend_lat_bounds_us[BACKEND_LAT_BUCKETS] = {500,   1000,  2500,   5000,   10000,
+                                                             25000, 50000, 100000, 500000, 1000000};
 
 /* Parses one entry (already trimmed, NUL-terminated). */
 static int parse_entry(char *entry, struct backend_spec *spec, char *err, size_t errlen)
@@ -119,10 +119,18 @@ struct backend *backend_new(const struct backend_spec *spec, char *err, size_t e
         snprintf(err, errlen, "backend %s:%d: cannot resolve: %s", spec->host, spec->port, gai_strerror(gai));
         return NULL;
     }
+    char host[sizeof(((struct backend *)0)->addr_host)];
+    gai = getnameinfo(res->ai_addr, res->ai_addrlen, host, sizeof(host), NULL, 0, NI_NUMERICHOST);
+    if (gai != 0) {
+        snprintf(err, errlen, "backend %s:%d: %s", spec->host, spec->port, gai_strerror(gai));
+        freeaddrinfo(res);
+        return NULL;
+    }
     struct backend *b = xcalloc(1, sizeof(*b));
     b->spec = *spec;
     memcpy(&b->addr, res->ai_addr, res->ai_addrlen);
     b->addrlen = res->ai_addrlen;
+    memcpy(b->addr_host, host, sizeof(host));
     freeaddrinfo(res);
     if (strchr(spec->host, ':'))
         snprintf(b->name, sizeof(b->name), "[%s]:%d", spec->host, spec->port);

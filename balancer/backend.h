@@ -36,6 +36,7 @@ struct backend {
     struct backend_spec spec;
     struct sockaddr_storage addr;
     socklen_t addrlen;
+    char addr_host[64]; /* addr's numeric host: the health checks connect to it without a lookup */
 
     /* Selection and health. */
     long current_weight; /* smooth weighted round robin state */

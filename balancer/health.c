@@ -32,7 +32,8 @@ static void check_done(struct evhttp_request *req, void *arg)
     if (code)
         snprintf(why, sizeof(why), "health check answered %d", code);
     else
-        snprintf(why, sizeof(why), "health check failed (no answer in %ld ms or refused)", b->set.health_timeout_ms);
+        snprintf(why, sizeof(why), "health check failed (no answer in %ld ms or refused)",
+                 b->set.health_timeout_ms);
     be->checks_failed++;
     if (backend_report_failure(be, (int)b->set.health_fall, false, why)) {
         log_warn("backend %s is down: %s", be->name, why);
@@ -50,15 +51,19 @@ static void check_tick(evutil_socket_t fd, short what, void *arg)
     if (be->check_pending)
         return;
     if (!be->check_conn) {
-        be->check_conn = evhttp_connection_base_new(b->base, NULL, be->spec.host, (unsigned short)be->spec.port);
+        /* The numeric address resolved at start-up: without a DNS base, evhttp
+         * would resolve a host name again, blocking, on every check. */
+        be->check_conn =
+            evhttp_connection_base_new(b->base, NULL, be->addr_host, (unsigned short)be->spec.port);
         if (!be->check_conn) {
             log_error("cannot create a health check connection to %s", be->name);
             return;
         }
         evhttp_connection_set_retries(be->check_conn, 0);
+        /* Set once: a reload that changes the timeout restarts the checks. */
+        struct timeval tv = {b->set.health_timeout_ms / 1000, (b->set.health_timeout_ms % 1000) * 1000};
+        evhttp_connection_set_timeout_tv(be->check_conn, &tv);
     }
-    struct timeval tv = {b->set.health_timeout_ms / 1000, (b->set.health_timeout_ms % 1000) * 1000};
-    evhttp_connection_set_timeout_tv(be->check_conn, &tv);
     struct evhttp_request *req = evhttp_request_new(check_done, ctx);
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     evhttp_add_header(h, "Host", be->name);
