@@ -109,9 +109,8 @@ int conn_flush(struct conn *k, const struct timeval *tv)
             event_add(&k->wev, tv);
             k->writing = true;
         }
-    } else if (k->writing) {
-        event_del(&k->wev);
-        k->writing = false;
+    } else {
+        conn_write_off(k);
     }
     return 0;
 }
@@ -134,4 +133,12 @@ void conn_write_wait(struct conn *k, const struct timeval *tv)
 {
     event_add(&k->wev, tv);
     k->writing = true;
+}
+
+void conn_write_off(struct conn *k)
+{
+    if (k->writing) {
+        event_del(&k->wev);
+        k->writing = false;
+    }
 }

@@ -39,7 +39,8 @@ int conn_flush(struct conn *k, const struct timeval *tv);
 /* Starts (with timeout tv, re-armed on each read; NULL: none) or stops reading. */
 void conn_read_on(struct conn *k, const struct timeval *tv);
 void conn_read_off(struct conn *k);
-/* Waits for EV_WRITE (used while connecting) with timeout tv. */
+/* Waits for EV_WRITE (used while connecting) with timeout tv, or stops waiting. */
 void conn_write_wait(struct conn *k, const struct timeval *tv);
+void conn_write_off(struct conn *k);
 
 #endif

@@ -386,12 +386,13 @@ static void access_log(struct client *c, const char *note)
     double total_ms = (double)(now - c->t_start) / 1000.0;
     double up_ms = c->t_up ? (double)(now - c->t_up) / 1000.0 : 0.0;
     int urllen = (int)(c->head.flen > 512 ? 512 : c->head.flen);
-    log_info("access client=%s method=%s path=%.*s status=%d backend=%s attempts=%d bytes_in=%llu bytes_out=%llu "
-             "time_ms=%.3f upstream_ms=%.3f request_id=%s%s%s",
-             c->addr, http_method_str((enum http_method)c->parser.method), urllen, c->head.buf, c->status,
-             c->backend_name ? c->backend_name : "-", c->attempts, (unsigned long long)c->body_bytes,
-             (unsigned long long)c->resp_bytes, total_ms, up_ms, c->reqid[0] ? c->reqid : "-", note ? " note=" : "",
-             note ? note : "");
+    log_info(
+        "access client=%s method=%s path=%.*s status=%d backend=%s attempts=%d bytes_in=%llu bytes_out=%llu "
+        "time_ms=%.3f upstream_ms=%.3f request_id=%s%s%s",
+        c->addr, http_method_str((enum http_method)c->parser.method), urllen, c->head.buf, c->status,
+        c->backend_name ? c->backend_name : "-", c->attempts, (unsigned long long)c->body_bytes,
+        (unsigned long long)c->resp_bytes, total_ms, up_ms, c->reqid[0] ? c->reqid : "-",
+        note ? " note=" : "", note ? note : "");
 }
 
 /* --- client timers ------------------------------------------------------- */
@@ -519,10 +520,7 @@ static void pool_put(struct upstream *up)
         be->idle->prev = up;
     be->idle = up;
     be->idle_count++;
-    if (up->io.writing) {
-        event_del(&up->io.wev);
-        up->io.writing = false;
-    }
+    conn_write_off(&up->io);
     conn_read_on(&up->io, b->tv_pool);
 }
 
@@ -655,8 +653,8 @@ static bool client_dispatch(struct client *c)
             if (c->ntried == 0)
                 snprintf(msg, sizeof(msg), "no backend is configured");
             else
-                snprintf(msg, sizeof(msg), "no backend could take the request (%d tried, all down or failing)",
-                         c->ntried);
+                snprintf(msg, sizeof(msg),
+                         "no backend could take the request (%d tried, all down or failing)", c->ntried);
             client_local(c, c->ntried ? 502 : 503, msg);
             return false;
         }
@@ -802,7 +800,8 @@ static void client_start_request(struct client *c)
         return;
     }
     if (expect_continue && c->has_body && p->http_minor >= 1) {
-        /* Answered here rather than relayed, so a backend's 1xx never reaches the response parser's output. */
+        /* Answered here rather than relayed, so a backend's 1xx never reaches the response parser's output.
+         */
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         evbuffer_add(c->io.out, cont, sizeof(cont) - 1);
         conn_flush(&c->io, b->tv_client);
@@ -960,7 +959,8 @@ static void client_process(struct client *c)
         break;
     }
     struct upstream *up = c->up;
-    if (up && up->state == U_BUSY && evbuffer_get_length(up->io.out) > 0 && conn_flush(&up->io, b->tv_backend) < 0)
+    if (up && up->state == U_BUSY && evbuffer_get_length(up->io.out) > 0 &&
+        conn_flush(&up->io, b->tv_backend) < 0)
         event_active(&up->io.rev, EV_READ, 1); /* the read side reports the error */
 }
 
@@ -982,8 +982,7 @@ static void write_response_head(struct client *c, struct upstream *up)
     uint32_t conn[8];
     int nconn = collect_connection(hd, conn, 8);
     bool has_rid = false;
-    bool close = !c->keepalive || c->bal->draining || resp_needs_eof(up) || c->rstate != R_DONE ||
-                 c->eof;
+    bool close = !c->keepalive || c->bal->draining || resp_needs_eof(up) || c->rstate != R_DONE || c->eof;
     c->close_after = close;
     c->scratch_len = 0;
     /* The status line by hand: snprintf here cost more than the rest of the head. */
@@ -1038,8 +1037,9 @@ static void upstream_done(struct upstream *up)
     backend_record(be, c->status, now_us() - c->t_up);
     be->bytes_out += c->resp_bytes;
     backend_report_answer(be);
-    bool reuse = !up->force_close && http_should_keep_alive(&up->parser) && evbuffer_get_length(up->io.in) == 0 &&
-                 evbuffer_get_length(up->io.out) == 0 && c->rstate == R_DONE;
+    bool reuse = !up->force_close && http_should_keep_alive(&up->parser) &&
+                 evbuffer_get_length(up->io.in) == 0 && evbuffer_get_length(up->io.out) == 0 &&
+                 c->rstate == R_DONE;
     c->up = NULL;
     up->client = NULL;
     if (reuse)
@@ -1202,8 +1202,7 @@ static void upstream_write_cb(evutil_socket_t fd, short what, void *arg)
             if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
                 err = errno;
         }
-        event_del(&up->io.wev);
-        up->io.writing = false;
+        conn_write_off(&up->io);
         if (err) {
             upstream_failed(up, F_CONNECT, err == ETIMEDOUT ? "connect timed out" : strerror(err));
             if (c)
@@ -1422,8 +1421,7 @@ void proxy_accept(struct balancer *b, int fd, const struct sockaddr *sa, socklen
     c->rstate = R_IDLE;
     conn_read_on(&c->io, NULL);
     /* A new connection gets the header timeout for its first request, not the long keep-alive one. */
-    event_add(&c->timer, b->tv_header);
-    c->timer_kind = T_HEADER;
+    client_timer(c, T_HEADER);
 }
 
 void proxy_drain(struct balancer *b)
