@@ -1,6 +1,7 @@
 #include "dynamo.h"
 
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -128,7 +129,7 @@ void dynamo_client_free(struct dynamo_client *c)
     free(c->path);
     free(c->access_key_id);
     if (c->secret_access_key) {
-        memset(c->secret_access_key, 0, strlen(c->secret_access_key));
+        OPENSSL_cleanse(c->secret_access_key, strlen(c->secret_access_key)); /* a memset before free may be dropped */
         free(c->secret_access_key);
     }
     free(c->session_token);

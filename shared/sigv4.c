@@ -78,35 +78,19 @@ static void uri_encode(struct sbuf *b, const char *s, size_t n)
     }
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decodes %XX escapes of s[0..n) into b; a '%' without two hex digits stays
  * literal, so that it is encoded as %25 afterwards rather than rejected. */
 static void uri_decode(struct sbuf *b, const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        int hi, lo;
-        if (s[i] == '%' && i + 2 < n && (hi = hexval(s[i + 1])) >= 0 && (lo = hexval(s[i + 2])) >= 0) {
-            sb_addc(b, (char)(hi * 16 + lo));
+        unsigned char byte;
+        if (s[i] == '%' && i + 2 < n && crypto_hex_decode(s + i + 1, 2, &byte, 1)) {
+            sb_addc(b, (char)byte);
             i += 2;
         } else {
             sb_addc(b, s[i]);
         }
     }
-}
-
-static void hmac(const void *key, size_t keylen, const char *msg, size_t msglen, unsigned char out[32])
-{
-    crypto_hmac_sha256(key, keylen, msg, msglen, out);
 }
 
 /* --- signing key cache --------------------------------------------------- */
@@ -133,10 +117,10 @@ static void derive_key(const char *secret, const char *date, const char *region,
 {
     char *k0 = xasprintf("AWS4%s", secret);
     unsigned char k1[32], k2[32], k3[32];
-    hmac(k0, strlen(k0), date, strlen(date), k1);
-    hmac(k1, 32, region, strlen(region), k2);
-    hmac(k2, 32, service, strlen(service), k3);
-    hmac(k3, 32, "aws4_request", 12, out);
+    crypto_hmac_sha256(k0, strlen(k0), date, strlen(date), k1);
+    crypto_hmac_sha256(k1, 32, region, strlen(region), k2);
+    crypto_hmac_sha256(k2, 32, service, strlen(service), k3);
+    crypto_hmac_sha256(k3, 32, "aws4_request", 12, out);
     OPENSSL_cleanse(k0, strlen(k0));
     free(k0);
     OPENSSL_cleanse(k1, sizeof(k1));
@@ -549,7 +533,7 @@ static void signature_hex(const struct parts *pt, const struct sigv4_params *p, 
     unsigned char key[32], sig[32];
     sigv4_signing_key(p->creds.secret_access_key, pt->date, p->region, p->service, key, NULL);
     char *sts = string_to_sign(pt);
-    hmac(key, 32, sts, strlen(sts), sig);
+    crypto_hmac_sha256(key, 32, sts, strlen(sts), sig);
     free(sts);
     OPENSSL_cleanse(key, sizeof(key));
     crypto_hex_encode(sig, 32, out);
