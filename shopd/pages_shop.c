@@ -204,12 +204,8 @@ void pages_cart_remove(struct request *r)
 
 static bool token_valid(const char *t)
 {
-    if (!t || strlen(t) != 2 * CHECKOUT_TOKEN_BYTES)
-        return false;
-    for (; *t; t++)
-        if (!isxdigit((unsigned char)*t))
-            return false;
-    return true;
+    unsigned char raw[CHECKOUT_TOKEN_BYTES];
+    return t && crypto_hex_decode(t, strlen(t), raw, sizeof(raw));
 }
 
 void pages_checkout(struct request *r)

@@ -3,7 +3,6 @@
 #include "shared/log.h"
 #include "shared/xalloc.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,12 +60,8 @@ char *sessions_create(struct db *db, const struct session_policy *p, int64_t use
 
 static bool token_well_formed(const char *token)
 {
-    if (strlen(token) != SESSION_TOKEN_LEN)
-        return false;
-    for (const char *c = token; *c; c++)
-        if (!isxdigit((unsigned char)*c))
-            return false;
-    return true;
+    unsigned char raw[SESSION_TOKEN_LEN / 2];
+    return crypto_hex_decode(token, strlen(token), raw, sizeof(raw));
 }
 
 bool sessions_lookup(struct db *db, const struct session_policy *p, const char *token, struct session *s)
