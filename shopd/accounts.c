@@ -75,55 +75,6 @@ static enum outcome insert_user(struct db *db, const char *email, const char *ha
     return OUT_OK;
 }
 
-enum outcome accounts_register(struct db *db, const char *email, const char *password, int64_t *user_id,
-                               char *msg, size_t msglen)
-{
-    enum outcome o = validate_new_account(email, password, msg, msglen);
-    if (o != OUT_OK)
-        return o;
-    char *hash = password_hash(password);
-    o = insert_user(db, email, hash, user_id, msg, msglen);
-    free(hash);
-    return o;
-}
-
-enum outcome accounts_authenticate(struct db *db, const char *email, const char *password, int64_t *user_id)
-{
-    sqlite3_stmt *st = db_stmt(db, SQL_FIND_USER);
-    sqlite3_bind_text(st, 1, email, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    if (rc != SQLITE_ROW) {
-        db_done(st);
-        if (rc != SQLITE_DONE) {
-            log_error("accounts: lookup failed: %s", db_errmsg(db));
-            return OUT_ERROR;
-        }
-        /* Spend the time a real check would, so timing does not reveal which emails exist. */
-        password_burn_time(password);
-        return OUT_UNAUTHORIZED;
-    }
-    int64_t id = sqlite3_column_int64(st, 0);
-    char *stored = xstrdup((const char *)sqlite3_column_text(st, 1));
-    db_done(st);
-    bool ok = password_verify(password, stored);
-    if (ok && password_needs_rehash(stored)) {
-        char *fresh = password_hash(password);
-        sqlite3_stmt *up = db_stmt(db, SQL_REHASH);
-        sqlite3_bind_int64(up, 1, id);
-        sqlite3_bind_text(up, 2, fresh, -1, SQLITE_STATIC);
-        if (sqlite3_step(up) != SQLITE_DONE)
-            log_warn("accounts: could not upgrade password hash of user %lld: %s", (long long)id,
-                     db_errmsg(db));
-        db_done(up);
-        free(fresh);
-    }
-    free(stored);
-    if (!ok)
-        return OUT_UNAUTHORIZED;
-    *user_id = id;
-    return OUT_OK;
-}
-
 /* --- asynchronous forms -------------------------------------------------- */
 
 struct account_job {

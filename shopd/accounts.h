@@ -21,23 +21,16 @@
  * no spaces or control characters, at most 254 bytes. */
 bool accounts_email_valid(const char *email);
 
-/* Creates a user. OUT_INVALID (bad email, short password) or OUT_CONFLICT (email
- * taken, case-insensitively) with a message; *user_id on success. */
-enum outcome accounts_register(struct db *db, const char *email, const char *password, int64_t *user_id,
-                               char *msg, size_t msglen);
-
-/* Checks credentials. OUT_OK with *user_id, OUT_UNAUTHORIZED for an unknown
- * email or a wrong password (same message, similar time), OUT_ERROR. */
-enum outcome accounts_authenticate(struct db *db, const char *email, const char *password, int64_t *user_id);
-
 struct offload;
 /* Called on the loop thread when an asynchronous account operation ends: the
  * outcome, the user's id on OUT_OK, and a message for the user otherwise. */
 typedef void (*accounts_done_fn)(enum outcome o, int64_t user_id, const char *msg, void *arg);
-/* accounts_register and accounts_authenticate with the password hashing done on
- * the offload pool, so the event loop keeps serving meanwhile. email and
- * password are copied; db must stay open until done runs. Invalid input is
- * answered at once (done runs before this returns). */
+/* Creates a user (OUT_INVALID for a bad email or short password, OUT_CONFLICT
+ * for an email taken, case-insensitively) or checks credentials (OUT_UNAUTHORIZED
+ * for an unknown email or a wrong password: same message, similar time), with
+ * the password hashing done on the offload pool so the event loop keeps serving
+ * meanwhile. email and password are copied; db must stay open until done runs.
+ * Invalid input is answered at once (done runs before this returns). */
 void accounts_register_async(struct db *db, struct offload *pool, const char *email, const char *password,
                              accounts_done_fn done, void *arg);
 void accounts_authenticate_async(struct db *db, struct offload *pool, const char *email, const char *password,

@@ -24,7 +24,6 @@ struct offload {
     struct job *queue, *queue_tail; /* waiting for a thread */
     struct job *finished;           /* waiting for the loop */
     bool stopping;
-    int pending;
     int nthreads;
     pthread_t threads[MAX_THREADS];
     int notify_fd; /* eventfd: a thread finished a job */
@@ -77,7 +76,6 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
     }
     while (ordered) {
         struct job *next = ordered->next;
-        o->pending--;
         ordered->done(ordered->arg);
         free(ordered);
         ordered = next;
@@ -124,7 +122,6 @@ void offload_run(struct offload *o, offload_fn work, offload_fn done, void *arg)
     j->work = work;
     j->done = done;
     j->arg = arg;
-    o->pending++;
     pthread_mutex_lock(&o->lock);
     if (o->queue_tail)
         o->queue_tail->next = j;
@@ -133,11 +130,6 @@ void offload_run(struct offload *o, offload_fn work, offload_fn done, void *arg)
     o->queue_tail = j;
     pthread_cond_signal(&o->wake);
     pthread_mutex_unlock(&o->lock);
-}
-
-int offload_pending(const struct offload *o)
-{
-    return o ? o->pending : 0;
 }
 
 void offload_free(struct offload *o)

@@ -17,8 +17,6 @@ struct offload *offload_new(struct event_base *base, int threads);
 /* Queues work(arg) on a pool thread, then done(arg) on the loop. With o NULL
  * both run at once, inline. */
 void offload_run(struct offload *o, offload_fn work, offload_fn done, void *arg);
-/* Jobs queued or running but not yet completed. */
-int offload_pending(const struct offload *o);
 /* Waits for the running jobs, drops queued ones without calling them, and
  * joins the threads. Pending done callbacks are not called. */
 void offload_free(struct offload *o);
