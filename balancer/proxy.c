@@ -3,6 +3,7 @@
 #include "balancer.h"
 #include "conn.h"
 #include "headers.h"
+#include "shared/clock.h"
 #include "shared/log.h"
 #include "shared/xalloc.h"
 
@@ -87,13 +88,6 @@ struct client {
     char ip[INET6_ADDRSTRLEN];
     char addr[INET6_ADDRSTRLEN + 8];
 };
-
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 /* --- message heads ------------------------------------------------------ */
 
@@ -382,7 +376,7 @@ static void access_log(struct client *c, const char *note)
     struct balancer *b = c->bal;
     if (!b->set.access_log || log_get_level() > LOG_INFO)
         return;
-    uint64_t now = now_us();
+    uint64_t now = clock_mono_us();
     double total_ms = (double)(now - c->t_start) / 1000.0;
     double up_ms = c->t_up ? (double)(now - c->t_up) / 1000.0 : 0.0;
     int urllen = (int)(c->head.flen > 512 ? 512 : c->head.flen);
@@ -579,7 +573,7 @@ static void upstream_failed(struct upstream *up, enum failure kind, const char *
     }
     log_warn("backend %s failed request_id=%s: %s", be->name, c->reqid, reason);
     be->in_flight--;
-    backend_record(be, 0, now_us() - c->t_up);
+    backend_record(be, 0, clock_mono_us() - c->t_up);
     c->up = NULL;
     up->client = NULL;
 
@@ -668,7 +662,7 @@ static bool client_dispatch(struct client *c)
         up->client = c;
         c->up = up;
         c->backend_name = be->name;
-        c->t_up = now_us();
+        c->t_up = clock_mono_us();
         be->in_flight++;
         be->requests++;
         return true;
@@ -854,7 +848,7 @@ static void client_bad_request(struct client *c, enum http_errno err)
     if (c->err_status == 0)
         c->err_status = err == HPE_HEADER_OVERFLOW ? 431 : 400;
     if (c->t_start == 0)
-        c->t_start = now_us();
+        c->t_start = clock_mono_us();
     char msg[160];
     if (c->err_status == 400)
         snprintf(msg, sizeof(msg), "malformed request (%s)", http_errno_description(err));
@@ -899,7 +893,7 @@ static void client_process(struct client *c)
             break;
         if (c->rstate == R_IDLE) {
             c->rstate = R_HEAD;
-            c->t_start = now_us();
+            c->t_start = clock_mono_us();
         }
         struct evbuffer_iovec v;
         if (evbuffer_peek(c->io.in, -1, NULL, &v, 1) < 1)
@@ -1034,7 +1028,7 @@ static void upstream_done(struct upstream *up)
     struct client *c = up->client;
     struct backend *be = up->be;
     be->in_flight--;
-    backend_record(be, c->status, now_us() - c->t_up);
+    backend_record(be, c->status, clock_mono_us() - c->t_up);
     be->bytes_out += c->resp_bytes;
     backend_report_answer(be);
     bool reuse = !up->force_close && http_should_keep_alive(&up->parser) &&

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "shared/clock.h"
 #include "shared/log.h"
 #include "shared/xalloc.h"
 
@@ -75,13 +76,6 @@ struct call {
     size_t key_len;
     char key[];
 };
-
-static uint64_t mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
 
 int rld_redis_parse_url(const char *url, struct rld_redis_addr *out, char *err, size_t errlen)
 {
@@ -173,7 +167,7 @@ static void answer_locally(struct call *c, bool count_degraded)
 {
     struct rld_store *s = c->s;
     struct rld_decision d;
-    rld_buckets_check(s->local, c->rule, c->key, c->key_len, c->cost, (int64_t)mono_us(), &d);
+    rld_buckets_check(s->local, c->rule, c->key, c->key_len, c->cost, (int64_t)clock_mono_us(), &d);
     if (count_degraded)
         s->stats->degraded_decisions++;
     c->answered = true;
@@ -218,7 +212,7 @@ static void on_call_timeout(evutil_socket_t fd, short what, void *arg)
         return;
     s->stats->redis_timeouts++;
     answer_locally(c, true);
-    if (s->state == ST_UP && mono_us() - s->last_reply_us > (uint64_t)STALL_MS * 1000 && s->ac)
+    if (s->state == ST_UP && clock_mono_us() - s->last_reply_us > (uint64_t)STALL_MS * 1000 && s->ac)
         drop_connection(s, "no answer for over a second");
 }
 
@@ -249,7 +243,7 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
     struct rld_store *s = c->s;
     redisReply *reply = r;
     if (reply)
-        s->last_reply_us = mono_us();
+        s->last_reply_us = clock_mono_us();
     if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0 && !c->retried &&
         s->ac == ac && !c->answered) {
         /* Redis restarted or SCRIPT FLUSH: EVAL runs it and caches it again under the same SHA. */
@@ -268,7 +262,7 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
                     v[i] = reply->element[i]->integer;
             }
             if (ok) {
-                rld_stats_redis_latency(s->stats, mono_us() - c->sent_us);
+                rld_stats_redis_latency(s->stats, clock_mono_us() - c->sent_us);
                 struct rld_decision d;
                 rld_decision_fill(c->rule, v[0] == 1, v[1], v[2], v[3], &d);
                 c->answered = true;
@@ -303,7 +297,7 @@ void rld_store_check(struct rld_store *s, const struct rld_rule *rule, const cha
         free(c);
         return;
     }
-    c->sent_us = mono_us();
+    c->sent_us = clock_mono_us();
     c->timer = evtimer_new(s->base, on_call_timeout, c);
     evtimer_add(c->timer, &s->call_timeout);
     send_call(s, c, false);
@@ -344,7 +338,7 @@ static void on_script_loaded(redisAsyncContext *ac, void *r, void *privdata)
     s->state = ST_UP;
     s->stats->redis_up = true;
     s->backoff_ms = BACKOFF_MIN_MS;
-    s->last_reply_us = mono_us();
+    s->last_reply_us = clock_mono_us();
     if (s->outage_logged)
         log_info("redis back at %s; deciding from Redis again", s->addr.host);
     else
@@ -428,7 +422,7 @@ static void schedule_reconnect(struct rld_store *s)
 static void on_sweep(evutil_socket_t fd, short what, void *arg)
 {
     struct rld_store *s = arg;
-    rld_buckets_sweep(s->local, (int64_t)mono_us());
+    rld_buckets_sweep(s->local, (int64_t)clock_mono_us());
 }
 
 struct rld_store *rld_store_new(struct event_base *base, const struct rld_redis_addr *addr, int timeout_ms,

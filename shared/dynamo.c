@@ -10,6 +10,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "clock.h"
 #include "crypto.h"
 #include "log.h"
 #include "sigv4.h"
@@ -464,13 +465,6 @@ enum dynamo_class dynamo_describe_table(struct dynamo_client *c, const char *tab
     return cls;
 }
 
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void sleep_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -486,7 +480,7 @@ static const char *table_status(const struct dynamo_result *r)
 enum dynamo_class dynamo_wait_active(struct dynamo_client *c, const char *table, long timeout_ms,
                                      struct dynamo_result *out)
 {
-    long deadline = now_ms() + timeout_ms;
+    long deadline = (long)clock_mono_ms() + timeout_ms;
     for (unsigned attempt = 0;; attempt++) {
         enum dynamo_class cls = dynamo_describe_table(c, table, out);
         if (cls == DYNAMO_FATAL || cls == DYNAMO_CONDITION_FAILED)
@@ -496,7 +490,7 @@ enum dynamo_class dynamo_wait_active(struct dynamo_client *c, const char *table,
             if (status && strcmp(status, "ACTIVE") == 0)
                 return DYNAMO_OK;
         }
-        long left = deadline - now_ms();
+        long left = deadline - (long)clock_mono_ms();
         if (left <= 0) {
             const char *status = cls == DYNAMO_OK ? table_status(out) : NULL;
             return fail(out, DYNAMO_RETRYABLE, "Timeout", "table %s not ACTIVE after %ld ms (last: %s)",

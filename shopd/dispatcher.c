@@ -2,6 +2,7 @@
 #include "shopd/db.h"
 #include "shopd/order_item.h"
 #include "shopd/outbox.h"
+#include "shared/clock.h"
 #include "shared/crypto.h"
 #include "shared/log.h"
 #include "shared/xalloc.h"
@@ -62,13 +63,6 @@ struct dispatcher {
     uint64_t resume_ms;    /* monotonic time before which nothing is sent */
     char *hold_reason;     /* the setup problem last logged, so it is logged once */
 };
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* --- classification ------------------------------------------------------ */
 
@@ -225,7 +219,7 @@ static void note_dead_owner(const char *owner, void *arg)
  * replacement takes them over at once instead of waiting LEASE_SECONDS. */
 static void reclaim_dead_leases(struct dispatcher *d)
 {
-    d->reclaimed_ms = mono_ms();
+    d->reclaimed_ms = clock_mono_ms();
     struct owner_list l = {.d = d};
     if (outbox_each_lease_owner(d->db, (int64_t)time(NULL), note_dead_owner, &l) < 0)
         return;
@@ -263,14 +257,14 @@ static void idle_until_stopped(struct dispatcher *d)
 
 static void pause_for(struct dispatcher *d, long ms)
 {
-    uint64_t until = mono_ms() + (uint64_t)(ms > 0 ? ms : 0);
+    uint64_t until = clock_mono_ms() + (uint64_t)(ms > 0 ? ms : 0);
     if (until > d->resume_ms)
         d->resume_ms = until;
 }
 
 static bool paused(const struct dispatcher *d)
 {
-    return mono_ms() < d->resume_ms;
+    return clock_mono_ms() < d->resume_ms;
 }
 
 static char *error_text(const struct dynamo_result *r)
@@ -347,9 +341,9 @@ static void send_one(struct dispatcher *d, const struct outbox_order *o)
         return;
     }
     struct dynamo_result r;
-    uint64_t t0 = mono_ms();
+    uint64_t t0 = clock_mono_ms();
     dynamo_put_item(d->dyn, d->settings->dynamodb_table, item, CONDITION, &r);
-    uint64_t ms = mono_ms() - t0;
+    uint64_t ms = clock_mono_ms() - t0;
     json_decref(item);
     switch (dispatcher_action_for(&r)) {
     case DISPATCH_SENT:
@@ -396,7 +390,7 @@ static void send_batch(struct dispatcher *d, struct outbox_order *orders, size_t
 static void run_loop(struct dispatcher *d)
 {
     while (!stop_requested) {
-        uint64_t now = mono_ms();
+        uint64_t now = clock_mono_ms();
         if (now < d->resume_ms) {
             uint64_t left = d->resume_ms - now;
             wait_for_work(d, left < POLL_MS ? (int)left : POLL_MS);

@@ -5,6 +5,7 @@
 #include "shopd/metrics.h"
 #include "shopd/pages.h"
 #include "shopd/worker.h"
+#include "shared/clock.h"
 #include "shared/log.h"
 #include "shared/xalloc.h"
 
@@ -66,13 +67,6 @@ struct master {
     bool stopping;
     char *memory_db_path; /* the /dev/shm file behind sqlite:///:memory:, removed at exit */
 };
-
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 /* --- setup ----------------------------------------------------------------- */
 
@@ -219,7 +213,7 @@ static void add_child(struct master *m, pid_t pid, enum child_kind kind, int slo
         log_error("too many children; not tracking pid %d", (int)pid);
         return;
     }
-    m->children[m->nchildren++] = (struct child){pid, kind, slot, false, now_us()};
+    m->children[m->nchildren++] = (struct child){pid, kind, slot, false, clock_mono_us()};
 }
 
 /* Forks worker `slot`. When wait_ready, returns only once it serves (or failed). */
@@ -293,7 +287,7 @@ static void schedule_respawn(struct respawn *r, uint64_t lived_us)
         r->backoff_us = 0;
     }
     r->pending = true;
-    r->due_us = now_us() + r->backoff_us;
+    r->due_us = clock_mono_us() + r->backoff_us;
 }
 
 static void reap_children(struct master *m)
@@ -305,7 +299,7 @@ static void reap_children(struct master *m)
         if (!c)
             continue;
         const char *what = c->kind == CHILD_WORKER ? "worker" : "dispatcher";
-        uint64_t lived = now_us() - c->started_us;
+        uint64_t lived = clock_mono_us() - c->started_us;
         if (!m->stopping && !c->retiring) {
             if (WIFSIGNALED(status))
                 log_warn("%s %d (pid %d) killed by signal %d; replacing it", what, c->slot, (int)pid,
@@ -324,7 +318,7 @@ static void reap_children(struct master *m)
 
 static int run_due_respawns(struct master *m)
 {
-    uint64_t now = now_us(), next = UINT64_MAX;
+    uint64_t now = clock_mono_us(), next = UINT64_MAX;
     for (int i = 0; i < m->settings->workers; i++) {
         struct respawn *r = &m->workers[i];
         if (!r->pending)
@@ -428,8 +422,8 @@ static void stop_children(struct master *m)
     m->stopping = true;
     log_info("stopping: draining %zu children", m->nchildren);
     signal_children(m, SIGTERM);
-    uint64_t deadline = now_us() + (uint64_t)STOP_GRACE_SECONDS * 1000000u;
-    while (m->nchildren && now_us() < deadline) {
+    uint64_t deadline = clock_mono_us() + (uint64_t)STOP_GRACE_SECONDS * 1000000u;
+    while (m->nchildren && clock_mono_us() < deadline) {
         reap_children(m);
         struct timespec ts = {0, 20000000};
         nanosleep(&ts, NULL);

@@ -15,6 +15,7 @@
 #include <sys/un.h>
 #include <time.h>
 
+#include "shared/clock.h"
 #include "shared/log.h"
 #include "shared/xalloc.h"
 
@@ -57,13 +58,6 @@ struct rl_client {
     uint64_t last_rx_us;
     time_t err_logged_at; /* ERR answers are logged at most once a second */
 };
-
-static uint64_t mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
 
 static void unavailable(rl_done_fn cb, void *arg)
 {
@@ -122,7 +116,7 @@ static void arm_timeout(struct rl_client *c)
         evtimer_del(c->timeout_ev);
         return;
     }
-    uint64_t now = mono_us();
+    uint64_t now = clock_mono_us();
     uint64_t wait = c->cursor->deadline_us > now ? c->cursor->deadline_us - now : 0;
     struct timeval tv = {(time_t)(wait / 1000000), (suseconds_t)(wait % 1000000)};
     evtimer_add(c->timeout_ev, &tv);
@@ -131,7 +125,7 @@ static void arm_timeout(struct rl_client *c)
 static void on_timeout(evutil_socket_t fd, short what, void *arg)
 {
     struct rl_client *c = arg;
-    uint64_t now = mono_us();
+    uint64_t now = clock_mono_us();
     bool expired = false;
     while (c->cursor && c->cursor->deadline_us <= now) {
         struct pending *p = c->cursor;
@@ -187,7 +181,7 @@ static void on_read(struct bufferevent *bev, void *arg)
 {
     struct rl_client *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
-    c->last_rx_us = mono_us();
+    c->last_rx_us = clock_mono_us();
     char *line;
     size_t len;
     while ((line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF))) {
@@ -234,7 +228,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     if (what & BEV_EVENT_CONNECTED) {
         c->state = CS_CONNECTED;
         c->backoff_ms = BACKOFF_MIN_MS;
-        c->last_rx_us = mono_us();
+        c->last_rx_us = clock_mono_us();
         if (c->outage_logged)
             log_info("ratelimitd reachable again at %s", c->path);
         c->outage_logged = false;
@@ -338,7 +332,7 @@ void rl_client_check(struct rl_client *c, const char *rule, const char *key, int
     copy_clean(key_buf, key, MAX_KEY, false);
     evbuffer_add_printf(bufferevent_get_output(c->bev), "CHECK %s %s %d\r\n", rule_buf, key_buf,
                         cost < 0 ? 1 : cost);
-    p->deadline_us = mono_us() + (uint64_t)c->timeout_ms * 1000;
+    p->deadline_us = clock_mono_us() + (uint64_t)c->timeout_ms * 1000;
     if (c->tail)
         c->tail->next = p;
     else

@@ -2,6 +2,7 @@
 #include "shopd/pages.h"
 #include "shopd/router.h"
 #include "shopd/worker.h"
+#include "shared/clock.h"
 #include "shared/xalloc.h"
 
 #include <event2/buffer.h>
@@ -13,13 +14,6 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
-
-uint64_t request_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 static void add_common_headers(struct request *r, const char *content_type)
 {

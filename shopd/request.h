@@ -113,7 +113,4 @@ void request_abandon(struct request *r);
 /* The worker's thread pool for CPU-heavy work (password hashing). */
 struct offload *request_offload(struct request *r);
 
-/* Microseconds on a monotonic clock. */
-uint64_t request_now_us(void);
-
 #endif

@@ -8,6 +8,7 @@
 #include "shopd/request.h"
 #include "shopd/router.h"
 #include "shopd/sessions.h"
+#include "shared/clock.h"
 #include "shared/crypto.h"
 #include "shared/log.h"
 #include "shared/xalloc.h"
@@ -171,9 +172,9 @@ void worker_request_done(struct request *r)
     struct worker *w = r->worker;
     w->inflight--;
     w->finished++;
-    w->last_reply_us = request_now_us();
+    w->last_reply_us = clock_mono_us();
     metrics_in_flight(-1);
-    uint64_t us = request_now_us() - r->start_us;
+    uint64_t us = clock_mono_us() - r->start_us;
     size_t nroutes;
     const struct route *routes = router_routes(&nroutes);
     metrics_request(r->route ? (size_t)(r->route - routes) : nroutes, r->cancelled ? 499 : r->status, us);
@@ -379,7 +380,7 @@ static void on_request(struct evhttp_request *ev, void *arg)
     r->worker = w;
     r->db = w->db;
     r->settings = w->settings;
-    r->start_us = request_now_us();
+    r->start_us = clock_mono_us();
     r->method = method_name(evhttp_request_get_command(ev));
     w->inflight++;
     metrics_in_flight(1);
@@ -434,7 +435,7 @@ static void on_request(struct evhttp_request *ev, void *arg)
 static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
-    uint64_t now = request_now_us();
+    uint64_t now = clock_mono_us();
     uint64_t waited = now - w->drain_started_us;
     /* evhttp writes a reply on a later loop pass than the one that queued it: leave
        the last replies a moment to reach their clients before the loop stops. */
@@ -453,7 +454,7 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
     if (w->draining)
         return;
     w->draining = true;
-    w->drain_started_us = request_now_us();
+    w->drain_started_us = clock_mono_us();
     /* Stop taking connections; the other workers (or the replacement) keep the shared socket served. */
     if (w->bound) {
         evhttp_del_accept_socket(w->http, w->bound);
