@@ -77,108 +77,92 @@ static void on_reopen_signal(evutil_socket_t sig, short what, void *arg)
     log_info("log reopened");
 }
 
-static int fail(const char *msg)
-{
-    fprintf(stderr, "ratelimitd: %s\n", msg);
-    return 2;
-}
-
 int main(int argc, char **argv)
 {
     char err[512];
+    int rc = 2;
+    struct rld_rules *rules = NULL;
+    struct daemon d = {0};
+    struct rld_stats stats = {0};
+    struct rld_store *store = NULL;
+    struct rld_metrics_http *metrics = NULL;
+    struct event *sigs[3] = {0};
     log_init("ratelimitd");
     struct config *cfg = config_load("ratelimitd", SHOP_VERSION,
                                      "rate-limiter daemon: token buckets in Redis behind a line protocol",
                                      settings, argc, argv, err, sizeof(err));
     if (!cfg)
-        return fail(err);
+        goto out;
     enum log_level level;
     if (!log_level_parse(config_get(cfg, "LOG_LEVEL"), &level)) {
         snprintf(err, sizeof(err), "LOG_LEVEL must be debug, info, warn or error, not '%s'",
                  config_get(cfg, "LOG_LEVEL"));
-        config_free(cfg);
-        return fail(err);
+        goto out;
     }
     log_set_level(level);
     const char *log_file = config_get(cfg, "LOG_FILE");
     if (log_file && log_file[0] && log_open(log_file) < 0) {
         snprintf(err, sizeof(err), "LOG_FILE: cannot open %s: %s", log_file, strerror(errno));
-        config_free(cfg);
-        return fail(err);
+        goto out;
     }
     long timeout_ms, max_conns;
     struct rld_redis_addr addr;
-    struct rld_rules *rules = NULL;
     if (config_get_long(cfg, "RATELIMITD_REDIS_TIMEOUT_MS", 1, 10000, &timeout_ms, err, sizeof(err)) < 0 ||
         config_get_long(cfg, "RATELIMITD_MAX_CONNECTIONS", 1, 1000000, &max_conns, err, sizeof(err)) < 0 ||
         rld_redis_parse_url(config_get(cfg, "REDIS_URL"), &addr, err, sizeof(err)) < 0 ||
-        !(rules = rld_rules_load(config_get(cfg, "RATELIMIT_RULES"), err, sizeof(err)))) {
-        config_free(cfg);
-        return fail(err);
-    }
+        !(rules = rld_rules_load(config_get(cfg, "RATELIMIT_RULES"), err, sizeof(err))))
+        goto out;
     const char *sock = config_get(cfg, "RATELIMITD_SOCKET");
     if (!sock || !sock[0]) {
-        config_free(cfg);
-        rld_rules_free(rules);
-        return fail("RATELIMITD_SOCKET must not be empty");
+        snprintf(err, sizeof(err), "RATELIMITD_SOCKET must not be empty");
+        goto out;
     }
     signal(SIGPIPE, SIG_IGN);
 
-    struct daemon d = {0};
     d.base = event_base_new();
-    struct rld_stats stats = {0};
     stats.rule_results = xcalloc(rules->count * RLD_RESULTS, sizeof(*stats.rule_results));
-    struct rld_store *store = rld_store_new(d.base, &addr, (int)timeout_ms, &stats);
+    store = rld_store_new(d.base, &addr, (int)timeout_ms, &stats);
     struct rld_server_config scfg = {
         .unix_path = sock, .tcp = config_get(cfg, "RATELIMITD_TCP"), .max_connections = max_conns};
     d.server = rld_server_new(d.base, &scfg, rules, store, &stats, err, sizeof(err));
-    if (!d.server) {
-        rld_store_free(store);
-        rld_rules_free(rules);
-        free(stats.rule_results);
-        event_base_free(d.base);
-        config_free(cfg);
-        return fail(err);
-    }
+    if (!d.server)
+        goto out;
     const char *metrics_listen = config_get(cfg, "RATELIMITD_METRICS_LISTEN");
-    struct rld_metrics_http *metrics = NULL;
     if (metrics_listen && metrics_listen[0]) {
         metrics = rld_metrics_http_new(d.base, metrics_listen, rules, &stats, store, err, sizeof(err));
-        if (!metrics) {
-            rld_server_free(d.server);
-            rld_store_free(store);
-            rld_rules_free(rules);
-            free(stats.rule_results);
-            event_base_free(d.base);
-            config_free(cfg);
-            return fail(err);
-        }
+        if (!metrics)
+            goto out;
         log_info("metrics at http://%s/metrics", metrics_listen);
     }
-    struct event *sigs[3] = {
-        evsignal_new(d.base, SIGTERM, on_stop_signal, &d),
-        evsignal_new(d.base, SIGINT, on_stop_signal, &d),
-        evsignal_new(d.base, SIGUSR1, on_reopen_signal, &d),
-    };
+    sigs[0] = evsignal_new(d.base, SIGTERM, on_stop_signal, &d);
+    sigs[1] = evsignal_new(d.base, SIGINT, on_stop_signal, &d);
+    sigs[2] = evsignal_new(d.base, SIGUSR1, on_reopen_signal, &d);
     for (int i = 0; i < 3; i++)
         evsignal_add(sigs[i], NULL);
     log_info("listening on %s%s%s; %zu rules from %s", sock, scfg.tcp && scfg.tcp[0] ? " and " : "",
              scfg.tcp ? scfg.tcp : "", rules->count, config_get(cfg, "RATELIMIT_RULES"));
 
     event_base_dispatch(d.base);
+    rc = 0;
 
+out:
+    if (rc != 0)
+        fprintf(stderr, "ratelimitd: %s\n", err);
     rld_metrics_http_free(metrics);
     /* The store first: calls still in flight are answered (locally) while their connections exist. */
     rld_store_free(store);
     rld_server_free(d.server);
     for (int i = 0; i < 3; i++)
-        event_free(sigs[i]);
+        if (sigs[i])
+            event_free(sigs[i]);
     if (d.deadline)
         event_free(d.deadline);
-    event_base_free(d.base);
+    if (d.base)
+        event_base_free(d.base);
     rld_rules_free(rules);
     free(stats.rule_results);
-    log_info("stopped");
+    if (rc == 0)
+        log_info("stopped");
     config_free(cfg);
-    return 0;
+    return rc;
 }
