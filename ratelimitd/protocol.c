@@ -29,7 +29,7 @@ static bool word_is(const char *tok, size_t len, const char *word)
     return len == n && strncasecmp(tok, word, n) == 0;
 }
 
-static bool rule_name_ok(const char *s, size_t len)
+bool rld_proto_rule_name_ok(const char *s, size_t len)
 {
     if (len == 0 || len > RLD_PROTO_MAX_RULE)
         return false;
@@ -43,7 +43,7 @@ static bool rule_name_ok(const char *s, size_t len)
     return true;
 }
 
-static int parse_cost(const char *s, size_t len, long *out)
+long rld_proto_parse_number(const char *s, size_t len)
 {
     /* Digits only: no sign, no spaces, no hex, so "-1", "+1" and "1e3" are all refused. */
     if (len == 0 || len > 7)
@@ -54,10 +54,7 @@ static int parse_cost(const char *s, size_t len, long *out)
             return -1;
         v = v * 10 + (s[i] - '0');
     }
-    if (v > RLD_PROTO_MAX_COST)
-        return -1;
-    *out = v;
-    return 0;
+    return v <= RLD_PROTO_MAX_COST ? v : -1;
 }
 
 int rld_proto_parse(const char *line, size_t len, struct rld_cmd *cmd, const char **reason)
@@ -99,7 +96,7 @@ int rld_proto_parse(const char *line, size_t len, struct rld_cmd *cmd, const cha
         *reason = "wrong number of arguments";
         return -1;
     }
-    if (!rule_name_ok(tok[1], tok_len[1])) {
+    if (!rld_proto_rule_name_ok(tok[1], tok_len[1])) {
         *reason = "bad rule name";
         return -1;
     }
@@ -108,7 +105,7 @@ int rld_proto_parse(const char *line, size_t len, struct rld_cmd *cmd, const cha
         return -1;
     }
     long cost = 1;
-    if (n == 4 && parse_cost(tok[3], tok_len[3], &cost) < 0) {
+    if (n == 4 && (cost = rld_proto_parse_number(tok[3], tok_len[3])) < 0) {
         *reason = "bad cost";
         return -1;
     }

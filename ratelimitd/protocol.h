@@ -10,6 +10,7 @@
 #ifndef RATELIMITD_PROTOCOL_H
 #define RATELIMITD_PROTOCOL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Longest request line accepted, without its line ending. */
@@ -36,6 +37,13 @@ struct rld_cmd {
  * pointers refer into line, so line must outlive cmd), or -1 with *reason set to a static
  * string fit for "ERR <reason>". Never reads beyond line[len - 1]. */
 int rld_proto_parse(const char *line, size_t len, struct rld_cmd *cmd, const char **reason);
+
+/* True for a rule name: 1 to RLD_PROTO_MAX_RULE letters, digits, '_', '-' or '.'
+ * (the rules file takes the same names). */
+bool rld_proto_rule_name_ok(const char *s, size_t len);
+/* A decimal of 1 to 7 digits (no sign, spaces or exponent) up to
+ * RLD_PROTO_MAX_COST, or -1 when s[0..len) is not one. */
+long rld_proto_parse_number(const char *s, size_t len);
 
 /* Formats an answer line including "\r\n" into buf (at least 96 bytes for ALLOW/DENY).
  * Returns the length written, excluding the terminating NUL. */

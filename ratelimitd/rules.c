@@ -6,11 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ratelimitd/protocol.h"
 #include "shared/xalloc.h"
 
 /* A cap so a mistaken or hostile rules file cannot make the daemon allocate without bound. */
 #define MAX_RULES 1000
-#define MAX_NUMBER 1000000L
 #define MAX_TAU_US 1000000000000000LL
 
 static void fail(char *err, size_t errlen, const char *origin, int line, const char *fmt, ...)
@@ -26,31 +26,11 @@ static void fail(char *err, size_t errlen, const char *origin, int line, const c
     snprintf(err, errlen, "%s:%d: %s", origin, line, msg);
 }
 
-/* Parses a positive decimal of at most 7 digits from [s, end); returns -1 when not one. */
+/* A count in [s, end): 1 to RLD_PROTO_MAX_COST, the numbers CHECK takes; -1 when not one. */
 static long parse_count(const char *s, const char *end)
 {
-    if (s >= end || end - s > 7)
-        return -1;
-    long v = 0;
-    for (; s < end; s++) {
-        if (*s < '0' || *s > '9')
-            return -1;
-        v = v * 10 + (*s - '0');
-    }
-    return v >= 1 && v <= MAX_NUMBER ? v : -1;
-}
-
-static bool name_ok(const char *s, size_t len)
-{
-    if (len == 0 || len > 64)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        char ch = s[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||
-              ch == '-' || ch == '.'))
-            return false;
-    }
-    return true;
+    long v = s < end ? rld_proto_parse_number(s, (size_t)(end - s)) : -1;
+    return v >= 1 ? v : -1;
 }
 
 /* "10/1m", "10/m", "5/30s": fills rate and period. Returns 0 or -1 with a reason. */
@@ -126,7 +106,7 @@ static int add_rule(struct rld_rules *set, size_t *cap, const char *line, size_t
     }
     struct rld_rule r;
     memset(&r, 0, sizeof(r));
-    if (!name_ok(tok[0], tok_len[0])) {
+    if (!rld_proto_rule_name_ok(tok[0], tok_len[0])) {
         fail(err, errlen, origin, lineno, "rule name must be 1-64 letters, digits, '_', '-' or '.'");
         return -1;
     }
