@@ -136,10 +136,11 @@ struct config *config_load(const char *program, const char *version, const char 
         if (config_parse_env_file(env_file, dotenv_cb, cfg, err, errlen) < 0)
             goto fail;
     } else {
-        FILE *probe = fopen(".env", "r");
-        if (probe) {
-            fclose(probe);
-            if (config_parse_env_file(".env", dotenv_cb, cfg, err, errlen) < 0)
+        FILE *dotenv = fopen(".env", "r"); /* optional: none is no error */
+        if (dotenv) {
+            int rc = config_parse_env_stream(dotenv, ".env", dotenv_cb, cfg, err, errlen);
+            fclose(dotenv);
+            if (rc < 0)
                 goto fail;
         }
     }
