@@ -12,6 +12,7 @@ static const char SQL_INSERT[] =
     "INSERT INTO sessions (token_hash, user_id, csrf, created_at, last_seen) VALUES (?1, ?2, ?3, ?4, ?4)";
 static const char SQL_LOOKUP[] = "SELECT s.user_id, coalesce(u.email, ''), s.csrf, s.created_at, s.last_seen"
                                  " FROM sessions s LEFT JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?1";
+static const char SQL_USER_EMAIL[] = "SELECT email FROM users WHERE id = ?1";
 static const char SQL_TOUCH[] = "UPDATE sessions SET last_seen = ?2 WHERE token_hash = ?1";
 static const char SQL_DELETE[] = "DELETE FROM sessions WHERE token_hash = ?1";
 static const char SQL_SET_FLASH[] = "UPDATE sessions SET flash = ?2 WHERE token_hash = ?1";
@@ -51,9 +52,11 @@ char *sessions_create(struct db *db, const struct session_policy *p, int64_t use
     }
     if (user_id) {
         /* Fill in the email for the caller, as lookup would. */
-        struct session again;
-        if (sessions_lookup(db, p, token, &again))
-            snprintf(s->email, sizeof(s->email), "%s", again.email);
+        sqlite3_stmt *q = db_stmt(db, SQL_USER_EMAIL);
+        sqlite3_bind_int64(q, 1, user_id);
+        if (sqlite3_step(q) == SQLITE_ROW)
+            snprintf(s->email, sizeof(s->email), "%s", (const char *)sqlite3_column_text(q, 0));
+        db_done(q);
     }
     return token;
 }
