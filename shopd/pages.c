@@ -38,6 +38,15 @@ void pages_error(struct request *r, int status, const char *message)
     render_error(r, status, message);
 }
 
+bool pages_ensure_session(struct request *r)
+{
+    if (request_ensure_session(r) < 0) {
+        pages_error(r, 500, "Could not start a session. Please try again.");
+        return false;
+    }
+    return true;
+}
+
 void pages_home(struct request *r)
 {
     if (request_ensure_session(r) < 0) {

@@ -9,6 +9,7 @@
 #ifndef SHOPD_PAGES_H
 #define SHOPD_PAGES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct request;
@@ -22,6 +23,9 @@ void pages_cleanup(void);
 
 /* Answers with the HTML error page for status (403, 404, 405, 429, 500, ...). */
 void pages_error(struct request *r, int status, const char *message);
+/* Starts a session for a form page (its CSRF token lives there); on failure
+ * answers 500 and returns false. */
+bool pages_ensure_session(struct request *r);
 /* Serves a file under STATIC_DIR for GET /static/<path>. */
 void pages_static(struct request *r);
 

@@ -7,16 +7,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* The form pages need a session first: the CSRF token lives in it. */
-static bool ensure_session(struct request *r)
-{
-    if (request_ensure_session(r) < 0) {
-        pages_error(r, 500, "Could not start a session. Please try again.");
-        return false;
-    }
-    return true;
-}
-
 static const char *form_text(struct request *r, const char *name)
 {
     const char *v = request_form(r, name);
@@ -39,7 +29,7 @@ static void account_form(struct request *r, int status, const char *name, const 
 
 void pages_register_form(struct request *r)
 {
-    if (ensure_session(r))
+    if (pages_ensure_session(r))
         account_form(r, 200, "register", "Create an account", NULL, NULL);
 }
 
@@ -78,7 +68,7 @@ void pages_register(struct request *r)
 
 void pages_login_form(struct request *r)
 {
-    if (ensure_session(r))
+    if (pages_ensure_session(r))
         account_form(r, 200, "login", "Log in", NULL, NULL);
 }
 
@@ -112,7 +102,7 @@ void pages_login(struct request *r)
 
 void pages_logout_form(struct request *r)
 {
-    if (ensure_session(r))
+    if (pages_ensure_session(r))
         render_page(r, 200, "logout", "Log out", NULL, NULL);
 }
 

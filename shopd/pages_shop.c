@@ -19,15 +19,6 @@
 #define CHECKOUT_TOKEN_BYTES 16
 #define LOW_STOCK 5
 
-static bool ensure_session(struct request *r)
-{
-    if (request_ensure_session(r) < 0) {
-        pages_error(r, 500, "Could not start a session. Please try again.");
-        return false;
-    }
-    return true;
-}
-
 /* A form field as a whole number in [min, max]; an absent or empty field gives
  * fallback (when fallback >= min). Surrounding spaces are tolerated, nothing else. */
 static bool form_int(struct request *r, const char *name, int64_t min, int64_t max, int64_t fallback,
@@ -77,7 +68,7 @@ static void set_image(json_t *obj)
 
 void pages_inventory(struct request *r)
 {
-    if (!ensure_session(r))
+    if (!pages_ensure_session(r))
         return;
     json_t *list = catalog_list(r->db);
     if (!list) {
