@@ -283,17 +283,22 @@ int request_ensure_session(struct request *r)
     return r->has_session ? 0 : request_start_session(r, 0);
 }
 
-static void on_held_close(struct evhttp_connection *evcon, void *arg)
+static void on_close(struct evhttp_connection *evcon, void *arg)
 {
     struct request *r = arg;
     (void)evcon;
     r->cancelled = true;
 }
 
+void request_watch_close(struct request *r)
+{
+    evhttp_connection_set_closecb(evhttp_request_get_connection(r->ev), on_close, r);
+}
+
 void request_hold(struct request *r)
 {
     r->held = true;
-    evhttp_connection_set_closecb(evhttp_request_get_connection(r->ev), on_held_close, r);
+    request_watch_close(r);
 }
 
 void request_abandon(struct request *r)

@@ -108,6 +108,8 @@ int request_ensure_session(struct request *r);
  * goes away meanwhile (r->cancelled). A held request ends with one reply_* call,
  * or with request_abandon when r->cancelled is set. */
 void request_hold(struct request *r);
+/* Marks r cancelled (r->cancelled) when its client's connection closes. */
+void request_watch_close(struct request *r);
 /* Ends a held request whose client went away, without answering. */
 void request_abandon(struct request *r);
 /* The worker's thread pool for CPU-heavy work (password hashing). */

@@ -187,13 +187,6 @@ void worker_request_done(struct request *r)
     free_request(r);
 }
 
-static void on_connection_close(struct evhttp_connection *evcon, void *arg)
-{
-    struct request *r = arg;
-    (void)evcon;
-    r->cancelled = true;
-}
-
 static bool csrf_ok(struct request *r)
 {
     const char *token = request_form(r, "csrf_token");
@@ -346,7 +339,7 @@ static bool begin_checks(struct worker *w, struct request *r)
             start_check(w, r, rt->rule, key);
         }
     }
-    evhttp_connection_set_closecb(evhttp_request_get_connection(r->ev), on_connection_close, r);
+    request_watch_close(r);
     r->pending_checks--;
     if (r->pending_checks == 0) {
         /* Every answer came synchronously (cannot happen with the async client, but be safe). */
