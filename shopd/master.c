@@ -207,6 +207,20 @@ static void child_common_setup(struct master *m)
     prctl(PR_SET_PDEATHSIG, SIGTERM);
 }
 
+/* fork(); the child comes back without the master's signal plumbing and with
+ * its log lines named log_name. */
+static pid_t fork_child(struct master *m, const char *log_name)
+{
+    pid_t pid = fork();
+    if (pid < 0) {
+        log_error("fork: %s", strerror(errno));
+    } else if (pid == 0) {
+        child_common_setup(m);
+        log_init(log_name);
+    }
+    return pid;
+}
+
 static void add_child(struct master *m, pid_t pid, enum child_kind kind, int slot)
 {
     if (m->nchildren == MAX_CHILDREN) {
@@ -222,16 +236,12 @@ static pid_t spawn_worker(struct master *m, int slot, bool wait_ready)
     int ready[2] = {-1, -1};
     if (wait_ready && pipe2(ready, O_CLOEXEC) < 0)
         wait_ready = false;
-    pid_t pid = fork();
-    if (pid < 0) {
-        log_error("fork: %s", strerror(errno));
+    pid_t pid = fork_child(m, "shopd-worker");
+    if (pid < 0)
         return -1;
-    }
     if (pid == 0) {
-        child_common_setup(m);
         if (wait_ready)
             close(ready[0]);
-        log_init("shopd-worker");
         struct worker_params params = {m->settings, m->listen_fd, wait_ready ? ready[1] : -1, m->wake_fd, slot};
         _exit(worker_run(&params));
     }
@@ -249,15 +259,11 @@ static pid_t spawn_worker(struct master *m, int slot, bool wait_ready)
 
 static pid_t spawn_dispatcher(struct master *m)
 {
-    pid_t pid = fork();
-    if (pid < 0) {
-        log_error("fork: %s", strerror(errno));
+    pid_t pid = fork_child(m, "shopd-dispatcher");
+    if (pid < 0)
         return -1;
-    }
     if (pid == 0) {
-        child_common_setup(m);
         close(m->listen_fd);
-        log_init("shopd-dispatcher");
         _exit(dispatcher_run(m->settings, m->wake_fd));
     }
     add_child(m, pid, CHILD_DISPATCHER, 0);
