@@ -3,6 +3,7 @@
 #include "admin.h"
 #include "health.h"
 #include "proxy.h"
+#include "shared/clock.h"
 #include "shared/crypto.h"
 #include "shared/log.h"
 #include "shared/xalloc.h"
@@ -23,7 +24,7 @@
 
 static const struct timeval *common_timeout(struct event_base *base, long ms)
 {
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    struct timeval tv = clock_ms_tv(ms);
     const struct timeval *c = event_base_init_common_timeout(base, &tv);
     if (!c)
         abort();
@@ -226,7 +227,7 @@ static void on_terminate(evutil_socket_t sig, short what, void *arg)
         event_base_loopexit(b->base, NULL);
         return;
     }
-    struct timeval tv = {b->set.shutdown_timeout_ms / 1000, (b->set.shutdown_timeout_ms % 1000) * 1000};
+    struct timeval tv = clock_ms_tv(b->set.shutdown_timeout_ms);
     b->drain_timer = evtimer_new(b->base, on_drain_deadline, b);
     evtimer_add(b->drain_timer, &tv);
 }

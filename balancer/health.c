@@ -2,6 +2,7 @@
 
 #include "balancer.h"
 #include "proxy.h"
+#include "shared/clock.h"
 #include "shared/log.h"
 #include "shared/xalloc.h"
 
@@ -61,7 +62,7 @@ static void check_tick(evutil_socket_t fd, short what, void *arg)
         }
         evhttp_connection_set_retries(be->check_conn, 0);
         /* Set once: a reload that changes the timeout restarts the checks. */
-        struct timeval tv = {b->set.health_timeout_ms / 1000, (b->set.health_timeout_ms % 1000) * 1000};
+        struct timeval tv = clock_ms_tv(b->set.health_timeout_ms);
         evhttp_connection_set_timeout_tv(be->check_conn, &tv);
     }
     struct evhttp_request *req = evhttp_request_new(check_done, ctx);
@@ -82,7 +83,7 @@ void health_start(struct balancer *b, struct backend *be)
     ctx->bal = b;
     ctx->be = be;
     be->check_timer = event_new(b->base, -1, EV_PERSIST, check_tick, ctx);
-    struct timeval tv = {b->set.health_interval_ms / 1000, (b->set.health_interval_ms % 1000) * 1000};
+    struct timeval tv = clock_ms_tv(b->set.health_interval_ms);
     event_add(be->check_timer, &tv);
     event_active(be->check_timer, EV_TIMEOUT, 1);
 }

@@ -401,7 +401,7 @@ static void start_connect(struct rld_store *s)
     if (s->addr.db)
         redisAsyncCommand(ac, on_setup_reply, s, "SELECT %d", s->addr.db);
     redisAsyncCommand(ac, on_script_loaded, s, "SCRIPT LOAD %s", rld_redis_script);
-    struct timeval tv = {CONNECT_TIMEOUT_MS / 1000, (CONNECT_TIMEOUT_MS % 1000) * 1000};
+    struct timeval tv = clock_ms_tv(CONNECT_TIMEOUT_MS);
     evtimer_add(s->connect_timeout_ev, &tv);
 }
 
@@ -414,7 +414,7 @@ static void schedule_reconnect(struct rld_store *s)
 {
     if (evtimer_pending(s->reconnect_ev, NULL))
         return;
-    struct timeval tv = {s->backoff_ms / 1000, (s->backoff_ms % 1000) * 1000};
+    struct timeval tv = clock_ms_tv(s->backoff_ms);
     evtimer_add(s->reconnect_ev, &tv);
     s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
 }
@@ -434,7 +434,7 @@ struct rld_store *rld_store_new(struct event_base *base, const struct rld_redis_
     s->stats = stats;
     s->local = rld_buckets_new();
     s->backoff_ms = BACKOFF_MIN_MS;
-    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    struct timeval tv = clock_ms_tv(timeout_ms);
     const struct timeval *common = event_base_init_common_timeout(base, &tv);
     s->call_timeout = common ? *common : tv;
     s->reconnect_ev = evtimer_new(base, on_reconnect, s);

@@ -13,3 +13,8 @@ uint64_t clock_mono_ms(void)
 {
     return clock_mono_us() / 1000u;
 }
+
+struct timeval clock_ms_tv(long ms)
+{
+    return (struct timeval){.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+}

@@ -79,7 +79,7 @@ static void schedule_reconnect(struct rl_client *c)
 {
     if (evtimer_pending(c->reconnect_ev, NULL))
         return;
-    struct timeval tv = {c->backoff_ms / 1000, (c->backoff_ms % 1000) * 1000};
+    struct timeval tv = clock_ms_tv(c->backoff_ms);
     evtimer_add(c->reconnect_ev, &tv);
     c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
 }

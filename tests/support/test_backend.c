@@ -1,6 +1,7 @@
 #include "test_backend.h"
 
 #include "harness.h"
+#include "shared/clock.h"
 #include "shared/xalloc.h"
 
 #include <event2/buffer.h>
@@ -206,7 +207,7 @@ static void handle(struct server *s, struct evhttp_request *req)
         d->req = req;
         d->ev = evtimer_new(s->base, delayed_fire, d);
         long ms = query_long(req, "ms", 100);
-        struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+        struct timeval tv = clock_ms_tv(ms);
         evtimer_add(d->ev, &tv);
     } else if (strcmp(path, "/status") == 0) {
         int code = (int)query_long(req, "code", 200);
@@ -258,7 +259,7 @@ static void on_request(struct evhttp_request *req, void *arg)
         struct pending *p = xcalloc(1, sizeof(*p));
         p->s = s;
         p->req = req;
-        struct timeval tv = {s->delay_ms / 1000, (s->delay_ms % 1000) * 1000};
+        struct timeval tv = clock_ms_tv(s->delay_ms);
         event_base_once(s->base, -1, EV_TIMEOUT, pending_fire, p, &tv);
         return;
     }
