@@ -7,10 +7,13 @@
 #include <string.h>
 
 #include "ratelimitd/protocol.h"
+#include "shared/strbuf.h"
 #include "shared/xalloc.h"
 
 /* A cap so a mistaken or hostile rules file cannot make the daemon allocate without bound. */
 #define MAX_RULES 1000
+/* And so it cannot make it read without bound. */
+#define MAX_FILE_BYTES ((size_t)1 << 24)
 #define MAX_TAU_US 1000000000000000LL
 
 static void fail(char *err, size_t errlen, const char *origin, int line, const char *fmt, ...)
@@ -203,36 +206,17 @@ bad:
 
 struct rld_rules *rld_rules_load(const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    struct strbuf text = {0};
+    if (strbuf_read_file(&text, path, MAX_FILE_BYTES) < 0) {
+        if (errno == EFBIG)
+            snprintf(err, errlen, "%s: file too large", path);
+        else
+            snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        strbuf_free(&text);
         return NULL;
     }
-    size_t cap = 4096, len = 0;
-    char *buf = xmalloc(cap);
-    size_t got;
-    while ((got = fread(buf + len, 1, cap - len, f)) > 0) {
-        len += got;
-        if (len == cap) {
-            if (cap >= (size_t)1 << 24) {
-                fclose(f);
-                free(buf);
-                snprintf(err, errlen, "%s: file too large", path);
-                return NULL;
-            }
-            cap *= 2;
-            buf = xrealloc(buf, cap);
-        }
-    }
-    bool read_err = ferror(f);
-    fclose(f);
-    if (read_err) {
-        free(buf);
-        snprintf(err, errlen, "%s: read error", path);
-        return NULL;
-    }
-    struct rld_rules *set = rld_rules_parse(buf, len, path, err, errlen);
-    free(buf);
+    struct rld_rules *set = rld_rules_parse(text.p, text.len, path, err, errlen);
+    strbuf_free(&text);
     return set;
 }
 

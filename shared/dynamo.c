@@ -14,6 +14,7 @@
 #include "crypto.h"
 #include "log.h"
 #include "sigv4.h"
+#include "strbuf.h"
 #include "xalloc.h"
 
 #define TARGET_PREFIX "DynamoDB_20120810."
@@ -233,26 +234,10 @@ static enum dynamo_class fail(struct dynamo_result *out, enum dynamo_class cls, 
     return cls;
 }
 
-struct body_buf {
-    char *p;
-    size_t len, cap;
-};
-
 static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
 {
-    struct body_buf *b = userdata;
-    size_t n = size * nmemb;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        b->p = xrealloc(b->p, cap);
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, data, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-    return n;
+    strbuf_add(userdata, data, size * nmemb);
+    return size * nmemb;
 }
 
 /* Network-level failures are worth retrying; only a request curl could never
@@ -353,7 +338,7 @@ enum dynamo_class dynamo_call(struct dynamo_client *c, const char *op, json_t *r
     /* No "Expect: 100-continue" round trip for larger items. */
     hdrs = curl_slist_append(hdrs, "Expect:");
 
-    struct body_buf resp = {0};
+    struct strbuf resp = {0};
     CURL *h = c->curl;
     curl_easy_reset(h); /* keeps the connection cache: the next call reuses the connection */
     c->errbuf[0] = '\0';

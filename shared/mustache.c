@@ -2,15 +2,15 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
+#include "strbuf.h"
 #include "xalloc.h"
 
 /* The token tree. Names and text are slices of the template's own copy of its
@@ -658,23 +658,9 @@ int mustache_render(const struct mustache_template *t, const json_t *context,
     return render_block(&r, &t->root, context ? &root : NULL, (struct slice){"", 0});
 }
 
-struct strbuf {
-    char *p;
-    size_t n, cap;
-};
-
 static void strbuf_emit(void *ctx, const char *s, size_t n)
 {
-    struct strbuf *b = ctx;
-    if (b->cap - b->n <= n) {
-        size_t cap = b->cap;
-        while (cap - b->n <= n)
-            cap *= 2;
-        b->p = xrealloc(b->p, cap);
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
+    strbuf_add(ctx, s, n);
 }
 
 char *mustache_render_string(const struct mustache_template *t, const json_t *context,
@@ -682,16 +668,13 @@ char *mustache_render_string(const struct mustache_template *t, const json_t *co
 {
     /* Pages are mostly template text plus a bit, so start near that size and
      * double from there. */
-    struct strbuf b = {.cap = t->len + t->len / 2 + 256};
-    b.p = xmalloc(b.cap);
+    struct strbuf b = {0};
+    strbuf_reserve(&b, t->len + t->len / 2 + 256);
     if (mustache_render(t, context, partials, strbuf_emit, &b) < 0) {
-        free(b.p);
+        strbuf_free(&b);
         return NULL;
     }
-    b.p[b.n] = '\0';
-    if (len)
-        *len = b.n;
-    return b.p;
+    return strbuf_take(&b, len);
 }
 
 /* ---- template sets ---- */
@@ -795,39 +778,6 @@ struct mustache_set *mustache_set_from_json(const json_t *partials, char *err, s
     return set;
 }
 
-/* Reads a whole file into a heap buffer (caller frees). Returns NULL with
- * errno set on failure. */
-static char *read_file(const char *path, size_t *len)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return NULL;
-    size_t cap = 4096, n = 0;
-    char *buf = xmalloc(cap);
-    for (;;) {
-        if (n == cap) {
-            cap *= 2;
-            buf = xrealloc(buf, cap);
-        }
-        ssize_t got = read(fd, buf + n, cap - n);
-        if (got < 0) {
-            if (errno == EINTR)
-                continue;
-            int saved = errno;
-            free(buf);
-            close(fd);
-            errno = saved;
-            return NULL;
-        }
-        if (got == 0)
-            break;
-        n += (size_t)got;
-    }
-    close(fd);
-    *len = n;
-    return buf;
-}
-
 static const char SUFFIX[] = ".mustache";
 
 struct mustache_set *mustache_set_load_dir(const char *dir, char *err, size_t errlen)
@@ -853,13 +803,15 @@ struct mustache_set *mustache_set_load_dir(const char *dir, char *err, size_t er
             free(path);
             continue;
         }
-        size_t len;
-        char *text = read_file(path, &len);
-        if (!text) {
+        struct strbuf file = {0};
+        if (strbuf_read_file(&file, path, SIZE_MAX) < 0) {
             set_err(err, errlen, "%s: %s", path, strerror(errno));
+            strbuf_free(&file);
             free(path);
             goto fail;
         }
+        size_t len;
+        char *text = strbuf_take(&file, &len);
         char cerr[256];
         struct mustache_template *t = mustache_compile(text, len, cerr, sizeof(cerr));
         free(text);

@@ -1,5 +1,6 @@
 #include "sigv4.h"
 #include "crypto.h"
+#include "strbuf.h"
 
 #include <openssl/crypto.h>
 #include <pthread.h>
@@ -13,48 +14,6 @@
 
 #define ALGORITHM "AWS4-HMAC-SHA256"
 
-/* --- a growing string ---------------------------------------------------- */
-
-struct sbuf {
-    char *p;
-    size_t len, cap;
-};
-
-static void sb_add(struct sbuf *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        b->p = xrealloc(b->p, cap);
-        b->cap = cap;
-    }
-    if (n)
-        memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void sb_adds(struct sbuf *b, const char *s)
-{
-    sb_add(b, s, strlen(s));
-}
-
-static void sb_addc(struct sbuf *b, char c)
-{
-    sb_add(b, &c, 1);
-}
-
-/* Returns the string (never NULL, even when nothing was added); b is emptied. */
-static char *sb_take(struct sbuf *b)
-{
-    if (!b->p)
-        sb_add(b, "", 0);
-    char *s = b->p;
-    *b = (struct sbuf){0};
-    return s;
-}
-
 /* --- encoding ------------------------------------------------------------ */
 
 static bool is_unreserved(unsigned char c)
@@ -64,31 +23,31 @@ static bool is_unreserved(unsigned char c)
 }
 
 /* AWS URI encoding: unreserved bytes kept, every other byte %XX upper-case. */
-static void uri_encode(struct sbuf *b, const char *s, size_t n)
+static void uri_encode(struct strbuf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789ABCDEF";
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (is_unreserved(c)) {
-            sb_addc(b, (char)c);
+            strbuf_addc(b, (char)c);
         } else {
             char e[3] = {'%', hex[c >> 4], hex[c & 15]};
-            sb_add(b, e, 3);
+            strbuf_add(b, e, 3);
         }
     }
 }
 
 /* Decodes %XX escapes of s[0..n) into b; a '%' without two hex digits stays
  * literal, so that it is encoded as %25 afterwards rather than rejected. */
-static void uri_decode(struct sbuf *b, const char *s, size_t n)
+static void uri_decode(struct strbuf *b, const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         unsigned char byte;
         if (s[i] == '%' && i + 2 < n && crypto_hex_decode(s + i + 1, 2, &byte, 1)) {
-            sb_addc(b, (char)byte);
+            strbuf_addc(b, (char)byte);
             i += 2;
         } else {
-            sb_addc(b, s[i]);
+            strbuf_addc(b, s[i]);
         }
     }
 }
@@ -179,18 +138,18 @@ static bool is_space(char c)
 
 /* Appends the path segment by segment: URI-encoded, with dot segments removed
  * and empty segments dropped unless normalisation is off. */
-static void canonical_uri(struct sbuf *b, const char *path, bool normalize)
+static void canonical_uri(struct strbuf *b, const char *path, bool normalize)
 {
     size_t n = strlen(path);
     if (!normalize) {
         if (path[0] != '/')
-            sb_addc(b, '/');
+            strbuf_addc(b, '/');
         size_t start = 0;
         for (size_t i = 0; i <= n; i++) {
             if (i == n || path[i] == '/') {
                 uri_encode(b, path + start, i - start);
                 if (i < n)
-                    sb_addc(b, '/');
+                    strbuf_addc(b, '/');
                 start = i + 1;
             }
         }
@@ -224,11 +183,11 @@ static void canonical_uri(struct sbuf *b, const char *path, bool normalize)
         start = i + 1;
     }
     for (size_t i = 0; i < count; i++) {
-        sb_addc(b, '/');
+        strbuf_addc(b, '/');
         uri_encode(b, path + off[i], len[i]);
     }
     if (count == 0 || trailing)
-        sb_addc(b, '/');
+        strbuf_addc(b, '/');
     free(off);
     free(len);
 }
@@ -257,11 +216,11 @@ static void qlist_add(struct qlist *q, const char *k, size_t klen, const char *v
         q->cap = q->cap ? q->cap * 2 : 8;
         q->v = xrealloc(q->v, q->cap * sizeof(*q->v));
     }
-    struct sbuf kb = {0}, vb = {0};
+    struct strbuf kb = {0}, vb = {0};
     uri_encode(&kb, k, klen);
     uri_encode(&vb, v, vlen);
-    q->v[q->n].key = sb_take(&kb);
-    q->v[q->n].value = sb_take(&vb);
+    q->v[q->n].key = strbuf_take(&kb, NULL);
+    q->v[q->n].value = strbuf_take(&vb, NULL);
     q->n++;
 }
 
@@ -278,7 +237,7 @@ static void qlist_parse(struct qlist *q, const char *query)
         if (n > 0) {
             const char *eq = memchr(p, '=', n);
             size_t kl = eq ? (size_t)(eq - p) : n;
-            struct sbuf k = {0}, v = {0};
+            struct strbuf k = {0}, v = {0};
             uri_decode(&k, p, kl);
             if (eq)
                 uri_decode(&v, eq + 1, n - kl - 1);
@@ -319,7 +278,7 @@ static int chdr_cmp(const void *a, const void *b)
 
 static char *canonical_value(const char *v)
 {
-    struct sbuf b = {0};
+    struct strbuf b = {0};
     while (is_space(*v))
         v++;
     bool pending = false;
@@ -329,11 +288,11 @@ static char *canonical_value(const char *v)
             continue;
         }
         if (pending)
-            sb_addc(&b, ' ');
+            strbuf_addc(&b, ' ');
         pending = false;
-        sb_addc(&b, *v);
+        strbuf_addc(&b, *v);
     }
-    return sb_take(&b);
+    return strbuf_take(&b, NULL);
 }
 
 static bool is_reserved_header(const char *lname)
@@ -435,26 +394,26 @@ static int build_parts(const struct sigv4_request *req, const struct sigv4_param
         }
     }
 
-    struct sbuf hb = {0}, sh = {0};
+    struct strbuf hb = {0}, sh = {0};
     if (rc == 0) {
         qsort(h, n, sizeof(*h), chdr_cmp);
         for (size_t i = 0; i < n; i++) {
             bool same = i > 0 && strcmp(h[i].name, h[i - 1].name) == 0;
             if (same) {
-                sb_addc(&hb, ',');
+                strbuf_addc(&hb, ',');
             } else {
                 if (i > 0)
-                    sb_addc(&hb, '\n');
-                sb_adds(&hb, h[i].name);
-                sb_addc(&hb, ':');
+                    strbuf_addc(&hb, '\n');
+                strbuf_adds(&hb, h[i].name);
+                strbuf_addc(&hb, ':');
                 if (sh.len)
-                    sb_addc(&sh, ';');
-                sb_adds(&sh, h[i].name);
+                    strbuf_addc(&sh, ';');
+                strbuf_adds(&sh, h[i].name);
             }
-            sb_adds(&hb, h[i].value);
+            strbuf_adds(&hb, h[i].value);
         }
         if (n)
-            sb_addc(&hb, '\n');
+            strbuf_addc(&hb, '\n');
     }
     for (size_t i = 0; i < n; i++) {
         free(h[i].name);
@@ -467,7 +426,7 @@ static int build_parts(const struct sigv4_request *req, const struct sigv4_param
         parts_free(pt);
         return -1;
     }
-    pt->signed_headers = sb_take(&sh);
+    pt->signed_headers = strbuf_take(&sh, NULL);
 
     struct qlist q = {0};
     qlist_parse(&q, req->query);
@@ -488,32 +447,32 @@ static int build_parts(const struct sigv4_request *req, const struct sigv4_param
     }
     if (q.n)
         qsort(q.v, q.n, sizeof(*q.v), qparam_cmp);
-    struct sbuf qb = {0};
+    struct strbuf qb = {0};
     for (size_t i = 0; i < q.n; i++) {
         if (i)
-            sb_addc(&qb, '&');
-        sb_adds(&qb, q.v[i].key);
-        sb_addc(&qb, '=');
-        sb_adds(&qb, q.v[i].value);
+            strbuf_addc(&qb, '&');
+        strbuf_adds(&qb, q.v[i].key);
+        strbuf_addc(&qb, '=');
+        strbuf_adds(&qb, q.v[i].value);
     }
     qlist_free(&q);
-    char *query = sb_take(&qb);
+    char *query = strbuf_take(&qb, NULL);
 
-    struct sbuf c = {0};
-    sb_adds(&c, req->method);
-    sb_addc(&c, '\n');
+    struct strbuf c = {0};
+    strbuf_adds(&c, req->method);
+    strbuf_addc(&c, '\n');
     canonical_uri(&c, req->path, !(p->flags & SIGV4_NO_NORMALIZE));
-    sb_addc(&c, '\n');
-    sb_adds(&c, query);
-    sb_addc(&c, '\n');
+    strbuf_addc(&c, '\n');
+    strbuf_adds(&c, query);
+    strbuf_addc(&c, '\n');
     if (hb.p)
-        sb_add(&c, hb.p, hb.len);
-    sb_addc(&c, '\n');
-    sb_adds(&c, pt->signed_headers);
-    sb_addc(&c, '\n');
-    sb_adds(&c, pt->payload_hash);
+        strbuf_add(&c, hb.p, hb.len);
+    strbuf_addc(&c, '\n');
+    strbuf_adds(&c, pt->signed_headers);
+    strbuf_addc(&c, '\n');
+    strbuf_adds(&c, pt->payload_hash);
     free(hb.p);
-    pt->canonical = sb_take(&c);
+    pt->canonical = strbuf_take(&c, NULL);
     if (presign)
         pt->query = query;
     else
@@ -629,16 +588,16 @@ char *sigv4_presigned_query(const struct sigv4_request *req, const struct sigv4_
         return NULL;
     char sig[65];
     signature_hex(&pt, p, sig);
-    struct sbuf b = {0};
-    sb_adds(&b, pt.query);
+    struct strbuf b = {0};
+    strbuf_adds(&b, pt.query);
     if (has_token(p) && (p->flags & SIGV4_UNSIGNED_TOKEN)) {
-        sb_adds(&b, "&X-Amz-Security-Token=");
+        strbuf_adds(&b, "&X-Amz-Security-Token=");
         uri_encode(&b, p->creds.session_token, strlen(p->creds.session_token));
     }
-    sb_adds(&b, "&X-Amz-Signature=");
-    sb_adds(&b, sig);
+    strbuf_adds(&b, "&X-Amz-Signature=");
+    strbuf_adds(&b, sig);
     parts_free(&pt);
-    return sb_take(&b);
+    return strbuf_take(&b, NULL);
 }
 
 /* --- raw request parsing -------------------------------------------------- */

@@ -1,4 +1,5 @@
 #include "harness.h"
+#include "shared/strbuf.h"
 #include "shared/xalloc.h"
 
 #include <arpa/inet.h>
@@ -259,23 +260,10 @@ struct http_client {
     CURL *curl;
 };
 
-struct growbuf {
-    char *data;
-    size_t len, cap;
-};
-
 static size_t grow_write(char *ptr, size_t size, size_t n, void *ud)
 {
-    struct growbuf *b = ud;
-    size_t add = size * n;
-    if (b->len + add + 1 > b->cap) {
-        b->cap = (b->len + add + 1) * 2;
-        b->data = xrealloc(b->data, b->cap);
-    }
-    memcpy(b->data + b->len, ptr, add);
-    b->len += add;
-    b->data[b->len] = '\0';
-    return add;
+    strbuf_add(ud, ptr, size * n);
+    return size * n;
 }
 
 struct http_client *http_client_new(void)
@@ -303,7 +291,7 @@ struct http_resp *http_request(struct http_client *c, const char *method, const 
                                const char *content_type, const char *body, const char *const headers[])
 {
     struct http_resp *r = xcalloc(1, sizeof(*r));
-    struct growbuf b = {0}, h = {0};
+    struct strbuf b = {0}, h = {0};
     CURL *k = c->curl;
     struct curl_slist *hl = NULL;
     if (content_type) {
@@ -348,9 +336,8 @@ struct http_resp *http_request(struct http_client *c, const char *method, const 
     curl_easy_setopt(k, CURLOPT_HTTPHEADER, NULL);
     curl_easy_setopt(k, CURLOPT_POSTFIELDS, NULL);
     curl_slist_free_all(hl);
-    r->body = b.data ? b.data : xstrdup("");
-    r->len = b.len;
-    r->headers = h.data ? h.data : xstrdup("");
+    r->body = strbuf_take(&b, &r->len);
+    r->headers = strbuf_take(&h, NULL);
     if (r->len)
         r->json = json_loadb(r->body, r->len, 0, NULL);
     return r;
