@@ -129,7 +129,7 @@ int main(int argc, char **argv)
         goto out;
     const char *metrics_listen = config_get(cfg, "RATELIMITD_METRICS_LISTEN");
     if (metrics_listen && metrics_listen[0]) {
-        metrics = rld_metrics_http_new(d.base, metrics_listen, rules, &stats, store, err, sizeof(err));
+        metrics = rld_metrics_http_new(d.base, metrics_listen, rules, &stats, err, sizeof(err));
         if (!metrics)
             goto out;
         log_info("metrics at http://%s/metrics", metrics_listen);

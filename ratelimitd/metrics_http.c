@@ -18,7 +18,6 @@ struct rld_metrics_http {
     struct evhttp *http;
     const struct rld_rules *rules;
     const struct rld_stats *stats;
-    const struct rld_store *store;
 };
 
 static const char *const result_names[RLD_RESULTS] = {
@@ -52,8 +51,7 @@ static void gauge(struct evbuffer *out, const char *name, const char *help, doub
     evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s gauge\n%s %.9g\n", name, help, name, name, v);
 }
 
-void rld_metrics_format(struct evbuffer *out, const struct rld_rules *rules, const struct rld_stats *s,
-                        int redis_up)
+static void metrics_format(struct evbuffer *out, const struct rld_rules *rules, const struct rld_stats *s)
 {
     evbuffer_add_printf(out, "# HELP ratelimitd_decisions_total CHECKs decided, by rule and result "
                              "(shadow_denied was answered ALLOW).\n"
@@ -78,7 +76,7 @@ void rld_metrics_format(struct evbuffer *out, const struct rld_rules *rules, con
             "Decisions taken from local buckets because Redis was unreachable or too slow.",
             s->degraded_decisions);
     gauge(out, "ratelimitd_redis_up", "1 while decisions go to Redis, 0 while local buckets decide.",
-          redis_up ? 1 : 0);
+          s->redis_up ? 1 : 0);
     counter(out, "ratelimitd_redis_timeouts_total",
             "Redis calls that outlived the timeout and were decided locally.", s->redis_timeouts);
     evbuffer_add_printf(out,
@@ -120,7 +118,7 @@ static void on_request(struct evhttp_request *req, void *arg)
         return;
     }
     struct evbuffer *body = evbuffer_new();
-    rld_metrics_format(body, m->rules, m->stats, rld_store_redis_up(m->store));
+    metrics_format(body, m->rules, m->stats);
     evhttp_add_header(headers, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
     /* evhttp sends the headers (with Content-Length) but no body for HEAD. */
     evhttp_send_reply(req, 200, "OK", body);
@@ -129,7 +127,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 
 struct rld_metrics_http *rld_metrics_http_new(struct event_base *base, const char *listen,
                                               const struct rld_rules *rules, const struct rld_stats *stats,
-                                              const struct rld_store *store, char *err, size_t errlen)
+                                              char *err, size_t errlen)
 {
     char host[256];
     int port;
@@ -140,7 +138,6 @@ struct rld_metrics_http *rld_metrics_http_new(struct event_base *base, const cha
     struct rld_metrics_http *m = xcalloc(1, sizeof(*m));
     m->rules = rules;
     m->stats = stats;
-    m->store = store;
     m->http = evhttp_new(base);
     /* A scrape is one small request: keep slow or oversized clients from holding memory. */
     evhttp_set_timeout(m->http, 10);

@@ -8,27 +8,20 @@
 
 #include <stddef.h>
 
-#include "ratelimitd/redis_store.h"
 #include "ratelimitd/rules.h"
 #include "ratelimitd/stats.h"
 
 struct event_base;
-struct evbuffer;
 
 struct rld_metrics_http;
 
 /* Binds listen ("host:port"; port 0 is refused) and serves GET/HEAD /metrics on base.
- * rules, stats and store are borrowed and must outlive the listener. Returns NULL with a
+ * rules and stats are borrowed and must outlive the listener. Returns NULL with a
  * one-line reason in err when the address is malformed or cannot be bound. */
 struct rld_metrics_http *rld_metrics_http_new(struct event_base *base, const char *listen,
                                               const struct rld_rules *rules, const struct rld_stats *stats,
-                                              const struct rld_store *store, char *err, size_t errlen);
+                                              char *err, size_t errlen);
 /* Closes the listener and any scrape in progress; NULL is a no-op. */
 void rld_metrics_http_free(struct rld_metrics_http *m);
-
-/* Appends the exposition text of stats (per-rule counts named from rules; redis_up as given)
- * to out. Exposed so that the format can be checked without a socket. */
-void rld_metrics_format(struct evbuffer *out, const struct rld_rules *rules, const struct rld_stats *stats,
-                        int redis_up);
 
 #endif

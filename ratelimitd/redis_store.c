@@ -303,11 +303,6 @@ void rld_store_check(struct rld_store *s, const struct rld_rule *rule, const cha
     send_call(s, c, false);
 }
 
-bool rld_store_redis_up(const struct rld_store *s)
-{
-    return s->state == ST_UP;
-}
-
 static void on_setup_reply(redisAsyncContext *ac, void *r, void *privdata)
 {
     struct rld_store *s = privdata;

@@ -45,8 +45,6 @@ struct rld_store *rld_store_new(struct event_base *base, const struct rld_redis_
  * outlive the call. */
 void rld_store_check(struct rld_store *s, const struct rld_rule *rule, const char *key, size_t key_len,
                      long cost, rld_store_done_fn cb, void *arg);
-/* True while decisions go to Redis. */
-bool rld_store_redis_up(const struct rld_store *s);
 /* Closes the Redis connection; calls still in flight are answered from local buckets first. */
 void rld_store_free(struct rld_store *s);
 

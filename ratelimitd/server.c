@@ -117,7 +117,6 @@ static void flush_ready(struct conn *c)
     while (c->head && (c->head->ready || c->head->stats)) {
         struct slot *s = c->head;
         if (s->stats) {
-            c->srv->stats->redis_up = rld_store_redis_up(c->srv->store);
             s->len = rld_stats_format(c->srv->stats, s->text, sizeof(s->text));
         }
         if (c->bev)

@@ -20,7 +20,7 @@ struct rld_stats {
     uint64_t redis_timeouts;     /* calls answered locally because Redis was too slow */
     uint64_t redis_latency_sum_us;
     uint64_t redis_latency_max_us;
-    bool redis_up;
+    bool redis_up;    /* kept by the store: true while decisions go to Redis */
     long connections; /* client connections open now */
     /* NULL, or RLD_RESULTS counters per rule in the rules' order (owned by whoever set it):
      * the per-rule breakdown of /metrics. */
