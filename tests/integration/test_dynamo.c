@@ -252,6 +252,21 @@ Test(dynamo, session_token_is_sent_and_accepted)
  * 2.4's runner leaks under ASan when two suites in one binary set one. */
 TestSuite(dynamo_network);
 
+/* A listening socket on a free loopback port that nobody accepts on; url gets
+ * its "http://127.0.0.1:PORT". */
+static int listen_loopback(char *url, size_t urllen)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    cr_assert_eq(listen(fd, 4), 0);
+    socklen_t len = sizeof(sa);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    snprintf(url, urllen, "http://127.0.0.1:%d", ntohs(sa.sin_port));
+    return fd;
+}
+
 Test(dynamo_network, closed_port_is_retryable)
 {
     char url[64];
@@ -269,15 +284,8 @@ Test(dynamo_network, closed_port_is_retryable)
 Test(dynamo_network, silent_server_times_out_as_retryable)
 {
     /* A socket that listens but never answers: the kernel completes the connection, nobody replies. */
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert_geq(fd, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    cr_assert_eq(listen(fd, 4), 0);
-    socklen_t len = sizeof(sa);
-    cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
     char url[64];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d", ntohs(sa.sin_port));
+    int fd = listen_loopback(url, sizeof(url));
 
     struct dynamo_client *c = new_client(url, "AKID", "secret", 300);
     struct dynamo_result r;
@@ -292,15 +300,8 @@ Test(dynamo_network, non_dynamodb_answer_is_classified)
 {
     /* A tiny forked responder that is not DynamoDB: first a 5xx without a JSON
      * body, then a 200 with HTML (a captive proxy, a wrong endpoint). */
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert_geq(fd, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    cr_assert_eq(listen(fd, 4), 0);
-    socklen_t len = sizeof(sa);
-    cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
     char url[64];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d", ntohs(sa.sin_port));
+    int fd = listen_loopback(url, sizeof(url));
 
     pid_t pid = fork();
     cr_assert_geq(pid, 0);
