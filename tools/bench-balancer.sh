@@ -39,8 +39,7 @@ for tool in wrk /usr/sbin/haproxy; do
 done
 [ -x "$BIN/balancer" ] || { echo "bench-balancer: $BIN/balancer not built (make)" >&2; exit 1; }
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
+. tools/lib.sh
 
 NB=2
 BACKENDS=()
@@ -106,10 +105,6 @@ PIDS+=($!)
 PIDS+=($!)
 wait_port "$LB_PORT" || { cat "$WORK/balancer.err" >&2; exit 1; }
 wait_port "$HA_PORT" || { cat "$WORK/haproxy.log" >&2; exit 1; }
-
-# wrk prints latency with a unit; convert to milliseconds.
-to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'; }
-median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
 run_wrk() { # port conns scenario -> "rps p99ms"
     local args=(-t2 -c"$2" -d"$DURATION" --latency)

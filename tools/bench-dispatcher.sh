@@ -35,17 +35,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-wait_port() {
-    for _ in $(seq 1 300); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.05
-    done
-    echo "$0: nothing listens on 127.0.0.1:$1" >&2
-    return 1
-}
+. "$root/tools/lib.sh"
 stop() {
     kill "$1" 2>/dev/null || true
     wait "$1" 2>/dev/null || true
@@ -66,7 +56,7 @@ run_once() {
     node "$root/tools/dynalite.js" --port "$dport" --create-table-ms 50 >"$dir/dynalite.log" 2>&1 &
     local dpid=$!
     echo "$dpid" >>"$tmp/pids"
-    wait_port "$dport"
+    wait_port "$dport" 300
 
     export SHOP_ENV=test SECRET_KEY=bench-secret-key-0123456789abcdef RATELIMIT_ENABLED=0 SHOPD_WORKERS=2
     export DATABASE_URL="sqlite:///$dir/shop.db" SHOPD_LISTEN="127.0.0.1:$sport" LOG_LEVEL=info

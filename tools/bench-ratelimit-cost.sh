@@ -25,17 +25,16 @@ cleanup() {
 trap cleanup EXIT INT TERM
 for b in shopd ratelimitd; do [ -x "$BIN/$b" ] || { echo "$BIN/$b is missing (run make)" >&2; exit 1; }; done
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_for() { for _ in $(seq 200); do eval "$1" && return 0; sleep 0.05; done; echo "timed out: $1" >&2; exit 1; }
+. tools/lib.sh
 
 /usr/bin/redis-server --port 0 --unixsocket "$tmp/redis.sock" --save "" --appendonly no >"$tmp/redis.log" 2>&1 &
 pids+=($!)
-wait_for "[ -S $tmp/redis.sock ]"
+wait_until "[ -S $tmp/redis.sock ]" 200
 awk '!/^[[:space:]]*(#|$)/ { print $1, "1000000/1s burst=1000000" }' deploy/ratelimit.rules >"$tmp/bench.rules"
 RATELIMITD_SOCKET="$tmp/rl.sock" REDIS_URL="unix://$tmp/redis.sock" RATELIMIT_RULES="$tmp/bench.rules" \
     LOG_LEVEL=warn "$BIN/ratelimitd" --env /dev/null >"$tmp/ratelimitd.log" 2>&1 &
 pids+=($!)
-wait_for "[ -S $tmp/rl.sock ]"
+wait_until "[ -S $tmp/rl.sock ]" 200
 
 start_shopd() { # port enabled
     SHOPD_LISTEN="127.0.0.1:$1" RATELIMIT_ENABLED="$2" RATELIMITD_SOCKET="$tmp/rl.sock" \
@@ -43,7 +42,7 @@ start_shopd() { # port enabled
         DISPATCHER_ENABLED=0 LOG_LEVEL=warn TEMPLATES_DIR="$root/templates" STATIC_DIR="$root/templates/static" \
         "$BIN/shopd" --env /dev/null >>"$tmp/shopd-$1.log" 2>&1 &
     pids+=($!)
-    wait_for "curl -sf -o /dev/null http://127.0.0.1:$1/healthz"
+    wait_until "curl -sf -o /dev/null http://127.0.0.1:$1/healthz" 200
 }
 on=$(free_port)
 start_shopd "$on" 1
@@ -60,7 +59,6 @@ measure() {
                    else if (v ~ /s$/) { sub(/s/, "", v); v *= 1000 } p99 = v }
         END { printf "%s %s\n", rps, p99 }'
 }
-median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
 wrk -t2 -c"$conns" -d2s "http://127.0.0.1:$on/products" >/dev/null 2>&1
 wrk -t2 -c"$conns" -d2s "http://127.0.0.1:$off/products" >/dev/null 2>&1

@@ -24,14 +24,13 @@ echo "building ratelimitd and rl_bench in $tmp"
 make --no-print-directory -s BUILD="$tmp/build" BIN="$tmp/bin" "$tmp/bin/ratelimitd" >/dev/null
 cc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -o "$tmp/rl_bench" tests/load/rl_bench.c
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_for() { for _ in $(seq 100); do eval "$1" && return 0; sleep 0.05; done; echo "timed out: $1" >&2; exit 1; }
+. tools/lib.sh
 
 port=$(free_port)
 /usr/bin/redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no >"$tmp/redis.log" 2>&1 &
 redis_pid=$!
 pids+=("$redis_pid")
-wait_for "redis-cli -p $port ping >/dev/null 2>&1"
+wait_until "redis-cli -p $port ping >/dev/null 2>&1"
 
 cat >"$tmp/bench.rules" <<'RULES'
 # Large enough that every check is allowed: the benchmark measures the decision path.
@@ -45,7 +44,7 @@ start_rld() { # $1: REDIS_URL
         "$tmp/bin/ratelimitd" >>"$tmp/ratelimitd.log" 2>&1 &
     rld_pid=$!
     pids+=("$rld_pid")
-    wait_for "[ -S $tmp/rl.sock ]"
+    wait_until "[ -S $tmp/rl.sock ]"
     sleep 0.3 # let it reach Redis
 }
 stop_rld() { kill "$rld_pid"; wait "$rld_pid" 2>/dev/null || true; }

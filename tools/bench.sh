@@ -101,7 +101,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. tools/lib.sh
 # start NAME CMD...: runs CMD with its output appended to $WORK/NAME.log.
 start() {
     local name=$1

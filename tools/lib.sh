@@ -1,0 +1,27 @@
+# Helpers the benchmark scripts share; source it, do not run it.
+
+# A free TCP port on 127.0.0.1 (the kernel's choice).
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# wait_port PORT [TRIES]: until something accepts on 127.0.0.1:PORT, 50 ms apart (default 100 tries).
+wait_port() {
+    for _ in $(seq "${2:-100}"); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.05
+    done
+    echo "$0: nothing listens on 127.0.0.1:$1" >&2
+    return 1
+}
+
+# wait_until 'SHELL TEST' [TRIES]: until the test succeeds, 50 ms apart (default 100 tries); exits when it never does.
+wait_until() {
+    for _ in $(seq "${2:-100}"); do eval "$1" && return 0; sleep 0.05; done
+    echo "timed out: $1" >&2
+    exit 1
+}
+
+# The median of the numbers on stdin, one per line.
+median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+
+# wrk's latency with its unit ("850.12us", "12.5ms", "1.2s") in milliseconds.
+to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'; }
