@@ -2,7 +2,6 @@
 
 #include "balancer.h"
 #include "shared/config.h"
-#include "shared/xalloc.h"
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -30,6 +29,9 @@ static double latency_quantile_ms(const struct backend *be, double q)
     return (double)be->lat_max_us / 1000.0;
 }
 
+/* Answers by status class, the index of struct backend's responses[]. */
+static const char *const response_classes[] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
+
 static double uptime_s(const struct balancer *b)
 {
     struct timeval now;
@@ -37,7 +39,8 @@ static double uptime_s(const struct balancer *b)
     return (double)(now.tv_sec - b->started.tv_sec) + (double)(now.tv_usec - b->started.tv_usec) / 1e6;
 }
 
-char *admin_status_json(struct balancer *b)
+/* Appends the /status document to out. */
+static void status_json(struct balancer *b, struct evbuffer *out)
 {
     json_t *root = json_object();
     json_object_set_new(root, "version", json_string(SHOP_VERSION));
@@ -69,9 +72,8 @@ char *admin_status_json(struct balancer *b)
         json_object_set_new(o, "health_checks_failed_total", json_integer((json_int_t)be->checks_failed));
         json_object_set_new(o, "bytes_out_total", json_integer((json_int_t)be->bytes_out));
         json_t *resp = json_object();
-        static const char *const cls[] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
         for (int k = 0; k < 6; k++)
-            json_object_set_new(resp, cls[k], json_integer((json_int_t)be->responses[k]));
+            json_object_set_new(resp, response_classes[k], json_integer((json_int_t)be->responses[k]));
         json_object_set_new(o, "responses", resp);
         json_t *lat = json_object();
         json_object_set_new(lat, "count", json_integer((json_int_t)be->lat_count));
@@ -87,14 +89,13 @@ char *admin_status_json(struct balancer *b)
     json_object_set_new(root, "backends", list);
     char *text = json_dumps(root, JSON_INDENT(2));
     json_decref(root);
-    char *copy = xstrdup(text);
+    evbuffer_add(out, text, strlen(text));
     free(text);
-    return copy;
 }
 
-char *admin_metrics_text(struct balancer *b)
+/* Appends the /metrics text (Prometheus 0.0.4) to o. */
+static void metrics_text(struct balancer *b, struct evbuffer *o)
 {
-    struct evbuffer *o = evbuffer_new();
     evbuffer_add_printf(o, "# HELP balancer_up_seconds Time since the balancer started.\n"
                            "# TYPE balancer_up_seconds gauge\nbalancer_up_seconds %.3f\n", uptime_s(b));
     evbuffer_add_printf(o, "# HELP balancer_connections Open client connections.\n"
@@ -147,11 +148,11 @@ char *admin_metrics_text(struct balancer *b)
     }
     evbuffer_add_printf(o, "# HELP balancer_backend_responses_total Answers by status class.\n"
                            "# TYPE balancer_backend_responses_total counter\n");
-    static const char *const cls[] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
     for (size_t i = 0; i < b->nbackends; i++)
         for (int k = 0; k < 6; k++)
             evbuffer_add_printf(o, "balancer_backend_responses_total{backend=\"%s\",code=\"%s\"} %llu\n",
-                                b->backends[i]->name, cls[k], (unsigned long long)b->backends[i]->responses[k]);
+                                b->backends[i]->name, response_classes[k],
+                                (unsigned long long)b->backends[i]->responses[k]);
     evbuffer_add_printf(o, "# HELP balancer_backend_latency_seconds Time from sending to the end of the answer.\n"
                            "# TYPE balancer_backend_latency_seconds histogram\n");
     for (size_t i = 0; i < b->nbackends; i++) {
@@ -169,24 +170,11 @@ char *admin_metrics_text(struct balancer *b)
         evbuffer_add_printf(o, "balancer_backend_latency_seconds_count{backend=\"%s\"} %llu\n", be->name,
                             (unsigned long long)be->lat_count);
     }
-    size_t len = evbuffer_get_length(o);
-    char *text = xmalloc(len + 1);
-    evbuffer_remove(o, text, len);
-    text[len] = '\0';
-    evbuffer_free(o);
-    return text;
 }
 
-static void reply_text(struct evhttp_request *req, int code, const char *type, char *text)
+static const char *reason_of(int code)
 {
-    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-    evhttp_add_header(h, "Content-Type", type);
-    evhttp_add_header(h, "Cache-Control", "no-store");
-    struct evbuffer *body = evbuffer_new();
-    evbuffer_add(body, text, strlen(text));
-    evhttp_send_reply(req, code, code == 200 ? "OK" : "Not Found", body);
-    evbuffer_free(body);
-    free(text);
+    return code == 200 ? "OK" : code == 404 ? "Not Found" : "Method Not Allowed";
 }
 
 static void admin_request(struct evhttp_request *req, void *arg)
@@ -195,15 +183,27 @@ static void admin_request(struct evhttp_request *req, void *arg)
     const char *uri = evhttp_request_get_uri(req);
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
     size_t plen = strcspn(uri, "?");
+    struct evbuffer *body = evbuffer_new();
+    int code = 200;
+    const char *type = "text/plain";
     if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
-        reply_text(req, 405, "text/plain", xstrdup("method not allowed\n"));
+        code = 405;
+        evbuffer_add_printf(body, "method not allowed\n");
     } else if (plen == 7 && strncmp(uri, "/status", 7) == 0) {
-        reply_text(req, 200, "application/json", admin_status_json(b));
+        type = "application/json";
+        status_json(b, body);
     } else if (plen == 8 && strncmp(uri, "/metrics", 8) == 0) {
-        reply_text(req, 200, "text/plain; version=0.0.4", admin_metrics_text(b));
+        type = "text/plain; version=0.0.4";
+        metrics_text(b, body);
     } else {
-        reply_text(req, 404, "text/plain", xstrdup("not found: try /status or /metrics\n"));
+        code = 404;
+        evbuffer_add_printf(body, "not found: try /status or /metrics\n");
     }
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "Content-Type", type);
+    evhttp_add_header(h, "Cache-Control", "no-store");
+    evhttp_send_reply(req, code, reason_of(code), body);
+    evbuffer_free(body);
 }
 
 int admin_start(struct balancer *b, char *err, size_t errlen)

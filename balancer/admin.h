@@ -16,9 +16,4 @@ struct balancer;
 int admin_start(struct balancer *b, char *err, size_t errlen);
 void admin_stop(struct balancer *b);
 
-/* The /status document (caller frees) and the /metrics text (caller frees);
- * exposed so that tests and tools can render them without HTTP. */
-char *admin_status_json(struct balancer *b);
-char *admin_metrics_text(struct balancer *b);
-
 #endif
