@@ -63,6 +63,9 @@ Test(balancer_http, request_id_generated_kept_or_replaced)
     cr_assert_str_eq(http_resp_header(r, "X-Request-Id"), sent, "answer and backend see different ids");
     char *line = xasprintf("request_id=%s", sent);
     http_resp_free(r);
+    /* The balancer writes its log after the answer has left (one write per loop pass). */
+    for (int t = 0; t < 50 && test_balancer_log_count(st.lb, line) == 0; t++)
+        harness_sleep_ms(20);
     cr_assert_eq(test_balancer_log_count(st.lb, line), 1, "not in the access log");
     free(line);
 
