@@ -173,13 +173,12 @@ int harness_free_port(void)
     return port;
 }
 
-bool harness_wait_port(int port, int timeout_ms)
+/* Tries to connect to addr every 20 ms until it accepts or timeout_ms passes. */
+static bool wait_connect(int domain, const struct sockaddr *addr, socklen_t len, int timeout_ms)
 {
     for (int waited = 0; waited <= timeout_ms; waited += 20) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        int ok = connect(fd, (struct sockaddr *)&a, sizeof(a));
+        int fd = socket(domain, SOCK_STREAM, 0);
+        int ok = connect(fd, addr, len);
         close(fd);
         if (ok == 0)
             return true;
@@ -188,19 +187,18 @@ bool harness_wait_port(int port, int timeout_ms)
     return false;
 }
 
+bool harness_wait_port(int port, int timeout_ms)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    return wait_connect(AF_INET, (struct sockaddr *)&a, sizeof(a), timeout_ms);
+}
+
 bool harness_wait_unix(const char *path, int timeout_ms)
 {
-    for (int waited = 0; waited <= timeout_ms; waited += 20) {
-        int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-        struct sockaddr_un a = {.sun_family = AF_UNIX};
-        snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
-        int ok = connect(fd, (struct sockaddr *)&a, sizeof(a));
-        close(fd);
-        if (ok == 0)
-            return true;
-        harness_sleep_ms(20);
-    }
-    return false;
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+    return wait_connect(AF_UNIX, (struct sockaddr *)&a, sizeof(a), timeout_ms);
 }
 
 char *harness_tempdir(const char *prefix)
