@@ -3,6 +3,7 @@
 #include "shopd/router.h"
 #include "shopd/worker.h"
 #include "shared/clock.h"
+#include "shared/http_answer.h"
 #include "shared/xalloc.h"
 
 #include <event2/buffer.h>
@@ -59,7 +60,7 @@ void reply_buffer(struct request *r, int status, const char *content_type, struc
         evhttp_connection_set_closecb(evhttp_request_get_connection(r->ev), NULL, NULL);
     if (!r->cancelled) {
         add_common_headers(r, content_type);
-        evhttp_send_reply(r->ev, status, NULL, buf);
+        evhttp_send_reply(r->ev, status, http_reason(status), buf);
     }
     worker_request_done(r);
 }

@@ -1,4 +1,5 @@
 #include "shopd/worker.h"
+#include "shopd/http_guard.h"
 #include "shopd/accounts.h"
 #include "shopd/db.h"
 #include "shopd/metrics.h"
@@ -50,6 +51,7 @@ struct worker {
     uint64_t last_reply_us;
     char id_prefix[17];
     uint64_t id_counter;
+    struct http_guard_config guard;
 };
 
 bool worker_draining(const struct worker *w)
@@ -529,6 +531,11 @@ int worker_run(const struct worker_params *params)
     evhttp_set_max_headers_size(w->http, 16384);
     evhttp_set_timeout(w->http, 30);
     evhttp_set_gencb(w->http, on_request, w);
+    w->guard = (struct http_guard_config){.max_head = 16384,
+                                          .max_body = (uint64_t)w->settings->max_body_bytes,
+                                          .id_prefix = w->id_prefix,
+                                          .id_counter = &w->id_counter};
+    http_guard_install(w->http, &w->guard);
     w->bound = evhttp_accept_socket_with_handle(w->http, params->listen_fd);
     if (!w->bound) {
         log_error("worker: cannot serve the listening socket");
