@@ -4,6 +4,8 @@
 #include "conn.h"
 #include "headers.h"
 #include "shared/clock.h"
+#include "shared/h1frame.h"
+#include "shared/http_answer.h"
 #include "shared/log.h"
 #include "shared/xalloc.h"
 
@@ -68,6 +70,8 @@ struct upstream {
 struct client {
     struct conn io;
     http_parser parser;
+    struct h1frame frame; /* strict framing, checked on the bytes before the parser sees them */
+    size_t frame_ok;      /* bytes at the front of io.in that passed the framing check */
     struct head head;
     struct balancer *bal;
     struct client *prev, *next;
@@ -818,20 +822,12 @@ static void client_local(struct client *c, int status, const char *msg)
     b->local_errors++;
     c->status = status;
     c->resp_started = true;
-    const char *reason = http_status_str((enum http_status)status);
-    char body[512];
-    int blen = snprintf(body, sizeof(body), "%d %s: %s\n", status, reason, msg);
-    if (blen < 0 || (size_t)blen >= sizeof(body))
-        blen = (int)strlen(body);
-    char headbuf[512];
-    int hlen = snprintf(headbuf, sizeof(headbuf),
-                        "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n"
-                        "X-Request-Id: %s\r\nConnection: close\r\n\r\n",
-                        status, reason, blen, c->reqid[0] ? c->reqid : "-");
-    evbuffer_add(c->io.out, headbuf, (size_t)hlen);
-    if (!c->head_req)
-        evbuffer_add(c->io.out, body, (size_t)blen);
-    c->resp_bytes = (uint64_t)hlen + (c->head_req ? 0 : (uint64_t)blen);
+    if (!c->reqid[0])
+        balancer_request_id(b, c->reqid);
+    char answer[1024];
+    size_t n = http_error_answer(answer, sizeof(answer), status, c->reqid, NULL, msg, c->head_req);
+    evbuffer_add(c->io.out, answer, n);
+    c->resp_bytes = (uint64_t)n;
     if (status >= 500)
         log_warn("answered %d to %s request_id=%s: %s", status, c->addr, c->reqid[0] ? c->reqid : "-", msg);
     access_log(c, NULL);
@@ -879,6 +875,30 @@ static void client_resume_read(struct client *c)
     client_process(c);
 }
 
+/* Runs the framing check ahead of the parser over the first piece of input and
+ * cuts v to what passed. Returns false when nothing may be parsed now: the
+ * request was refused (answered) or more bytes are needed. */
+static bool client_frame_check(struct client *c, struct evbuffer_iovec *v)
+{
+    while (c->frame_ok < v->iov_len && c->frame.status == 0) {
+        size_t used = 0;
+        h1frame_scan(&c->frame, (const char *)v->iov_base + c->frame_ok, v->iov_len - c->frame_ok, &used);
+        c->frame_ok += used;
+    }
+    if (c->frame_ok == 0 && c->frame.status != 0) {
+        if (c->t_start == 0)
+            c->t_start = clock_mono_us();
+        if (c->in_request && c->resp_started)
+            c->dead = true; /* a chunked body went bad after the answer began: nothing to say but close */
+        else
+            client_local(c, c->frame.status, c->frame.reason);
+        return false;
+    }
+    if (c->frame_ok < v->iov_len)
+        v->iov_len = c->frame_ok;
+    return v->iov_len > 0;
+}
+
 static void client_process(struct client *c)
 {
     struct balancer *b = c->bal;
@@ -898,7 +918,10 @@ static void client_process(struct client *c)
         struct evbuffer_iovec v;
         if (evbuffer_peek(c->io.in, -1, NULL, &v, 1) < 1)
             break;
+        if (!client_frame_check(c, &v))
+            break;
         size_t n = http_parser_execute(&c->parser, &req_settings, v.iov_base, v.iov_len);
+        c->frame_ok -= n;
         enum http_errno err = HTTP_PARSER_ERRNO(&c->parser);
         if (c->rstate == R_HEAD) {
             evbuffer_drain(c->io.in, n);
@@ -1372,10 +1395,12 @@ void proxy_accept(struct balancer *b, int fd, const struct sockaddr *sa, socklen
 {
     (void)salen;
     if (b->nclients >= b->set.max_connections || b->draining) {
-        static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
-                                   "Content-Length: 48\r\nConnection: close\r\n\r\n"
-                                   "503 Service Unavailable: too many connections\r\n";
-        ssize_t w = send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        char reqid[HEADERS_REQUEST_ID_MAX + 1];
+        balancer_request_id(b, reqid);
+        char busy[1024];
+        size_t n = http_error_answer(busy, sizeof(busy), 503, reqid, "Retry-After: 1\r\n",
+                                     b->draining ? "shutting down" : "too many connections", false);
+        ssize_t w = send(fd, busy, n, MSG_NOSIGNAL | MSG_DONTWAIT);
         (void)w;
         close(fd);
         b->rejected++;
@@ -1389,6 +1414,7 @@ void proxy_accept(struct balancer *b, int fd, const struct sockaddr *sa, socklen
     conn_init(&c->io, b->base, fd, client_read_cb, client_write_cb, c);
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
+    h1frame_init(&c->frame, (size_t)b->set.max_header_bytes, (uint64_t)b->set.max_body_bytes);
     head_init(&c->head, (uint32_t)b->set.max_header_bytes);
     evtimer_assign(&c->timer, b->base, client_timer_cb, c);
     int port = 0;
