@@ -271,6 +271,10 @@ static int req_field(http_parser *p, const char *at, size_t len)
         c->err_status = 431;
         return -1;
     }
+    /* http_parser refuses any second Content-Length; the framing check has
+       already refused one that differs, and an identical one is the same message. */
+    if ((p->flags & F_CONTENTLENGTH) && HDR_IS(&c->head, c->head.n - 1, "content-length"))
+        p->flags &= (unsigned)~F_CONTENTLENGTH & 0xffu;
     return 0;
 }
 

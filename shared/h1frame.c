@@ -85,6 +85,12 @@ void h1frame_init(struct h1frame *f, size_t max_head, uint64_t max_body)
     message_reset(f);
 }
 
+bool h1frame_in_chunk_line(const struct h1frame *f, bool *in_extension)
+{
+    *in_extension = f->state >= S_EXT_PRE && f->state <= S_EXT_ESCAPE;
+    return f->state >= S_CHUNK_SIZE && f->state <= S_EXT_ESCAPE;
+}
+
 bool h1frame_idle(const struct h1frame *f)
 {
     return f->state == S_START && f->leading_crlf == 0;
@@ -368,6 +374,10 @@ enum h1frame_event h1frame_scan(struct h1frame *f, const char *data, size_t len,
                 f->state = S_CHUNK_SIZE;
                 f->hex_digits = 0;
                 f->chunk_size = 0;
+                if (f->report_chunk_lines) {
+                    *used = i + 1;
+                    return H1FRAME_CHUNK_LINE;
+                }
             } else if (f->content_length > 0) {
                 f->remaining = f->content_length;
                 f->state = S_BODY;
@@ -503,6 +513,10 @@ enum h1frame_event h1frame_scan(struct h1frame *f, const char *data, size_t len,
             f->state = S_CHUNK_SIZE;
             f->hex_digits = 0;
             f->chunk_size = 0;
+            if (f->report_chunk_lines) {
+                *used = i + 1;
+                return H1FRAME_CHUNK_LINE;
+            }
             break;
         default:
             return fail(f, 400, "malformed request");

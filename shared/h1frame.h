@@ -17,9 +17,10 @@
 #include <stdint.h>
 
 enum h1frame_event {
-    H1FRAME_MORE,  /* every byte given was valid; give more */
-    H1FRAME_DONE,  /* a whole request ended with the last byte used; the next byte starts the next one */
-    H1FRAME_ERROR, /* the byte after the ones used is not acceptable: see status and reason */
+    H1FRAME_MORE,       /* every byte given was valid; give more */
+    H1FRAME_DONE,       /* a whole request ended with the last byte used; the next byte starts the next one */
+    H1FRAME_ERROR,      /* the byte after the ones used is not acceptable: see status and reason */
+    H1FRAME_CHUNK_LINE, /* the next byte begins a chunk line (only with report_chunk_lines set) */
 };
 
 struct h1frame {
@@ -30,6 +31,8 @@ struct h1frame {
     uint64_t content_length; /* valid when !chunked */
     bool chunked;
     bool http10;
+    /* set by the caller: stop with H1FRAME_CHUNK_LINE before each chunk line */
+    bool report_chunk_lines;
     /* the refusal, once H1FRAME_ERROR was returned */
     int status;         /* 400, 413, 431, 501 or 505 */
     const char *reason; /* a static sentence for the answer and the log */
@@ -54,6 +57,13 @@ void h1frame_init(struct h1frame *f, size_t max_head, uint64_t max_body);
  * many bytes were accepted (all of them for H1FRAME_MORE). After H1FRAME_ERROR
  * every later call returns H1FRAME_ERROR with *used 0. */
 enum h1frame_event h1frame_scan(struct h1frame *f, const char *p, size_t len, size_t *used);
+
+/* True while the scan is inside a chunk line (size or extensions), and
+ * *in_extension when inside the extensions (from the ';' or blank after the
+ * size to the CR): a listener whose parser cannot take extensions (evhttp)
+ * feeds those lines byte by byte and drops the extension bytes, which RFC
+ * 9112 lets a recipient ignore. */
+bool h1frame_in_chunk_line(const struct h1frame *f, bool *in_extension);
 
 /* True between requests: no byte of a next request has been seen yet. */
 bool h1frame_idle(const struct h1frame *f);

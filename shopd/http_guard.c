@@ -169,9 +169,14 @@ static enum bufferevent_filter_result guard_input(struct evbuffer *src, struct e
         struct evbuffer_iovec v;
         if (evbuffer_peek(src, -1, NULL, &v, 1) < 1)
             break;
+        bool in_extension;
+        if (h1frame_in_chunk_line(&g->frame, &in_extension))
+            v.iov_len = 1; /* evhttp takes no chunk extensions: see below */
         size_t used = 0;
         enum h1frame_event ev = h1frame_scan(&g->frame, v.iov_base, v.iov_len, &used);
-        if (used > 0)
+        if (used == 1 && v.iov_len == 1 && h1frame_in_chunk_line(&g->frame, &in_extension) && in_extension)
+            evbuffer_drain(src, 1); /* a chunk extension's byte: checked, then dropped */
+        else if (used > 0)
             evbuffer_remove_buffer(src, dst, used);
         if (ev == H1FRAME_ERROR) {
             guard_refuse(g);
@@ -208,6 +213,7 @@ static struct bufferevent *guard_new_connection(struct event_base *base, void *a
     struct guard *g = xcalloc(1, sizeof(*g));
     g->cfg = cfg;
     h1frame_init(&g->frame, cfg->max_head, cfg->max_body);
+    g->frame.report_chunk_lines = true;
     g->under = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
     g->filtered =
         bufferevent_filter_new(g->under, guard_input, guard_output, BEV_OPT_CLOSE_ON_FREE, guard_free, g);
