@@ -28,7 +28,8 @@ static void reply_outcome(struct request *r, enum outcome o, const char *msg)
     reply_message(r, outcome_http_status(o), "%s", msg && *msg ? msg : "Internal error");
 }
 
-bool api_int_field(json_t *obj, const char *key, int64_t min, int64_t max, int64_t *out, char *msg, size_t msglen)
+bool api_int_field(json_t *obj, const char *key, int64_t min, int64_t max, int64_t *out, char *msg,
+                   size_t msglen)
 {
     json_t *v = json_object_get(obj, key);
     if (!v) {
@@ -45,7 +46,8 @@ bool api_int_field(json_t *obj, const char *key, int64_t min, int64_t max, int64
         if (min == 1)
             snprintf(msg, msglen, "%s must be a positive integer", key);
         else
-            snprintf(msg, msglen, "%s must be an integer from %lld to %lld", key, (long long)min, (long long)max);
+            snprintf(msg, msglen, "%s must be an integer from %lld to %lld", key, (long long)min,
+                     (long long)max);
         return false;
     }
     *out = n;
@@ -86,8 +88,9 @@ static void registered(enum outcome o, int64_t id, const char *msg, void *arg)
         return;
     }
     /* r->json is the body that api_register already parsed and checked. */
-    reply_json(r, 201, json_pack("{s:s, s:I, s:O}", "message", "User registered successfully", "id", (json_int_t)id,
-                                 "email", json_object_get(r->json, "email")));
+    reply_json(r, 201,
+               json_pack("{s:s, s:I, s:O}", "message", "User registered successfully", "id", (json_int_t)id,
+                         "email", json_object_get(r->json, "email")));
 }
 
 void api_register(struct request *r)
@@ -115,8 +118,9 @@ static void logged_in(enum outcome o, int64_t id, const char *msg, void *arg)
         reply_message(r, 500, "Login failed");
         return;
     }
-    reply_json(r, 200, json_pack("{s:s, s:I, s:s, s:b}", "message", "Logged in successfully", "id", (json_int_t)id,
-                                 "email", r->session.email, "is_admin", r->is_admin));
+    reply_json(r, 200,
+               json_pack("{s:s, s:I, s:s, s:b}", "message", "Logged in successfully", "id", (json_int_t)id,
+                         "email", r->session.email, "is_admin", r->is_admin));
 }
 
 void api_login(struct request *r)
@@ -314,8 +318,11 @@ void api_orders(struct request *r)
 
 void api_healthz(struct request *r)
 {
-    if (!db_ping(r->db)) {
-        reply_message(r, 503, "database unavailable");
+    enum db_failure f = db_check_writable(r->db);
+    if (f != DB_FAIL_NONE) {
+        /* The balancer's health checks read this and steer traffic to other instances. */
+        reply_add_header(r, "Retry-After", "5");
+        reply_message(r, 503, "%s", db_failure_text(f));
         return;
     }
     reply_json(r, 200, json_pack("{s:s}", "status", "ok"));

@@ -1,10 +1,12 @@
 #include "shopd/db.h"
+#include "shared/clock.h"
 #include "shared/log.h"
 #include "shared/xalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define DB_STMT_CACHE 96
 
@@ -79,7 +81,111 @@ static const char *const migrations[] = {
     "  unit_price_cents INTEGER NOT NULL,"
     "  quantity INTEGER NOT NULL,"
     "  PRIMARY KEY (order_id, product_id)) WITHOUT ROWID;",
+    /* One row that /healthz rewrites: a real write, so a read-only file or a
+       full disk shows in the health check and not only in the next checkout. */
+    "CREATE TABLE health (id INTEGER PRIMARY KEY CHECK (id = 1), checked_at INTEGER NOT NULL);"
+    "INSERT INTO health VALUES (1, 0);",
 };
+
+_Static_assert(sizeof(migrations) / sizeof(migrations[0]) == DB_SCHEMA_VERSION, "DB_SCHEMA_VERSION");
+
+/* --- failures that make the database unavailable ---------------------------- */
+
+/* What SQLite reported last, for this process: every failing statement passes
+   through the error log callback, whichever module ran it. */
+static struct {
+    enum db_failure last;
+    uint64_t count;
+    uint64_t last_ms;
+    enum db_failure logged; /* the cause named in the log, so it is named once */
+} failures;
+
+static enum db_failure failure_of(int code)
+{
+    switch (code & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return DB_FAIL_BUSY;
+    case SQLITE_FULL:
+        return DB_FAIL_FULL;
+    case SQLITE_READONLY:
+        return DB_FAIL_READONLY;
+    case SQLITE_IOERR:
+    case SQLITE_CANTOPEN:
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+        return DB_FAIL_IO;
+    default:
+        return DB_FAIL_NONE;
+    }
+}
+
+/* Every statement ends in db_done, db_exec or a transaction call: each passes
+   its result code here, whichever module ran it. */
+static void note_result(int code, const char *msg)
+{
+    enum db_failure f = failure_of(code);
+    if (f == DB_FAIL_NONE)
+        return;
+    failures.last = f;
+    failures.count++;
+    failures.last_ms = clock_mono_ms();
+    if (failures.logged != f) {
+        failures.logged = f;
+        log_warn("database: %s (%s); answering 503 while it lasts", db_failure_text(f), msg);
+    }
+}
+
+const char *db_failure_text(enum db_failure f)
+{
+    switch (f) {
+    case DB_FAIL_BUSY:
+        return "the database is locked by another writer";
+    case DB_FAIL_FULL:
+        return "the disk holding the database is full";
+    case DB_FAIL_READONLY:
+        return "the database is read-only";
+    case DB_FAIL_IO:
+        return "the database cannot be read or written";
+    default:
+        return "the database is available";
+    }
+}
+
+uint64_t db_failure_count(void)
+{
+    return failures.count;
+}
+
+enum db_failure db_last_failure(void)
+{
+    return failures.last;
+}
+
+enum db_failure db_check_writable(struct db *db)
+{
+    enum { RECENT_MS = 10000, PROBE_BUSY_MS = 250 };
+    sqlite3_busy_timeout(db->handle, PROBE_BUSY_MS);
+    sqlite3_stmt *st = db_stmt(db, "UPDATE health SET checked_at = ? WHERE id = 1");
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)time(NULL));
+    int rc = sqlite3_step(st);
+    db_done(st);
+    sqlite3_busy_timeout(db->handle, DB_BUSY_TIMEOUT_MS);
+    if (rc != SQLITE_DONE) {
+        enum db_failure f = failure_of(sqlite3_extended_errcode(db->handle));
+        return f != DB_FAIL_NONE ? f : DB_FAIL_IO;
+    }
+    /* The probe can pass on a full disk (the WAL reuses its space after a
+       checkpoint), so a recent write failure of a request counts too. */
+    if (failures.last != DB_FAIL_NONE && failures.last != DB_FAIL_BUSY &&
+        clock_mono_ms() - failures.last_ms < RECENT_MS)
+        return failures.last;
+    if (failures.logged != DB_FAIL_NONE) {
+        log_info("database: writable again");
+        failures.logged = DB_FAIL_NONE;
+    }
+    return DB_FAIL_NONE;
+}
 
 char *db_path_from_url(const char *url, bool *is_memory, char *err, size_t errlen)
 {
@@ -91,7 +197,8 @@ char *db_path_from_url(const char *url, bool *is_memory, char *err, size_t errle
     const char *path = url;
     if (strncmp(url, "sqlite:", 7) == 0) {
         if (strncmp(url, "sqlite:///", 10) != 0) {
-            snprintf(err, errlen, "DATABASE_URL=%s: expected sqlite:///relative.db or sqlite:////absolute.db", url);
+            snprintf(err, errlen, "DATABASE_URL=%s: expected sqlite:///relative.db or sqlite:////absolute.db",
+                     url);
             return NULL;
         }
         path = url + 10; /* "sqlite:////abs" leaves "/abs"; "sqlite:///rel" leaves "rel" */
@@ -123,7 +230,9 @@ const char *db_errmsg(struct db *db)
 int db_exec(struct db *db, const char *sql)
 {
     char *msg = NULL;
-    if (sqlite3_exec(db->handle, sql, NULL, NULL, &msg) != SQLITE_OK) {
+    int rc = sqlite3_exec(db->handle, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        note_result(sqlite3_extended_errcode(db->handle), msg ? msg : sqlite3_errmsg(db->handle));
         log_error("sqlite: %s", msg ? msg : sqlite3_errmsg(db->handle));
         sqlite3_free(msg);
         return -1;
@@ -176,15 +285,15 @@ static int migrate(struct db *db, char *err, size_t errlen)
 struct db *db_open(const char *path, char *err, size_t errlen)
 {
     struct db *db = xcalloc(1, sizeof(*db));
-    int rc = sqlite3_open_v2(path, &db->handle, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             NULL);
+    int rc = sqlite3_open_v2(path, &db->handle,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         snprintf(err, errlen, "cannot open database %s: %s", path,
                  db->handle ? sqlite3_errmsg(db->handle) : sqlite3_errstr(rc));
         db_close(db);
         return NULL;
     }
-    sqlite3_busy_timeout(db->handle, 5000);
+    sqlite3_busy_timeout(db->handle, DB_BUSY_TIMEOUT_MS);
     sqlite3_extended_result_codes(db->handle, 1);
     if (db_exec(db, "PRAGMA journal_mode = WAL") < 0 || db_exec(db, "PRAGMA synchronous = NORMAL") < 0 ||
         db_exec(db, "PRAGMA foreign_keys = ON") < 0) {
@@ -234,7 +343,10 @@ sqlite3_stmt *db_stmt(struct db *db, const char *sql)
 
 void db_done(sqlite3_stmt *stmt)
 {
-    sqlite3_reset(stmt);
+    /* reset returns the result of the statement's last step */
+    int rc = sqlite3_reset(stmt);
+    if (rc != SQLITE_OK)
+        note_result(rc, sqlite3_errmsg(sqlite3_db_handle(stmt)));
 }
 
 int db_begin_immediate(struct db *db)

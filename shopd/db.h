@@ -11,6 +11,7 @@
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct db;
 
@@ -48,6 +49,25 @@ const char *db_errmsg(struct db *db);
 bool db_ping(struct db *db);
 
 /* The schema version this build writes (PRAGMA user_version). */
-#define DB_SCHEMA_VERSION 1
+#define DB_SCHEMA_VERSION 2
+
+/* How long a statement waits for another process's write lock. */
+#define DB_BUSY_TIMEOUT_MS 5000
+
+/* --- availability ------------------------------------------------------------
+ * Why writes fail when the fault is the database's, not the request's: the
+ * answer is then 503 with Retry-After (never 500), /healthz says so, and the
+ * log names the cause once when it starts. */
+enum db_failure { DB_FAIL_NONE, DB_FAIL_BUSY, DB_FAIL_FULL, DB_FAIL_READONLY, DB_FAIL_IO };
+
+/* How many statements of this process failed for one of those causes so far:
+ * a request compares it before and after to learn whether its failure was one. */
+uint64_t db_failure_count(void);
+enum db_failure db_last_failure(void);
+/* A sentence for the answer and the log. Static. */
+const char *db_failure_text(enum db_failure f);
+/* Writes the health row (waiting at most a quarter second for the lock) and
+ * returns why the database cannot take writes now, or DB_FAIL_NONE. */
+enum db_failure db_check_writable(struct db *db);
 
 #endif

@@ -58,6 +58,20 @@ void reply_buffer(struct request *r, int status, const char *content_type, struc
     r->bytes = evbuffer_get_length(buf);
     if (r->held && !r->cancelled)
         evhttp_connection_set_closecb(evhttp_request_get_connection(r->ev), NULL, NULL);
+    if (status == 500 && db_failure_count() != r->db_failures_at_start) {
+        /* The database, not this request, failed: say so, and when to come back. */
+        status = r->status = 503;
+        evhttp_add_header(evhttp_request_get_output_headers(r->ev), "Retry-After", "5");
+        if (content_type && strcmp(content_type, "application/json") == 0) {
+            evbuffer_drain(buf, evbuffer_get_length(buf));
+            json_t *body = json_pack("{s:s}", "message", db_failure_text(db_last_failure()));
+            char *text = json_dumps(body, JSON_COMPACT);
+            evbuffer_add_printf(buf, "%s\n", text);
+            free(text);
+            json_decref(body);
+            r->bytes = evbuffer_get_length(buf);
+        }
+    }
     if (!r->cancelled) {
         add_common_headers(r, content_type);
         evhttp_send_reply(r->ev, status, http_reason(status), buf);

@@ -27,13 +27,13 @@ struct request {
     struct db *db;
     const struct shopd_settings *settings;
     const struct route *route;
-    const char *method;      /* "GET", "POST", ... */
-    char *path;              /* decoded path without the query (owned) */
-    int64_t param;           /* the numeric path parameter of /products/<id> and the like */
-    char client_ip[64];      /* the client, from X-Forwarded-For when the peer is a trusted proxy */
-    char request_id[64];     /* X-Request-Id from the balancer, or made here */
+    const char *method;  /* "GET", "POST", ... */
+    char *path;          /* decoded path without the query (owned) */
+    int64_t param;       /* the numeric path parameter of /products/<id> and the like */
+    char client_ip[64];  /* the client, from X-Forwarded-For when the peer is a trusted proxy */
+    char request_id[64]; /* X-Request-Id from the balancer, or made here */
     uint64_t start_us;
-    struct session session;  /* valid when has_session */
+    struct session session; /* valid when has_session */
     bool has_session;
     bool is_admin;
     char *set_session_token; /* a session cookie to send with the reply (owned) */
@@ -50,6 +50,7 @@ struct request {
     bool cancelled; /* the client went away while we waited (ratelimitd, offload) */
     int status;
     size_t bytes;
+    uint64_t db_failures_at_start; /* db_failure_count() when the request began */
 };
 
 /* --- answering (exactly one per request) ------------------------------- */

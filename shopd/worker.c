@@ -184,8 +184,8 @@ void worker_request_done(struct request *r)
         log_info("access %s %s %s cancelled 0 %" PRIu64 "us %s", r->client_ip, r->method, r->path, us,
                  r->request_id);
     else if (!(r->route && (r->route->flags & ROUTE_NO_LOG)) || log_get_level() == LOG_DEBUG)
-        log_info("access %s %s %s %d %zu %" PRIu64 "us %s", r->client_ip, r->method, r->path, r->status, r->bytes,
-                 us, r->request_id);
+        log_info("access %s %s %s %d %zu %" PRIu64 "us %s", r->client_ip, r->method, r->path, r->status,
+                 r->bytes, us, r->request_id);
     free_request(r);
 }
 
@@ -246,8 +246,9 @@ static void dispatch(struct request *r)
         return;
     }
     if ((rt->flags & ROUTE_CSRF) && !csrf_ok(r)) {
-        reply_error(r, 403, "The form has expired or did not come from this site. Please go back, reload the "
-                            "page and try again.");
+        reply_error(r, 403,
+                    "The form has expired or did not come from this site. Please go back, reload the "
+                    "page and try again.");
         return;
     }
     struct worker *w = r->worker;
@@ -354,15 +355,24 @@ static bool begin_checks(struct worker *w, struct request *r)
 static const char *method_name(enum evhttp_cmd_type t)
 {
     switch (t) {
-    case EVHTTP_REQ_GET: return "GET";
-    case EVHTTP_REQ_POST: return "POST";
-    case EVHTTP_REQ_HEAD: return "HEAD";
-    case EVHTTP_REQ_PUT: return "PUT";
-    case EVHTTP_REQ_DELETE: return "DELETE";
-    case EVHTTP_REQ_OPTIONS: return "OPTIONS";
-    case EVHTTP_REQ_TRACE: return "TRACE";
-    case EVHTTP_REQ_CONNECT: return "CONNECT";
-    case EVHTTP_REQ_PATCH: return "PATCH";
+    case EVHTTP_REQ_GET:
+        return "GET";
+    case EVHTTP_REQ_POST:
+        return "POST";
+    case EVHTTP_REQ_HEAD:
+        return "HEAD";
+    case EVHTTP_REQ_PUT:
+        return "PUT";
+    case EVHTTP_REQ_DELETE:
+        return "DELETE";
+    case EVHTTP_REQ_OPTIONS:
+        return "OPTIONS";
+    case EVHTTP_REQ_TRACE:
+        return "TRACE";
+    case EVHTTP_REQ_CONNECT:
+        return "CONNECT";
+    case EVHTTP_REQ_PATCH:
+        return "PATCH";
     }
     return "OTHER";
 }
@@ -380,6 +390,7 @@ static void on_request(struct evhttp_request *ev, void *arg)
     w->inflight++;
     metrics_in_flight(1);
     set_request_id(w, r);
+    r->db_failures_at_start = db_failure_count();
     find_client_ip(w, r);
 
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
