@@ -3,6 +3,7 @@
 #include "balancer.h"
 #include "conn.h"
 #include "headers.h"
+#include "shared/addrlist.h"
 #include "shared/clock.h"
 #include "shared/h1frame.h"
 #include "shared/http_answer.h"
@@ -81,6 +82,7 @@ struct client {
     struct upstream *up;
     bool ev_headers, ev_message, skip_lf;
     bool closing, dead, lingering, eof, read_paused;
+    bool trusted_peer; /* in BALANCER_TRUSTED_PROXIES: its X-Forwarded-* are believed */
     bool keepalive, close_after, resp_started, in_request, idempotent, has_body, head_req, reset_retried;
     int err_status, status, attempts, ntried;
     struct backend *tried[BACKEND_LIST_MAX];
@@ -687,6 +689,15 @@ static bool method_idempotent(unsigned m)
 
 /* Builds the head sent to the backend into c->scratch. Returns false when a
  * header value cannot be forwarded. */
+/* "http" or "https", any case: the only values worth passing on. */
+static bool forwarded_proto_ok(const char *v, size_t len)
+{
+    return (len == 4 && strncasecmp(v, "http", 4) == 0) || (len == 5 && strncasecmp(v, "https", 5) == 0);
+}
+
+/* The request head as it goes to the backend: hop-by-hop fields dropped, and
+ * X-Forwarded-For, X-Forwarded-Proto and X-Request-Id written by us (the first
+ * two kept and appended to only from a trusted peer). */
 static bool build_request_head(struct client *c, bool *has_host, bool *expect_continue)
 {
     const struct head *hd = &c->head;
@@ -697,6 +708,7 @@ static bool build_request_head(struct client *c, bool *has_host, bool *expect_co
     bool xff_ok = true;
     const char *rid = NULL;
     size_t rid_len = 0;
+    const char *proto = NULL; /* kept from a trusted peer (a TLS terminator in front) */
 
     c->scratch_len = 0;
     sb_str(c, http_method_str((enum http_method)c->parser.method));
@@ -717,6 +729,8 @@ static bool build_request_head(struct client *c, bool *has_host, bool *expect_co
         if (HDR_IS(hd, i, "host")) {
             *has_host = true;
         } else if (HDR_IS(hd, i, "x-forwarded-for")) {
+            if (!c->trusted_peer)
+                continue; /* anyone else's is forged until shown otherwise: replaced */
             if (vlen && xff_len + vlen + 2 < sizeof(xff_in)) {
                 if (xff_len) {
                     memcpy(xff_in + xff_len, ", ", 2);
@@ -729,6 +743,8 @@ static bool build_request_head(struct client *c, bool *has_host, bool *expect_co
             }
             continue;
         } else if (HDR_IS(hd, i, "x-forwarded-proto")) {
+            if (c->trusted_peer && !proto && forwarded_proto_ok(v, vlen))
+                proto = vlen == 5 ? "https" : "http";
             continue;
         } else if (HDR_IS(hd, i, "x-request-id")) {
             rid = v;
@@ -747,7 +763,9 @@ static bool build_request_head(struct client *c, bool *has_host, bool *expect_co
         n = headers_build_xff(NULL, 0, c->ip, xff, sizeof(xff));
     SB_LIT(c, "X-Forwarded-For: ");
     sb_add(c, xff, (size_t)n);
-    SB_LIT(c, "\r\nX-Forwarded-Proto: http\r\nX-Request-Id: ");
+    SB_LIT(c, "\r\nX-Forwarded-Proto: ");
+    sb_str(c, proto ? proto : "http");
+    SB_LIT(c, "\r\nX-Request-Id: ");
     if (rid && headers_request_id_ok(rid, rid_len)) {
         memcpy(c->reqid, rid, rid_len);
         c->reqid[rid_len] = '\0';
@@ -1436,6 +1454,7 @@ void proxy_accept(struct balancer *b, int fd, const struct sockaddr *sa, socklen
         snprintf(c->ip, sizeof(c->ip), "unknown");
         snprintf(c->addr, sizeof(c->addr), "unknown");
     }
+    c->trusted_peer = addrlist_contains(b->set.trusted_proxies, c->ip);
     c->next = b->clients;
     if (b->clients)
         b->clients->prev = c;

@@ -7,7 +7,9 @@
 #include <string.h>
 
 const struct config_setting settings_table[] = {
-    {.name = "BALANCER_LISTEN", .default_value = "0.0.0.0:8080", .help = "address:port of the public listener"},
+    {.name = "BALANCER_LISTEN",
+     .default_value = "0.0.0.0:8080",
+     .help = "address:port of the public listener"},
     {.name = "BALANCER_BACKENDS",
      .default_value = "127.0.0.1:8081,127.0.0.1:8082",
      .help = "comma-separated host:port[=weight] of the shop servers"},
@@ -16,14 +18,22 @@ const struct config_setting settings_table[] = {
      .help = "address:port for /status and /metrics (empty: none)"},
     {.name = "BALANCER_HEALTH_PATH", .default_value = "/healthz", .help = "path of the active health check"},
     {.name = "BALANCER_HEALTH_INTERVAL_MS", .default_value = "2000", .help = "time between health checks"},
-    {.name = "BALANCER_HEALTH_TIMEOUT_MS", .default_value = "1000", .help = "a health check slower than this fails"},
-    {.name = "BALANCER_HEALTH_FALL", .default_value = "3", .help = "consecutive failures that mark a backend down"},
-    {.name = "BALANCER_HEALTH_RISE", .default_value = "2", .help = "consecutive good checks that bring it back"},
+    {.name = "BALANCER_HEALTH_TIMEOUT_MS",
+     .default_value = "1000",
+     .help = "a health check slower than this fails"},
+    {.name = "BALANCER_HEALTH_FALL",
+     .default_value = "3",
+     .help = "consecutive failures that mark a backend down"},
+    {.name = "BALANCER_HEALTH_RISE",
+     .default_value = "2",
+     .help = "consecutive good checks that bring it back"},
     {.name = "BALANCER_CONNECT_TIMEOUT_MS", .default_value = "2000", .help = "connecting to a backend"},
     {.name = "BALANCER_HEADER_TIMEOUT_MS",
      .default_value = "10000",
      .help = "a client must send a whole request head within this time"},
-    {.name = "BALANCER_IDLE_TIMEOUT_MS", .default_value = "60000", .help = "idle client keep-alive connections"},
+    {.name = "BALANCER_IDLE_TIMEOUT_MS",
+     .default_value = "60000",
+     .help = "idle client keep-alive connections"},
     {.name = "BALANCER_CLIENT_TIMEOUT_MS",
      .default_value = "30000",
      .help = "a client that sends no body byte or reads no answer byte for this long is cut off"},
@@ -32,7 +42,9 @@ const struct config_setting settings_table[] = {
      .help = "a backend that sends no answer byte for this long fails the request (504)"},
     {.name = "BALANCER_MAX_CONNECTIONS", .default_value = "10000", .help = "concurrent client connections"},
     {.name = "BALANCER_MAX_HEADER_BYTES", .default_value = "16384", .help = "request head size (431 beyond)"},
-    {.name = "BALANCER_MAX_BODY_BYTES", .default_value = "10485760", .help = "request body size (413 beyond)"},
+    {.name = "BALANCER_MAX_BODY_BYTES",
+     .default_value = "10485760",
+     .help = "request body size (413 beyond)"},
     {.name = "BALANCER_POOL_SIZE",
      .default_value = "1024",
      .help = "idle keep-alive connections kept per backend (above the peak load, or it reconnects)"},
@@ -45,9 +57,17 @@ const struct config_setting settings_table[] = {
     {.name = "BALANCER_ACCESS_LOG", .default_value = "1", .help = "one log line per request (1 or 0)"},
     {.name = "BALANCER_POLL_YIELD",
      .default_value = "1",
-     .help = "before each poll, let other processes waiting for the core (shopd on this host) run first (1 or 0)"},
+     .help = "before each poll, let other processes waiting for the core (shopd on this host) run first (1 "
+             "or 0)"},
+    {.name = "BALANCER_TRUSTED_PROXIES",
+     .default_value = "",
+     .help = "peers (a TLS terminator, a CDN) whose X-Forwarded-For and X-Forwarded-Proto are kept and "
+             "appended to; "
+             "from anyone else they are replaced"},
     {.name = "LOG_LEVEL", .default_value = "info", .help = "debug, info, warn or error"},
-    {.name = "LOG_FILE", .default_value = "", .help = "append the log to this file (SIGUSR1 reopens); empty: stderr"},
+    {.name = "LOG_FILE",
+     .default_value = "",
+     .help = "append the log to this file (SIGUSR1 reopens); empty: stderr"},
     {0},
 };
 
@@ -57,7 +77,10 @@ struct long_setting {
     size_t offset;
 };
 
-#define LS(n, lo, hi, field) {n, lo, hi, offsetof(struct balancer_settings, field)}
+#define LS(n, lo, hi, field)                                                                                 \
+    {                                                                                                        \
+        n, lo, hi, offsetof(struct balancer_settings, field)                                                 \
+    }
 static const struct long_setting longs[] = {
     LS("BALANCER_HEALTH_INTERVAL_MS", 10, 3600000, health_interval_ms),
     LS("BALANCER_HEALTH_TIMEOUT_MS", 10, 600000, health_timeout_ms),
@@ -132,6 +155,13 @@ int settings_load(struct balancer_settings *out, int argc, char **argv, char *er
         goto done;
     }
     snprintf(out->log_file, sizeof(out->log_file), "%s", file ? file : "");
+    const char *trusted = config_get(cfg, "BALANCER_TRUSTED_PROXIES");
+    if (trusted && strlen(trusted) >= sizeof(out->trusted_proxies)) {
+        snprintf(err, errlen, "BALANCER_TRUSTED_PROXIES is longer than %zu characters",
+                 sizeof(out->trusted_proxies) - 1);
+        goto done;
+    }
+    snprintf(out->trusted_proxies, sizeof(out->trusted_proxies), "%s", trusted ? trusted : "");
     rc = 0;
 done:
     config_free(cfg);

@@ -15,7 +15,7 @@
 
 struct balancer_settings {
     char listen[300];
-    char admin_listen[300]; /* empty: no admin listener */
+    char admin_listen[300];        /* empty: no admin listener */
     struct backend_spec *backends; /* heap, nbackends entries */
     size_t nbackends;
     char health_path[256];
@@ -26,6 +26,7 @@ struct balancer_settings {
     bool poll_yield; /* sched_yield() before each poll (see balancer_run_loop) */
     enum log_level log_level;
     char log_file[1024];
+    char trusted_proxies[1024]; /* BALANCER_TRUSTED_PROXIES */
 };
 
 /* The settings table (NULL-name terminated), for --help and tests. */

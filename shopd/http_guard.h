@@ -17,8 +17,8 @@
 #include <stdint.h>
 
 struct http_guard_config {
-    size_t max_head;      /* request line and fields (431 above) */
-    uint64_t max_body;    /* body bytes (413 above) */
+    size_t max_head;       /* request line and fields (431 above) */
+    uint64_t max_body;     /* body bytes (413 above) */
     const char *id_prefix; /* request ids of refusals: id_prefix + a counter, as the worker makes them */
     uint64_t *id_counter;  /* the worker's counter, shared so ids stay unique (not owned) */
 };

@@ -9,6 +9,7 @@
 #include "shopd/request.h"
 #include "shopd/router.h"
 #include "shopd/sessions.h"
+#include "shared/addrlist.h"
 #include "shared/clock.h"
 #include "shared/crypto.h"
 #include "shared/log.h"
@@ -82,19 +83,7 @@ void worker_wake_dispatcher(struct worker *w)
 
 static bool is_trusted(const struct worker *w, const char *addr)
 {
-    const char *list = w->settings->trusted_proxies;
-    size_t n = strlen(addr);
-    for (const char *p = list; p && *p;) {
-        while (*p == ' ' || *p == ',')
-            p++;
-        const char *end = p;
-        while (*end && *end != ',' && *end != ' ')
-            end++;
-        if ((size_t)(end - p) == n && strncmp(p, addr, n) == 0)
-            return true;
-        p = end;
-    }
-    return false;
+    return addrlist_contains(w->settings->trusted_proxies, addr);
 }
 
 /* The client is the right-most X-Forwarded-For entry that is not one of our

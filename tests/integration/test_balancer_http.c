@@ -39,18 +39,38 @@ static const char *echoed(struct http_resp *r, const char *name)
     return json_string_value(json_object_get(json_object_get(r->json, "headers"), name));
 }
 
-Test(balancer_http, forwarded_headers_and_host)
+/* A client that is not a trusted proxy cannot choose the address or scheme
+ * shopd believes: both are replaced. */
+Test(balancer_http, forwarded_headers_replaced_from_an_untrusted_peer)
 {
     const char *h[] = {"X-Forwarded-For: 203.0.113.7", "Host: shop.example", "X-Forwarded-Proto: https",
                        NULL};
     struct http_resp *r = req("GET", "/echo", NULL, h);
     cr_assert_eq(r->status, 200);
-    cr_assert_str_eq(echoed(r, "x-forwarded-for"), "203.0.113.7, 127.0.0.1");
+    cr_assert_str_eq(echoed(r, "x-forwarded-for"), "127.0.0.1");
     cr_assert_str_eq(echoed(r, "x-forwarded-proto"), "http");
     cr_assert_str_eq(echoed(r, "host"), "shop.example");
     http_resp_free(r);
     r = req("GET", "/echo", NULL, NULL);
     cr_assert_str_eq(echoed(r, "x-forwarded-for"), "127.0.0.1");
+    http_resp_free(r);
+}
+
+/* Behind a TLS terminator the operator trusts, its headers are kept and appended to. */
+Test(balancer_http, forwarded_headers_kept_from_a_trusted_peer)
+{
+    test_stack_stop(&st);
+    const char *extra[] = {"BALANCER_TRUSTED_PROXIES=192.0.2.9, 127.0.0.1", NULL};
+    test_stack_start(&st, "http-trusted", 1, extra);
+    const char *h[] = {"X-Forwarded-For: 203.0.113.7", "X-Forwarded-Proto: https", NULL};
+    struct http_resp *r = req("GET", "/echo", NULL, h);
+    cr_assert_eq(r->status, 200);
+    cr_assert_str_eq(echoed(r, "x-forwarded-for"), "203.0.113.7, 127.0.0.1");
+    cr_assert_str_eq(echoed(r, "x-forwarded-proto"), "https");
+    http_resp_free(r);
+    const char *bogus[] = {"X-Forwarded-Proto: gopher", NULL};
+    r = req("GET", "/echo", NULL, bogus);
+    cr_assert_str_eq(echoed(r, "x-forwarded-proto"), "http", "only http and https pass");
     http_resp_free(r);
 }
 
