@@ -75,6 +75,17 @@ static void message_reset(struct h1frame *f)
     f->cl_value = f->cl_first = 0;
     f->major = f->minor = 0;
     f->version_at = 0;
+    f->method_len = 0;
+}
+
+static bool method_allowed(const struct h1frame *f)
+{
+    if (!f->allowed_methods)
+        return true;
+    for (const char *const *m = f->allowed_methods; *m; m++)
+        if ((int)strlen(*m) == f->method_len && memcmp(*m, f->method, (size_t)f->method_len) == 0)
+            return true;
+    return false;
 }
 
 void h1frame_init(struct h1frame *f, size_t max_head, uint64_t max_body)
@@ -263,6 +274,7 @@ enum h1frame_event h1frame_scan(struct h1frame *f, const char *data, size_t len,
                 f->state = S_LEAD_LF;
             } else if (is_tchar(c)) {
                 f->state = S_METHOD;
+                f->method[f->method_len++] = (char)c;
             } else {
                 return fail(f, 400, "malformed request line");
             }
@@ -273,10 +285,17 @@ enum h1frame_event h1frame_scan(struct h1frame *f, const char *data, size_t len,
             f->state = S_START;
             break;
         case S_METHOD:
-            if (c == ' ')
+            if (c == ' ') {
+                if (!method_allowed(f))
+                    return fail(f, 501, "method not implemented");
                 f->state = S_TARGET_START;
-            else if (!is_tchar(c))
+            } else if (!is_tchar(c)) {
                 return fail(f, 400, "malformed request line");
+            } else if (f->method_len < (int)sizeof(f->method)) {
+                f->method[f->method_len++] = (char)c;
+            } else {
+                f->method_len = (int)sizeof(f->method) + 1; /* longer than any method served */
+            }
             break;
         case S_TARGET_START:
         case S_TARGET:

@@ -33,6 +33,8 @@ struct h1frame {
     bool http10;
     /* set by the caller: stop with H1FRAME_CHUNK_LINE before each chunk line */
     bool report_chunk_lines;
+    /* set by the caller: the methods served, NULL-terminated (others: 501); NULL takes any */
+    const char *const *allowed_methods;
     /* the refusal, once H1FRAME_ERROR was returned */
     int status;         /* 400, 413, 431, 501 or 505 */
     const char *reason; /* a static sentence for the answer and the log */
@@ -43,6 +45,8 @@ struct h1frame {
     int leading_crlf, hex_digits, name_len, te_len, host_count, cl_count, cl_digits;
     bool cl_conflict, te_seen, te_bad, te_unsupported, cl_bad, cl_trailing_ws, in_trailer;
     char name[20];
+    char method[16];
+    int method_len;
     char te[64];
     uint64_t cl_value, cl_first;
     char major, minor;

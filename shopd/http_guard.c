@@ -25,6 +25,10 @@
 
 static uint64_t refused_total;
 
+/* What the router serves; evhttp answers others with its own HTML 501. */
+static const char *const served_methods[] = {"GET",    "HEAD",    "POST",  "PUT",
+                                             "DELETE", "OPTIONS", "PATCH", NULL};
+
 struct guard {
     const struct http_guard_config *cfg;
     struct h1frame frame;
@@ -214,6 +218,7 @@ static struct bufferevent *guard_new_connection(struct event_base *base, void *a
     g->cfg = cfg;
     h1frame_init(&g->frame, cfg->max_head, cfg->max_body);
     g->frame.report_chunk_lines = true;
+    g->frame.allowed_methods = served_methods;
     g->under = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
     g->filtered =
         bufferevent_filter_new(g->under, guard_input, guard_output, BEV_OPT_CLOSE_ON_FREE, guard_free, g);

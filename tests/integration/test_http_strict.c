@@ -205,3 +205,20 @@ Test(http_strict, a_client_that_writes_first_still_reads_413)
     big_body_gets_413(shop->port, "shopd");
     big_body_gets_413(lb->port, "balancer");
 }
+
+/* A method shopd does not serve gets a JSON 501 (evhttp's own is an HTML page);
+ * the balancer's parser knows no BREW either and refuses it as JSON too. */
+Test(http_strict, unknown_methods_get_json)
+{
+    start();
+    static const char brew[] = "BREW /pot HTTP/1.1\r\nHost: x\r\n\r\n";
+    char *out = exchange(shop->port, brew, sizeof(brew) - 1);
+    cr_expect(strncmp(out, "HTTP/1.1 501 Not Implemented\r\n", 30) == 0, "shopd: %.60s", out);
+    cr_expect(strstr(out, "Content-Type: application/json\r\n") != NULL, "shopd: %s", out);
+    free(out);
+    out = exchange(lb->port, brew, sizeof(brew) - 1);
+    cr_expect(strncmp(out, "HTTP/1.1 4", 10) == 0 || strncmp(out, "HTTP/1.1 501", 12) == 0, "balancer: %.60s",
+              out);
+    cr_expect(strstr(out, "Content-Type: application/json\r\n") != NULL, "balancer: %s", out);
+    free(out);
+}

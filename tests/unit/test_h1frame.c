@@ -152,3 +152,22 @@ Test(h1frame, limits)
     o = both(big, 100);
     cr_assert_eq(o.status, 431);
 }
+
+Test(h1frame, only_the_methods_served)
+{
+    static const char *const served[] = {"GET", "POST", NULL};
+    struct h1frame f;
+    h1frame_init(&f, 8192, 100);
+    f.allowed_methods = served;
+    size_t used = 0;
+    const char get[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    cr_assert_eq(h1frame_scan(&f, get, sizeof(get) - 1, &used), H1FRAME_DONE);
+    const char brew[] = "BREW / HTTP/1.1\r\nHost: x\r\n\r\n";
+    cr_assert_eq(h1frame_scan(&f, brew, sizeof(brew) - 1, &used), H1FRAME_ERROR);
+    cr_assert_eq(f.status, 501);
+    h1frame_init(&f, 8192, 100);
+    f.allowed_methods = served;
+    const char longer[] = "GETTTTTTTTTTTTTTTTTTTTTTT / HTTP/1.1\r\nHost: x\r\n\r\n";
+    cr_assert_eq(h1frame_scan(&f, longer, sizeof(longer) - 1, &used), H1FRAME_ERROR);
+    cr_assert_eq(f.status, 501);
+}
