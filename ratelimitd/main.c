@@ -38,12 +38,101 @@ static const struct config_setting settings[] = {
     {0},
 };
 
+/* A rule set replaced by a reload: checks sent before it may still point into it. */
+struct retired_rules {
+    struct rld_rules *rules;
+    struct retired_rules *next;
+};
+
 struct daemon {
     struct event_base *base;
     struct rld_server *server;
+    struct rld_metrics_http *metrics;
+    struct rld_stats *stats;
+    struct rld_rules *rules; /* in force */
+    struct retired_rules *retired;
+    const struct config *started; /* the settings at start: what a restart would change */
+    int argc;
+    char **argv;
     struct event *deadline;
     bool stopping;
+    unsigned long reloads;
 };
+
+/* Settings read once at start; a reload that changes them says a restart is needed. */
+static const char *const restart_settings[] = {"RATELIMITD_SOCKET",
+                                               "RATELIMITD_TCP",
+                                               "REDIS_URL",
+                                               "RATELIMITD_REDIS_TIMEOUT_MS",
+                                               "RATELIMITD_MAX_CONNECTIONS",
+                                               "RATELIMITD_METRICS_LISTEN",
+                                               "LOG_FILE",
+                                               NULL};
+
+static struct config *load_config(int argc, char **argv, char *err, size_t errlen)
+{
+    return config_load("ratelimitd", SHOP_VERSION,
+                       "rate-limiter daemon: token buckets in Redis behind a line protocol", settings, argc,
+                       argv, err, errlen);
+}
+
+/* The per-rule counters for a new rule set, carried over by rule name. */
+static uint64_t *carry_rule_results(const struct rld_rules *old, const uint64_t *old_results,
+                                    const struct rld_rules *fresh)
+{
+    uint64_t *results = xcalloc(fresh->count * RLD_RESULTS, sizeof(*results));
+    for (size_t i = 0; i < fresh->count; i++) {
+        const struct rld_rule *was = rld_rules_find(old, fresh->rules[i].name, strlen(fresh->rules[i].name));
+        if (was)
+            memcpy(results + i * RLD_RESULTS, old_results + (size_t)(was - old->rules) * RLD_RESULTS,
+                   RLD_RESULTS * sizeof(*results));
+    }
+    return results;
+}
+
+/* SIGHUP: read the settings and the rules file again. Anything wrong keeps the
+ * daemon on what it had, with one log line; buckets live in Redis (and the
+ * local fallback keys them by rule name), so they carry over. */
+static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct daemon *d = arg;
+    char err[512];
+    struct config *cfg = load_config(d->argc, d->argv, err, sizeof(err));
+    if (!cfg) {
+        log_warn("reload refused: %s; keeping the settings and %zu rules in force", err, d->rules->count);
+        return;
+    }
+    enum log_level level;
+    const char *path = config_get(cfg, "RATELIMIT_RULES");
+    struct rld_rules *rules = NULL;
+    if (!log_level_parse(config_get(cfg, "LOG_LEVEL"), &level)) {
+        log_warn("reload refused: LOG_LEVEL must be debug, info, warn or error, not '%s'; keeping the "
+                 "settings in force",
+                 config_get(cfg, "LOG_LEVEL"));
+    } else if (!(rules = rld_rules_load(path, err, sizeof(err)))) {
+        log_warn("reload refused: %s; keeping the %zu rules in force", err, d->rules->count);
+    } else {
+        for (const char *const *name = restart_settings; *name; name++) {
+            const char *was = config_get(d->started, *name), *now = config_get(cfg, *name);
+            if (strcmp(was ? was : "", now ? now : "") != 0)
+                log_warn("reload: %s changed; it takes effect when ratelimitd restarts", *name);
+        }
+        log_set_level(level);
+        uint64_t *results = carry_rule_results(d->rules, d->stats->rule_results, rules);
+        free(d->stats->rule_results);
+        d->stats->rule_results = results;
+        rld_server_set_rules(d->server, rules);
+        if (d->metrics)
+            rld_metrics_http_set_rules(d->metrics, rules);
+        struct retired_rules *r = xmalloc(sizeof(*r));
+        *r = (struct retired_rules){d->rules, d->retired};
+        d->retired = r;
+        d->rules = rules;
+        d->reloads++;
+        log_info("reloaded: %zu rules from %s", rules->count, path);
+    }
+    config_free(cfg);
+}
 
 static void on_drained(void *arg)
 {
@@ -86,11 +175,9 @@ int main(int argc, char **argv)
     struct rld_stats stats = {0};
     struct rld_store *store = NULL;
     struct rld_metrics_http *metrics = NULL;
-    struct event *sigs[3] = {0};
+    struct event *sigs[4] = {0};
     log_init("ratelimitd");
-    struct config *cfg = config_load("ratelimitd", SHOP_VERSION,
-                                     "rate-limiter daemon: token buckets in Redis behind a line protocol",
-                                     settings, argc, argv, err, sizeof(err));
+    struct config *cfg = load_config(argc, argv, err, sizeof(err));
     if (!cfg)
         goto out;
     enum log_level level;
@@ -137,7 +224,14 @@ int main(int argc, char **argv)
     sigs[0] = evsignal_new(d.base, SIGTERM, on_stop_signal, &d);
     sigs[1] = evsignal_new(d.base, SIGINT, on_stop_signal, &d);
     sigs[2] = evsignal_new(d.base, SIGUSR1, on_reopen_signal, &d);
-    for (int i = 0; i < 3; i++)
+    sigs[3] = evsignal_new(d.base, SIGHUP, on_reload_signal, &d);
+    d.metrics = metrics;
+    d.stats = &stats;
+    d.rules = rules;
+    d.started = cfg;
+    d.argc = argc;
+    d.argv = argv;
+    for (int i = 0; i < 4; i++)
         evsignal_add(sigs[i], NULL);
     log_info("listening on %s%s%s; %zu rules from %s", sock, scfg.tcp && scfg.tcp[0] ? " and " : "",
              scfg.tcp ? scfg.tcp : "", rules->count, config_get(cfg, "RATELIMIT_RULES"));
@@ -152,14 +246,20 @@ out:
     /* The store first: calls still in flight are answered (locally) while their connections exist. */
     rld_store_free(store);
     rld_server_free(d.server);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         if (sigs[i])
             event_free(sigs[i]);
     if (d.deadline)
         event_free(d.deadline);
     if (d.base)
         event_base_free(d.base);
-    rld_rules_free(rules);
+    rld_rules_free(d.rules ? d.rules : rules);
+    while (d.retired) {
+        struct retired_rules *r = d.retired;
+        d.retired = r->next;
+        rld_rules_free(r->rules);
+        free(r);
+    }
     free(stats.rule_results);
     if (rc == 0)
         log_info("stopped");

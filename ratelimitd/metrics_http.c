@@ -162,3 +162,8 @@ void rld_metrics_http_free(struct rld_metrics_http *m)
     evhttp_free(m->http);
     free(m);
 }
+
+void rld_metrics_http_set_rules(struct rld_metrics_http *m, const struct rld_rules *rules)
+{
+    m->rules = rules;
+}

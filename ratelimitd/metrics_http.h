@@ -24,4 +24,7 @@ struct rld_metrics_http *rld_metrics_http_new(struct event_base *base, const cha
 /* Closes the listener and any scrape in progress; NULL is a no-op. */
 void rld_metrics_http_free(struct rld_metrics_http *m);
 
+/* The rules whose names label the per-rule counters from now on (a reload). */
+void rld_metrics_http_set_rules(struct rld_metrics_http *m, const struct rld_rules *rules);
+
 #endif

@@ -37,6 +37,8 @@ struct slot {
     struct slot *next;
     struct conn *conn;
     const struct rld_rule *rule;
+    size_t rule_index; /* in the rule set of generation rules_generation */
+    unsigned rules_generation;
     char *shadow_key; /* copy of the key, only for shadow rules (for the log line) */
     bool ready;
     bool stats; /* formatted when it reaches the head, so it counts the answers before it */
@@ -57,6 +59,7 @@ struct conn {
 struct rld_server {
     struct event_base *base;
     const struct rld_rules *rules;
+    unsigned rules_generation; /* bumped by each rld_server_set_rules */
     struct rld_store *store;
     struct rld_stats *stats;
     long max_connections;
@@ -185,7 +188,9 @@ static void on_decision(const struct rld_decision *d, void *arg)
     struct slot *s = arg;
     struct conn *c = s->conn;
     struct rld_server *srv = c->srv;
-    size_t rule_index = (size_t)(s->rule - srv->rules->rules);
+    /* A decision asked for before a reload counts in the totals but not per rule:
+       its index belongs to the old rule set. */
+    size_t rule_index = s->rules_generation == srv->rules_generation ? s->rule_index : SIZE_MAX;
     srv->stats->decisions++;
     if (d->allowed) {
         srv->stats->allowed++;
@@ -237,6 +242,8 @@ static void handle_line(struct conn *c, const char *line, size_t len)
     }
     struct slot *s = slot_push(c);
     s->rule = rule;
+    s->rule_index = (size_t)(rule - srv->rules->rules);
+    s->rules_generation = srv->rules_generation;
     if (rule->shadow)
         s->shadow_key = xstrndup(cmd.key, cmd.key_len);
     rld_store_check(srv->store, rule, cmd.key, cmd.key_len, cmd.cost, on_decision, s);
@@ -568,4 +575,10 @@ void rld_server_free(struct rld_server *srv)
         event_free(srv->done_ev);
     free(srv->unix_path);
     free(srv);
+}
+
+void rld_server_set_rules(struct rld_server *srv, const struct rld_rules *rules)
+{
+    srv->rules = rules;
+    srv->rules_generation++;
 }

@@ -34,6 +34,10 @@ struct rld_server *rld_server_new(struct event_base *base, const struct rld_serv
 void rld_server_shutdown(struct rld_server *srv, void (*done)(void *arg), void *arg);
 /* Closes whatever is left and frees the server. */
 void rld_server_free(struct rld_server *srv);
+/* Decides new checks by rules from now on (a reload). Checks already sent to
+ * the store finish with the rules they started with, so the old set must stay
+ * allocated while the server lives. rules is borrowed. */
+void rld_server_set_rules(struct rld_server *srv, const struct rld_rules *rules);
 
 /* True when host (an address literal or "localhost") is a loopback address. */
 int rld_server_is_loopback(const char *host);

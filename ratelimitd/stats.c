@@ -1,3 +1,4 @@
+#include <stdint.h>
 #include "ratelimitd/stats.h"
 
 #include <inttypes.h>
@@ -13,7 +14,7 @@ void rld_stats_redis_latency(struct rld_stats *s, uint64_t us)
 
 void rld_stats_rule_result(struct rld_stats *s, size_t rule_index, enum rld_result result)
 {
-    if (s->rule_results)
+    if (s->rule_results && rule_index != SIZE_MAX)
         s->rule_results[rule_index * RLD_RESULTS + result]++;
 }
 

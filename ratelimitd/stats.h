@@ -29,7 +29,8 @@ struct rld_stats {
 
 /* Records one Redis round trip of us microseconds. */
 void rld_stats_redis_latency(struct rld_stats *s, uint64_t us);
-/* Counts one decision of the rule at rule_index as result; a no-op without rule_results. */
+/* Counts one decision of the rule at rule_index as result; a no-op without rule_results or with
+ * rule_index SIZE_MAX (a rule of a set replaced since). */
 void rld_stats_rule_result(struct rld_stats *s, size_t rule_index, enum rld_result result);
 /* Writes the counters as "key=value ..." plus "\r\n" into buf; returns the length (truncated to buflen - 1).
  */

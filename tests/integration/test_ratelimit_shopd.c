@@ -164,3 +164,63 @@ Test(ratelimit_shopd, fails_open_when_ratelimitd_is_gone)
     cr_assert(harness_alive(shopd));
     http_client_free(c);
 }
+
+static bool rld_log_has(const char *needle)
+{
+    FILE *f = fopen(rld_log, "r");
+    if (!f)
+        return false;
+    char line[1024];
+    bool found = false;
+    while (!found && fgets(line, sizeof(line), f))
+        found = strstr(line, needle) != NULL;
+    fclose(f);
+    return found;
+}
+
+static void wait_rld_log(const char *needle)
+{
+    for (int i = 0; i < 100 && !rld_log_has(needle); i++)
+        harness_sleep_ms(50);
+    cr_assert(rld_log_has(needle), "ratelimitd never logged '%s'", needle);
+}
+
+/* What `systemctl reload shop-ratelimitd` does: SIGHUP. A good new rules file
+ * takes effect, with ratelimitd alive; a bad one is refused and the old rules
+ * stay in force. */
+Test(ratelimit_shopd, sighup_reloads_the_rules_and_refuses_a_bad_file)
+{
+    struct http_client *c = http_client_new();
+    struct http_resp *r = NULL;
+    for (int i = 0; i < 160; i++) {
+        r = get(c, "/products");
+        if (r->status == 200 && http_resp_header(r, "RateLimit-Policy"))
+            break;
+        http_resp_free(r);
+        r = NULL;
+        harness_sleep_ms(50);
+    }
+    cr_assert_not_null(r, "no checked answer");
+    cr_assert_str_eq(http_resp_header(r, "RateLimit-Policy"), "\"api\";q=3;w=10800");
+    http_resp_free(r);
+
+    char *rules = xasprintf("%s/test.rules", dir);
+    services_write_file(rules, "api 1/1h burst=7\npage 1/1h burst=2\nlogin 1/1h burst=2\n"
+                               "register 1/1h burst=2\ncart 1/1h burst=2\ncheckout 1/1h burst=2\n");
+    harness_signal(rld, SIGHUP);
+    wait_rld_log("reloaded: 6 rules");
+    cr_assert(harness_alive(rld), "ratelimitd died of SIGHUP");
+    r = get(c, "/products");
+    cr_assert_str_eq(http_resp_header(r, "RateLimit-Policy"), "\"api\";q=7;w=25200", "the new budget is used");
+    http_resp_free(r);
+
+    services_write_file(rules, "api 1/1h burst=zero\n");
+    harness_signal(rld, SIGHUP);
+    wait_rld_log("reload refused");
+    cr_assert(harness_alive(rld), "ratelimitd died of a bad reload");
+    r = get(c, "/products");
+    cr_assert_str_eq(http_resp_header(r, "RateLimit-Policy"), "\"api\";q=7;w=25200", "the old rules stay");
+    http_resp_free(r);
+    free(rules);
+    http_client_free(c);
+}
