@@ -20,28 +20,46 @@
 /* When calls keep timing out and nothing has come back for this long, Redis is treated as gone. */
 #define STALL_MS 1000
 
-/* GCRA in one script. ARGV: interval_us, burst, cost. Returns {allowed, remaining tokens,
- * us until allowed, us until full}. The TAT is stored as a decimal string with a TTL equal
- * to the time until the bucket is full, so idle keys vanish exactly when they mean nothing. */
+/* GCRA in one script over one or more keys. For key i, ARGV[3i-2..3i]: interval_us, burst,
+ * cost. Returns, per key in order, {allowed, remaining tokens, us until allowed, us until
+ * full}, flattened. The keys are decided one after another with one clock reading, so a key
+ * named twice in one call sees its own earlier spending: each answer is exactly what one
+ * call per decision would give. The TAT is stored as a decimal string with a TTL equal to
+ * the time until the bucket is full, so idle keys vanish exactly when they mean nothing. */
 const char rld_redis_script[] =
     "if redis.replicate_commands then redis.replicate_commands() end\n"
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
-    "local interval = tonumber(ARGV[1])\n"
-    "local tau = interval * tonumber(ARGV[2])\n"
-    "local cost = tonumber(ARGV[3])\n"
-    "local tat = tonumber(redis.call('GET', KEYS[1]) or 0) or 0\n"
-    "if tat < now then tat = now end\n"
-    "local nxt = tat + cost * interval\n"
-    "local allow_at = nxt - tau\n"
-    "if allow_at > now then\n"
-    "  return {0, math.floor((tau - (tat - now)) / interval), allow_at - now, tat - now}\n"
+    "local out = {}\n"
+    "for i = 1, #KEYS do\n"
+    "  local interval = tonumber(ARGV[3 * i - 2])\n"
+    "  local tau = interval * tonumber(ARGV[3 * i - 1])\n"
+    "  local cost = tonumber(ARGV[3 * i])\n"
+    "  local tat = tonumber(redis.call('GET', KEYS[i]) or 0) or 0\n"
+    "  if tat < now then tat = now end\n"
+    "  local nxt = tat + cost * interval\n"
+    "  local allow_at = nxt - tau\n"
+    "  local n = #out\n"
+    "  if allow_at > now then\n"
+    "    out[n + 1] = 0\n"
+    "    out[n + 2] = math.floor((tau - (tat - now)) / interval)\n"
+    "    out[n + 3] = allow_at - now\n"
+    "    out[n + 4] = tat - now\n"
+    "  else\n"
+    "    if nxt > now then\n"
+    "      redis.call('SET', KEYS[i], string.format('%.0f', nxt), 'PX', math.ceil((nxt - now) / 1000))\n"
+    "    end\n"
+    "    out[n + 1] = 1\n"
+    "    out[n + 2] = math.floor((tau - (nxt - now)) / interval)\n"
+    "    out[n + 3] = 0\n"
+    "    out[n + 4] = nxt - now\n"
+    "  end\n"
     "end\n"
-    "if nxt > now then\n"
-    "  redis.call('SET', KEYS[1], string.format('%.0f', nxt))\n"
-    "  redis.call('PEXPIRE', KEYS[1], math.ceil((nxt - now) / 1000))\n"
-    "end\n"
-    "return {1, math.floor((tau - (nxt - now)) / interval), 0, nxt - now}\n";
+    "return out\n";
+
+/* Decisions gathered in one pass of the event loop go out as one script call; a larger
+ * batch is split so that one call stays short for Redis (it runs scripts one at a time). */
+#define BATCH_MAX 128
 
 enum state { ST_DOWN, ST_CONNECTING, ST_UP };
 
@@ -61,20 +79,28 @@ struct rld_store {
     struct event *reconnect_ev;
     struct event *connect_timeout_ev;
     struct event *sweep_ev;
+    struct event *flush_ev; /* sends the open batch once this loop pass has read everything */
+    struct batch *open;     /* decisions waiting for flush_ev, NULL when none */
 };
 
 struct call {
-    struct rld_store *s;
     const struct rld_rule *rule;
     long cost;
     rld_store_done_fn cb;
     void *arg;
     bool answered;
+    size_t key_len;
+    char key[];
+};
+
+/* One script call: its decisions in the order they arrived, answered together. */
+struct batch {
+    struct rld_store *s;
     bool retried; /* already resent as EVAL after NOSCRIPT */
     uint64_t sent_us;
     struct event *timer;
-    size_t key_len;
-    char key[];
+    size_t n;
+    struct call *calls[BATCH_MAX];
 };
 
 int rld_redis_parse_url(const char *url, struct rld_redis_addr *out, char *err, size_t errlen)
@@ -163,15 +189,31 @@ int rld_redis_parse_url(const char *url, struct rld_redis_addr *out, char *err, 
     return 0;
 }
 
-static void answer_locally(struct call *c, bool count_degraded)
+static void answer_locally(struct rld_store *s, struct call *c, bool count_degraded)
 {
-    struct rld_store *s = c->s;
     struct rld_decision d;
     rld_buckets_check(s->local, c->rule, c->key, c->key_len, c->cost, (int64_t)clock_mono_us(), &d);
     if (count_degraded)
         s->stats->degraded_decisions++;
     c->answered = true;
     c->cb(&d, c->arg);
+}
+
+/* Answers every decision of b not answered yet from the local buckets. */
+static void batch_answer_locally(struct batch *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        if (!b->calls[i]->answered)
+            answer_locally(b->s, b->calls[i], true);
+}
+
+static void batch_free(struct batch *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        free(b->calls[i]);
+    if (b->timer)
+        event_free(b->timer);
+    free(b);
 }
 
 static void schedule_reconnect(struct rld_store *s);
@@ -204,103 +246,159 @@ static void drop_connection(struct rld_store *s, const char *why)
         redisAsyncFree(ac);
 }
 
-static void on_call_timeout(evutil_socket_t fd, short what, void *arg)
+static void on_batch_timeout(evutil_socket_t fd, short what, void *arg)
 {
-    struct call *c = arg;
-    struct rld_store *s = c->s;
-    if (c->answered)
-        return;
-    s->stats->redis_timeouts++;
-    answer_locally(c, true);
+    struct batch *b = arg;
+    struct rld_store *s = b->s;
+    for (size_t i = 0; i < b->n; i++)
+        if (!b->calls[i]->answered)
+            s->stats->redis_timeouts++;
+    batch_answer_locally(b);
     if (s->state == ST_UP && clock_mono_us() - s->last_reply_us > (uint64_t)STALL_MS * 1000 && s->ac)
         drop_connection(s, "no answer for over a second");
 }
 
 static void on_reply(redisAsyncContext *ac, void *r, void *privdata);
 
-static void send_call(struct rld_store *s, struct call *c, bool full_script)
+/* Sends b as one EVALSHA (or EVAL with the script's text) over all its keys. */
+static void send_batch(struct rld_store *s, struct batch *b, bool full_script)
 {
-    int rc;
-    if (full_script)
-        rc = redisAsyncCommand(s->ac, on_reply, c, "EVAL %s 1 rl:%s:%b %lld %ld %ld", rld_redis_script,
-                               c->rule->name, c->key, c->key_len, (long long)c->rule->interval_us,
-                               c->rule->burst, c->cost);
-    else
-        rc =
-            redisAsyncCommand(s->ac, on_reply, c, "EVALSHA %s 1 rl:%s:%b %lld %ld %ld", s->sha, c->rule->name,
-                              c->key, c->key_len, (long long)c->rule->interval_us, c->rule->burst, c->cost);
-    if (rc != REDIS_OK) {
-        if (!c->answered)
-            answer_locally(c, true);
-        event_free(c->timer);
-        free(c);
+    /* argv: command, script or SHA, key count, the keys, three numbers per key. */
+    size_t argc = 3 + 4 * b->n;
+    const char **argv = xmalloc(argc * sizeof(*argv));
+    size_t *argvlen = xmalloc(argc * sizeof(*argvlen));
+    size_t text_len = 24;
+    for (size_t i = 0; i < b->n; i++)
+        text_len += 4 + strlen(b->calls[i]->rule->name) + b->calls[i]->key_len + 3 * 24;
+    char *text = xmalloc(text_len);
+    char *p = text;
+    argv[0] = full_script ? "EVAL" : "EVALSHA";
+    argvlen[0] = strlen(argv[0]);
+    argv[1] = full_script ? rld_redis_script : s->sha;
+    argvlen[1] = full_script ? sizeof(rld_redis_script) - 1 : 40;
+    argv[2] = p;
+    argvlen[2] = (size_t)sprintf(p, "%zu", b->n);
+    p += argvlen[2] + 1;
+    for (size_t i = 0; i < b->n; i++) {
+        const struct call *c = b->calls[i];
+        size_t k = 3 + i;
+        argv[k] = p;
+        argvlen[k] = (size_t)sprintf(p, "rl:%s:", c->rule->name);
+        memcpy(p + argvlen[k], c->key, c->key_len);
+        argvlen[k] += c->key_len;
+        p += argvlen[k] + 1;
+        long long nums[3] = {(long long)c->rule->interval_us, (long long)c->rule->burst, (long long)c->cost};
+        for (int j = 0; j < 3; j++) {
+            k = 3 + b->n + 3 * i + (size_t)j;
+            argv[k] = p;
+            argvlen[k] = (size_t)sprintf(p, "%lld", nums[j]);
+            p += argvlen[k] + 1;
+        }
     }
+    int rc = redisAsyncCommandArgv(s->ac, on_reply, b, (int)argc, argv, argvlen);
+    free(text);
+    free(argv);
+    free(argvlen);
+    if (rc != REDIS_OK) {
+        batch_answer_locally(b);
+        batch_free(b);
+    }
+}
+
+/* Reads the i-th decision of a flattened script answer into d; false when it is malformed. */
+static bool read_decision(const redisReply *reply, size_t i, const struct rld_rule *rule,
+                          struct rld_decision *d)
+{
+    long long v[4];
+    for (int j = 0; j < 4; j++) {
+        const redisReply *e = reply->element[4 * i + (size_t)j];
+        if (e->type != REDIS_REPLY_INTEGER)
+            return false;
+        v[j] = e->integer;
+    }
+    rld_decision_fill(rule, v[0] == 1, v[1], v[2], v[3], d);
+    return true;
 }
 
 static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
 {
-    struct call *c = privdata;
-    struct rld_store *s = c->s;
+    struct batch *b = privdata;
+    struct rld_store *s = b->s;
     redisReply *reply = r;
     if (reply)
         s->last_reply_us = clock_mono_us();
-    if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0 && !c->retried &&
-        s->ac == ac && !c->answered) {
+    if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0 && !b->retried &&
+        s->ac == ac) {
         /* Redis restarted or SCRIPT FLUSH: EVAL runs it and caches it again under the same SHA. */
-        c->retried = true;
-        send_call(s, c, true);
+        b->retried = true;
+        send_batch(s, b, true);
         return;
     }
-    if (!c->answered) {
-        if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 4) {
-            long long v[4];
-            bool ok = true;
-            for (int i = 0; i < 4; i++) {
-                if (reply->element[i]->type != REDIS_REPLY_INTEGER)
-                    ok = false;
-                else
-                    v[i] = reply->element[i]->integer;
-            }
-            if (ok) {
-                rld_stats_redis_latency(s->stats, clock_mono_us() - c->sent_us);
-                struct rld_decision d;
-                rld_decision_fill(c->rule, v[0] == 1, v[1], v[2], v[3], &d);
-                c->answered = true;
-                c->cb(&d, c->arg);
-            }
-        }
-        if (!c->answered) {
-            if (reply && reply->type == REDIS_REPLY_ERROR)
-                log_warn("redis script error: %s", reply->str);
-            answer_locally(c, true);
-        }
+    bool whole = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 4 * b->n;
+    uint64_t latency = clock_mono_us() - b->sent_us;
+    for (size_t i = 0; i < b->n; i++) {
+        struct call *c = b->calls[i];
+        struct rld_decision d;
+        if (c->answered || !whole || !read_decision(reply, i, c->rule, &d))
+            continue;
+        rld_stats_redis_latency(s->stats, latency);
+        c->answered = true;
+        c->cb(&d, c->arg);
     }
-    event_free(c->timer);
-    free(c);
+    if (reply && reply->type == REDIS_REPLY_ERROR)
+        log_warn("redis script error: %s", reply->str);
+    batch_answer_locally(b);
+    batch_free(b);
+}
+
+static void flush_open(struct rld_store *s)
+{
+    struct batch *b = s->open;
+    if (!b)
+        return;
+    s->open = NULL;
+    event_del(s->flush_ev);
+    if (s->state != ST_UP || !s->ac) {
+        batch_answer_locally(b);
+        batch_free(b);
+        return;
+    }
+    b->sent_us = clock_mono_us();
+    b->timer = evtimer_new(s->base, on_batch_timeout, b);
+    evtimer_add(b->timer, &s->call_timeout);
+    send_batch(s, b, false);
+}
+
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    flush_open(arg);
 }
 
 void rld_store_check(struct rld_store *s, const struct rld_rule *rule, const char *key, size_t key_len,
                      long cost, rld_store_done_fn cb, void *arg)
 {
     struct call *c = xmalloc(sizeof(*c) + key_len);
-    c->s = s;
     c->rule = rule;
     c->cost = cost;
     c->cb = cb;
     c->arg = arg;
     c->answered = false;
-    c->retried = false;
     c->key_len = key_len;
     memcpy(c->key, key, key_len);
     if (s->state != ST_UP || !s->ac) {
-        answer_locally(c, true);
+        answer_locally(s, c, true);
         free(c);
         return;
     }
-    c->sent_us = clock_mono_us();
-    c->timer = evtimer_new(s->base, on_call_timeout, c);
-    evtimer_add(c->timer, &s->call_timeout);
-    send_call(s, c, false);
+    if (!s->open) {
+        s->open = xcalloc(1, sizeof(*s->open));
+        s->open->s = s;
+        /* Runs after the callbacks already due in this pass: the reads of every ready connection. */
+        event_active(s->flush_ev, EV_TIMEOUT, 0);
+    }
+    s->open->calls[s->open->n++] = c;
+    if (s->open->n == BATCH_MAX)
+        flush_open(s);
 }
 
 static void on_setup_reply(redisAsyncContext *ac, void *r, void *privdata)
@@ -435,6 +533,7 @@ struct rld_store *rld_store_new(struct event_base *base, const struct rld_redis_
     s->reconnect_ev = evtimer_new(base, on_reconnect, s);
     s->connect_timeout_ev = evtimer_new(base, on_connect_timeout, s);
     s->sweep_ev = event_new(base, -1, EV_PERSIST, on_sweep, s);
+    s->flush_ev = event_new(base, -1, 0, on_flush, s);
     struct timeval sweep_tv = {10, 0};
     evtimer_add(s->sweep_ev, &sweep_tv);
     start_connect(s);
@@ -446,6 +545,11 @@ void rld_store_free(struct rld_store *s)
     if (!s)
         return;
     s->freeing = true;
+    if (s->open) {
+        batch_answer_locally(s->open);
+        batch_free(s->open);
+        s->open = NULL;
+    }
     redisAsyncContext *ac = s->ac;
     s->ac = NULL;
     if (ac)
@@ -453,6 +557,7 @@ void rld_store_free(struct rld_store *s)
     event_free(s->reconnect_ev);
     event_free(s->connect_timeout_ev);
     event_free(s->sweep_ev);
+    event_free(s->flush_ev);
     rld_buckets_free(s->local);
     free(s);
 }

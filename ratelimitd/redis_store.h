@@ -1,8 +1,10 @@
 /* redis_store: budgets in Redis through hiredis' async API, with local buckets as fallback.
  *
- * Each CHECK runs one Lua script (GCRA, one key "rl:<rule>:<key>", clock from Redis TIME)
- * with EVALSHA on one pipelined connection. While Redis is unreachable, restarting or
- * slower than the per-call timeout, decisions come from local in-memory buckets (same
+ * Decisions run in one Lua script (GCRA, key "rl:<rule>:<key>", clock from Redis TIME) with
+ * EVALSHA on one pipelined connection. Decisions asked for in one pass of the event loop (one
+ * read from a connection, or reads from several) go to Redis as one call over all their keys,
+ * at most 128 a call; each answer is exactly that of one call per decision. While Redis is unreachable,
+ * restarting or slower than the per-call timeout, decisions come from local in-memory buckets (same
  * algorithm, local clock) and count as degraded; the store reconnects with back-off
  * (100 ms doubling to 5 s) and returns to Redis when it answers again. */
 #ifndef RATELIMITD_REDIS_STORE_H
@@ -29,7 +31,8 @@ struct rld_redis_addr {
  * Returns 0, or -1 with a one-line reason in err. */
 int rld_redis_parse_url(const char *url, struct rld_redis_addr *out, char *err, size_t errlen);
 
-/* The Lua script (exposed for tests and the benchmark). */
+/* The Lua script: KEYS are the buckets, ARGV three numbers per key (interval_us, burst, cost);
+ * returns four integers per key (exposed for tests and the benchmark). */
 extern const char rld_redis_script[];
 
 typedef void (*rld_store_done_fn)(const struct rld_decision *d, void *arg);
@@ -41,8 +44,9 @@ struct rld_store;
 struct rld_store *rld_store_new(struct event_base *base, const struct rld_redis_addr *addr, int timeout_ms,
                                 struct rld_stats *stats);
 /* Decides CHECK rule key cost; cb runs exactly once with the decision, either later from
- * the event loop (Redis) or before this returns (local buckets). key is copied; rule must
- * outlive the call. */
+ * the event loop (Redis, after the current loop pass has gathered its batch) or before this
+ * returns (local buckets). Decisions on one key are made in the order they were asked for. key is copied;
+ * rule must outlive the call. */
 void rld_store_check(struct rld_store *s, const struct rld_rule *rule, const char *key, size_t key_len,
                      long cost, rld_store_done_fn cb, void *arg);
 /* Closes the Redis connection; calls still in flight are answered from local buckets first. */

@@ -69,6 +69,19 @@ scenario "redis  1 conn  depth 64" "$total" 64 1 bench 10000
 scenario "redis  8 conns depth 32" "$total" 32 8 bench 10000
 scenario "redis  8 conns depth 32 tight" "$total" 32 8 tight 100
 stop_rld
+# The same script by raw EVALSHA, one decision per call, 64 in flight on one connection:
+# what ratelimitd's one connection at depth 64 is measured against.
+script=$(python3 -c '
+import ast, sys
+lines = open("ratelimitd/redis_store.c").read().split("const char rld_redis_script[] =", 1)[1].split(";\n", 1)[0]
+sys.stdout.write("".join(ast.literal_eval(l.strip()) for l in lines.splitlines() if l.strip()))')
+sha=$(redis-cli -p "$port" script load "$script")
+raw_runs=()
+for _ in 1 2 3; do
+    raw_runs+=("$(redis-benchmark -p "$port" -c 1 -P 64 -n "$total" -r 10000 -q --csv \
+        evalsha "$sha" 1 "rl:bench:__rand_int__" 1 1000000 1 | awk -F, 'NR > 1 || !/rps/ { gsub(/"/, "", $2); print int($2) }' | tail -n 1)")
+done
+raw_rps=$(printf '%s\n' "${raw_runs[@]}" | median)
 # Redis address with nothing listening: every decision comes from local buckets.
 start_rld "redis://127.0.0.1:$(free_port)/0"
 scenario "local  1 conn  depth 64" "$total" 64 1 bench 10000
@@ -83,5 +96,8 @@ for r in "${results[@]}"; do
     printf '%-32s %12s %9s %9s %9s\n' "$name" "$(get decisions_per_s "$line")" "$(get p50_us "$line")" \
         "$(get p99_us "$line")" "$(get max_us "$line")"
 done
+printf '%-32s %12s\n' "raw EVALSHA 1 conn depth 64" "$raw_rps"
+rld_rps=$(get decisions_per_s "$(printf '%s\n' "${results[@]}" | sed -n 's/^redis  1 conn  depth 64|//p')")
+awk -v a="$rld_rps" -v b="$raw_rps" 'BEGIN { printf "ratelimitd / raw EVALSHA, one connection, depth 64: %.2f\n", a / b }'
 echo
 echo "($(nproc) CPUs; ratelimitd, redis-server and the client share them; $root)"

@@ -28,7 +28,10 @@
 #   BENCH_TARGETS="balancer direct"                   BENCH_WARMUP=3s
 #   BENCH_BALANCER=1          also run tools/bench-balancer.sh (balancer vs HAProxy),
 #                             each run BENCH_BALANCER_DURATION=5s
-#   BENCH_EXTRA=1             also run tools/bench-ratelimitd.sh and tools/bench-dispatcher.sh
+#   BENCH_RATELIMITD=1        ratelimitd against raw EVALSHA on one connection (tools/bench-ratelimitd.sh)
+#                             and what the checks cost GET /products (tools/bench-ratelimit-cost.sh,
+#                             BENCH_RATELIMIT_DURATION=4s per run); ratios into latest.json
+#   BENCH_EXTRA=1             also run tools/bench-dispatcher.sh
 #   BENCH_SHOPD_WORKERS=      workers per shopd (empty: shopd's default, one per CPU)
 #   BENCH_RESULTS=bench/results    BENCH_KEEP=1 keeps the temporary folder (logs)
 #
@@ -366,10 +369,18 @@ if [ "${BENCH_BALANCER:-1}" = 1 ]; then
     fi
 fi
 
-# The other benchmarks: ratelimitd alone, and the dispatcher's orders per second to dynalite.
+# ratelimitd side by side with raw EVALSHA, and the checks' cost to shopd.
+rm -f "$RESULTS/ratelimitd.txt" "$RESULTS/ratelimit-cost.txt"
+if [ "${BENCH_RATELIMITD:-1}" = 1 ]; then
+    say "ratelimitd vs raw EVALSHA (tools/bench-ratelimitd.sh)"
+    tools/bench-ratelimitd.sh 100000 | tee "$RESULTS/ratelimitd.txt" || echo "bench: tools/bench-ratelimitd.sh failed" >&2
+    say "budget checks on vs off for GET /products (tools/bench-ratelimit-cost.sh)"
+    BIN=$BIN tools/bench-ratelimit-cost.sh "${BENCH_RATELIMIT_DURATION:-4s}" "$RUNS" | tee "$RESULTS/ratelimit-cost.txt" ||
+        echo "bench: tools/bench-ratelimit-cost.sh failed" >&2
+fi
+
+# The dispatcher's orders per second to dynalite.
 if [ "${BENCH_EXTRA:-0}" = 1 ]; then
-    say "ratelimitd alone (tools/bench-ratelimitd.sh)"
-    tools/bench-ratelimitd.sh | tee "$RESULTS/ratelimitd.txt" || echo "bench: tools/bench-ratelimitd.sh failed" >&2
     if [ -x tools/bench-dispatcher.sh ]; then
         say "dispatcher to a local DynamoDB (tools/bench-dispatcher.sh)"
         SHOP_BIN=$BIN tools/bench-dispatcher.sh | tee "$RESULTS/dispatcher.txt" ||
@@ -446,6 +457,20 @@ except OSError:
 restarts = [e for e in events if "replacing it" in e]
 refusals = [e for e in events if " access " in e]
 warnings = [e for e in events if " warn " in e or " error " in e]
+def ratio_after(name, prefix):
+    try:
+        for line in open(os.path.join(results, name)):
+            if line.startswith(prefix):
+                return float(line[len(prefix):].split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+side_by_side = {
+    "ratelimitd_over_raw_evalsha_1conn_depth64": ratio_after(
+        "ratelimitd.txt", "ratelimitd / raw EVALSHA, one connection, depth 64:"),
+    "products_checks_on_over_off": ratio_after("ratelimit-cost.txt", "ratio on/off:"),
+}
 comparison = None
 try:
     comparison = open(os.path.join(results, "balancer-vs-haproxy.txt")).read().splitlines()
@@ -478,6 +503,7 @@ doc = {
     "shopd_child_restarts": restarts,
     "warnings_logged": len(warnings),
     "balancer_vs_haproxy": comparison,
+    "side_by_side": side_by_side,
 }
 with open(os.path.join(results, "latest.json"), "w") as f:
     json.dump(doc, f, indent=2)
@@ -544,6 +570,10 @@ if refusals:
 if comparison:
     print()
     print("\n".join(comparison))
+print()
+print("side by side (ratios measured in one run; targets: ratelimitd >= 1.0, checks on/off >= 0.90):")
+for k, v in side_by_side.items():
+    print("  %-45s %s" % (k, "not measured" if v is None else "%.2f" % v))
 PY
 
 cols=$(cat "$WORK/chart.cols")

@@ -261,6 +261,66 @@ Test(ratelimitd, pipelined_thousand_checks_answer_in_order)
     conn_close(c);
 }
 
+/* 50 checks on one key in one write reach ratelimitd in one read and go to Redis as one
+ * script call: exactly the budget (5) is allowed, the rest refused, in the order sent. */
+Test(ratelimitd, one_batch_on_one_key_allows_exactly_the_budget)
+{
+    struct conn *c = conn_open(sock_path[0]);
+    wait_redis_up(c, 1, 3000);
+    char req[50 * 32];
+    size_t len = 0;
+    for (int i = 0; i < 50; i++)
+        len += (size_t)snprintf(req + len, sizeof(req) - len, "CHECK t batch-key\r\n");
+    conn_send(c, req, len);
+    char line[128];
+    for (int i = 0; i < 50; i++) {
+        cr_assert(conn_line(c, line, sizeof(line), 5000), "answer %d missing", i);
+        if (i < 5) {
+            char want[64];
+            snprintf(want, sizeof(want), "ALLOW 5 %d %d 5", 4 - i, i + 1);
+            cr_assert_str_eq(line, want, "answer %d", i);
+        } else {
+            cr_assert_eq(strncmp(line, "DENY 5 ", 7), 0, "answer %d: %s", i, line);
+        }
+    }
+    cr_assert_eq(stat_value(c, "allowed"), 5);
+    cr_assert_eq(stat_value(c, "denied"), 45);
+    cr_assert_eq(stat_value(c, "degraded_decisions"), 0);
+    conn_close(c);
+}
+
+/* Interleaved keys in one batch, sent from two connections at once: each key's answers
+ * count down on their own and each connection gets its answers in the order it asked. */
+Test(ratelimitd, batches_across_keys_and_connections_keep_order)
+{
+    struct conn *a = conn_open(sock_path[0]);
+    struct conn *b = conn_open(sock_path[0]);
+    wait_redis_up(a, 1, 3000);
+    size_t cap = 600 * 40, la = 0, lb = 0;
+    char *ra = malloc(cap), *rb = malloc(cap);
+    for (int i = 0; i < 600; i++) {
+        la += (size_t)snprintf(ra + la, cap - la, "CHECK bulk k%d\r\n", i % 3);
+        lb += (size_t)snprintf(rb + lb, cap - lb, "CHECK bulk other%d\r\n", i % 2);
+    }
+    conn_send(a, ra, la);
+    conn_send(b, rb, lb);
+    free(ra);
+    free(rb);
+    char line[128];
+    for (int i = 0; i < 600; i++) {
+        long limit, remaining;
+        cr_assert(conn_line(a, line, sizeof(line), 5000), "a: answer %d missing", i);
+        cr_assert_eq(sscanf(line, "ALLOW %ld %ld", &limit, &remaining), 2, "a %d: %s", i, line);
+        cr_assert_eq(remaining, 1999 - i / 3, "a: answer %d out of order: %s", i, line);
+        cr_assert(conn_line(b, line, sizeof(line), 5000), "b: answer %d missing", i);
+        cr_assert_eq(sscanf(line, "ALLOW %ld %ld", &limit, &remaining), 2, "b %d: %s", i, line);
+        cr_assert_eq(remaining, 1999 - i / 2, "b: answer %d out of order: %s", i, line);
+    }
+    cr_assert_eq(stat_value(a, "degraded_decisions"), 0);
+    conn_close(a);
+    conn_close(b);
+}
+
 Test(ratelimitd, two_daemons_share_one_budget)
 {
     start_rld(1);
