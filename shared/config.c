@@ -1,4 +1,5 @@
 #include "config.h"
+#include "log.h"
 #include "xalloc.h"
 
 #include <ctype.h>
@@ -11,8 +12,11 @@
 enum source { SRC_DEFAULT, SRC_DOTENV, SRC_ENVIRON, SRC_FLAG };
 static const char *const source_names[] = {"default", ".env", "environment", "flag"};
 
+extern char **environ;
+
 struct config {
     const struct config_setting *settings;
+    char prefix[32]; /* "SHOPD_" for shopd: unknown keys with it are typos worth a warning */
     size_t count;
     char **values;
     enum source *sources;
@@ -50,6 +54,55 @@ static void set_value(struct config *cfg, size_t i, const char *value, enum sour
     cfg->from_alias[i] = is_alias;
 }
 
+/* Edit distance of a and b (both short setting names), for suggestions. */
+static size_t distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 63 || lb > 63)
+        return 64;
+    size_t row[64];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* One .env serves every daemon (and the Flask app), so only keys that carry
+ * this program's own prefix and match none of its settings are typos. */
+static void warn_if_ours(const struct config *cfg, const char *key, const char *where)
+{
+    size_t plen = strlen(cfg->prefix);
+    if (plen == 0 || strncmp(key, cfg->prefix, plen) != 0 || find_setting(cfg, key, NULL) >= 0)
+        return;
+    const char *best = NULL;
+    size_t best_d = (size_t)-1;
+    for (size_t i = 0; i < cfg->count; i++) {
+        size_t d = distance(key, cfg->settings[i].name);
+        if (d < best_d) {
+            best_d = d;
+            best = cfg->settings[i].name;
+        }
+    }
+    size_t klen = strlen(key);
+    if (best && best_d <= (klen < 12 ? 2 : klen / 4))
+        log_warn("%s: unknown setting (in %s); did you mean %s?", key, where, best);
+    else
+        log_warn("%s: unknown setting (in %s); ignored", key, where);
+}
+
 static void dotenv_cb(void *ctx, const char *key, const char *value)
 {
     struct config *cfg = ctx;
@@ -57,13 +110,50 @@ static void dotenv_cb(void *ctx, const char *key, const char *value)
     long i = find_setting(cfg, key, &alias);
     if (i >= 0 && !cfg->settings[i].is_flag)
         set_value(cfg, (size_t)i, value, SRC_DOTENV, alias);
+    else if (i < 0)
+        warn_if_ours(cfg, key, ".env");
+}
+
+/* Secrets show as "(set)"; a password inside a URL (redis://:pw@host) as "***". */
+static void print_value(const char *name, const char *value)
+{
+    if (!value) {
+        printf("(unset)");
+        return;
+    }
+    if (strstr(name, "SECRET") || strstr(name, "TOKEN") || strstr(name, "PASSWORD")) {
+        printf("%s", *value ? "(set, hidden)" : "");
+        return;
+    }
+    const char *scheme = strstr(value, "://");
+    const char *at = scheme ? strchr(scheme + 3, '@') : NULL;
+    const char *colon = scheme ? memchr(scheme + 3, ':', at ? (size_t)(at - scheme - 3) : 0) : NULL;
+    if (at && colon) {
+        printf("%.*s***%s", (int)(colon + 1 - value), value, at);
+        return;
+    }
+    printf("%s", value);
+}
+
+static void print_config(const struct config *cfg)
+{
+    for (size_t i = 0; i < cfg->count; i++) {
+        const struct config_setting *s = &cfg->settings[i];
+        if (s->is_flag)
+            continue;
+        printf("%s=", s->name);
+        print_value(s->name, cfg->values[i]);
+        printf("  # %s%s\n", source_names[cfg->sources[i]],
+               cfg->from_alias[i] && cfg->sources[i] != SRC_DEFAULT ? " (as its older name)" : "");
+    }
 }
 
 static void print_usage(const char *program, const char *summary, const struct config_setting *settings)
 {
     printf("Usage: %s [--env FILE] [--setting-name VALUE ...]\n%s\n\n", program, summary);
     printf("Options:\n  --env FILE        read settings from FILE instead of ./.env\n");
-    printf("  --help            show this help and exit\n  --version         show the version and exit\n\n");
+    printf("  --help            show this help and exit\n  --version         show the version and exit\n");
+    printf("  --print-config    print every setting in effect, where it came from, and exit\n\n");
     printf("Settings (flag, environment variable, default):\n");
     for (const struct config_setting *s = settings; s->name; s++) {
         char flag[128];
@@ -107,6 +197,12 @@ struct config *config_load(const char *program, const char *version, const char 
     cfg->from_alias = xcalloc(cfg->count, sizeof(bool));
     for (size_t i = 0; i < cfg->count; i++)
         cfg->values[i] = xstrdup(settings[i].default_value);
+    size_t p = 0;
+    for (const char *c = program; *c && p + 2 < sizeof(cfg->prefix); c++)
+        cfg->prefix[p++] = (char)toupper((unsigned char)*c);
+    cfg->prefix[p++] = '_';
+    cfg->prefix[p] = '\0';
+    bool print_only = false;
 
     /* First pass: --help, --version, --env. */
     const char *env_file = NULL;
@@ -121,6 +217,8 @@ struct config *config_load(const char *program, const char *version, const char 
             config_free(cfg);
             exit(0);
         }
+        if (strcmp(argv[a], "--print-config") == 0)
+            print_only = true;
         if (strcmp(argv[a], "--env") == 0) {
             if (a + 1 >= argc) {
                 snprintf(err, errlen, "--env needs a file name");
@@ -157,6 +255,15 @@ struct config *config_load(const char *program, const char *version, const char 
         if (v)
             set_value(cfg, i, v, SRC_ENVIRON, false);
     }
+    for (char **e = environ; e && *e; e++) {
+        const char *eq = strchr(*e, '=');
+        char key[128];
+        if (!eq || (size_t)(eq - *e) >= sizeof(key))
+            continue;
+        memcpy(key, *e, (size_t)(eq - *e));
+        key[eq - *e] = '\0';
+        warn_if_ours(cfg, key, "the environment");
+    }
 
     for (int a = 1; a < argc; a++) {
         const char *arg = argv[a];
@@ -164,7 +271,7 @@ struct config *config_load(const char *program, const char *version, const char 
             a++;
             continue;
         }
-        if (strncmp(arg, "--env=", 6) == 0)
+        if (strncmp(arg, "--env=", 6) == 0 || strcmp(arg, "--print-config") == 0)
             continue;
         if (strncmp(arg, "--", 2) != 0) {
             snprintf(err, errlen, "unexpected argument '%s' (see --help)", arg);
@@ -196,6 +303,11 @@ struct config *config_load(const char *program, const char *version, const char 
             goto fail;
         }
         set_value(cfg, (size_t)i, value, SRC_FLAG, false);
+    }
+    if (print_only) {
+        print_config(cfg);
+        config_free(cfg);
+        exit(0);
     }
     return cfg;
 
@@ -282,8 +394,8 @@ static char *trim(char *s)
     return s;
 }
 
-int config_parse_env_file(const char *path, void (*cb)(void *ctx, const char *key, const char *value), void *ctx,
-                          char *err, size_t errlen)
+int config_parse_env_file(const char *path, void (*cb)(void *ctx, const char *key, const char *value),
+                          void *ctx, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "r");
     if (!f) {
@@ -295,8 +407,9 @@ int config_parse_env_file(const char *path, void (*cb)(void *ctx, const char *ke
     return rc;
 }
 
-int config_parse_env_stream(FILE *f, const char *path, void (*cb)(void *ctx, const char *key, const char *value),
-                            void *ctx, char *err, size_t errlen)
+int config_parse_env_stream(FILE *f, const char *path,
+                            void (*cb)(void *ctx, const char *key, const char *value), void *ctx, char *err,
+                            size_t errlen)
 {
     char *line = NULL;
     size_t cap = 0;

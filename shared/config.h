@@ -5,7 +5,11 @@
  * A setting NAME_WITH_UNDERSCORES is given on the command line as
  * `--name-with-underscores VALUE` or `--name-with-underscores=VALUE`.
  * Keys in .env that no setting declares are ignored: one .env serves every daemon
- * (and the Flask app's FLASK_APP / FLASK_ENV). */
+ * (and the Flask app's FLASK_APP / FLASK_ENV); but a key in .env or the
+ * environment that starts with the program's own prefix (SHOPD_ for shopd) and
+ * names none of its settings is a typo: it is logged as a warning naming the
+ * closest setting ("SHOPD_LISTN: unknown setting (in .env); did you mean
+ * SHOPD_LISTEN?"). */
 #ifndef SHARED_CONFIG_H
 #define SHARED_CONFIG_H
 
@@ -24,8 +28,9 @@ struct config;
 
 /* Loads every setting of the NULL-name-terminated table. `--help` prints usage
  * (summary line, then the settings) and exits 0; `--version` prints version and
- * exits 0. Returns a config the caller frees with config_free(), or NULL with a
- * one-line reason in err. */
+ * exits 0; `--print-config` prints each setting in effect (NAME=value, secrets
+ * hidden, and where it came from) and exits 0. Returns a config the caller frees with config_free(), or NULL
+ * with a one-line reason in err. */
 struct config *config_load(const char *program, const char *version, const char *summary,
                            const struct config_setting *settings, int argc, char **argv, char *err,
                            size_t errlen);
@@ -45,13 +50,14 @@ int config_get_bool(const struct config *cfg, const char *name, bool *out, char 
 /* Parses one .env file into callback calls (key, value). Handles comments, blank
  * lines, `export KEY=...`, single and double quotes (with \n, \" escapes in double
  * quotes). Returns 0, or -1 with a reason (file and line) in err. Exposed for tests. */
-int config_parse_env_file(const char *path, void (*cb)(void *ctx, const char *key, const char *value), void *ctx,
-                          char *err, size_t errlen);
+int config_parse_env_file(const char *path, void (*cb)(void *ctx, const char *key, const char *value),
+                          void *ctx, char *err, size_t errlen);
 
 /* The same for an open stream; name is used in messages. Does not close f. */
 #include <stdio.h>
-int config_parse_env_stream(FILE *f, const char *name, void (*cb)(void *ctx, const char *key, const char *value),
-                            void *ctx, char *err, size_t errlen);
+int config_parse_env_stream(FILE *f, const char *name,
+                            void (*cb)(void *ctx, const char *key, const char *value), void *ctx, char *err,
+                            size_t errlen);
 
 /* Splits "host:port" ("[v6]:port" too) into host and port. Returns 0 or -1. */
 int config_parse_hostport(const char *text, char *host, size_t hostlen, int *port);
