@@ -329,6 +329,13 @@ int balancer_main(int argc, char **argv)
         rc = 2;
         goto out;
     }
+    if (b->set.check_only) {
+        /* Settings, backends (resolved above) and the listen address are good: nothing is bound. */
+        printf("balancer: configuration OK: listen %s, %zu backends, admin %s\n", b->set.listen,
+               b->set.nbackends, b->set.admin_listen[0] ? b->set.admin_listen : "off");
+        rc = 0;
+        goto out;
+    }
     b->listener = evconnlistener_new_bind(b->base, on_accept, b,
                                           LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
                                           1024, (struct sockaddr *)&ss, sslen);

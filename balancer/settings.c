@@ -64,6 +64,9 @@ const struct config_setting settings_table[] = {
      .help = "peers (a TLS terminator, a CDN) whose X-Forwarded-For and X-Forwarded-Proto are kept and "
              "appended to; "
              "from anyone else they are replaced"},
+    {.name = "CHECK",
+     .is_flag = true,
+     .help = "check the settings and the backends list without listening, then exit (0: good)"},
     {.name = "LOG_LEVEL", .default_value = "info", .help = "debug, info, warn or error"},
     {.name = "LOG_FILE",
      .default_value = "",
@@ -155,6 +158,7 @@ int settings_load(struct balancer_settings *out, int argc, char **argv, char *er
         goto done;
     }
     snprintf(out->log_file, sizeof(out->log_file), "%s", file ? file : "");
+    out->check_only = config_get(cfg, "CHECK") && strcmp(config_get(cfg, "CHECK"), "1") == 0;
     const char *trusted = config_get(cfg, "BALANCER_TRUSTED_PROXIES");
     if (trusted && strlen(trusted) >= sizeof(out->trusted_proxies)) {
         snprintf(err, errlen, "BALANCER_TRUSTED_PROXIES is longer than %zu characters",

@@ -23,6 +23,7 @@ struct balancer_settings {
     long connect_timeout_ms, header_timeout_ms, idle_timeout_ms, client_timeout_ms, backend_timeout_ms;
     long max_connections, max_header_bytes, max_body_bytes, pool_size, pool_idle_ms, shutdown_timeout_ms;
     bool access_log;
+    bool check_only; /* --check: validate and exit */
     bool poll_yield; /* sched_yield() before each poll (see balancer_run_loop) */
     enum log_level log_level;
     char log_file[1024];

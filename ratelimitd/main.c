@@ -33,6 +33,9 @@ static const struct config_setting settings[] = {
     {.name = "RATELIMITD_METRICS_LISTEN",
      .default_value = "",
      .help = "serve Prometheus metrics at http://host:port/metrics (empty: off)"},
+    {.name = "CHECK",
+     .is_flag = true,
+     .help = "check the settings and the rules file without listening or connecting, then exit (0: good)"},
     {.name = "LOG_LEVEL", .default_value = "info", .help = "debug, info, warn or error"},
     {.name = "LOG_FILE", .help = "append the log to this file instead of stderr (SIGUSR1 reopens it)"},
     {0},
@@ -204,6 +207,14 @@ int main(int argc, char **argv)
         snprintf(err, sizeof(err), "RATELIMITD_SOCKET must not be empty");
         goto out;
     }
+    const char *check = config_get(cfg, "CHECK");
+    if (check && strcmp(check, "1") == 0) {
+        printf("ratelimitd: configuration OK: %zu rules from %s, socket %s, Redis %s%s%.0d\n", rules->count,
+               config_get(cfg, "RATELIMIT_RULES"), sock, addr.host, addr.is_unix ? "" : ":",
+               addr.is_unix ? 0 : addr.port);
+        rc = 0;
+        goto out;
+    }
     signal(SIGPIPE, SIG_IGN);
 
     d.base = event_base_new();
@@ -261,7 +272,7 @@ out:
         free(r);
     }
     free(stats.rule_results);
-    if (rc == 0)
+    if (rc == 0 && d.base)
         log_info("stopped");
     config_free(cfg);
     return rc;

@@ -1,5 +1,6 @@
 /* shopd: the shop server. See master.h for the process model and README.md for
  * the settings. */
+#include "shopd/check.h"
 #include "shopd/dispatcher.h"
 #include "shopd/master.h"
 #include "shopd/settings.h"
@@ -15,6 +16,11 @@ int main(int argc, char **argv)
     if (!settings) {
         fprintf(stderr, "shopd: %s\n", err);
         return 2;
+    }
+    if (settings->check_only) {
+        int rc = check_run(settings);
+        settings_free(settings);
+        return rc;
     }
     if (settings->create_table) {
         /* A one-shot command for set-up scripts; no server starts. */

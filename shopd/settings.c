@@ -13,40 +13,59 @@ static const struct config_setting shopd_settings_table[] = {
     {.name = "SHOPD_LISTEN", .default_value = "127.0.0.1:8081", .help = "address:port shopd binds"},
     {.name = "SHOPD_WORKERS", .default_value = "", .help = "preforked HTTP workers (empty: number of CPUs)"},
     {.name = "SHOPD_USER", .default_value = "", .help = "user to switch to when started as root"},
-    {.name = "DATABASE_URL", .default_value = "sqlite:///shop.db",
+    {.name = "DATABASE_URL",
+     .default_value = "sqlite:///shop.db",
      .help = "sqlite:///relative.db, sqlite:////absolute.db or sqlite:///:memory:"},
     {.name = "SECRET_KEY", .help = "keys session and CSRF tokens; required outside SHOP_ENV=development"},
     {.name = "SHOP_ENV", .default_value = "production", .help = "production or development"},
     {.name = "ADMIN_EMAILS", .default_value = "", .help = "comma-separated emails of catalog admins"},
-    {.name = "TRUSTED_PROXIES", .default_value = "127.0.0.1",
+    {.name = "TRUSTED_PROXIES",
+     .default_value = "127.0.0.1",
      .help = "comma-separated peer addresses whose X-Forwarded-For is believed"},
     {.name = "RATELIMITD_SOCKET", .default_value = "run/ratelimitd.sock", .help = "ratelimitd's unix socket"},
     {.name = "RATELIMIT_ENABLED", .default_value = "1", .help = "0 skips budget checks entirely"},
-    {.name = "RATELIMIT_TIMEOUT_MS", .default_value = "50",
+    {.name = "RATELIMIT_TIMEOUT_MS",
+     .default_value = "50",
      .help = "how long a request waits for ratelimitd before it is served anyway"},
-    {.name = "SHOPD_MAX_BODY", .default_value = "1048576", .help = "largest request body in bytes (413 above)"},
-    {.name = "COOKIE_SECURE", .default_value = "0", .help = "1 marks the session cookie Secure (HTTPS sites)"},
+    {.name = "SHOPD_MAX_BODY",
+     .default_value = "1048576",
+     .help = "largest request body in bytes (413 above)"},
+    {.name = "COOKIE_SECURE",
+     .default_value = "0",
+     .help = "1 marks the session cookie Secure (HTTPS sites)"},
     {.name = "SESSION_IDLE_SECONDS", .default_value = "86400", .help = "a session unused this long ends"},
-    {.name = "SESSION_MAX_SECONDS", .default_value = "604800", .help = "a session ends this long after login"},
+    {.name = "SESSION_MAX_SECONDS",
+     .default_value = "604800",
+     .help = "a session ends this long after login"},
     {.name = "TEMPLATES_DIR", .default_value = "templates", .help = "HTML templates (Mustache)"},
     {.name = "STATIC_DIR", .default_value = "templates/static", .help = "files served under /static/"},
     {.name = "AWS_REGION", .default_value = "us-east-1", .alias = "REGION_NAME", .help = "DynamoDB region"},
     {.name = "AWS_ACCESS_KEY_ID", .default_value = "", .help = "AWS credentials for DynamoDB"},
     {.name = "AWS_SECRET_ACCESS_KEY", .default_value = "", .help = "AWS credentials for DynamoDB"},
     {.name = "AWS_SESSION_TOKEN", .default_value = "", .help = "temporary AWS credentials (optional)"},
-    {.name = "DYNAMODB_ENDPOINT", .default_value = "",
+    {.name = "DYNAMODB_ENDPOINT",
+     .default_value = "",
      .help = "DynamoDB endpoint (empty: https://dynamodb.<region>.amazonaws.com)"},
     {.name = "DYNAMODB_TABLE", .default_value = "Orders", .help = "the orders table"},
     {.name = "DISPATCHER_ENABLED", .default_value = "1", .help = "0 runs no dispatcher in this instance"},
     {.name = "LOG_LEVEL", .default_value = "info", .help = "debug, info, warn or error"},
-    {.name = "LOG_FILE", .default_value = "", .help = "append logs to this file (SIGUSR1 reopens); empty: stderr"},
+    {.name = "LOG_FILE",
+     .default_value = "",
+     .help = "append logs to this file (SIGUSR1 reopens); empty: stderr"},
     {.name = "FLASK_APP", .default_value = "", .help = "accepted from the Flask app's .env and ignored"},
     {.name = "FLASK_ENV", .default_value = "", .help = "accepted from the Flask app's .env and ignored"},
-    {.name = "CREATE_TABLE", .is_flag = true, .help = "create the DynamoDB orders table if missing, then exit"},
+    {.name = "CHECK",
+     .is_flag = true,
+     .help =
+         "check the settings, templates and database schema without starting anything, then exit (0: good)"},
+    {.name = "CREATE_TABLE",
+     .is_flag = true,
+     .help = "create the DynamoDB orders table if missing, then exit"},
     {0},
 };
 
-static int get_long(struct config *cfg, const char *name, long min, long max, long *out, char *err, size_t errlen)
+static int get_long(struct config *cfg, const char *name, long min, long max, long *out, char *err,
+                    size_t errlen)
 {
     return config_get_long(cfg, name, min, max, out, err, errlen);
 }
@@ -58,9 +77,9 @@ static const char *nonempty(const char *s)
 
 struct shopd_settings *settings_load(int argc, char **argv, char *err, size_t errlen)
 {
-    struct config *cfg =
-        config_load("shopd", SHOP_VERSION, "The shop server: accounts, catalog, carts and checkout over HTTP.",
-                    shopd_settings_table, argc, argv, err, errlen);
+    struct config *cfg = config_load("shopd", SHOP_VERSION,
+                                     "The shop server: accounts, catalog, carts and checkout over HTTP.",
+                                     shopd_settings_table, argc, argv, err, errlen);
     if (!cfg)
         return NULL;
     struct shopd_settings *s = xcalloc(1, sizeof(*s));
@@ -69,7 +88,8 @@ struct shopd_settings *settings_load(int argc, char **argv, char *err, size_t er
 
     enum log_level level;
     if (!log_level_parse(config_get(cfg, "LOG_LEVEL"), &level)) {
-        snprintf(err, errlen, "LOG_LEVEL=%s is not one of debug, info, warn, error", config_get(cfg, "LOG_LEVEL"));
+        snprintf(err, errlen, "LOG_LEVEL=%s is not one of debug, info, warn, error",
+                 config_get(cfg, "LOG_LEVEL"));
         goto fail;
     }
     log_set_level(level);
@@ -100,6 +120,7 @@ struct shopd_settings *settings_load(int argc, char **argv, char *err, size_t er
     }
     s->development = strcmp(env, "production") != 0;
     s->create_table = config_get(cfg, "CREATE_TABLE") && strcmp(config_get(cfg, "CREATE_TABLE"), "1") == 0;
+    s->check_only = config_get(cfg, "CHECK") && strcmp(config_get(cfg, "CHECK"), "1") == 0;
     s->secret_key = config_get(cfg, "SECRET_KEY");
     if (!s->secret_key || !*s->secret_key) {
         /* --create-table only talks to DynamoDB: it needs no key for sessions. */
@@ -111,7 +132,8 @@ struct shopd_settings *settings_load(int argc, char **argv, char *err, size_t er
         if (!s->create_table)
             log_warn("SECRET_KEY is not set: using a fixed development key; never do this in production");
     } else if (strlen(s->secret_key) < 16 && !s->development) {
-        snprintf(err, errlen, "SECRET_KEY is too short (at least 16 characters; 32 random bytes recommended)");
+        snprintf(err, errlen,
+                 "SECRET_KEY is too short (at least 16 characters; 32 random bytes recommended)");
         goto fail;
     }
 

@@ -14,7 +14,7 @@ struct shopd_settings {
     char listen_host[256];
     int listen_port;
     int workers;
-    const char *user; /* SHOPD_USER: switch to it when started as root */
+    const char *user;       /* SHOPD_USER: switch to it when started as root */
     char *db_path;          /* resolved file path; for :memory: a file on /dev/shm made by the master */
     bool db_memory;         /* DATABASE_URL=sqlite:///:memory: */
     const char *secret_key; /* never logged */
@@ -31,6 +31,7 @@ struct shopd_settings {
     const char *templates_dir;
     const char *static_dir;
     bool create_table; /* --create-table: make the DynamoDB table and exit */
+    bool check_only;   /* --check: validate everything it would read, start nothing */
     /* DynamoDB (the dispatcher) */
     const char *aws_region;
     const char *aws_access_key_id;

@@ -1,0 +1,179 @@
+/* The operator's configuration commands on the real binaries: --check (like
+ * nginx -t) on each daemon, --print-config, and a warning for a mistyped key. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "shared/strbuf.h"
+#include "shared/xalloc.h"
+#include "tests/support/harness.h"
+#include "tests/support/services.h"
+
+static char *dir;
+
+static void setup(void)
+{
+    dir = harness_tempdir("configcli");
+}
+
+static void teardown(void)
+{
+    harness_rmrf(dir);
+    free(dir);
+}
+
+TestSuite(config_cli, .init = setup, .fini = teardown, .timeout = 30);
+
+struct run {
+    int status;
+    char *out, *err;
+};
+
+/* Runs "env ENV BIN ARGS" in dir, capturing stdout and stderr. */
+static struct run run(const char *env, const char *bin, const char *args)
+{
+    char *exe = harness_bin(bin);
+    char *out = xasprintf("%s/out", dir), *err = xasprintf("%s/err", dir);
+    char *cmd = xasprintf("cd '%s' && env -i PATH=/usr/bin:/bin %s '%s' %s >'%s' 2>'%s'", dir, env, exe, args,
+                          out, err);
+    struct run r = {0};
+    int st = system(cmd);
+    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    struct strbuf b = {0};
+    strbuf_read_file(&b, out, 1 << 20);
+    r.out = strbuf_take(&b, NULL);
+    strbuf_read_file(&b, err, 1 << 20);
+    r.err = strbuf_take(&b, NULL);
+    free(cmd);
+    free(out);
+    free(err);
+    free(exe);
+    return r;
+}
+
+static void run_free(struct run *r)
+{
+    free(r->out);
+    free(r->err);
+}
+
+static char *shop_env(void)
+{
+    return xasprintf("SHOP_ENV=development TEMPLATES_DIR=%s/templates STATIC_DIR=%s/templates/static "
+                     "DATABASE_URL=sqlite:///%s/shop.db",
+                     harness_root(), harness_root(), dir);
+}
+
+Test(config_cli, shopd_check_passes_a_good_configuration_and_binds_nothing)
+{
+    char *env = shop_env();
+    char *args = xasprintf("--check --shopd-listen 127.0.0.1:%d", harness_free_port());
+    struct run r = run(env, "shopd", args);
+    cr_expect_eq(r.status, 0, "exit %d: %s%s", r.status, r.out, r.err);
+    cr_expect(strstr(r.out, "shopd: configuration OK") && strstr(r.out, "will be created"), "%s", r.out);
+    char *db = xasprintf("%s/shop.db", dir);
+    FILE *f = fopen(db, "r");
+    cr_expect_null(f, "--check created the database");
+    if (f)
+        fclose(f);
+    free(db);
+    run_free(&r);
+    free(args);
+    free(env);
+}
+
+Test(config_cli, shopd_check_lists_what_is_wrong)
+{
+    char *env = xasprintf("SHOP_ENV=development TEMPLATES_DIR=/nonexistent STATIC_DIR=/nonexistent "
+                          "DATABASE_URL=sqlite:///%s/new.db",
+                          dir);
+    struct run r = run(env, "shopd", "--check");
+    cr_expect_eq(r.status, 2, "exit %d", r.status);
+    cr_expect(strstr(r.err, "shopd: templates:") != NULL, "%s", r.err);
+    run_free(&r);
+    free(env);
+
+    /* A database from a newer shopd. */
+    char *sql = xasprintf("sqlite3 '%s/newer.db' 'PRAGMA user_version = 99;'", dir);
+    cr_assert_eq(system(sql), 0);
+    free(sql);
+    env = xasprintf("SHOP_ENV=development TEMPLATES_DIR=%s/templates STATIC_DIR=%s/templates/static "
+                    "DATABASE_URL=sqlite:///%s/newer.db",
+                    harness_root(), harness_root(), dir);
+    r = run(env, "shopd", "--check");
+    cr_expect_eq(r.status, 2, "exit %d", r.status);
+    cr_expect(strstr(r.err, "newer than this shopd") != NULL, "%s", r.err);
+    run_free(&r);
+    free(env);
+
+    r = run("", "shopd", "--check --shopd-listen nowhere");
+    cr_expect_eq(r.status, 2);
+    cr_expect(strstr(r.err, "SHOPD_LISTEN=nowhere") != NULL, "%s", r.err);
+    run_free(&r);
+}
+
+Test(config_cli, balancer_and_ratelimitd_check)
+{
+    struct run r = run("", "balancer", "--check --balancer-backends 127.0.0.1:9,127.0.0.1:10");
+    cr_expect_eq(r.status, 0, "%s%s", r.out, r.err);
+    cr_expect(strstr(r.out, "balancer: configuration OK") && strstr(r.out, "2 backends"), "%s", r.out);
+    run_free(&r);
+    r = run("", "balancer", "--check --balancer-backends not-a-backend");
+    cr_expect_eq(r.status, 2);
+    run_free(&r);
+
+    char *rules = xasprintf("%s/good.rules", dir);
+    services_write_file(rules, "api 10/1m burst=5\n");
+    char *args = xasprintf("--check --ratelimit-rules %s", rules);
+    r = run("", "ratelimitd", args);
+    cr_expect_eq(r.status, 0, "%s%s", r.out, r.err);
+    cr_expect(strstr(r.out, "ratelimitd: configuration OK: 1 rules") != NULL, "%s", r.out);
+    run_free(&r);
+    services_write_file(rules, "api ten/1m\n");
+    r = run("", "ratelimitd", args);
+    cr_expect_eq(r.status, 2, "a bad rules file: %s", r.err);
+    run_free(&r);
+    free(args);
+    free(rules);
+}
+
+Test(config_cli, a_mistyped_key_is_named_with_the_closest_setting)
+{
+    char *envfile = xasprintf("%s/.env", dir);
+    services_write_file(envfile, "SHOPD_LISTN=127.0.0.1:1\nBALANCER_LISTEN=0.0.0.0:1\nFLASK_APP=app.py\n");
+    free(envfile);
+    char *env = shop_env();
+    char *full = xasprintf("%s SHOPD_WORKRS=2", env);
+    struct run r = run(full, "shopd", "--check");
+    cr_expect_eq(r.status, 0, "%s", r.err);
+    cr_expect(strstr(r.err, "SHOPD_LISTN: unknown setting (in .env); did you mean SHOPD_LISTEN?") != NULL,
+              "%s", r.err);
+    cr_expect(
+        strstr(r.err, "SHOPD_WORKRS: unknown setting (in the environment); did you mean SHOPD_WORKERS?") !=
+            NULL,
+        "%s", r.err);
+    cr_expect_null(strstr(r.err, "BALANCER_LISTEN"), "another daemon's key is not ours to warn about: %s",
+                   r.err);
+    cr_expect_null(strstr(r.err, "FLASK_APP"), "%s", r.err);
+    run_free(&r);
+    free(full);
+    free(env);
+}
+
+Test(config_cli, print_config_shows_values_sources_and_hides_secrets)
+{
+    struct run r =
+        run("SECRET_KEY=0123456789abcdef0123456789abcdef", "shopd", "--print-config --shopd-workers 3");
+    cr_expect_eq(r.status, 0);
+    cr_expect(strstr(r.out, "SHOPD_WORKERS=3  # flag\n") != NULL, "%s", r.out);
+    cr_expect(strstr(r.out, "SHOPD_LISTEN=127.0.0.1:8081  # default\n") != NULL, "%s", r.out);
+    cr_expect(strstr(r.out, "SECRET_KEY=(set, hidden)  # environment\n") != NULL, "%s", r.out);
+    cr_expect_null(strstr(r.out, "0123456789abcdef"), "the secret leaked: %s", r.out);
+    run_free(&r);
+    r = run("REDIS_URL=redis://:hunter2@127.0.0.1:6379/0", "ratelimitd", "--print-config");
+    cr_expect(strstr(r.out, "REDIS_URL=redis://:***@127.0.0.1:6379/0  # environment\n") != NULL, "%s", r.out);
+    cr_expect_null(strstr(r.out, "hunter2"), "%s", r.out);
+    run_free(&r);
+}
