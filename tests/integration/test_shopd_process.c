@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "tests/support/harness.h"
+#include "tests/support/services.h"
 #include "tests/support/shop.h"
 #include "shared/xalloc.h"
 
@@ -39,7 +40,8 @@ static int children_of(pid_t pid, pid_t *out, int max)
         const char *close_paren = strrchr(buf, ')');
         char state;
         int ppid;
-        if (close_paren && sscanf(close_paren + 2, "%c %d", &state, &ppid) == 2 && ppid == pid && state != 'Z')
+        if (close_paren && sscanf(close_paren + 2, "%c %d", &state, &ppid) == 2 && ppid == pid &&
+            state != 'Z')
             out[n++] = child;
     }
     if (d)
@@ -138,8 +140,8 @@ static void *login_run(void *arg)
 {
     struct slow_login *l = arg;
     struct http_client *c = http_client_new();
-    struct http_resp *r =
-        http_json(c, "POST", shop_url(l->s, "/register"), "{\"email\":\"drain@example.com\",\"password\":\"password123\"}");
+    struct http_resp *r = http_json(c, "POST", shop_url(l->s, "/register"),
+                                    "{\"email\":\"drain@example.com\",\"password\":\"password123\"}");
     l->status = r->status;
     http_resp_free(r);
     http_client_free(c);
@@ -202,8 +204,8 @@ Test(shopd_process, twelve_buyers_five_items_no_oversell)
     struct shop_server *s = shop_start(NULL);
     struct http_client *admin = http_client_new();
     shop_register_login(s, admin, "admin@example.com", "password123");
-    struct http_resp *p =
-        http_json(admin, "POST", shop_url(s, "/products"), "{\"name\":\"Rare mango\",\"price\":9.99,\"stock\":5}");
+    struct http_resp *p = http_json(admin, "POST", shop_url(s, "/products"),
+                                    "{\"name\":\"Rare mango\",\"price\":9.99,\"stock\":5}");
     cr_assert_eq(p->status, 201);
     long long id = (long long)json_integer_value(json_object_get(p->json, "id"));
     http_resp_free(p);
@@ -247,7 +249,8 @@ Test(shopd_process, twelve_buyers_five_items_no_oversell)
 }
 
 /* Runs shopd with env and args to completion; returns its exit status and its output in out. */
-static int run_shopd(const char *const env[], const char *const args[], const char *cwd, char *out, size_t outlen)
+static int run_shopd(const char *const env[], const char *const args[], const char *cwd, char *out,
+                     size_t outlen)
 {
     char *bin = harness_bin("shopd");
     const char *argv[8] = {bin};
@@ -372,8 +375,8 @@ static void *timed_login_run(void *arg)
 {
     struct timed_login *l = arg;
     struct http_client *c = http_client_new();
-    struct http_resp *r =
-        http_json(c, "POST", shop_url(l->s, "/login"), "{\"email\":\"slow@example.com\",\"password\":\"password123\"}");
+    struct http_resp *r = http_json(c, "POST", shop_url(l->s, "/login"),
+                                    "{\"email\":\"slow@example.com\",\"password\":\"password123\"}");
     l->status = r->status;
     l->done_us = mono_us();
     http_resp_free(r);
@@ -387,8 +390,8 @@ Test(shopd_process, password_hashing_does_not_stall_the_worker)
     const char *env[] = {"SHOPD_WORKERS=1", NULL};
     struct shop_server *s = shop_start(env);
     struct http_client *c = http_client_new();
-    struct http_resp *r =
-        http_json(c, "POST", shop_url(s, "/register"), "{\"email\":\"slow@example.com\",\"password\":\"password123\"}");
+    struct http_resp *r = http_json(c, "POST", shop_url(s, "/register"),
+                                    "{\"email\":\"slow@example.com\",\"password\":\"password123\"}");
     cr_assert_eq(r->status, 201);
     http_resp_free(r);
     struct timed_login logins[4];
@@ -412,4 +415,63 @@ Test(shopd_process, password_hashing_does_not_stall_the_worker)
     cr_expect_lt(health_done, first_login, "the health check was answered before any login finished hashing");
     http_client_free(c);
     shop_stop(s);
+}
+
+static int count_in_file(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    char line[2048];
+    int n = 0;
+    while (fgets(line, sizeof(line), f))
+        n += strstr(line, needle) != NULL;
+    fclose(f);
+    return n;
+}
+
+static long post_body_of(struct shop_server *s, size_t size)
+{
+    char *body = xmalloc(size + 1);
+    memset(body, ' ', size);
+    body[0] = '{';
+    body[size - 1] = '}';
+    body[size] = '\0';
+    struct http_client *c = http_client_new();
+    struct http_resp *r = http_json(c, "POST", shop_url(s, "/login"), body);
+    long status = r->status;
+    http_resp_free(r);
+    http_client_free(c);
+    free(body);
+    return status;
+}
+
+/* SIGHUP re-reads .env: a good new value takes effect in the new workers; a bad
+ * one is refused with one log line and shopd keeps serving with the old one. */
+Test(shopd_process, sighup_applies_a_good_setting_and_refuses_a_bad_one)
+{
+    struct shop_server *s = shop_start(NULL);
+    cr_assert_eq(post_body_of(s, 4096), 400, "a 4 KB body is read (and is no valid login)");
+    char *envfile = xasprintf("%s/.env", s->dir);
+    services_write_file(envfile, "SHOPD_MAX_BODY=2048\n");
+    harness_signal(s->proc, SIGHUP);
+    long status = 0;
+    for (int i = 0; i < 100 && status != 413; i++) {
+        status = post_body_of(s, 4096);
+        if (status != 413)
+            harness_sleep_ms(50);
+    }
+    cr_expect_eq(status, 413, "the new limit applies after the reload");
+
+    services_write_file(envfile, "SHOPD_MAX_BODY=lots\n");
+    harness_signal(s->proc, SIGHUP);
+    for (int i = 0; i < 100 && count_in_file(s->log_path, "keeping the current settings") == 0; i++)
+        harness_sleep_ms(50);
+    cr_expect_eq(count_in_file(s->log_path, "keeping the current settings"), 1,
+                 "one log line for the refusal");
+    cr_expect(harness_alive(s->proc), "shopd survived a bad reload");
+    cr_expect_eq(post_body_of(s, 4096), 413, "the last good limit stays");
+    cr_expect_eq(post_body_of(s, 1024), 400, "and shopd serves");
+    free(envfile);
+    cr_expect_eq(shop_stop(s), 0);
 }
