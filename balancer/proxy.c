@@ -1215,8 +1215,9 @@ static void upstream_read_cb(evutil_socket_t fd, short what, void *arg)
         if (up->ev_message) {
             up->ev_message = false;
             up->force_close = true;
+            struct balancer *b = up->bal; /* upstream_done may free up */
             upstream_done(up);
-            if (!c->dead && conn_flush(&c->io, up->bal->tv_client) < 0)
+            if (!c->dead && conn_flush(&c->io, b->tv_client) < 0)
                 c->dead = true;
             client_settle(c);
             return;
