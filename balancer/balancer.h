@@ -18,6 +18,7 @@ struct evconnlistener;
 struct evhttp;
 struct event;
 struct client;
+struct tls_store;
 
 struct balancer {
     struct event_base *base;
@@ -32,6 +33,8 @@ struct balancer {
     size_t least_bad_cursor;
 
     struct evconnlistener *listener;
+    struct evconnlistener *tls_listener; /* NULL: no BALANCER_TLS_LISTEN */
+    struct tls_store *tls;               /* the certificates; replaced whole by a reload */
     struct evhttp *admin;
     struct event *sig_term, *sig_int, *sig_hup, *sig_usr1, *drain_timer;
     struct event *log_flush; /* writes buffered log lines once per loop iteration */
@@ -53,6 +56,11 @@ struct balancer {
  * SIGTERM/SIGINT have drained in-flight requests. Returns the exit status
  * (0 after a clean shutdown, 1 when it cannot start, 2 on bad configuration). */
 int balancer_main(int argc, char **argv);
+
+/* Validates the TLS certificates of the settings in argv (key matches, not
+ * expired, days left), one line each on stdout. Returns 0 when all are usable
+ * (or TLS is off), 1 otherwise. The TLS part of `balancer --check`. */
+int balancer_check_tls(int argc, char **argv);
 
 /* Writes a fresh request id (process-random prefix and a counter, NUL-terminated)
  * into out, which holds at least 40 bytes. Returns its length. */
