@@ -28,6 +28,7 @@
 #   BENCH_TARGETS="balancer direct"                   BENCH_WARMUP=3s
 #   BENCH_BALANCER=1          also run tools/bench-balancer.sh (balancer vs HAProxy),
 #                             each run BENCH_BALANCER_DURATION=5s
+#   BENCH_TLS=1            also run tools/bench-tls.sh (TLS vs HAProxy), BENCH_TLS_DURATION=3s per run
 #   BENCH_EXTRA=1             also run tools/bench-ratelimitd.sh and tools/bench-dispatcher.sh
 #   BENCH_SHOPD_WORKERS=      workers per shopd (empty: shopd's default, one per CPU)
 #   BENCH_RESULTS=bench/results    BENCH_KEEP=1 keeps the temporary folder (logs)
@@ -366,6 +367,9 @@ if [ "${BENCH_BALANCER:-1}" = 1 ]; then
     fi
 fi
 
+# TLS termination against HAProxy's (full and resumed handshakes, kept-alive requests).
+[ "${BENCH_TLS:-1}" = 1 ] && { BIN=$BIN RUNS=$RUNS OUT=$RESULTS/tls-vs-haproxy.txt JSON=$RESULTS/tls-vs-haproxy.json tools/bench-tls.sh "${BENCH_TLS_DURATION:-3s}" >/dev/null || echo "bench: tools/bench-tls.sh failed" >&2; }
+
 # The other benchmarks: ratelimitd alone, and the dispatcher's orders per second to dynalite.
 if [ "${BENCH_EXTRA:-0}" = 1 ]; then
     say "ratelimitd alone (tools/bench-ratelimitd.sh)"
@@ -452,6 +456,12 @@ try:
 except OSError:
     pass
 
+tls = None
+try:
+    tls = json.load(open(os.path.join(results, "tls-vs-haproxy.json")))
+except (OSError, ValueError):
+    pass
+
 cpu = ""
 try:
     cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
@@ -478,6 +488,7 @@ doc = {
     "shopd_child_restarts": restarts,
     "warnings_logged": len(warnings),
     "balancer_vs_haproxy": comparison,
+    "tls": tls,
 }
 with open(os.path.join(results, "latest.json"), "w") as f:
     json.dump(doc, f, indent=2)
