@@ -19,8 +19,11 @@ cleanup() {
 trap cleanup EXIT
 tools/make-dev-cert.sh "$WORK" localhost ec localhost 127.0.0.1 >/dev/null
 BE=$(free_port)
-python3 -m http.server "$BE" --bind 127.0.0.1 --directory "$WORK" >/dev/null 2>&1 &
+SHOPD_LISTEN=127.0.0.1:$BE DATABASE_URL=sqlite:///:memory: SHOP_ENV=test SECRET_KEY=$(openssl rand -hex 32) \
+    RATELIMIT_ENABLED=0 DISPATCHER_ENABLED=0 SHOPD_WORKERS=1 TEMPLATES_DIR="$ROOT/templates" \
+    STATIC_DIR="$ROOT/templates/static" LOG_LEVEL=warn "$BIN/shopd" --env /dev/null >"$WORK/shopd.log" 2>&1 &
 PIDS+=($!)
+wait_port "$BE" || { cat "$WORK/shopd.log" >&2; exit 1; }
 TLS=$(free_port)
 BALANCER_LISTEN=127.0.0.1:$(free_port) BALANCER_ADMIN_LISTEN= BALANCER_BACKENDS=127.0.0.1:$BE \
     BALANCER_TLS_LISTEN=127.0.0.1:$TLS BALANCER_TLS_CERT="$WORK/localhost.pem" \
