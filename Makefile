@@ -4,6 +4,7 @@
 #   make test       unit, API, integration and browser tests (SANITIZE=1 for ASan+UBSan)
 #   make run        the whole stack in the foreground, balancer on :8080
 #   make bench      wrk scenarios through the balancer and direct
+#   make test-tls-scan  testssl.sh against the balancer's HTTPS port (slow: not in make test)
 #   make install    PREFIX=/usr/local DESTDIR=...
 #   make deps       install missing Debian and npm packages
 #
@@ -57,7 +58,7 @@ FUZZ_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,u
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz-bin/%,$(wildcard tests/fuzz/fuzz_*.c))
 
 .SECONDARY:
-.PHONY: fuzz-build fuzz-targets all test test-unit test-api test-integration test-e2e test-fuzz fuzz deps run bench install clean format
+.PHONY: fuzz-build fuzz-targets all test test-unit test-api test-integration test-e2e test-tls-scan test-fuzz fuzz deps run bench install clean format
 all: $(BINARIES)
 
 $(BUILD)/%.o: %.c
@@ -109,6 +110,9 @@ test-integration: all $(INTEGRATION_TESTS)
 	$(Q)$(TEST_ENV) tests/run.sh --no-e2e $(INTEGRATION_TESTS)
 test-e2e: all
 	$(Q)$(TEST_ENV) tests/run.sh --only-e2e
+
+test-tls-scan: all
+	$(Q)tools/tls-scan.sh
 
 deps:
 	$(Q)tools/deps.sh

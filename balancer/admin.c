@@ -1,5 +1,7 @@
 #include "admin.h"
 
+#include "tls.h"
+
 #include "balancer.h"
 #include "shared/config.h"
 
@@ -24,7 +26,8 @@ static double latency_quantile_ms(const struct backend *be, double q)
     for (int i = 0; i <= BACKEND_LAT_BUCKETS; i++) {
         seen += be->lat_buckets[i];
         if (seen >= want)
-            return i < BACKEND_LAT_BUCKETS ? (double)backend_lat_bounds_us[i] / 1000.0 : (double)be->lat_max_us / 1000.0;
+            return i < BACKEND_LAT_BUCKETS ? (double)backend_lat_bounds_us[i] / 1000.0
+                                           : (double)be->lat_max_us / 1000.0;
     }
     return (double)be->lat_max_us / 1000.0;
 }
@@ -77,8 +80,9 @@ static void status_json(struct balancer *b, struct evbuffer *out)
         json_object_set_new(o, "responses", resp);
         json_t *lat = json_object();
         json_object_set_new(lat, "count", json_integer((json_int_t)be->lat_count));
-        json_object_set_new(lat, "avg_ms",
-                            json_real(be->lat_count ? (double)be->lat_sum_us / (double)be->lat_count / 1000.0 : 0));
+        json_object_set_new(
+            lat, "avg_ms",
+            json_real(be->lat_count ? (double)be->lat_sum_us / (double)be->lat_count / 1000.0 : 0));
         json_object_set_new(lat, "max_ms", json_real((double)be->lat_max_us / 1000.0));
         json_object_set_new(lat, "p50_ms", json_real(latency_quantile_ms(be, 0.5)));
         json_object_set_new(lat, "p99_ms", json_real(latency_quantile_ms(be, 0.99)));
@@ -96,22 +100,34 @@ static void status_json(struct balancer *b, struct evbuffer *out)
 /* Appends the /metrics text (Prometheus 0.0.4) to o. */
 static void metrics_text(struct balancer *b, struct evbuffer *o)
 {
-    evbuffer_add_printf(o, "# HELP balancer_up_seconds Time since the balancer started.\n"
-                           "# TYPE balancer_up_seconds gauge\nbalancer_up_seconds %.3f\n", uptime_s(b));
-    evbuffer_add_printf(o, "# HELP balancer_connections Open client connections.\n"
-                           "# TYPE balancer_connections gauge\nbalancer_connections %ld\n", b->nclients);
-    evbuffer_add_printf(o, "# HELP balancer_accepted_connections_total Client connections accepted.\n"
-                           "# TYPE balancer_accepted_connections_total counter\n"
-                           "balancer_accepted_connections_total %llu\n", (unsigned long long)b->accepted);
-    evbuffer_add_printf(o, "# HELP balancer_rejected_connections_total Client connections refused over the limit.\n"
-                           "# TYPE balancer_rejected_connections_total counter\n"
-                           "balancer_rejected_connections_total %llu\n", (unsigned long long)b->rejected);
-    evbuffer_add_printf(o, "# HELP balancer_requests_total Requests received.\n"
-                           "# TYPE balancer_requests_total counter\nbalancer_requests_total %llu\n",
+    evbuffer_add_printf(o,
+                        "# HELP balancer_up_seconds Time since the balancer started.\n"
+                        "# TYPE balancer_up_seconds gauge\nbalancer_up_seconds %.3f\n",
+                        uptime_s(b));
+    evbuffer_add_printf(o,
+                        "# HELP balancer_connections Open client connections.\n"
+                        "# TYPE balancer_connections gauge\nbalancer_connections %ld\n",
+                        b->nclients);
+    evbuffer_add_printf(o,
+                        "# HELP balancer_accepted_connections_total Client connections accepted.\n"
+                        "# TYPE balancer_accepted_connections_total counter\n"
+                        "balancer_accepted_connections_total %llu\n",
+                        (unsigned long long)b->accepted);
+    evbuffer_add_printf(
+        o,
+        "# HELP balancer_rejected_connections_total Client connections refused over the limit.\n"
+        "# TYPE balancer_rejected_connections_total counter\n"
+        "balancer_rejected_connections_total %llu\n",
+        (unsigned long long)b->rejected);
+    evbuffer_add_printf(o,
+                        "# HELP balancer_requests_total Requests received.\n"
+                        "# TYPE balancer_requests_total counter\nbalancer_requests_total %llu\n",
                         (unsigned long long)b->requests);
-    evbuffer_add_printf(o, "# HELP balancer_local_responses_total Answers made by the balancer itself (errors).\n"
-                           "# TYPE balancer_local_responses_total counter\nbalancer_local_responses_total %llu\n",
-                        (unsigned long long)b->local_errors);
+    evbuffer_add_printf(
+        o,
+        "# HELP balancer_local_responses_total Answers made by the balancer itself (errors).\n"
+        "# TYPE balancer_local_responses_total counter\nbalancer_local_responses_total %llu\n",
+        (unsigned long long)b->local_errors);
 
     struct {
         const char *name, *type, *help;
@@ -119,10 +135,12 @@ static void metrics_text(struct balancer *b, struct evbuffer *o)
         bool is_long;
     } per[] = {
         {"balancer_backend_up", "gauge", "1 when the backend is healthy.", 0, false},
-        {"balancer_backend_in_flight", "gauge", "Requests being answered.", offsetof(struct backend, in_flight), true},
+        {"balancer_backend_in_flight", "gauge", "Requests being answered.",
+         offsetof(struct backend, in_flight), true},
         {"balancer_backend_connections", "gauge", "Open connections (busy and idle).",
          offsetof(struct backend, connections), true},
-        {"balancer_backend_requests_total", "counter", "Requests sent.", offsetof(struct backend, requests), false},
+        {"balancer_backend_requests_total", "counter", "Requests sent.", offsetof(struct backend, requests),
+         false},
         {"balancer_backend_retries_total", "counter", "Requests retried on this backend.",
          offsetof(struct backend, retries), false},
         {"balancer_backend_failures_total", "counter", "Connect failures, resets, timeouts and bad answers.",
@@ -133,7 +151,8 @@ static void metrics_text(struct balancer *b, struct evbuffer *o)
          offsetof(struct backend, bytes_out), false},
     };
     for (size_t m = 0; m < sizeof(per) / sizeof(per[0]); m++) {
-        evbuffer_add_printf(o, "# HELP %s %s\n# TYPE %s %s\n", per[m].name, per[m].help, per[m].name, per[m].type);
+        evbuffer_add_printf(o, "# HELP %s %s\n# TYPE %s %s\n", per[m].name, per[m].help, per[m].name,
+                            per[m].type);
         for (size_t i = 0; i < b->nbackends; i++) {
             const struct backend *be = b->backends[i];
             unsigned long long v;
@@ -153,15 +172,16 @@ static void metrics_text(struct balancer *b, struct evbuffer *o)
             evbuffer_add_printf(o, "balancer_backend_responses_total{backend=\"%s\",code=\"%s\"} %llu\n",
                                 b->backends[i]->name, response_classes[k],
                                 (unsigned long long)b->backends[i]->responses[k]);
-    evbuffer_add_printf(o, "# HELP balancer_backend_latency_seconds Time from sending to the end of the answer.\n"
-                           "# TYPE balancer_backend_latency_seconds histogram\n");
+    evbuffer_add_printf(
+        o, "# HELP balancer_backend_latency_seconds Time from sending to the end of the answer.\n"
+           "# TYPE balancer_backend_latency_seconds histogram\n");
     for (size_t i = 0; i < b->nbackends; i++) {
         const struct backend *be = b->backends[i];
         uint64_t cum = 0;
         for (int k = 0; k < BACKEND_LAT_BUCKETS; k++) {
             cum += be->lat_buckets[k];
-            evbuffer_add_printf(o, "balancer_backend_latency_seconds_bucket{backend=\"%s\",le=\"%g\"} %llu\n", be->name,
-                                (double)backend_lat_bounds_us[k] / 1e6, (unsigned long long)cum);
+            evbuffer_add_printf(o, "balancer_backend_latency_seconds_bucket{backend=\"%s\",le=\"%g\"} %llu\n",
+                                be->name, (double)backend_lat_bounds_us[k] / 1e6, (unsigned long long)cum);
         }
         evbuffer_add_printf(o, "balancer_backend_latency_seconds_bucket{backend=\"%s\",le=\"+Inf\"} %llu\n",
                             be->name, (unsigned long long)be->lat_count);
@@ -195,6 +215,8 @@ static void admin_request(struct evhttp_request *req, void *arg)
     } else if (plen == 8 && strncmp(uri, "/metrics", 8) == 0) {
         type = "text/plain; version=0.0.4";
         metrics_text(b, body);
+        if (b->tls)
+            tls_metrics(b->tls, body);
     } else {
         code = 404;
         evbuffer_add_printf(body, "not found: try /status or /metrics\n");

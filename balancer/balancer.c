@@ -7,6 +7,7 @@
 #include "shared/crypto.h"
 #include "shared/log.h"
 #include "shared/xalloc.h"
+#include "tls.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -152,6 +153,31 @@ static void apply_logging(const struct balancer_settings *s)
         log_error("cannot open LOG_FILE=%s: %s", s->log_file, strerror(errno));
 }
 
+static void tls_options_of(const struct balancer_settings *s, struct tls_options *o)
+{
+    o->cert = s->tls_cert;
+    o->key = s->tls_key;
+    o->certs = s->tls_certs;
+    o->ciphers = s->tls_ciphers;
+}
+
+/* Loads the certificates of s into a new store that replaces b->tls; open
+ * connections keep the contexts they started with. On failure the running
+ * certificates stay. Returns 0 or -1 (reason in err). */
+static int apply_tls(struct balancer *b, const struct balancer_settings *s, char *err, size_t errlen)
+{
+    if (!s->tls_listen[0] && !b->tls_listener)
+        return 0;
+    struct tls_options o;
+    tls_options_of(s, &o);
+    struct tls_store *next = tls_store_new(&o, err, errlen);
+    if (!next)
+        return -1;
+    tls_store_free(b->tls);
+    b->tls = next;
+    return 0;
+}
+
 static void on_reload(evutil_socket_t sig, short what, void *arg)
 {
     struct balancer *b = arg;
@@ -163,7 +189,12 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
         log_warn("reload refused, keeping the running configuration: %s", err);
         return;
     }
-    if (strcmp(ns.listen, b->set.listen) != 0 || strcmp(ns.admin_listen, b->set.admin_listen) != 0)
+    if (b->tls_listener && apply_tls(b, &ns, err, sizeof(err)) < 0)
+        log_warn("TLS certificates not reloaded, keeping the running ones: %s", err);
+    else if (b->tls_listener)
+        log_info("TLS certificates reloaded: %zu", tls_store_count(b->tls));
+    if (strcmp(ns.listen, b->set.listen) != 0 || strcmp(ns.admin_listen, b->set.admin_listen) != 0 ||
+        strcmp(ns.tls_listen, b->set.tls_listen) != 0)
         log_warn("reload: listen addresses change only with a restart (still %s, admin %s)", b->set.listen,
                  b->set.admin_listen[0] ? b->set.admin_listen : "off");
     if (apply_backends(b, ns.backends, ns.nbackends, err, sizeof(err)) < 0) {
@@ -176,6 +207,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
                           strcmp(ns.health_path, b->set.health_path) != 0;
     memcpy(ns.listen, b->set.listen, sizeof(ns.listen));
     memcpy(ns.admin_listen, b->set.admin_listen, sizeof(ns.admin_listen));
+    memcpy(ns.tls_listen, b->set.tls_listen, sizeof(ns.tls_listen));
     settings_cleanup(&b->set);
     b->set = ns;
     apply_timeouts(b);
@@ -222,6 +254,10 @@ static void on_terminate(evutil_socket_t sig, short what, void *arg)
         evconnlistener_free(b->listener);
         b->listener = NULL;
     }
+    if (b->tls_listener) {
+        evconnlistener_free(b->tls_listener);
+        b->tls_listener = NULL;
+    }
     proxy_drain(b);
     if (b->nclients == 0) {
         event_base_loopexit(b->base, NULL);
@@ -255,6 +291,13 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     proxy_accept(arg, fd, sa, (socklen_t)salen);
 }
 
+static void on_accept_tls(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+                          void *arg)
+{
+    (void)l;
+    proxy_accept_tls(arg, fd, sa, (socklen_t)salen);
+}
+
 static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -282,6 +325,57 @@ static void raise_fd_limit(void)
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
+}
+
+/* Binds addr (numeric address:port) with accept callback cb. Returns the
+ * listener or NULL with a message on stderr. */
+static struct evconnlistener *listen_on(struct balancer *b, const char *name, const char *addr,
+                                        evconnlistener_cb cb)
+{
+    struct sockaddr_storage ss;
+    int sslen = sizeof(ss);
+    if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen) < 0) {
+        fprintf(stderr, "balancer: %s=%s is not a numeric address:port\n", name, addr);
+        return NULL;
+    }
+    struct evconnlistener *l = evconnlistener_new_bind(
+        b->base, cb, b, LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 1024,
+        (struct sockaddr *)&ss, sslen);
+    if (!l) {
+        fprintf(stderr, "balancer: cannot listen on %s: %s\n", addr, strerror(errno));
+        return NULL;
+    }
+    evconnlistener_set_error_cb(l, on_accept_error);
+    return l;
+}
+
+/* --check: everything balancer_main would read, bound and started nothing.
+ * The certificates are checked (and their days left printed) by tls_check. */
+static int check_configuration(struct balancer *b)
+{
+    int problems = 0;
+    if (b->set.tls_listen[0] || b->set.tls_cert[0] || b->set.tls_certs[0]) {
+        struct tls_options o;
+        tls_options_of(&b->set, &o);
+        if (tls_check(&o, stdout) < 0)
+            problems++;
+    }
+    const char *listens[] = {b->set.listen, b->set.tls_listen, b->set.admin_listen};
+    const char *names[] = {"BALANCER_LISTEN", "BALANCER_TLS_LISTEN", "BALANCER_ADMIN_LISTEN"};
+    for (int i = 0; i < 3; i++) {
+        struct sockaddr_storage ss;
+        int sslen = sizeof(ss);
+        if (listens[i][0] && evutil_parse_sockaddr_port(listens[i], (struct sockaddr *)&ss, &sslen) < 0) {
+            fprintf(stderr, "balancer: %s=%s is not a numeric address:port\n", names[i], listens[i]);
+            problems++;
+        }
+    }
+    if (problems)
+        return 2;
+    printf("balancer: configuration OK: listen %s%s%s, %zu backends, admin %s\n", b->set.listen,
+           b->set.tls_listen[0] ? ", HTTPS " : "", b->set.tls_listen, b->set.nbackends,
+           b->set.admin_listen[0] ? b->set.admin_listen : "off");
+    return 0;
 }
 
 int balancer_main(int argc, char **argv)
@@ -322,28 +416,23 @@ int balancer_main(int argc, char **argv)
         rc = 2;
         goto out;
     }
-    struct sockaddr_storage ss;
-    int sslen = sizeof(ss);
-    if (evutil_parse_sockaddr_port(b->set.listen, (struct sockaddr *)&ss, &sslen) < 0) {
-        fprintf(stderr, "balancer: BALANCER_LISTEN=%s is not a numeric address:port\n", b->set.listen);
+    if (b->set.check_only) {
+        rc = check_configuration(b);
+        goto out;
+    }
+    if (b->set.tls_listen[0] && apply_tls(b, &b->set, err, sizeof(err)) < 0) {
+        fprintf(stderr, "balancer: TLS: %s\n", err);
         rc = 2;
         goto out;
     }
-    if (b->set.check_only) {
-        /* Settings, backends (resolved above) and the listen address are good: nothing is bound. */
-        printf("balancer: configuration OK: listen %s, %zu backends, admin %s\n", b->set.listen,
-               b->set.nbackends, b->set.admin_listen[0] ? b->set.admin_listen : "off");
-        rc = 0;
+    b->listener = listen_on(b, "BALANCER_LISTEN", b->set.listen, on_accept);
+    if (!b->listener)
         goto out;
+    if (b->set.tls_listen[0]) {
+        b->tls_listener = listen_on(b, "BALANCER_TLS_LISTEN", b->set.tls_listen, on_accept_tls);
+        if (!b->tls_listener)
+            goto out;
     }
-    b->listener = evconnlistener_new_bind(b->base, on_accept, b,
-                                          LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
-                                          1024, (struct sockaddr *)&ss, sslen);
-    if (!b->listener) {
-        fprintf(stderr, "balancer: cannot listen on %s: %s\n", b->set.listen, strerror(errno));
-        goto out;
-    }
-    evconnlistener_set_error_cb(b->listener, on_accept_error);
     if (admin_start(b, err, sizeof(err)) < 0) {
         fprintf(stderr, "balancer: %s\n", err);
         goto out;
@@ -359,6 +448,9 @@ int balancer_main(int argc, char **argv)
 
     log_info("listening on %s (admin %s), %zu backends, version %s", b->set.listen,
              b->set.admin_listen[0] ? b->set.admin_listen : "off", b->nbackends, SHOP_VERSION);
+    if (b->tls_listener)
+        log_info("listening for HTTPS on %s with %zu certificate%s", b->set.tls_listen,
+                 tls_store_count(b->tls), tls_store_count(b->tls) == 1 ? "" : "s");
     b->log_flush = event_new(b->base, -1, 0, on_log_flush, b);
     log_set_buffered(true, log_pending, b);
     run_loop(b);
@@ -379,6 +471,9 @@ out:
     admin_stop(b);
     if (b->listener)
         evconnlistener_free(b->listener);
+    if (b->tls_listener)
+        evconnlistener_free(b->tls_listener);
+    tls_store_free(b->tls);
     struct event *evs[] = {b->sig_term, b->sig_int, b->sig_hup, b->sig_usr1, b->drain_timer, b->log_flush};
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
         if (evs[i])

@@ -18,6 +18,7 @@ struct evconnlistener;
 struct evhttp;
 struct event;
 struct client;
+struct tls_store;
 
 struct balancer {
     struct event_base *base;
@@ -32,6 +33,8 @@ struct balancer {
     size_t least_bad_cursor;
 
     struct evconnlistener *listener;
+    struct evconnlistener *tls_listener; /* NULL: no BALANCER_TLS_LISTEN */
+    struct tls_store *tls;               /* the certificates; replaced whole by a reload */
     struct evhttp *admin;
     struct event *sig_term, *sig_int, *sig_hup, *sig_usr1, *drain_timer;
     struct event *log_flush; /* writes buffered log lines once per loop iteration */

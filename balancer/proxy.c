@@ -9,6 +9,7 @@
 #include "shared/http_answer.h"
 #include "shared/log.h"
 #include "shared/xalloc.h"
+#include "tls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -237,6 +238,7 @@ static void sb_header(struct client *c, const char *name, size_t nlen, const cha
 static void client_process(struct client *c);
 static void client_settle(struct client *c);
 static void client_local(struct client *c, int status, const char *msg);
+static void client_redirect_https(struct client *c);
 static void client_response_done(struct client *c);
 static bool client_dispatch(struct client *c);
 static void upstream_process(struct upstream *up);
@@ -764,7 +766,7 @@ static bool build_request_head(struct client *c, bool *has_host, bool *expect_co
     SB_LIT(c, "X-Forwarded-For: ");
     sb_add(c, xff, (size_t)n);
     SB_LIT(c, "\r\nX-Forwarded-Proto: ");
-    sb_str(c, proto ? proto : "http");
+    sb_str(c, c->io.ssl ? "https" : proto ? proto : "http");
     SB_LIT(c, "\r\nX-Request-Id: ");
     if (rid && headers_request_id_ok(rid, rid_len)) {
         memcpy(c->reqid, rid, rid_len);
@@ -826,6 +828,10 @@ static void client_start_request(struct client *c)
         evbuffer_add(c->io.out, cont, sizeof(cont) - 1);
         conn_flush(&c->io, b->tv_client);
     }
+    if (!c->io.ssl && b->set.https_redirect) {
+        client_redirect_https(c);
+        return;
+    }
     if (!client_dispatch(c))
         return;
     evbuffer_add(c->up->io.out, c->scratch, c->scratch_len);
@@ -853,6 +859,60 @@ static void client_local(struct client *c, int status, const char *msg)
     if (status >= 500)
         log_warn("answered %d to %s request_id=%s: %s", status, c->addr, c->reqid[0] ? c->reqid : "-", msg);
     access_log(c, NULL);
+    c->in_request = false;
+    c->closing = true;
+    conn_read_off(&c->io);
+    client_timer(c, T_NONE);
+    if (conn_flush(&c->io, b->tv_client) < 0)
+        c->dead = true;
+}
+
+/* The plain listener with BALANCER_HTTPS_REDIRECT: 308 to the same host (its
+ * port replaced) and path over HTTPS. */
+static void client_redirect_https(struct client *c)
+{
+    struct balancer *b = c->bal;
+    const struct head *hd = &c->head;
+    const char *host = NULL;
+    size_t hlen = 0;
+    for (uint32_t i = 0; i < hd->n && !host; i++)
+        if (HDR_IS(hd, i, "host"))
+            host = hdr_value(hd, i, &hlen);
+    /* Only a plain name or address goes into Location (no header splitting, no userinfo). */
+    size_t name_len = 0;
+    if (host && hlen > 0 && host[0] == '[') {
+        const char *end = memchr(host, ']', hlen);
+        name_len = end ? (size_t)(end - host) + 1 : 0;
+    } else if (host) {
+        while (name_len < hlen && host[name_len] != ':')
+            name_len++;
+    }
+    bool ok = name_len > 0 && name_len < 256 && hd->flen > 0 && hd->buf[0] == '/';
+    for (size_t i = 0; ok && i < name_len; i++)
+        ok = strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-[]:", host[i]) != NULL;
+    if (!ok) {
+        client_local(c, 400, "a valid Host header is needed to redirect to HTTPS");
+        return;
+    }
+    char port[16] = "";
+    if (b->set.https_port != 443)
+        snprintf(port, sizeof(port), ":%ld", b->set.https_port);
+    b->local_errors++;
+    c->status = 308;
+    c->resp_started = true;
+    c->scratch_len = 0;
+    SB_LIT(c, "HTTP/1.1 308 Permanent Redirect\r\nLocation: https://");
+    sb_add(c, host, name_len);
+    sb_str(c, port);
+    sb_add(c, hd->buf, hd->flen);
+    SB_LIT(c, "\r\nContent-Type: application/json\r\nContent-Length: 37\r\nConnection: close\r\n\r\n");
+    evbuffer_add(c->io.out, c->scratch, c->scratch_len);
+    c->resp_bytes = c->scratch_len;
+    if (!c->head_req) {
+        evbuffer_add(c->io.out, "{\"message\": \"this site uses HTTPS\"}\n", 37);
+        c->resp_bytes += 37;
+    }
+    access_log(c, "https-redirect");
     c->in_request = false;
     c->closing = true;
     conn_read_off(&c->io);
@@ -1056,6 +1116,12 @@ static void write_response_head(struct client *c, struct upstream *up)
         SB_LIT(c, "X-Request-Id: ");
         sb_str(c, c->reqid);
         SB_LIT(c, "\r\n");
+    }
+    if (c->io.ssl && c->bal->set.hsts_max_age > 0) {
+        char hsts[64];
+        int hn = snprintf(hsts, sizeof(hsts), "Strict-Transport-Security: max-age=%ld\r\n",
+                          c->bal->set.hsts_max_age);
+        sb_add(c, hsts, (size_t)hn);
     }
     if (close)
         SB_LIT(c, "Connection: close\r\n");
@@ -1315,7 +1381,7 @@ static void client_settle(struct client *c)
         client_free(c);
         return;
     }
-    shutdown(c->io.fd, SHUT_WR);
+    conn_shutdown_write(&c->io);
     c->lingering = true;
     conn_read_on(&c->io, NULL);
     client_timer(c, T_LINGER);
@@ -1414,9 +1480,25 @@ static void client_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 /* --- public --------------------------------------------------------------------- */
 
+static struct client *client_accept(struct balancer *b, int fd, const struct sockaddr *sa);
+
 void proxy_accept(struct balancer *b, int fd, const struct sockaddr *sa, socklen_t salen)
 {
     (void)salen;
+    client_accept(b, fd, sa);
+}
+
+void proxy_accept_tls(struct balancer *b, int fd, const struct sockaddr *sa, socklen_t salen)
+{
+    (void)salen;
+    struct client *c = client_accept(b, fd, sa);
+    if (c)
+        conn_tls(&c->io, tls_session_new(b->tls, fd));
+}
+
+/* Sets up a client for fd, or refuses it over the limit (NULL). */
+static struct client *client_accept(struct balancer *b, int fd, const struct sockaddr *sa)
+{
     if (b->nclients >= b->set.max_connections || b->draining) {
         char reqid[HEADERS_REQUEST_ID_MAX + 1];
         balancer_request_id(b, reqid);
@@ -1428,7 +1510,7 @@ void proxy_accept(struct balancer *b, int fd, const struct sockaddr *sa, socklen
         close(fd);
         b->rejected++;
         log_debug("connection refused: %ld clients (limit %ld)", b->nclients, b->set.max_connections);
-        return;
+        return NULL;
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -1466,6 +1548,7 @@ void proxy_accept(struct balancer *b, int fd, const struct sockaddr *sa, socklen
     conn_read_on(&c->io, NULL);
     /* A new connection gets the header timeout for its first request, not the long keep-alive one. */
     client_timer(c, T_HEADER);
+    return c;
 }
 
 void proxy_drain(struct balancer *b)

@@ -18,6 +18,11 @@ struct backend;
  * BALANCER_MAX_CONNECTIONS the client gets a 503 and the socket is closed. */
 void proxy_accept(struct balancer *b, int fd, const struct sockaddr *sa, socklen_t salen);
 
+/* The same for a socket accepted on the TLS listener: the handshake runs
+ * first, within the header timeout that bounds the first request; requests
+ * then reach the backend with X-Forwarded-Proto: https. */
+void proxy_accept_tls(struct balancer *b, int fd, const struct sockaddr *sa, socklen_t salen);
+
 /* Starts a graceful shutdown: idle clients are closed now, busy ones after
  * their current answer. balancer_client_closed() reports each end. */
 void proxy_drain(struct balancer *b);

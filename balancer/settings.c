@@ -1,6 +1,7 @@
 #include "settings.h"
 
 #include "shared/config.h"
+#include "tls.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +68,35 @@ const struct config_setting settings_table[] = {
     {.name = "CHECK",
      .is_flag = true,
      .help = "check the settings and the backends list without listening, then exit (0: good)"},
+    {.name = "BALANCER_TLS_LISTEN",
+     .default_value = "",
+     .help = "address:port of the HTTPS listener, beside the plain one (empty: no HTTPS)"},
+    {.name = "BALANCER_TLS_CERT",
+     .default_value = "",
+     .help = "PEM file of the default certificate with its full chain (SIGHUP re-reads it)"},
+    {.name = "BALANCER_TLS_KEY",
+     .default_value = "",
+     .help = "PEM private key of BALANCER_TLS_CERT (empty: in that file)"},
+    {.name = "BALANCER_TLS_CERTS",
+     .default_value = "",
+     .help =
+         "more certificates chosen by SNI: a folder of *.pem (chain and key in each) or a comma-separated "
+         "list of cert.pem[:key.pem]"},
+    {.name = "BALANCER_TLS_CIPHERS",
+     .default_value = TLS_INTERMEDIATE_CIPHERS,
+     .help =
+         "TLS 1.2 cipher list (OpenSSL syntax; default Mozilla intermediate; TLS 1.3 suites are OpenSSL's)"},
+    {.name = "BALANCER_HTTPS_REDIRECT",
+     .default_value = "0",
+     .help = "1: the plain listener answers every request with 308 to the same host and path over HTTPS"},
+    {.name = "BALANCER_HTTPS_PORT",
+     .default_value = "0",
+     .help =
+         "port named in those redirects (0: the port of BALANCER_TLS_LISTEN; 443 is left out of the URL)"},
+    {.name = "BALANCER_HSTS_MAX_AGE",
+     .default_value = "0",
+     .help =
+         "seconds of Strict-Transport-Security sent on HTTPS answers (0: no header; 63072000 is two years)"},
     {.name = "LOG_LEVEL", .default_value = "info", .help = "debug, info, warn or error"},
     {.name = "LOG_FILE",
      .default_value = "",
@@ -100,6 +130,8 @@ static const struct long_setting longs[] = {
     LS("BALANCER_POOL_SIZE", 0, 100000, pool_size),
     LS("BALANCER_POOL_IDLE_MS", 10, 86400000, pool_idle_ms),
     LS("BALANCER_SHUTDOWN_TIMEOUT_MS", 0, 3600000, shutdown_timeout_ms),
+    LS("BALANCER_HSTS_MAX_AGE", 0, 315360000, hsts_max_age),
+    LS("BALANCER_HTTPS_PORT", 0, 65535, https_port),
 };
 
 static int check_hostport(const char *name, const char *value, char *err, size_t errlen)
@@ -108,6 +140,58 @@ static int check_hostport(const char *name, const char *value, char *err, size_t
     int port;
     if (config_parse_hostport(value, host, sizeof(host), &port) < 0) {
         snprintf(err, errlen, "%s=%s is not address:port", name, value);
+        return -1;
+    }
+    return 0;
+}
+
+/* Copies value into a fixed field, refusing what does not fit. */
+static int copy_setting(char *dst, size_t cap, const char *name, const char *value, char *err, size_t errlen)
+{
+    if (strlen(value) >= cap) {
+        snprintf(err, errlen, "%s is longer than %zu bytes", name, cap - 1);
+        return -1;
+    }
+    memcpy(dst, value, strlen(value) + 1);
+    return 0;
+}
+
+static int load_tls(struct config *cfg, struct balancer_settings *out, char *err, size_t errlen)
+{
+    const char *listen = config_get(cfg, "BALANCER_TLS_LISTEN");
+    listen = listen ? listen : "";
+    if (*listen && check_hostport("BALANCER_TLS_LISTEN", listen, err, errlen) < 0)
+        return -1;
+    struct {
+        const char *name;
+        char *dst;
+        size_t cap;
+    } strs[] = {
+        {"BALANCER_TLS_LISTEN", out->tls_listen, sizeof(out->tls_listen)},
+        {"BALANCER_TLS_CERT", out->tls_cert, sizeof(out->tls_cert)},
+        {"BALANCER_TLS_KEY", out->tls_key, sizeof(out->tls_key)},
+        {"BALANCER_TLS_CERTS", out->tls_certs, sizeof(out->tls_certs)},
+        {"BALANCER_TLS_CIPHERS", out->tls_ciphers, sizeof(out->tls_ciphers)},
+    };
+    for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
+        const char *v = config_get(cfg, strs[i].name);
+        if (copy_setting(strs[i].dst, strs[i].cap, strs[i].name, v ? v : "", err, errlen) < 0)
+            return -1;
+    }
+    if (*listen && !out->tls_cert[0] && !out->tls_certs[0]) {
+        snprintf(err, errlen, "BALANCER_TLS_LISTEN needs BALANCER_TLS_CERT or BALANCER_TLS_CERTS");
+        return -1;
+    }
+    if (config_get_bool(cfg, "BALANCER_HTTPS_REDIRECT", &out->https_redirect, err, errlen) < 0)
+        return -1;
+    if (out->https_port == 0 && *listen) {
+        char host[256];
+        int port = 0;
+        config_parse_hostport(listen, host, sizeof(host), &port);
+        out->https_port = port;
+    }
+    if (out->https_redirect && out->https_port == 0) {
+        snprintf(err, errlen, "BALANCER_HTTPS_REDIRECT=1 needs BALANCER_TLS_LISTEN or BALANCER_HTTPS_PORT");
         return -1;
     }
     return 0;
@@ -152,6 +236,8 @@ int settings_load(struct balancer_settings *out, int argc, char **argv, char *er
     if (config_get_bool(cfg, "BALANCER_ACCESS_LOG", &out->access_log, err, errlen) < 0)
         goto done;
     if (config_get_bool(cfg, "BALANCER_POLL_YIELD", &out->poll_yield, err, errlen) < 0)
+        goto done;
+    if (load_tls(cfg, out, err, errlen) < 0)
         goto done;
     if (!level || !log_level_parse(level, &out->log_level)) {
         snprintf(err, errlen, "LOG_LEVEL=%s is not debug, info, warn or error", level ? level : "");

@@ -25,6 +25,12 @@ struct balancer_settings {
     bool access_log;
     bool check_only; /* --check: validate and exit */
     bool poll_yield; /* sched_yield() before each poll (see balancer_run_loop) */
+    /* TLS (see tls.h); tls_listen empty: no TLS listener. */
+    char tls_listen[300];
+    char tls_cert[1024], tls_key[1024], tls_certs[4096], tls_ciphers[1024];
+    bool https_redirect; /* the plain listener answers 308 to https:// */
+    long hsts_max_age;   /* Strict-Transport-Security max-age on TLS answers; 0: none */
+    long https_port;     /* the port named in redirects (from tls_listen, or BALANCER_HTTPS_PORT) */
     enum log_level log_level;
     char log_file[1024];
     char trusted_proxies[1024]; /* BALANCER_TRUSTED_PROXIES */

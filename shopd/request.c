@@ -37,12 +37,12 @@ static void add_common_headers(struct request *r, const char *content_type)
         char cookie[256];
         snprintf(cookie, sizeof(cookie), "session=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%ld%s",
                  r->set_session_token, r->settings->session_max_seconds,
-                 r->settings->cookie_secure ? "; Secure" : "");
+                 r->settings->cookie_secure || r->via_https ? "; Secure" : "");
         evhttp_add_header(h, "Set-Cookie", cookie);
     } else if (r->clear_session) {
         char cookie[160];
         snprintf(cookie, sizeof(cookie), "session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0%s",
-                 r->settings->cookie_secure ? "; Secure" : "");
+                 r->settings->cookie_secure || r->via_https ? "; Secure" : "");
         evhttp_add_header(h, "Set-Cookie", cookie);
     }
     if (worker_draining(r->worker))

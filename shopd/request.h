@@ -32,6 +32,7 @@ struct request {
     int64_t param;       /* the numeric path parameter of /products/<id> and the like */
     char client_ip[64];  /* the client, from X-Forwarded-For when the peer is a trusted proxy */
     char request_id[64]; /* X-Request-Id from the balancer, or made here */
+    bool via_https;      /* a trusted proxy says the client used HTTPS: cookies get Secure */
     uint64_t start_us;
     struct session session; /* valid when has_session */
     bool has_session;

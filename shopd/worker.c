@@ -96,6 +96,8 @@ static void find_client_ip(struct worker *w, struct request *r)
     snprintf(r->client_ip, sizeof(r->client_ip), "%s", peer ? peer : "unknown");
     if (!peer || !is_trusted(w, peer))
         return;
+    const char *proto = request_header(r, "X-Forwarded-Proto");
+    r->via_https = proto && strcasecmp(proto, "https") == 0;
     const char *xff = request_header(r, "X-Forwarded-For");
     if (!xff)
         return;

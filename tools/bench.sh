@@ -31,6 +31,7 @@
 #   BENCH_RATELIMITD=1        ratelimitd against raw EVALSHA on one connection (tools/bench-ratelimitd.sh)
 #                             and what the checks cost GET /products (tools/bench-ratelimit-cost.sh,
 #                             BENCH_RATELIMIT_DURATION=4s per run); ratios into latest.json
+#   BENCH_TLS=1            also run tools/bench-tls.sh (TLS vs HAProxy), BENCH_TLS_DURATION=3s per run
 #   BENCH_EXTRA=1             also run tools/bench-dispatcher.sh
 #   BENCH_SHOPD_WORKERS=      workers per shopd (empty: shopd's default, one per CPU)
 #   BENCH_RESULTS=bench/results    BENCH_KEEP=1 keeps the temporary folder (logs)
@@ -379,6 +380,9 @@ if [ "${BENCH_RATELIMITD:-1}" = 1 ]; then
         echo "bench: tools/bench-ratelimit-cost.sh failed" >&2
 fi
 
+# TLS termination against HAProxy's (full and resumed handshakes, kept-alive requests).
+[ "${BENCH_TLS:-1}" = 1 ] && { BIN=$BIN RUNS=$RUNS OUT=$RESULTS/tls-vs-haproxy.txt JSON=$RESULTS/tls-vs-haproxy.json tools/bench-tls.sh "${BENCH_TLS_DURATION:-3s}" >/dev/null || echo "bench: tools/bench-tls.sh failed" >&2; }
+
 # The dispatcher's orders per second to dynalite.
 if [ "${BENCH_EXTRA:-0}" = 1 ]; then
     if [ -x tools/bench-dispatcher.sh ]; then
@@ -477,6 +481,12 @@ try:
 except OSError:
     pass
 
+tls = None
+try:
+    tls = json.load(open(os.path.join(results, "tls-vs-haproxy.json")))
+except (OSError, ValueError):
+    pass
+
 cpu = ""
 try:
     cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
@@ -504,6 +514,7 @@ doc = {
     "warnings_logged": len(warnings),
     "balancer_vs_haproxy": comparison,
     "side_by_side": side_by_side,
+    "tls": tls,
 }
 with open(os.path.join(results, "latest.json"), "w") as f:
     json.dump(doc, f, indent=2)

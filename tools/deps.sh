@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 debs=(make gcc pkg-config clang libclang-rt-dev
       libevent-dev libsqlite3-dev libjansson-dev libcurl4-openssl-dev libssl-dev libhiredis-dev
       libcriterion-dev libhttp-parser-dev
-      redis-server curl chromium wrk haproxy gnuplot-nox systemd sqlite3 ca-certificates fonts-dejavu-core)
+      redis-server curl chromium wrk haproxy testssl.sh gnuplot-nox systemd sqlite3 ca-certificates fonts-dejavu-core)
 command -v node >/dev/null 2>&1 || debs+=(nodejs)
 command -v npm >/dev/null 2>&1 || debs+=(npm)
 

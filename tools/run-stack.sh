@@ -32,6 +32,7 @@ HOST=${RUN_HOST:-127.0.0.1}
 DYNAMO_PORT=${RUN_DYNAMODB_PORT:-8000}
 SHOPD_PORTS=(8081 8082)
 BALANCER_PORT=8080
+TLS_PORT=${RUN_TLS_PORT:-8443}
 ADMIN_PORT=8090
 
 say() { printf '[run]        %s\n' "$*"; }
@@ -137,7 +138,7 @@ RL_SOCK=run/ratelimitd.sock
 rm -f "$REDIS_SOCK" "$RL_SOCK"
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for p in "$DYNAMO_PORT" "${SHOPD_PORTS[@]}" "$BALANCER_PORT" "$ADMIN_PORT"; do
+for p in "$DYNAMO_PORT" "${SHOPD_PORTS[@]}" "$BALANCER_PORT" "$TLS_PORT" "$ADMIN_PORT"; do
     port_busy "$p" && die "port $p is already in use by another program (see: ss -ltnp 'sport = :$p')"
 done
 echo $$ >"$PIDS/stack"
@@ -154,6 +155,10 @@ export AWS_SECRET_ACCESS_KEY=local-development-only
 unset AWS_SESSION_TOKEN
 export BALANCER_LISTEN="$HOST:$BALANCER_PORT"
 export BALANCER_ADMIN_LISTEN="127.0.0.1:$ADMIN_PORT"
+# HTTPS beside HTTP, with a local CA and certificate made once in run/tls/.
+"$ROOT/tools/make-dev-cert.sh" "$RUN/tls" localhost ec localhost 127.0.0.1 ::1 | sed 's/^/[run]        /'
+export BALANCER_TLS_LISTEN="$HOST:$TLS_PORT" BALANCER_TLS_CERT="$RUN/tls/localhost.pem"
+export BALANCER_TLS_KEY="$RUN/tls/localhost-key.pem"
 BACKENDS=""
 for p in "${SHOPD_PORTS[@]}"; do BACKENDS+="${BACKENDS:+,}127.0.0.1:$p"; done
 export BALANCER_BACKENDS=$BACKENDS
@@ -265,7 +270,8 @@ wait_for balancer 10 http_ok "http://127.0.0.1:$BALANCER_PORT/healthz"
 url_host=$HOST
 [ "$HOST" = 0.0.0.0 ] && url_host=$(hostname -f 2>/dev/null || echo 127.0.0.1)
 echo
-say "the shop is running: open http://$url_host:$BALANCER_PORT/"
+say "the shop is running: open http://$url_host:$BALANCER_PORT/ or https://$url_host:$TLS_PORT/"
+say "to trust HTTPS, import the local CA $RUN/tls/ca.pem (curl --cacert run/tls/ca.pem; browsers: settings, certificates, authorities)"
 say "balancer status: http://127.0.0.1:$ADMIN_PORT/status; press Ctrl-C to stop everything"
 echo
 

@@ -3,7 +3,7 @@
 // refused. Screenshots of every page go to $SHOP_TEST_OUTPUT/screenshots/.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -15,7 +15,9 @@ import { fileURLToPath } from 'node:url';
 const root = resolve(process.env.SHOP_ROOT || join(dirname(fileURLToPath(import.meta.url)), '..', '..'));
 const bin = resolve(process.env.SHOP_BIN || join(root, 'bin'));
 const output = resolve(process.env.SHOP_TEST_OUTPUT || join(root, 'test-output'));
-const shots = join(output, 'screenshots');
+// SHOP_E2E_HTTPS=1 (shop_https.test.mjs): the same journey through the balancer's TLS listener.
+const HTTPS = process.env.SHOP_E2E_HTTPS === '1';
+const shots = join(output, HTTPS ? 'screenshots-https' : 'screenshots');
 // NODE_PATH does not apply to ES module imports: resolve playwright-core from the project's tools folder.
 const require = createRequire(join(root, 'tools', 'node_modules', '/'));
 const { chromium } = require('playwright-core');
@@ -25,6 +27,7 @@ const PASSWORD = 'correct horse battery';
 
 let shopd;
 let shopdLog = '';
+let balancer;
 let base;
 let workdir;
 let profile;
@@ -118,6 +121,38 @@ before(async () => {
   shopd.stdout.on('data', keep);
   shopd.stderr.on('data', keep);
   await waitHealthy(`${base}/healthz`, 10000);
+  const tlsArgs = [];
+  if (HTTPS) {
+    // A local CA and certificate (tools/make-dev-cert.sh); Chromium trusts the
+    // certificate's key by its SPKI hash, the way a pinned test certificate is trusted.
+    const certs = join(workdir, 'tls');
+    execFileSync(join(root, 'tools', 'make-dev-cert.sh'), [certs, 'localhost', 'ec', 'localhost', '127.0.0.1']);
+    const spki = execFileSync('sh', [
+      '-c',
+      `openssl pkey -in '${certs}/localhost-key.pem' -pubout -outform der | openssl dgst -sha256 -binary | base64`,
+    ])
+      .toString()
+      .trim();
+    tlsArgs.push(`--ignore-certificate-errors-spki-list=${spki}`);
+    const [plain, tls] = [await freePort(), await freePort()];
+    balancer = spawn(join(bin, 'balancer'), ['--env', '/dev/null'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: {
+        PATH: process.env.PATH,
+        BALANCER_LISTEN: `127.0.0.1:${plain}`,
+        BALANCER_ADMIN_LISTEN: '',
+        BALANCER_BACKENDS: new URL(base).host,
+        BALANCER_TLS_LISTEN: `127.0.0.1:${tls}`,
+        BALANCER_TLS_CERT: join(certs, 'localhost.pem'),
+        BALANCER_TLS_KEY: join(certs, 'localhost-key.pem'),
+        BALANCER_HSTS_MAX_AGE: '600',
+      },
+    });
+    balancer.stdout.on('data', (d) => (shopdLog = (shopdLog + d).slice(-200000)));
+    balancer.stderr.on('data', (d) => (shopdLog = (shopdLog + d).slice(-200000)));
+    await waitHealthy(`http://127.0.0.1:${plain}/healthz`, 10000);
+    base = `https://127.0.0.1:${tls}`;
+  }
 
   context = await chromium.launchPersistentContext(profile, {
     executablePath: '/usr/bin/chromium',
@@ -130,8 +165,12 @@ before(async () => {
       '--disable-background-networking',
       '--disable-component-update',
       '--disable-sync',
+      ...tlsArgs,
     ],
     viewport: { width: 1280, height: 800 },
+    // Playwright's own requests (context.request) do not see Chromium's SPKI flag;
+    // the journey checks the certificate it got (securityDetails) instead.
+    ignoreHTTPSErrors: HTTPS,
   });
   context.setDefaultTimeout(10000);
   page = context.pages()[0] || (await context.newPage());
@@ -150,8 +189,13 @@ after(async () => {
   try {
     if (context) await context.close();
   } finally {
+    if (balancer && balancer.exitCode === null) {
+      const gone = new Promise((r) => balancer.once('exit', r));
+      balancer.kill('SIGTERM');
+      await gone;
+    }
     await stopShopd();
-    writeFileSync(join(output, 'e2e-shopd.log'), shopdLog);
+    writeFileSync(join(output, HTTPS ? 'e2e-https-shopd.log' : 'e2e-shopd.log'), shopdLog);
     if (profile) rmSync(profile, { recursive: true, force: true });
     if (workdir) rmSync(workdir, { recursive: true, force: true });
   }
@@ -161,6 +205,12 @@ test('a new visitor registers, shops, checks out and finds the order', async () 
   // Welcome page: explains the flow and links the way in.
   let res = await page.goto(`${base}/`);
   assert.equal(res.status(), 200);
+  if (HTTPS) {
+    const tls = await res.securityDetails();
+    assert.match(tls.protocol, /^TLS 1\.[23]$/);
+    assert.match(tls.issuer, /Shop local development CA/);
+    assert.match(res.headers()['strict-transport-security'] || '', /max-age=600/);
+  }
   assert.match(await page.locator('h1').textContent(), /Fresh fruit/);
   await shot('01-home');
 
@@ -276,6 +326,13 @@ test('a new visitor registers, shops, checks out and finds the order', async () 
 });
 
 test('a forged form is refused and changes nothing', async () => {
+  if (HTTPS) {
+    // Over TLS the session cookie is Secure (shopd sees X-Forwarded-Proto: https from the balancer).
+    const session = (await context.cookies()).find((c) => c.name === 'session');
+    assert.ok(session, 'no session cookie');
+    assert.equal(session.secure, true, 'session cookie not Secure over HTTPS');
+    assert.match(base, /^https:/);
+  }
   await page.goto(`${base}/browser/inventory`);
   assert.equal(await cartCount(), 0);
   // A form whose CSRF token is not this session's, as another site would send it.

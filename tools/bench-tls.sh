@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# Benchmarks the balancer's TLS termination against HAProxy's, side by side in one run.
+#
+#   tools/bench-tls.sh [DURATION]       (default 3s per figure; RUNS=3; BIN=... for another build)
+#
+# Both in front of the same two shopd (keep-alive to them), one thread each, the same
+# certificates (tools/make-dev-cert.sh: ECDSA P-256 and RSA 2048) and the same TLS 1.2
+# cipher list (the balancer's default, Mozilla intermediate); TLS 1.3 otherwise.
+# Cells:
+#   full-ec, full-rsa   new connections per second, each a full handshake and one GET
+#                       (wrk -H "Connection: close"; wrk does not resume sessions)
+#   resumed             resumed handshakes per second (openssl s_time -reuse, one client)
+#   GET/POST c64, c256  requests per second over kept-alive TLS (wrk -t2; POST: 1 KiB body)
+# Each cell alternates balancer and HAProxy runs; ratios are medians of the per-pair
+# ratios (balancer/HAProxy: target >= 1 for rate, <= 1 for p99). Writes the table to
+# $OUT (default test-output/bench-tls.txt) and the cells to $JSON (default
+# test-output/bench-tls.json), which tools/bench.sh puts into bench/results/latest.json
+# under "tls".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+BIN=${BIN:-$ROOT/bin}
+DURATION=${1:-3s}
+RUNS=${RUNS:-3}
+OUT=${OUT:-$ROOT/test-output/bench-tls.txt}
+JSON=${JSON:-$ROOT/test-output/bench-tls.json}
+mkdir -p "$(dirname "$OUT")" "$(dirname "$JSON")"
+WORK=$(mktemp -d /tmp/bench-tls-XXXXXX)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+for tool in wrk /usr/sbin/haproxy openssl python3; do
+    command -v "$tool" >/dev/null || { echo "bench-tls: $tool is not installed (make deps)" >&2; exit 1; }
+done
+for b in balancer shopd; do [ -x "$BIN/$b" ] || { echo "bench-tls: $BIN/$b not built (make)" >&2; exit 1; }; done
+. tools/lib.sh
+
+tools/make-dev-cert.sh "$WORK" ec ec localhost 127.0.0.1 >/dev/null
+tools/make-dev-cert.sh "$WORK" rsa rsa localhost 127.0.0.1 >/dev/null
+cat "$WORK/ec.pem" "$WORK/ec-key.pem" >"$WORK/ha-ec.pem"
+cat "$WORK/rsa.pem" "$WORK/rsa-key.pem" >"$WORK/ha-rsa.pem"
+# The balancer's default (BALANCER_TLS_CIPHERS, Mozilla intermediate), given to both.
+CIPHERS=ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305
+
+BACKENDS=()
+for i in 1 2; do
+    p=$(free_port)
+    SHOPD_LISTEN=127.0.0.1:$p SHOPD_WORKERS=1 DATABASE_URL="sqlite:///$WORK/shop$i.db" SHOP_ENV=development \
+        RATELIMIT_ENABLED=0 LOG_LEVEL=warn "$BIN/shopd" >"$WORK/shopd$i.log" 2>&1 &
+    PIDS+=($!)
+    BACKENDS+=("127.0.0.1:$p")
+done
+for b in "${BACKENDS[@]}"; do wait_port "${b##*:}" || { echo "bench-tls: backend $b did not start" >&2; exit 1; }; done
+
+# One balancer per certificate type (the same settings otherwise); HAProxy binds both.
+declare -A LB HA
+for t in ec rsa; do
+    LB[$t]=$(free_port)
+    BALANCER_LISTEN=127.0.0.1:$(free_port) BALANCER_ADMIN_LISTEN= BALANCER_TLS_LISTEN=127.0.0.1:${LB[$t]} \
+        BALANCER_TLS_CERT="$WORK/$t.pem" BALANCER_TLS_KEY="$WORK/$t-key.pem" BALANCER_TLS_CIPHERS="$CIPHERS" \
+        BALANCER_BACKENDS=$(IFS=,; echo "${BACKENDS[*]}") BALANCER_ACCESS_LOG=0 LOG_FILE="$WORK/balancer-$t.log" \
+        "$BIN/balancer" --env /dev/null 2>"$WORK/balancer-$t.err" &
+    PIDS+=($!)
+    HA[$t]=$(free_port)
+done
+{
+    echo "global"
+    echo "    nbthread 1"
+    echo "    maxconn 4096"
+    echo "    tune.ssl.default-dh-param 2048"
+    echo "    ssl-default-bind-ciphers $CIPHERS"
+    echo "    ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets"
+    echo "defaults"
+    echo "    mode http"
+    echo "    option http-keep-alive"
+    echo "    http-reuse always"
+    echo "    timeout connect 2s"
+    echo "    timeout client 60s"
+    echo "    timeout server 30s"
+    echo "frontend fe"
+    echo "    bind 127.0.0.1:${HA[ec]} ssl crt $WORK/ha-ec.pem alpn http/1.1"
+    echo "    bind 127.0.0.1:${HA[rsa]} ssl crt $WORK/ha-rsa.pem alpn http/1.1"
+    echo "    option forwardfor"
+    echo "    http-request set-header X-Forwarded-Proto https"
+    echo "    unique-id-format %{+X}o%Ts%pid-%rt"
+    echo "    unique-id-header X-Request-Id"
+    echo "    http-response set-header X-Request-Id %[unique-id]"
+    echo "    default_backend be"
+    echo "backend be"
+    echo "    balance roundrobin"
+    echo "    option httpchk GET /healthz"
+    i=0
+    for b in "${BACKENDS[@]}"; do i=$((i + 1)); echo "    server s$i $b check inter 2s"; done
+} >"$WORK/haproxy.cfg"
+# Tickets: HAProxy's are on by default; "no-tls-tickets" above is removed so both resume the same ways.
+sed -i 's/ no-tls-tickets//' "$WORK/haproxy.cfg"
+/usr/sbin/haproxy -f "$WORK/haproxy.cfg" -db >"$WORK/haproxy.log" 2>&1 &
+PIDS+=($!)
+for t in ec rsa; do
+    wait_port "${LB[$t]}" || { cat "$WORK/balancer-$t.err" >&2; exit 1; }
+    wait_port "${HA[$t]}" || { cat "$WORK/haproxy.log" >&2; exit 1; }
+done
+
+run_wrk() { # port conns scenario -> "rate p99ms"
+    local args=(-t2 -c"$2" -d"$DURATION" --latency)
+    case "$3" in
+    POST) args+=(-s tests/load/tls_post_1k.lua) ;;
+    full) args+=(-H "Connection: close") ;;
+    esac
+    local path=/products
+    [ "$3" = POST ] && path=/logout
+    local out
+    out=$(wrk "${args[@]}" "https://127.0.0.1:$1$path")
+    local rps p99 errs
+    rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")
+    p99=$(awk '$1 == "99%" { print $2 }' <<<"$out")
+    errs=$(awk '/Non-2xx|Socket errors/' <<<"$out")
+    [ -z "$errs" ] || echo "   note ($3 c$2 port $1): $errs" >&2
+    echo "$rps $(to_ms "$p99")"
+}
+
+run_reuse() { # port -> "rate 0" (s_time reports no latency)
+    local secs=${DURATION%s}
+    local out
+    out=$(openssl s_time -connect "127.0.0.1:$1" -reuse -time "$secs" -www /products 2>/dev/null || true)
+    awk '/connections in [0-9.]+s;/ { for (i = 1; i <= NF; i++) if ($i ~ /connections\/user/) print $(i - 1) " 0" }' <<<"$out" |
+        head -n 1
+}
+
+wrk -t2 -c64 -d1s "https://127.0.0.1:${LB[ec]}/products" >/dev/null
+wrk -t2 -c64 -d1s "https://127.0.0.1:${HA[ec]}/products" >/dev/null
+
+{
+    echo "TLS: balancer vs HAProxy $(/usr/sbin/haproxy -v | head -n 1 | awk '{ print $3 }') (nbthread 1), OpenSSL $(openssl version | awk '{ print $2 }'), 2 shopd, $DURATION per run, median of $RUNS runs"
+    printf "%-9s %5s | %10s %9s | %10s %9s | %9s %9s\n" cell conns "lb /s" "lb p99ms" "ha /s" "ha p99ms" "ratio" "p99 ratio"
+} | tee "$OUT"
+echo "{" >"$JSON"
+first=1
+cell() { # name conns kind lbport haport
+    : >"$WORK/lb" && : >"$WORK/ha"
+    for _ in $(seq "$RUNS"); do
+        if [ "$3" = resumed ]; then
+            run_reuse "$4" >>"$WORK/lb"
+            run_reuse "$5" >>"$WORK/ha"
+        else
+            run_wrk "$4" "$2" "$3" >>"$WORK/lb"
+            run_wrk "$5" "$2" "$3" >>"$WORK/ha"
+        fi
+    done
+    local lr lp hr hp ratio p99r
+    lr=$(awk '{ print $1 }' "$WORK/lb" | median)
+    lp=$(awk '{ print $2 }' "$WORK/lb" | median)
+    hr=$(awk '{ print $1 }' "$WORK/ha" | median)
+    hp=$(awk '{ print $2 }' "$WORK/ha" | median)
+    paste -d' ' "$WORK/lb" "$WORK/ha" >"$WORK/pairs"
+    ratio=$(awk '$3 > 0 { printf "%.3f\n", $1 / $3 }' "$WORK/pairs" | median)
+    p99r=$(awk '$4 > 0 { printf "%.3f\n", $2 / $4 }' "$WORK/pairs" | median)
+    printf "%-9s %5s | %10s %9s | %10s %9s | %9s %9s\n" "$1" "$2" "$lr" "$lp" "$hr" "$hp" "${ratio:-}" "${p99r:-}" |
+        tee -a "$OUT"
+    [ $first = 1 ] || echo "," >>"$JSON"
+    first=0
+    printf '  "%s_c%s": {"balancer_per_s": %s, "haproxy_per_s": %s, "ratio": %s, "balancer_p99_ms": %s, "haproxy_p99_ms": %s, "p99_ratio": %s}' \
+        "$1" "$2" "${lr:-0}" "${hr:-0}" "${ratio:-null}" "${lp:-0}" "${hp:-0}" "${p99r:-null}" >>"$JSON"
+}
+cell full-ec 64 full "${LB[ec]}" "${HA[ec]}"
+cell full-rsa 64 full "${LB[rsa]}" "${HA[rsa]}"
+cell resumed 1 resumed "${LB[ec]}" "${HA[ec]}"
+for conns in 64 256; do
+    cell GET "$conns" GET "${LB[ec]}" "${HA[ec]}"
+    cell POST "$conns" POST "${LB[ec]}" "${HA[ec]}"
+done
+printf '\n}\n' >>"$JSON"
