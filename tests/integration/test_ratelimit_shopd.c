@@ -125,6 +125,8 @@ Test(ratelimit_shopd, spent_budget_answers_429_with_ratelimit_fields)
     }
     r = get(c, "/products");
     cr_assert_eq(r->status, 429, "status %ld: %s", r->status, r->body);
+    cr_assert(strncmp(r->headers, "HTTP/1.1 429 Too Many Requests\r\n", 32) == 0, "status line: %.40s",
+              r->headers);
     const char *ra = http_resp_header(r, "Retry-After");
     cr_assert_not_null(ra);
     long retry = atol(ra);
