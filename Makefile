@@ -20,10 +20,6 @@ V ?= 0
 .SECONDEXPANSION:
 Q := $(if $(filter 1,$(V)),,@)
 
-PKGS := libevent libevent_pthreads sqlite3 jansson libcurl openssl hiredis
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lm
-
 WARN := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes -Wno-unused-parameter
 CFLAGS ?= -O2 -g
 ifeq ($(SANITIZE),1)
@@ -32,6 +28,21 @@ LDFLAGS += -fsanitize=address,undefined
 override BUILD := $(BUILD)-san
 override BIN := $(BUILD)/bin
 endif
+# The libraries' flags come from build/config.mk, which tools/configure.sh writes
+# from tools/libraries.list once tools/deps.sh has installed their packages: GNU
+# make remakes an included file that is out of date and then reads the makefile
+# again, so the flags are computed after the install, never before. Goals that
+# build nothing do not need it.
+NO_CONFIG_GOALS := clean deps format fuzz fresh-check
+ifneq ($(filter-out $(NO_CONFIG_GOALS),$(or $(MAKECMDGOALS),all)),)
+include $(BUILD)/config.mk
+endif
+$(BUILD)/config.mk: tools/configure.sh tools/libraries.list $(BUILD)/deps-build.stamp
+	$(Q)CONFIGURE_CC="$(CC)" tools/configure.sh --make $@
+$(BUILD)/deps-build.stamp: tools/deps.sh tools/libraries.list
+	$(Q)tools/deps.sh build
+	@mkdir -p $(dir $@) && touch $@
+
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -DSHOP_VERSION='"$(VERSION)"' $(WARN) $(CFLAGS) $(PKG_CFLAGS) -I. -MMD -MP
 
 # Each daemon is its folder: main.c holds main(), every other file goes into
@@ -57,9 +68,10 @@ FUZZ_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,u
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz-bin/%,$(wildcard tests/fuzz/fuzz_*.c))
 
 .SECONDARY:
-.PHONY: fuzz-build fuzz-targets all test test-unit test-api test-integration test-e2e test-fuzz fuzz deps run bench install clean format
+.PHONY: fuzz-build fuzz-targets all test test-unit test-api test-integration test-e2e test-tools test-fuzz fuzz deps run bench install clean format
 all: $(BINARIES)
 
+$(BUILD)/tests/%.o: ALL_CFLAGS += $(TEST_CFLAGS)
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
@@ -84,7 +96,7 @@ $(BUILD)/libsupport.a: $(SUPPORT_OBJ) $(BUILD)/shared/xalloc.o
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libsupport.a $(DAEMON_LIBS) $(BUILD)/libshared.a
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libsupport.a $(DAEMON_LIBS) $(BUILD)/libshared.a $(PKG_LIBS) -lcriterion
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libsupport.a $(DAEMON_LIBS) $(BUILD)/libshared.a $(PKG_LIBS) $(TEST_LIBS)
 
 fuzz-build:
 	$(Q)$(MAKE) --no-print-directory SANITIZE= CC=clang BUILD=$(FUZZ_BUILD) CFLAGS="$(FUZZ_FLAGS)" fuzz-targets
@@ -99,7 +111,7 @@ TEST_ENV = SHOP_ROOT=$(CURDIR) SHOP_BIN=$(abspath $(BIN)) SHOP_TEST_OUTPUT=$(CUR
 test: deps
 	$(Q)$(MAKE) --no-print-directory all $(TEST_BINS)
 	$(Q)$(MAKE) --no-print-directory fuzz-build
-	$(Q)$(TEST_ENV) tests/run.sh --fuzz $(TEST_BINS)
+	$(Q)$(TEST_ENV) tests/run.sh --fuzz --tools $(TEST_BINS)
 
 test-unit: all $(UNIT_TESTS)
 	$(Q)$(TEST_ENV) tests/run.sh --no-e2e $(UNIT_TESTS)
@@ -109,6 +121,8 @@ test-integration: all $(INTEGRATION_TESTS)
 	$(Q)$(TEST_ENV) tests/run.sh --no-e2e $(INTEGRATION_TESTS)
 test-e2e: all
 	$(Q)$(TEST_ENV) tests/run.sh --only-e2e
+test-tools: deps all
+	$(Q)$(TEST_ENV) tests/run.sh --no-e2e --tools
 
 deps:
 	$(Q)tools/deps.sh
@@ -119,7 +133,7 @@ run: deps all
 bench: deps all
 	$(Q)tools/bench.sh
 
-fuzz:
+fuzz: deps
 	$(Q)tools/fuzz.sh
 
 install: all
