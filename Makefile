@@ -127,8 +127,10 @@ test-tools: deps all
 deps:
 	$(Q)tools/deps.sh
 
+# exec: make's SIGTERM must reach run-stack.sh itself (make passes SIGTERM to its
+# child; a shell in between would die and leave the stack running).
 run: deps all
-	$(Q)tools/run-stack.sh "$(BIN)"
+	$(Q)exec tools/run-stack.sh "$(BIN)"
 
 bench: deps all
 	$(Q)tools/bench.sh
