@@ -6,6 +6,7 @@
 #   make bench      wrk scenarios through the balancer and direct
 #   make install    PREFIX=/usr/local DESTDIR=...
 #   make deps       install missing Debian and npm packages
+#   make fresh-check  make run and make test in a fresh Debian 12 root (root, debootstrap)
 #
 # BUILD and BIN may be pointed elsewhere (make BUILD=/tmp/b BIN=/tmp/b/bin) so
 # that several builds of one tree do not step on each other.
@@ -68,7 +69,7 @@ FUZZ_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,u
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz-bin/%,$(wildcard tests/fuzz/fuzz_*.c))
 
 .SECONDARY:
-.PHONY: fuzz-build fuzz-targets all test test-unit test-api test-integration test-e2e test-tools test-fuzz fuzz deps run bench install clean format
+.PHONY: fresh-check fuzz-build fuzz-targets all test test-unit test-api test-integration test-e2e test-tools test-fuzz fuzz deps run bench install clean format
 all: $(BINARIES)
 
 $(BUILD)/tests/%.o: ALL_CFLAGS += $(TEST_CFLAGS)
@@ -137,6 +138,10 @@ bench: deps all
 
 fuzz: deps
 	$(Q)tools/fuzz.sh
+
+# make run and make test in a fresh Debian 12 root (debootstrap): see tools/fresh-check.sh.
+fresh-check:
+	$(Q)tools/fresh-check.sh
 
 install: all
 	$(Q)tools/install.sh "$(DESTDIR)" "$(PREFIX)" "$(BIN)"
