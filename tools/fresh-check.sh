@@ -113,9 +113,10 @@ cp -a /etc/apt/sources.list.d /etc/apt/apt.conf.d "$R/etc/apt/"
 [ -d /etc/apt/keyrings ] && mkdir -p "$R/etc/apt/keyrings" && cp -a /etc/apt/keyrings/. "$R/etc/apt/keyrings/"
 [ -f /etc/apt/trusted.gpg ] && cp -a /etc/apt/trusted.gpg "$R/etc/apt/"
 # Keyrings named by Signed-By lines that live outside /etc/apt.
-grep -rhoE 'signed-by=[^] ]+|Signed-By: *[^ ]+' /etc/apt/sources.list.d /etc/apt/sources.list 2>/dev/null |
-    sed -E 's/^(signed-by=|Signed-By: *)//' | sort -u | while read -r k; do
-    [ -f "$k" ] && mkdir -p "$R$(dirname "$k")" && cp -a "$k" "$R$k"
+keys=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null |
+    grep -oE 'signed-by=[^] ]+|Signed-By: *[^ ]+' | sed -E 's/^(signed-by=|Signed-By: *)//' | sort -u || true)
+for k in $keys; do
+    if [ -f "$k" ] && [ ! -e "$R$k" ]; then mkdir -p "$R$(dirname "$k")" && cp -a "$k" "$R$k"; fi
 done
 cp -L /etc/resolv.conf "$R/etc/resolv.conf" 2>/dev/null || true
 env_in=(HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin TERM=dumb LANG=C.UTF-8 CI=true)
