@@ -161,7 +161,9 @@ in_root() { chroot "$R" /usr/bin/env -i "${env_in[@]}" /bin/bash -c "$1"; }
 
 # --- make run ------------------------------------------------------------------------
 say "make run (log: $WORK/run.log)"
-chroot "$R" /usr/bin/env -i "${env_in[@]}" setsid /bin/bash -c 'cd /root/shop && exec make run' \
+# A job started with & from a script ignores SIGINT, and bash cannot trap a signal
+# ignored at its start: --default-signal gives make run the SIGINT of a terminal.
+chroot "$R" /usr/bin/env --default-signal=INT,QUIT -i "${env_in[@]}" setsid /bin/bash -c 'cd /root/shop && exec make run' \
     </dev/null >"$WORK/run.log" 2>&1 &
 runpid=$!
 for ((i = 0; i < 1800; i++)); do
