@@ -242,7 +242,7 @@ http_any() { [ "$(curl -s -o /dev/null -m 2 -w '%{http_code}' "$1")" != 000 ]; }
 # Reads /proc/PID/stat into STAT_PPID, STAT_PGRP, STAT_SID (no procps needed).
 read_stat() {
     local s
-    s=$(<"/proc/$1/stat") 2>/dev/null || return 1
+    { s=$(<"/proc/$1/stat"); } 2>/dev/null || return 1
     s=${s##*) }
     read -r STAT_STATE STAT_PPID STAT_PGRP STAT_SID _ <<<"$s"
 }

@@ -97,7 +97,7 @@ wait_ready() {
 session_pids() {
     local d st rest state sid want
     for d in /proc/[0-9]*; do
-        st=$(<"$d/stat") 2>/dev/null || continue
+        { st=$(<"$d/stat"); } 2>/dev/null || continue
         rest=${st##*) }
         read -r state _ _ sid _ <<<"$rest"
         [ "$state" != Z ] || continue
