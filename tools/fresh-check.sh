@@ -15,7 +15,8 @@
 # unmounted, and every process left in the root is killed, also on failure or Ctrl-C.
 #
 # Settings: FRESH_CHECK_CACHE (default ~/.cache/shop-fresh-check) holds the
-# pristine root; FRESH_CHECK_KEEP=1 keeps the used root for a look afterwards.
+# pristine root; FRESH_CHECK_KEEP=1 keeps the used root for a look afterwards. The
+# logs (make run, make test and its test-output) go to test-output/fresh-check/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SRC=$PWD
@@ -86,6 +87,10 @@ cleanup() {
         m=${mounted[i]}
         umount -R "$m" 2>/dev/null || umount -R -l "$m" 2>/dev/null || say "could not unmount $m"
     done
+    # The logs outlive the root: test-output/fresh-check/ of this checkout.
+    mkdir -p "$SRC/test-output/fresh-check"
+    cp "$WORK"/*.log "$SRC/test-output/fresh-check/" 2>/dev/null || true
+    [ ! -d "$R/root/shop/test-output" ] || cp -r "$R/root/shop/test-output/." "$SRC/test-output/fresh-check/" 2>/dev/null || true
     if [ "${FRESH_CHECK_KEEP:-0}" = 1 ]; then
         say "root kept in $R"
     elif ! grep -q " $WORK/" /proc/mounts; then
