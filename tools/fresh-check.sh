@@ -3,7 +3,7 @@
 #
 # Builds (once, then cached) a minimal Debian 12 root with debootstrap plus make,
 # gcc and git, unpacks a new copy of it for every check, puts a clean git clone of
-# the current commit into it (no ../shared beside it), and runs there, as root:
+# the current commit into it (a clone on its own, as a user has it), and runs there, as root:
 #   make run    until the home page serves, then register, log in, add to cart and
 #               check out over curl until the order is `sent`, then a real SIGINT
 #               to make run and a check that no process of the stack is left;
