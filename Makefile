@@ -7,6 +7,7 @@
 #   make test-tls-scan  testssl.sh against the balancer's HTTPS port (slow: not in make test)
 #   make install    PREFIX=/usr/local DESTDIR=...
 #   make deps       install missing Debian and npm packages
+#   make fresh-check  make run and make test in a fresh Debian 12 root (root, debootstrap)
 #
 # BUILD and BIN may be pointed elsewhere (make BUILD=/tmp/b BIN=/tmp/b/bin) so
 # that several builds of one tree do not step on each other.
@@ -21,10 +22,6 @@ V ?= 0
 .SECONDEXPANSION:
 Q := $(if $(filter 1,$(V)),,@)
 
-PKGS := libevent libevent_pthreads sqlite3 jansson libcurl openssl hiredis
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lm
-
 WARN := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes -Wno-unused-parameter
 CFLAGS ?= -O2 -g
 ifeq ($(SANITIZE),1)
@@ -33,6 +30,21 @@ LDFLAGS += -fsanitize=address,undefined
 override BUILD := $(BUILD)-san
 override BIN := $(BUILD)/bin
 endif
+# The libraries' flags come from build/config.mk, which tools/configure.sh writes
+# from tools/libraries.list once tools/deps.sh has installed their packages: GNU
+# make remakes an included file that is out of date and then reads the makefile
+# again, so the flags are computed after the install, never before. Goals that
+# build nothing do not need it.
+NO_CONFIG_GOALS := clean deps format fuzz fresh-check
+ifneq ($(filter-out $(NO_CONFIG_GOALS),$(or $(MAKECMDGOALS),all)),)
+include $(BUILD)/config.mk
+endif
+$(BUILD)/config.mk: tools/configure.sh tools/libraries.list $(BUILD)/deps-build.stamp
+	$(Q)CONFIGURE_CC="$(CC)" tools/configure.sh --make $@
+$(BUILD)/deps-build.stamp: tools/deps.sh tools/libraries.list
+	$(Q)tools/deps.sh build
+	@mkdir -p $(dir $@) && touch $@
+
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -DSHOP_VERSION='"$(VERSION)"' $(WARN) $(CFLAGS) $(PKG_CFLAGS) -I. -MMD -MP
 
 # Each daemon is its folder: main.c holds main(), every other file goes into
@@ -58,9 +70,10 @@ FUZZ_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,u
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz-bin/%,$(wildcard tests/fuzz/fuzz_*.c))
 
 .SECONDARY:
-.PHONY: fuzz-build fuzz-targets all test test-unit test-api test-integration test-e2e test-tls-scan test-fuzz fuzz deps run bench install clean format
+.PHONY: fresh-check fuzz-build fuzz-targets all test test-unit test-api test-integration test-e2e test-tls-scan test-tools test-fuzz fuzz deps run bench install clean format
 all: $(BINARIES)
 
+$(BUILD)/tests/%.o: ALL_CFLAGS += $(TEST_CFLAGS)
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
@@ -85,7 +98,7 @@ $(BUILD)/libsupport.a: $(SUPPORT_OBJ) $(BUILD)/shared/xalloc.o
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libsupport.a $(DAEMON_LIBS) $(BUILD)/libshared.a
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libsupport.a $(DAEMON_LIBS) $(BUILD)/libshared.a $(PKG_LIBS) -lcriterion
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libsupport.a $(DAEMON_LIBS) $(BUILD)/libshared.a $(PKG_LIBS) $(TEST_LIBS)
 
 fuzz-build:
 	$(Q)$(MAKE) --no-print-directory SANITIZE= CC=clang BUILD=$(FUZZ_BUILD) CFLAGS="$(FUZZ_FLAGS)" fuzz-targets
@@ -100,7 +113,7 @@ TEST_ENV = SHOP_ROOT=$(CURDIR) SHOP_BIN=$(abspath $(BIN)) SHOP_TEST_OUTPUT=$(CUR
 test: deps
 	$(Q)$(MAKE) --no-print-directory all $(TEST_BINS)
 	$(Q)$(MAKE) --no-print-directory fuzz-build
-	$(Q)$(TEST_ENV) tests/run.sh --fuzz $(TEST_BINS)
+	$(Q)$(TEST_ENV) tests/run.sh --fuzz --tools $(TEST_BINS)
 
 test-unit: all $(UNIT_TESTS)
 	$(Q)$(TEST_ENV) tests/run.sh --no-e2e $(UNIT_TESTS)
@@ -110,6 +123,8 @@ test-integration: all $(INTEGRATION_TESTS)
 	$(Q)$(TEST_ENV) tests/run.sh --no-e2e $(INTEGRATION_TESTS)
 test-e2e: all
 	$(Q)$(TEST_ENV) tests/run.sh --only-e2e
+test-tools: deps all
+	$(Q)$(TEST_ENV) tests/run.sh --no-e2e --tools
 
 test-tls-scan: all
 	$(Q)tools/tls-scan.sh
@@ -117,14 +132,20 @@ test-tls-scan: all
 deps:
 	$(Q)tools/deps.sh
 
+# exec: make's SIGTERM must reach run-stack.sh itself (make passes SIGTERM to its
+# child; a shell in between would die and leave the stack running).
 run: deps all
-	$(Q)tools/run-stack.sh "$(BIN)"
+	$(Q)exec tools/run-stack.sh "$(BIN)"
 
 bench: deps all
 	$(Q)tools/bench.sh
 
-fuzz:
+fuzz: deps
 	$(Q)tools/fuzz.sh
+
+# make run and make test in a fresh Debian 12 root (debootstrap): see tools/fresh-check.sh.
+fresh-check:
+	$(Q)tools/fresh-check.sh
 
 install: all
 	$(Q)tools/install.sh "$(DESTDIR)" "$(PREFIX)" "$(BIN)"

@@ -3,10 +3,13 @@
 # and prints one closing line "Tests: N passed, N failed".
 #   --no-e2e     skip the browser tests
 #   --only-e2e   run only the browser tests
+#   --fuzz       replay every fuzz target's corpus
+#   --tools      run the shell suites tests/tools/test_*.sh (build, make run)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 e2e=1
 fuzz=0
+tools=0
 only_e2e=0
 bins=()
 for a in "$@"; do
@@ -14,6 +17,7 @@ for a in "$@"; do
     --no-e2e) e2e=0 ;;
     --only-e2e) only_e2e=1 ;;
     --fuzz) fuzz=1 ;;
+    --tools) tools=1 ;;
     *) bins+=("$a") ;;
     esac
 done
@@ -46,6 +50,31 @@ if [ "$only_e2e" -eq 0 ]; then
             echo "   FAILED: $name (exit $rc, $t tested, $f failing, $c crashing; full log: $log)"
             failed_suites+=("$name")
             failed=$((failed + (f + c > 0 ? f + c : 1)))
+        else
+            echo "   $p passed"
+        fi
+        passed=$((passed + p))
+    done
+fi
+
+# Shell suites: the build's configuration and make run, driven as a user would.
+if [ "$tools" -eq 1 ] && [ "$only_e2e" -eq 0 ]; then
+    for s in tests/tools/test_*.sh; do
+        [ -f "$s" ] || continue
+        name=tools/$(basename "$s" .sh)
+        log="$out/${name//\//_}.log"
+        echo "== $name"
+        timeout 900 bash "$s" >"$log" 2>&1
+        rc=$?
+        synth=$(grep -a '^Synthesis: [0-9]* passed, [0-9]* failed$' "$log" | tail -n 1)
+        p=$(sed -n 's/^Synthesis: \([0-9]*\) passed.*/\1/p' <<<"$synth")
+        f=$(sed -n 's/.* \([0-9]*\) failed$/\1/p' <<<"$synth")
+        p=${p:-0} f=${f:-0}
+        if [ "$rc" -ne 0 ] || [ "$f" -ne 0 ] || [ "$p" -eq 0 ]; then
+            grep -a -A 15 '^\[FAIL\]' "$log" | head -n 60
+            echo "   FAILED: $name (exit $rc, $f failing; full log: $log)"
+            failed_suites+=("$name")
+            failed=$((failed + (f > 0 ? f : 1)))
         else
             echo "   $p passed"
         fi

@@ -5,21 +5,26 @@
 #
 # Starts, in order, each waiting for the previous one to answer:
 #   redis        on the unix socket run/redis.sock (no TCP port, no disk state)
-#   dynamodb     a local DynamoDB (dynalite) on 127.0.0.1:8000, tables kept in run/dynamodb/
-#                (then `shopd --create-table` makes the Orders table if it is missing)
+#   dynamodb     a local DynamoDB (dynalite) on 127.0.0.1:RUN_DYNAMODB_PORT (8000), tables
+#                kept in run/dynamodb/ (then `shopd --create-table` makes the Orders table)
 #   ratelimitd   on run/ratelimitd.sock
-#   shopd-1/2    on 127.0.0.1:8081 and 127.0.0.1:8082, sharing the database run/shop.db
-#   balancer     on 127.0.0.1:8080 (admin on 127.0.0.1:8090)
-# Every line a process prints is shown prefixed with its name. Ctrl-C (or SIGTERM)
-# stops everything this script started, balancer first, and waits for it.
+#   shopd-1/2    on 127.0.0.1:RUN_SHOPD1_PORT and RUN_SHOPD2_PORT (8081, 8082), sharing the
+#                database run/shop.db
+#   balancer     on RUN_HOST:RUN_BALANCER_PORT (127.0.0.1:8080), admin on
+#                127.0.0.1:RUN_ADMIN_PORT (8090)
+# Every line a process prints is shown prefixed with its name. Ctrl-C, SIGTERM or
+# closing the terminal (SIGHUP) stops everything this script started, balancer
+# first, and waits for it, also when the output goes to a pipe (| tee) that the
+# same Ctrl-C ended.
 #
 # Settings come from .env in the checkout (written from .env_example on the first run,
 # with a random SECRET_KEY); the addresses, sockets and the database above are passed
 # as environment variables, which override .env, so that the processes find each other.
 # The local DynamoDB accepts any credentials: the stack passes dummy ones.
 #
-# Environment: RUN_HOST=0.0.0.0 makes the balancer reachable from other machines
-# (default 127.0.0.1); RUN_DYNAMODB_PORT (default 8000).
+# Settings (environment, or make variables: make run RUN_BALANCER_PORT=9080):
+#   RUN_HOST=0.0.0.0 makes the balancer reachable from other machines (default 127.0.0.1);
+#   the ports in the table below. A busy port stops the run naming the setting to change.
 #
 # All state lives in run/ (git-ignored): delete it to start from an empty shop.
 set -uo pipefail
@@ -29,17 +34,47 @@ BIN=${1:-${SHOP_BIN:-bin}}
 BIN=$(cd "$BIN" 2>/dev/null && pwd) || { echo "run: no binaries in ${1:-bin} (run make first)" >&2; exit 1; }
 RUN=$ROOT/run
 HOST=${RUN_HOST:-127.0.0.1}
-DYNAMO_PORT=${RUN_DYNAMODB_PORT:-8000}
-SHOPD_PORTS=(8081 8082)
-BALANCER_PORT=8080
-TLS_PORT=${RUN_TLS_PORT:-8443}
-ADMIN_PORT=8090
 
-say() { printf '[run]        %s\n' "$*"; }
+# Output may go to a closed terminal or to a `| tee` that Ctrl-C ended: a failed
+# write must not stop the script (stop_all ignores SIGPIPE, and this drops bash's
+# complaint about it).
+say() { printf '[run]        %s\n' "$*" 2>/dev/null; }
 die() {
     printf '[run]        error: %s\n' "$*" >&2
     exit 1
 }
+
+# The TCP ports make run listens on: setting, default, what listens there. Redis
+# has none (a unix socket). A new listener is one more line here and a use below.
+PORT_TABLE="
+RUN_BALANCER_PORT  8080  the balancer (the shop)
+RUN_TLS_PORT       8443  the balancer's HTTPS
+RUN_SHOPD1_PORT    8081  shopd-1
+RUN_SHOPD2_PORT    8082  shopd-2
+RUN_ADMIN_PORT     8090  the balancer's admin (/status, /metrics)
+RUN_DYNAMODB_PORT  8000  the local DynamoDB
+"
+declare -A PORT PORT_WHAT
+PORT_SETTINGS=()
+while read -r setting default what; do
+    [ -n "$setting" ] || continue
+    value=${!setting:-$default}
+    [[ $value =~ ^[0-9]{1,5}$ ]] && [ "$value" -ge 1 ] && [ "$value" -le 65535 ] ||
+        die "$setting=$value is not a port number (1-65535)"
+    for other in "${PORT_SETTINGS[@]}"; do
+        [ "${PORT[$other]}" != "$value" ] || die "$setting and $other are both $value: give each its own port"
+    done
+    PORT[$setting]=$((10#$value))
+    PORT_WHAT[$setting]=$what
+    PORT_SETTINGS+=("$setting")
+done <<<"$PORT_TABLE"
+declare -A PORT_OF=([dynamodb]=RUN_DYNAMODB_PORT [shopd-1]=RUN_SHOPD1_PORT [shopd-2]=RUN_SHOPD2_PORT
+    [balancer]=RUN_BALANCER_PORT)
+DYNAMO_PORT=${PORT[RUN_DYNAMODB_PORT]}
+SHOPD_PORTS=("${PORT[RUN_SHOPD1_PORT]}" "${PORT[RUN_SHOPD2_PORT]}")
+BALANCER_PORT=${PORT[RUN_BALANCER_PORT]}
+TLS_PORT=${PORT[RUN_TLS_PORT]}
+ADMIN_PORT=${PORT[RUN_ADMIN_PORT]}
 
 for b in shopd ratelimitd balancer; do
     [ -x "$BIN/$b" ] || die "$BIN/$b is missing (run make first)"
@@ -138,8 +173,13 @@ RL_SOCK=run/ratelimitd.sock
 rm -f "$REDIS_SOCK" "$RL_SOCK"
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for p in "$DYNAMO_PORT" "${SHOPD_PORTS[@]}" "$BALANCER_PORT" "$TLS_PORT" "$ADMIN_PORT"; do
-    port_busy "$p" && die "port $p is already in use by another program (see: ss -ltnp 'sport = :$p')"
+busy_message() {
+    local setting=$1 p=${PORT[$1]}
+    echo "port $p ($setting, for ${PORT_WHAT[$setting]}) is already in use by another program" \
+        "(see: ss -ltnp 'sport = :$p'); choose a free one, e.g. make run $setting=$((p + 1000))"
+}
+for setting in "${PORT_SETTINGS[@]}"; do
+    port_busy "${PORT[$setting]}" && die "$(busy_message "$setting")"
 done
 echo $$ >"$PIDS/stack"
 
@@ -174,8 +214,8 @@ start() {
     local name=$1 tag
     shift
     tag=$(printf '%-12s' "[$name]")
-    # The prefixer ignores Ctrl-C so that it prints the process' last lines.
-    exec {out}> >(trap '' INT TERM; exec sed -u "s/^/$tag /")
+    # The prefixer ignores Ctrl-C and hang-ups so that it prints the process' last lines.
+    exec {out}> >(trap '' INT TERM HUP; exec sed -u "s/^/$tag /")
     PREFIXER[$name]=$!
     setsid "$@" </dev/null >&$out 2>&1 {out}>&- &
     PID[$name]=$!
@@ -191,7 +231,11 @@ wait_for() {
     shift 2
     for ((i = 0; i < secs * 10; i++)); do
         "$@" >/dev/null 2>&1 && return 0
-        alive "${PID[$name]}" || die "$name exited while starting (its last lines are above)"
+        if ! alive "${PID[$name]}"; then
+            local hint=""
+            [ -z "${PORT_OF[$name]:-}" ] || hint="; if its port was taken meanwhile, choose another with ${PORT_OF[$name]}"
+            die "$name exited while starting (its last lines are above)$hint"
+        fi
         sleep 0.1
     done
     die "$name did not become ready within $secs s"
@@ -200,23 +244,60 @@ wait_for() {
 http_ok() { [ "$(curl -s -o /dev/null -m 2 -w '%{http_code}' "$1")" = 200 ]; }
 http_any() { [ "$(curl -s -o /dev/null -m 2 -w '%{http_code}' "$1")" != 000 ]; }
 
+# Reads /proc/PID/stat into STAT_PPID, STAT_PGRP, STAT_SID (no procps needed).
+read_stat() {
+    local s
+    { s=$(<"/proc/$1/stat"); } 2>/dev/null || return 1
+    s=${s##*) }
+    read -r STAT_STATE STAT_PPID STAT_PGRP STAT_SID _ <<<"$s"
+}
+
+# Live (not zombie) processes of process group $1.
+group_alive() {
+    local d
+    for d in /proc/[0-9]*; do
+        read_stat "${d#/proc/}" || continue
+        [ "$STAT_PGRP" = "$1" ] && [ "$STAT_STATE" != Z ] && return 0
+    done
+    return 1
+}
+
+# A daemon whose start a signal interrupted (started, but not yet in NAMES):
+# every child of this script that leads a session of its own is one of ours.
+adopt_strays() {
+    local d pid known name
+    for d in /proc/[0-9]*; do
+        pid=${d#/proc/}
+        read_stat "$pid" || continue
+        [ "$STAT_PPID" = $$ ] && [ "$STAT_SID" = "$pid" ] || continue
+        known=0
+        for name in "${NAMES[@]}"; do [ "${PID[$name]}" != "$pid" ] || known=1; done
+        [ "$known" -eq 1 ] && continue
+        NAMES+=("pid-$pid")
+        PID[pid-$pid]=$pid
+    done
+}
+
 stopping=0
 stop_all() {
     local rc=$?
     [ "$stopping" -eq 0 ] || return
     stopping=1
-    trap '' INT TERM
+    # Nothing may interrupt the stop: not a second Ctrl-C, not the hang-up of a
+    # closed terminal, not the SIGPIPE of writing to a `| tee` that Ctrl-C ended.
+    trap '' INT TERM HUP PIPE
+    adopt_strays
     [ ${#NAMES[@]} -eq 0 ] || say "stopping"
-    local i name pid
+    local i name pid t
     for ((i = ${#NAMES[@]} - 1; i >= 0; i--)); do
         name=${NAMES[i]}
         pid=${PID[$name]}
         kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
         for ((t = 0; t < 150; t++)); do
-            kill -0 -- "-$pid" 2>/dev/null || break
+            group_alive "$pid" || break
             sleep 0.1
         done
-        if kill -0 -- "-$pid" 2>/dev/null; then
+        if group_alive "$pid"; then
             say "$name did not stop within 15 s: killing it"
             kill -KILL -- "-$pid" 2>/dev/null
         fi
@@ -235,8 +316,10 @@ stop_all() {
     [ ${#NAMES[@]} -eq 0 ] || say "stopped everything"
     exit "$rc"
 }
+# Ctrl-C, SIGTERM and a closed terminal (SIGHUP) all end in stop_all.
 trap 'exit 130' INT
 trap 'exit 143' TERM
+trap 'exit 129' HUP
 trap stop_all EXIT
 
 say "state in $RUN"

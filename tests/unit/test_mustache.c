@@ -9,14 +9,14 @@
 #include "shared/mustache.h"
 #include "shared/xalloc.h"
 
-/* ---- the official spec ---- */
+/* ---- the official spec (tests/spec/mustache/, copied from the Mustache spec) ---- */
 
 static char *spec_path(const char *file)
 {
     const char *root = getenv("SHOP_ROOT");
     if (!root || !*root)
         root = ".";
-    return xasprintf("%s/../shared/spec/mustache/%s", root, file);
+    return xasprintf("%s/tests/spec/mustache/%s", root, file);
 }
 
 /* Runs every case of one spec file, naming each failing case, and returns

@@ -9,14 +9,14 @@
 #include "shared/sigv4.h"
 #include "shared/xalloc.h"
 
-/* --- the AWS signing test suite -------------------------------------------- */
+/* --- the AWS signing test suite (tests/spec/sigv4/, copied from aws-c-auth) --- */
 
 static char *spec_dir(void)
 {
     const char *root = getenv("SHOP_ROOT");
     if (root && *root)
-        return xasprintf("%s/../shared/spec/sigv4", root);
-    return xstrdup("../shared/spec/sigv4");
+        return xasprintf("%s/tests/spec/sigv4", root);
+    return xstrdup("tests/spec/sigv4");
 }
 
 /* Whole file, NUL-terminated; NULL when it cannot be read. */
