@@ -167,24 +167,28 @@ Test(ratelimit_shopd, fails_open_when_ratelimitd_is_gone)
     http_client_free(c);
 }
 
-static bool rld_log_has(const char *needle)
+/* Lines of ratelimitd's log (appended to across runs) that contain needle. */
+static int rld_log_count(const char *needle)
 {
     FILE *f = fopen(rld_log, "r");
     if (!f)
-        return false;
+        return 0;
     char line[1024];
-    bool found = false;
-    while (!found && fgets(line, sizeof(line), f))
-        found = strstr(line, needle) != NULL;
+    int n = 0;
+    while (fgets(line, sizeof(line), f))
+        n += strstr(line, needle) != NULL;
     fclose(f);
-    return found;
+    return n;
 }
 
-static void wait_rld_log(const char *needle)
+/* Sends SIGHUP and waits for one more log line containing needle. */
+static void reload_and_wait(const char *needle)
 {
-    for (int i = 0; i < 100 && !rld_log_has(needle); i++)
+    int before = rld_log_count(needle);
+    harness_signal(rld, SIGHUP);
+    for (int i = 0; i < 100 && rld_log_count(needle) == before; i++)
         harness_sleep_ms(50);
-    cr_assert(rld_log_has(needle), "ratelimitd never logged '%s'", needle);
+    cr_assert_gt(rld_log_count(needle), before, "ratelimitd never logged '%s'", needle);
 }
 
 /* What `systemctl reload shop-ratelimitd` does: SIGHUP. A good new rules file
@@ -209,16 +213,15 @@ Test(ratelimit_shopd, sighup_reloads_the_rules_and_refuses_a_bad_file)
     char *rules = xasprintf("%s/test.rules", dir);
     services_write_file(rules, "api 1/1h burst=7\npage 1/1h burst=2\nlogin 1/1h burst=2\n"
                                "register 1/1h burst=2\ncart 1/1h burst=2\ncheckout 1/1h burst=2\n");
-    harness_signal(rld, SIGHUP);
-    wait_rld_log("reloaded: 6 rules");
+    reload_and_wait("reloaded: 6 rules");
     cr_assert(harness_alive(rld), "ratelimitd died of SIGHUP");
     r = get(c, "/products");
-    cr_assert_str_eq(http_resp_header(r, "RateLimit-Policy"), "\"api\";q=7;w=25200", "the new budget is used");
+    cr_assert_str_eq(http_resp_header(r, "RateLimit-Policy"), "\"api\";q=7;w=25200",
+                     "the new budget is used");
     http_resp_free(r);
 
     services_write_file(rules, "api 1/1h burst=zero\n");
-    harness_signal(rld, SIGHUP);
-    wait_rld_log("reload refused");
+    reload_and_wait("reload refused");
     cr_assert(harness_alive(rld), "ratelimitd died of a bad reload");
     r = get(c, "/products");
     cr_assert_str_eq(http_resp_header(r, "RateLimit-Policy"), "\"api\";q=7;w=25200", "the old rules stay");
