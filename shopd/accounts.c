@@ -67,7 +67,7 @@ static enum outcome insert_user(struct db *db, const char *email, const char *ha
         return OUT_CONFLICT;
     }
     if (rc != SQLITE_DONE) {
-        log_error("accounts: register failed: %s", db_errmsg(db));
+        db_log_error(db, "accounts: register failed");
         snprintf(msg, msglen, "Registration failed");
         return OUT_ERROR;
     }
@@ -182,7 +182,7 @@ void accounts_authenticate_async(struct db *db, struct offload *pool, const char
     }
     db_done(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        log_error("accounts: lookup failed: %s", db_errmsg(db));
+        db_log_error(db, "accounts: lookup failed");
         job_free(j);
         done(OUT_ERROR, 0, "Login failed", arg);
         return;

@@ -39,7 +39,7 @@ json_t *cart_view(struct db *db, int64_t user_id)
     }
     db_done(st);
     if (rc != SQLITE_DONE) {
-        log_error("cart: view failed: %s", db_errmsg(db));
+        db_log_error(db, "cart: view failed");
         json_decref(items);
         return NULL;
     }
@@ -68,7 +68,7 @@ static enum outcome product_stock(struct db *db, int64_t product_id, int64_t *st
         snprintf(name, namelen, "%s", (const char *)sqlite3_column_text(st, 1));
         o = OUT_OK;
     } else if (rc != SQLITE_DONE) {
-        log_error("cart: product lookup failed: %s", db_errmsg(db));
+        db_log_error(db, "cart: product lookup failed");
         o = OUT_ERROR;
     }
     db_done(st);
@@ -97,7 +97,7 @@ static enum outcome write_line(struct db *db, int64_t user_id, int64_t product_i
     int rc = sqlite3_step(st);
     db_done(st);
     if (rc != SQLITE_DONE) {
-        log_error("cart: write failed: %s", db_errmsg(db));
+        db_log_error(db, "cart: write failed");
         return OUT_ERROR;
     }
     return OUT_OK;
@@ -112,7 +112,7 @@ static enum outcome change_line(struct db *db, int64_t user_id, int64_t product_
         return OUT_INVALID;
     }
     if (db_begin_immediate(db) < 0) {
-        log_error("cart: begin failed: %s", db_errmsg(db));
+        db_log_error(db, "cart: begin failed");
         snprintf(msg, msglen, "database busy");
         return OUT_ERROR;
     }
@@ -149,7 +149,7 @@ static enum outcome change_line(struct db *db, int64_t user_id, int64_t product_
         snprintf(msg, msglen, "database error");
 done:
     if (o == OUT_OK && db_commit(db) < 0) {
-        log_error("cart: commit failed: %s", db_errmsg(db));
+        db_log_error(db, "cart: commit failed");
         o = OUT_ERROR;
         snprintf(msg, msglen, "database error");
     }
@@ -177,7 +177,7 @@ enum outcome cart_remove(struct db *db, int64_t user_id, int64_t product_id)
     int rc = sqlite3_step(st);
     db_done(st);
     if (rc != SQLITE_DONE) {
-        log_error("cart: remove failed: %s", db_errmsg(db));
+        db_log_error(db, "cart: remove failed");
         return OUT_ERROR;
     }
     return sqlite3_changes(db_handle(db)) ? OUT_OK : OUT_NOT_FOUND;

@@ -53,7 +53,7 @@ json_t *catalog_list(struct db *db)
         json_array_append_new(list, row_to_json(st));
     db_done(st);
     if (rc != SQLITE_DONE) {
-        log_error("catalog: list failed: %s", db_errmsg(db));
+        db_log_error(db, "catalog: list failed");
         json_decref(list);
         return NULL;
     }
@@ -70,7 +70,7 @@ enum outcome catalog_get(struct db *db, int64_t id, json_t **out)
         *out = row_to_json(st);
         o = OUT_OK;
     } else if (rc != SQLITE_DONE) {
-        log_error("catalog: get %" PRId64 " failed: %s", id, db_errmsg(db));
+        db_log_error(db, "catalog: get %" PRId64 " failed", id);
         o = OUT_ERROR;
     }
     db_done(st);
@@ -244,7 +244,7 @@ enum outcome catalog_create(struct db *db, const struct product_input *in, int64
     int rc = sqlite3_step(st);
     db_done(st);
     if (rc != SQLITE_DONE) {
-        log_error("catalog: insert failed: %s", db_errmsg(db));
+        db_log_error(db, "catalog: insert failed");
         return OUT_ERROR;
     }
     *id = sqlite3_last_insert_rowid(db_handle(db));
@@ -269,7 +269,7 @@ enum outcome catalog_update(struct db *db, int64_t id, const struct product_inpu
     int rc = sqlite3_step(st);
     db_done(st);
     if (rc != SQLITE_DONE) {
-        log_error("catalog: update %" PRId64 " failed: %s", id, db_errmsg(db));
+        db_log_error(db, "catalog: update %" PRId64 " failed", id);
         return OUT_ERROR;
     }
     return sqlite3_changes(db_handle(db)) ? OUT_OK : OUT_NOT_FOUND;
@@ -282,7 +282,7 @@ enum outcome catalog_delete(struct db *db, int64_t id)
     int rc = sqlite3_step(st);
     db_done(st);
     if (rc != SQLITE_DONE) {
-        log_error("catalog: delete %" PRId64 " failed: %s", id, db_errmsg(db));
+        db_log_error(db, "catalog: delete %" PRId64 " failed", id);
         return OUT_ERROR;
     }
     return sqlite3_changes(db_handle(db)) ? OUT_OK : OUT_NOT_FOUND;
@@ -305,7 +305,7 @@ static const struct {
 int catalog_seed_if_empty(struct db *db)
 {
     if (db_begin_immediate(db) < 0) {
-        log_error("catalog: cannot seed: %s", db_errmsg(db));
+        db_log_error(db, "catalog: cannot seed");
         return -1;
     }
     sqlite3_stmt *st = db_stmt(db, SQL_COUNT);

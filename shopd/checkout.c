@@ -60,7 +60,7 @@ static bool step_done(struct db *db, sqlite3_stmt *st, const char *what)
     int rc = sqlite3_step(st);
     db_done(st);
     if (rc != SQLITE_DONE) {
-        log_error("checkout: %s failed: %s", what, db_errmsg(db));
+        db_log_error(db, "checkout: %s failed", what);
         return false;
     }
     return true;
@@ -110,7 +110,7 @@ enum outcome checkout_place(struct db *db, int64_t user_id, const char *idem_key
         return OUT_INVALID;
     }
     if (db_begin_immediate(db) < 0) {
-        log_error("checkout: begin failed: %s", db_errmsg(db));
+        db_log_error(db, "checkout: begin failed");
         snprintf(msg, msglen, "database busy, try again");
         return OUT_ERROR;
     }
@@ -194,7 +194,7 @@ enum outcome checkout_place(struct db *db, int64_t user_id, const char *idem_key
     o = OUT_OK;
 done:
     if (o == OUT_OK && db_commit(db) < 0) {
-        log_error("checkout: commit failed: %s", db_errmsg(db));
+        db_log_error(db, "checkout: commit failed");
         snprintf(msg, msglen, "database error");
         o = OUT_ERROR;
     }
@@ -236,7 +236,7 @@ json_t *checkout_orders(struct db *db, int64_t user_id)
     }
     db_done(st);
     if (rc != SQLITE_DONE) {
-        log_error("checkout: orders failed: %s", db_errmsg(db));
+        db_log_error(db, "checkout: orders failed");
         json_decref(orders);
         return NULL;
     }

@@ -3,6 +3,7 @@
 #include "shared/log.h"
 #include "shared/xalloc.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,6 +135,19 @@ static void note_result(int code, const char *msg)
         failures.logged = f;
         log_warn("database: %s (%s); answering 503 while it lasts", db_failure_text(f), msg);
     }
+}
+
+void db_log_error(struct db *db, const char *fmt, ...)
+{
+    char what[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    if (failure_of(sqlite3_extended_errcode(db->handle)) != DB_FAIL_NONE)
+        log_debug("%s: %s", what, sqlite3_errmsg(db->handle));
+    else
+        log_error("%s: %s", what, sqlite3_errmsg(db->handle));
 }
 
 const char *db_failure_text(enum db_failure f)

@@ -64,6 +64,10 @@ enum db_failure { DB_FAIL_NONE, DB_FAIL_BUSY, DB_FAIL_FULL, DB_FAIL_READONLY, DB
  * a request compares it before and after to learn whether its failure was one. */
 uint64_t db_failure_count(void);
 enum db_failure db_last_failure(void);
+/* Logs "<what>: <SQLite's message>" for a statement that failed on db: at
+ * error level, or at debug level when the failure is one of the causes above
+ * (the cause was logged once already; one line per request would flood). */
+void db_log_error(struct db *db, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A sentence for the answer and the log. Static. */
 const char *db_failure_text(enum db_failure f);
 /* Writes the health row (waiting at most a quarter second for the lock) and

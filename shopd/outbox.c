@@ -79,7 +79,7 @@ int outbox_claim(struct db *db, const char *owner, int64_t now, int lease_second
     if (max == 0)
         return 0;
     if (db_begin_immediate(db) < 0) {
-        log_error("outbox: cannot begin claim: %s", db_errmsg(db));
+        db_log_error(db, "outbox: cannot begin claim");
         return -1;
     }
     struct claimed *c = xcalloc(max, sizeof(*c));
@@ -108,7 +108,7 @@ int outbox_claim(struct db *db, const char *owner, int64_t now, int lease_second
     for (size_t i = 0; ok && i < n; i++)
         ok = read_lines(db, &c[i].order) == 0;
     if (!ok || db_commit(db) < 0) {
-        log_error("outbox: claim failed: %s", db_errmsg(db));
+        db_log_error(db, "outbox: claim failed");
         db_rollback(db);
         for (size_t i = 0; i < n; i++)
             outbox_orders_free(&c[i].order, 1);
@@ -148,7 +148,7 @@ static int step_update(struct db *db, sqlite3_stmt *st, const char *what)
     int rc = sqlite3_step(st);
     db_done(st);
     if (rc != SQLITE_DONE) {
-        log_error("outbox: %s failed: %s", what, db_errmsg(db));
+        db_log_error(db, "outbox: %s failed", what);
         return -1;
     }
     return sqlite3_changes(db_handle(db)) > 0 ? 1 : 0;
@@ -211,7 +211,7 @@ int outbox_release_all(struct db *db, const char *owner)
     int rc = sqlite3_step(st);
     db_done(st);
     if (rc != SQLITE_DONE) {
-        log_error("outbox: release failed: %s", db_errmsg(db));
+        db_log_error(db, "outbox: release failed");
         return -1;
     }
     return sqlite3_changes(db_handle(db));
@@ -226,7 +226,7 @@ int outbox_each_lease_owner(struct db *db, int64_t now, void (*fn)(const char *o
         fn((const char *)sqlite3_column_text(st, 0), arg);
     db_done(st);
     if (rc != SQLITE_DONE) {
-        log_error("outbox: reading lease owners failed: %s", db_errmsg(db));
+        db_log_error(db, "outbox: reading lease owners failed");
         return -1;
     }
     return 0;

@@ -46,7 +46,7 @@ char *sessions_create(struct db *db, const struct session_policy *p, int64_t use
     int rc = sqlite3_step(st);
     db_done(st);
     if (rc != SQLITE_DONE) {
-        log_error("sessions: create failed: %s", db_errmsg(db));
+        db_log_error(db, "sessions: create failed");
         free(token);
         return NULL;
     }
@@ -107,7 +107,7 @@ int sessions_delete(struct db *db, const char *key)
     int rc = sqlite3_step(st);
     db_done(st);
     if (rc != SQLITE_DONE) {
-        log_error("sessions: delete failed: %s", db_errmsg(db));
+        db_log_error(db, "sessions: delete failed");
         return -1;
     }
     return 0;

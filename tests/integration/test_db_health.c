@@ -103,6 +103,9 @@ Test(db_health, a_full_disk_is_503_and_unhealthy)
     http_resp_free(r);
     cr_expect_eq(log_count(shop->log_path, "the disk holding the database is full"), 1,
                  "the cause is logged once");
+    r = register_user("full2@example.com");
+    http_resp_free(r);
+    cr_expect_eq(log_count(shop->log_path, "register failed"), 0, "and not again for each request");
 
     unlink(fill);
     free(fill);
