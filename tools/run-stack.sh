@@ -316,10 +316,21 @@ stop_all() {
     [ ${#NAMES[@]} -eq 0 ] || say "stopped everything"
     exit "$rc"
 }
-# Ctrl-C, SIGTERM and a closed terminal (SIGHUP) all end in stop_all.
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
+# Ctrl-C, SIGTERM and a closed terminal (SIGHUP) all end in stop_all. A closed
+# terminal sends SIGHUP twice (the kernel to the foreground group, the shell to
+# its jobs), and bash runs a handler for a signal that arrived before it was
+# ignored: a second 'exit', run inside the EXIT trap, would end the script
+# before stop_all has stopped anything. So only the first signal exits.
+signalled=0
+on_signal() {
+    trap '' INT TERM HUP PIPE
+    [ "$signalled" -eq 0 ] || return 0
+    signalled=1
+    exit "$1"
+}
+trap 'on_signal 130' INT
+trap 'on_signal 143' TERM
+trap 'on_signal 129' HUP
 trap stop_all EXIT
 
 say "state in $RUN"
