@@ -264,6 +264,7 @@ static pid_t spawn_dispatcher(struct master *m)
         return -1;
     if (pid == 0) {
         close(m->listen_fd);
+        metrics_dispatcher_process();
         _exit(dispatcher_run(m->settings, m->wake_fd));
     }
     add_child(m, pid, CHILD_DISPATCHER, 0);
