@@ -4,6 +4,8 @@
 
 #include "balancer.h"
 #include "shared/config.h"
+#include "shared/process_metrics.h"
+#include "shared/strbuf.h"
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -128,6 +130,22 @@ static void metrics_text(struct balancer *b, struct evbuffer *o)
         "# HELP balancer_local_responses_total Answers made by the balancer itself (errors).\n"
         "# TYPE balancer_local_responses_total counter\nbalancer_local_responses_total %llu\n",
         (unsigned long long)b->local_errors);
+    evbuffer_add_printf(
+        o,
+        "# HELP balancer_reloads_total Configurations applied by SIGHUP.\n"
+        "# TYPE balancer_reloads_total counter\nbalancer_reloads_total %llu\n"
+        "# HELP balancer_draining 1 once a stop signal came: no new connections are accepted.\n"
+        "# TYPE balancer_draining gauge\nbalancer_draining %d\n",
+        (unsigned long long)b->reloads, b->draining ? 1 : 0);
+    struct procm_row self = {.labels = ""};
+    struct strbuf text = {0};
+    if (procm_read(0, &self.sample) == 0)
+        procm_format(&text, &self, 1);
+    procm_build_info(&text, "balancer", SHOP_VERSION);
+    size_t len;
+    char *p = strbuf_take(&text, &len);
+    evbuffer_add(o, p, len);
+    free(p);
 
     struct {
         const char *name, *type, *help;

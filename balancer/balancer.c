@@ -6,6 +6,7 @@
 #include "shared/clock.h"
 #include "shared/crypto.h"
 #include "shared/log.h"
+#include "shared/readiness.h"
 #include "shared/xalloc.h"
 #include "tls.h"
 
@@ -185,8 +186,10 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
     (void)what;
     struct balancer_settings ns;
     char err[512];
+    readiness_reloading();
     if (settings_load(&ns, b->argc, b->argv, err, sizeof(err)) < 0) {
         log_warn("reload refused, keeping the running configuration: %s", err);
+        readiness_ready();
         return;
     }
     if (b->tls_listener && apply_tls(b, &ns, err, sizeof(err)) < 0)
@@ -200,6 +203,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
     if (apply_backends(b, ns.backends, ns.nbackends, err, sizeof(err)) < 0) {
         log_warn("reload refused, keeping the running configuration: %s", err);
         settings_cleanup(&ns);
+        readiness_ready();
         return;
     }
     bool checks_changed = ns.health_interval_ms != b->set.health_interval_ms ||
@@ -219,6 +223,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
         }
     b->reloads++;
     log_info("configuration reloaded: %zu backends, %ld connections kept", b->nbackends, b->nclients);
+    readiness_ready();
 }
 
 static void on_reopen(evutil_socket_t sig, short what, void *arg)
@@ -249,6 +254,7 @@ static void on_terminate(evutil_socket_t sig, short what, void *arg)
         return;
     }
     b->draining = true;
+    readiness_stopping();
     log_info("signal %d: no new connections; finishing %ld open ones", (int)sig, b->nclients);
     if (b->listener) {
         evconnlistener_free(b->listener);
@@ -453,6 +459,7 @@ int balancer_main(int argc, char **argv)
                  tls_store_count(b->tls), tls_store_count(b->tls) == 1 ? "" : "s");
     b->log_flush = event_new(b->base, -1, 0, on_log_flush, b);
     log_set_buffered(true, log_pending, b);
+    readiness_ready();
     run_loop(b);
     log_set_buffered(false, NULL, NULL);
     rc = 0;

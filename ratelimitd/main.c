@@ -13,6 +13,7 @@
 #include "ratelimitd/stats.h"
 #include "shared/config.h"
 #include "shared/log.h"
+#include "shared/readiness.h"
 #include "shared/xalloc.h"
 
 static const struct config_setting settings[] = {
@@ -100,9 +101,11 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
 {
     struct daemon *d = arg;
     char err[512];
+    readiness_reloading();
     struct config *cfg = load_config(d->argc, d->argv, err, sizeof(err));
     if (!cfg) {
         log_warn("reload refused: %s; keeping the settings and %zu rules in force", err, d->rules->count);
+        readiness_ready();
         return;
     }
     enum log_level level;
@@ -135,6 +138,7 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
         log_info("reloaded: %zu rules from %s", rules->count, path);
     }
     config_free(cfg);
+    readiness_ready();
 }
 
 static void on_drained(void *arg)
@@ -156,6 +160,7 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
     if (d->stopping)
         return;
     d->stopping = true;
+    readiness_stopping();
     log_info("signal %d: no new connections; answering what is pending", (int)sig);
     struct timeval tv = {3, 0};
     d->deadline = evtimer_new(d->base, on_deadline, d);
@@ -246,6 +251,7 @@ int main(int argc, char **argv)
         evsignal_add(sigs[i], NULL);
     log_info("listening on %s%s%s; %zu rules from %s", sock, scfg.tcp && scfg.tcp[0] ? " and " : "",
              scfg.tcp ? scfg.tcp : "", rules->count, config_get(cfg, "RATELIMIT_RULES"));
+    readiness_ready();
 
     event_base_dispatch(d.base);
     rc = 0;

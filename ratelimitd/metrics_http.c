@@ -12,6 +12,8 @@
 
 #include "shared/config.h"
 #include "shared/log.h"
+#include "shared/process_metrics.h"
+#include "shared/strbuf.h"
 #include "shared/xalloc.h"
 
 struct rld_metrics_http {
@@ -92,6 +94,15 @@ static void metrics_format(struct evbuffer *out, const struct rld_rules *rules, 
                         "# HELP ratelimitd_rules Budget rules loaded.\n# TYPE ratelimitd_rules gauge\n"
                         "ratelimitd_rules %zu\n",
                         rules->count);
+    struct procm_row self = {.labels = ""};
+    struct strbuf text = {0};
+    if (procm_read(0, &self.sample) == 0)
+        procm_format(&text, &self, 1);
+    procm_build_info(&text, "ratelimitd", SHOP_VERSION);
+    size_t len;
+    char *p = strbuf_take(&text, &len);
+    evbuffer_add(out, p, len);
+    free(p);
 }
 
 static void on_request(struct evhttp_request *req, void *arg)

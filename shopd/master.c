@@ -7,6 +7,7 @@
 #include "shopd/worker.h"
 #include "shared/clock.h"
 #include "shared/log.h"
+#include "shared/readiness.h"
 #include "shared/xalloc.h"
 
 #include <arpa/inet.h>
@@ -40,8 +41,8 @@ enum child_kind { CHILD_WORKER, CHILD_DISPATCHER };
 struct child {
     pid_t pid;
     enum child_kind kind;
-    int slot;        /* worker index */
-    bool retiring;   /* asked to stop by a reload: not to be replaced */
+    int slot;      /* worker index */
+    bool retiring; /* asked to stop by a reload: not to be replaced */
     uint64_t started_us;
 };
 
@@ -72,8 +73,8 @@ struct master {
 
 static int bind_listener(const struct shopd_settings *s, char *err, size_t errlen)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE |
-                                                                                              AI_NUMERICSERV};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res;
     char port[16];
     snprintf(port, sizeof(port), "%d", s->listen_port);
@@ -82,7 +83,8 @@ static int bind_listener(const struct shopd_settings *s, char *err, size_t errle
         snprintf(err, errlen, "SHOPD_LISTEN %s: %s", s->listen_host, gai_strerror(rc));
         return -1;
     }
-    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0); /* evconnlistener needs it */
+    int fd =
+        socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0); /* evconnlistener needs it */
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 1024) < 0) {
@@ -126,7 +128,8 @@ static void remove_stale_memory_dbs(void)
     while ((e = readdir(d)) != NULL) {
         int pid;
         char tail[16];
-        if (sscanf(e->d_name, "shopd-memory-%d.d%15s", &pid, tail) == 2 && kill(pid, 0) < 0 && errno == ESRCH) {
+        if (sscanf(e->d_name, "shopd-memory-%d.d%15s", &pid, tail) == 2 && kill(pid, 0) < 0 &&
+            errno == ESRCH) {
             char path[512];
             snprintf(path, sizeof(path), "/dev/shm/%s", e->d_name);
             unlink(path);
@@ -205,6 +208,8 @@ static void child_common_setup(struct master *m)
     signal(SIGHUP, SIG_IGN);
     signal(SIGPIPE, SIG_IGN);
     prctl(PR_SET_PDEATHSIG, SIGTERM);
+    /* Only the master speaks to the service manager. */
+    unsetenv("NOTIFY_SOCKET");
 }
 
 /* fork(); the child comes back without the master's signal plumbing and with
@@ -242,7 +247,8 @@ static pid_t spawn_worker(struct master *m, int slot, bool wait_ready)
     if (pid == 0) {
         if (wait_ready)
             close(ready[0]);
-        struct worker_params params = {m->settings, m->listen_fd, wait_ready ? ready[1] : -1, m->wake_fd, slot};
+        struct worker_params params = {m->settings, m->listen_fd, wait_ready ? ready[1] : -1, m->wake_fd,
+                                       slot};
         _exit(worker_run(&params));
     }
     add_child(m, pid, CHILD_WORKER, slot);
@@ -264,6 +270,7 @@ static pid_t spawn_dispatcher(struct master *m)
         return -1;
     if (pid == 0) {
         close(m->listen_fd);
+        metrics_dispatcher_process();
         _exit(dispatcher_run(m->settings, m->wake_fd));
     }
     add_child(m, pid, CHILD_DISPATCHER, 0);
@@ -360,15 +367,17 @@ static void signal_children(struct master *m, int sig)
 static void reload(struct master *m)
 {
     char err[512];
+    readiness_reloading();
     struct shopd_settings *fresh = settings_load(m->argc, m->argv, err, sizeof(err));
     if (!fresh) {
         log_error("reload: %s; keeping the current settings", err);
+        readiness_ready();
         return;
     }
     struct shopd_settings *old = m->settings;
     if (strcmp(fresh->listen_host, old->listen_host) != 0 || fresh->listen_port != old->listen_port)
-        log_warn("reload: SHOPD_LISTEN changed; a restart is needed for that, keeping %s:%d", old->listen_host,
-                 old->listen_port);
+        log_warn("reload: SHOPD_LISTEN changed; a restart is needed for that, keeping %s:%d",
+                 old->listen_host, old->listen_port);
     if (fresh->db_memory && old->db_memory) {
         free(fresh->db_path);
         fresh->db_path = xstrdup(old->db_path);
@@ -419,6 +428,7 @@ static void reload(struct master *m)
         spawn_dispatcher(m);
     settings_free(old);
     log_info("reload: done");
+    readiness_ready();
 }
 
 /* --- stop ----------------------------------------------------------------- */
@@ -435,7 +445,8 @@ static void stop_children(struct master *m)
         nanosleep(&ts, NULL);
     }
     if (m->nchildren) {
-        log_warn("stopping: %zu children did not stop in %d s; killing them", m->nchildren, STOP_GRACE_SECONDS);
+        log_warn("stopping: %zu children did not stop in %d s; killing them", m->nchildren,
+                 STOP_GRACE_SECONDS);
         signal_children(m, SIGKILL);
         while (m->nchildren) {
             int status;
@@ -480,13 +491,15 @@ int master_run(struct shopd_settings *settings, int argc, char **argv)
     m->wake_fd = eventfd(0, EFD_NONBLOCK);
     signal(SIGPIPE, SIG_IGN);
 
+    /* The first worker is waited for, so that READY means requests are answered. */
     for (int i = 0; i < settings->workers; i++)
-        spawn_worker(m, i, false);
+        spawn_worker(m, i, i == 0);
     if (settings->dispatcher_enabled)
         spawn_dispatcher(m);
     log_info("shopd %s started: %d workers%s, database %s", SHOP_VERSION, settings->workers,
              settings->dispatcher_enabled ? " and the dispatcher" : "",
              settings->db_memory ? "in memory" : settings->db_path);
+    readiness_ready();
 
     for (;;) {
         int timeout = run_due_respawns(m);
@@ -500,6 +513,7 @@ int master_run(struct shopd_settings *settings, int argc, char **argv)
         if (si.ssi_signo == SIGCHLD) {
             reap_children(m);
         } else if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+            readiness_stopping();
             stop_children(m);
             rc = 0;
             break;

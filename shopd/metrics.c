@@ -2,22 +2,27 @@
 #include "shopd/db.h"
 #include "shopd/router.h"
 #include "shared/log.h"
+#include "shared/process_metrics.h"
+#include "shared/strbuf.h"
 
 #include <event2/buffer.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #define MAX_ROUTES 64
 #define MAX_SLOTS 257 /* 256 workers and the master */
 
 /* Status codes kept apart; anything else is counted under "other". */
-static const int tracked_codes[] = {200, 201, 204, 303, 304, 400, 401, 403, 404, 405, 409, 413, 415, 429, 500, 503};
+static const int tracked_codes[] = {200, 201, 204, 303, 304, 400, 401, 403,
+                                    404, 405, 409, 413, 415, 429, 500, 503};
 #define NCODES (sizeof(tracked_codes) / sizeof(tracked_codes[0]) + 1)
 
 /* Histogram bounds in microseconds (Prometheus "le" in seconds). */
-static const uint64_t bucket_us[] = {1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000};
+static const uint64_t bucket_us[] = {1000,   2500,   5000,   10000,   25000,  50000,
+                                     100000, 250000, 500000, 1000000, 2500000};
 #define NBUCKETS (sizeof(bucket_us) / sizeof(bucket_us[0]) + 1)
 
 struct metrics_slot {
@@ -30,28 +35,46 @@ struct metrics_slot {
     uint64_t worker_restarts;
 };
 
+/* The processes of one shopd, for the process_* series: worker slots first,
+ * then the master, then the dispatcher. A replacement overwrites the pid of the
+ * process it replaces; a pid that no longer exists is skipped at render. */
+#define PROC_MASTER (MAX_SLOTS - 1)
+#define PROC_DISPATCHER MAX_SLOTS
+#define NPROCS (MAX_SLOTS + 1)
+
 static struct metrics_slot *slots;
 static size_t nslots;
 static struct metrics_slot *mine;
+static int32_t *pids; /* NPROCS entries in the shared region, 0: none */
 
 int metrics_init(int workers)
 {
     nslots = (size_t)workers + 1 > MAX_SLOTS ? MAX_SLOTS : (size_t)workers + 1;
     /* Sized for the largest worker count so that a reload may add workers. */
-    void *p = mmap(NULL, sizeof(struct metrics_slot) * MAX_SLOTS, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                   -1, 0);
+    size_t len = sizeof(struct metrics_slot) * MAX_SLOTS + sizeof(int32_t) * NPROCS;
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
         return -1;
     slots = p;
     nslots = MAX_SLOTS;
     mine = &slots[MAX_SLOTS - 1]; /* the master's own slot */
+    pids = (int32_t *)(slots + MAX_SLOTS);
+    __atomic_store_n(&pids[PROC_MASTER], (int32_t)getpid(), __ATOMIC_RELAXED);
     return 0;
 }
 
 void metrics_use_slot(int slot)
 {
-    if (slots && slot >= 0 && slot < MAX_SLOTS - 1)
+    if (slots && slot >= 0 && slot < MAX_SLOTS - 1) {
         mine = &slots[slot];
+        __atomic_store_n(&pids[slot], (int32_t)getpid(), __ATOMIC_RELAXED);
+    }
+}
+
+void metrics_dispatcher_process(void)
+{
+    if (pids)
+        __atomic_store_n(&pids[PROC_DISPATCHER], (int32_t)getpid(), __ATOMIC_RELAXED);
 }
 
 static inline void add(uint64_t *p, uint64_t v)
@@ -155,6 +178,54 @@ static long count_connections(int port)
     return any ? n : -1;
 }
 
+/* process_* of every process of this shopd (only this one without the shared region). */
+static void render_processes(struct evbuffer *out)
+{
+    static struct procm_row rows[NPROCS];
+    static char labels[NPROCS][48];
+    size_t n = 0;
+    for (int i = 0; i < NPROCS; i++) {
+        pid_t pid = pids ? (pid_t)__atomic_load_n(&pids[i], __ATOMIC_RELAXED) : (i == PROC_MASTER ? 0 : -1);
+        if (pid < 0 || (pids && pid == 0) || procm_read(pid, &rows[n].sample) < 0)
+            continue;
+        if (i == PROC_MASTER)
+            snprintf(labels[n], sizeof(labels[n]), "role=\"master\"");
+        else if (i == PROC_DISPATCHER)
+            snprintf(labels[n], sizeof(labels[n]), "role=\"dispatcher\"");
+        else
+            snprintf(labels[n], sizeof(labels[n]), "role=\"worker\",worker=\"%d\"", i);
+        rows[n].labels = labels[n];
+        n++;
+    }
+    struct strbuf text = {0};
+    procm_format(&text, rows, n);
+    procm_build_info(&text, "shopd", SHOP_VERSION);
+    size_t len;
+    char *p = strbuf_take(&text, &len);
+    evbuffer_add(out, p, len);
+    free(p);
+}
+
+/* Seconds since the oldest order still waiting for the dispatcher was placed; 0 when none waits. */
+static void render_outbox_age(struct evbuffer *out, struct db *db)
+{
+    static const char SQL_OLDEST_PENDING[] = "SELECT coalesce((julianday('now') - julianday((SELECT "
+                                             "created_at FROM orders WHERE status = 'pending'"
+                                             " ORDER BY seq LIMIT 1))) * 86400.0, 0)";
+    double age = 0;
+    sqlite3_stmt *st = db_stmt(db, SQL_OLDEST_PENDING);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        age = sqlite3_column_double(st, 0);
+    db_done(st);
+    evbuffer_add_printf(
+        out,
+        "# HELP shopd_outbox_oldest_pending_age_seconds Age of the oldest order not yet sent by "
+        "the dispatcher (0 when none is pending).\n"
+        "# TYPE shopd_outbox_oldest_pending_age_seconds gauge\n"
+        "shopd_outbox_oldest_pending_age_seconds %.3f\n",
+        age > 0 ? age : 0);
+}
+
 void metrics_render(struct evbuffer *out, struct db *db, int listen_port)
 {
     size_t nroutes;
@@ -179,8 +250,9 @@ void metrics_render(struct evbuffer *out, struct db *db, int listen_port)
     }
     /* Rows of the unmatched requests use the last row. */
     char labels[160];
-    evbuffer_add_printf(out, "# HELP shopd_http_requests_total HTTP requests answered, by route and status code.\n"
-                             "# TYPE shopd_http_requests_total counter\n");
+    evbuffer_add_printf(out,
+                        "# HELP shopd_http_requests_total HTTP requests answered, by route and status code.\n"
+                        "# TYPE shopd_http_requests_total counter\n");
     for (size_t r = 0; r < nrows; r++) {
         route_labels(r, routes, nroutes, labels, sizeof(labels));
         for (size_t c = 0; c < NCODES; c++) {
@@ -194,8 +266,9 @@ void metrics_render(struct evbuffer *out, struct db *db, int listen_port)
                                     (unsigned long long)sum.requests[r][c]);
         }
     }
-    evbuffer_add_printf(out, "# HELP shopd_http_request_duration_seconds Time from request to answer, by route.\n"
-                             "# TYPE shopd_http_request_duration_seconds histogram\n");
+    evbuffer_add_printf(out,
+                        "# HELP shopd_http_request_duration_seconds Time from request to answer, by route.\n"
+                        "# TYPE shopd_http_request_duration_seconds histogram\n");
     for (size_t r = 0; r < nrows; r++) {
         uint64_t total = 0;
         for (size_t b = 0; b < NBUCKETS; b++)
@@ -207,8 +280,8 @@ void metrics_render(struct evbuffer *out, struct db *db, int listen_port)
         for (size_t b = 0; b < NBUCKETS; b++) {
             cumulative += sum.buckets[r][b];
             if (b < NBUCKETS - 1)
-                evbuffer_add_printf(out, "shopd_http_request_duration_seconds_bucket{%s,le=\"%g\"} %llu\n", labels,
-                                    (double)bucket_us[b] / 1e6, (unsigned long long)cumulative);
+                evbuffer_add_printf(out, "shopd_http_request_duration_seconds_bucket{%s,le=\"%g\"} %llu\n",
+                                    labels, (double)bucket_us[b] / 1e6, (unsigned long long)cumulative);
             else
                 evbuffer_add_printf(out, "shopd_http_request_duration_seconds_bucket{%s,le=\"+Inf\"} %llu\n",
                                     labels, (unsigned long long)cumulative);
@@ -218,31 +291,31 @@ void metrics_render(struct evbuffer *out, struct db *db, int listen_port)
         evbuffer_add_printf(out, "shopd_http_request_duration_seconds_count{%s} %llu\n", labels,
                             (unsigned long long)total);
     }
-    evbuffer_add_printf(out,
-                        "# HELP shopd_http_requests_in_flight Requests being handled now.\n"
-                        "# TYPE shopd_http_requests_in_flight gauge\n"
-                        "shopd_http_requests_in_flight %lld\n"
-                        "# HELP shopd_checkouts_total Checkout attempts by result.\n"
-                        "# TYPE shopd_checkouts_total counter\n"
-                        "shopd_checkouts_total{result=\"created\"} %llu\n"
-                        "shopd_checkouts_total{result=\"replayed\"} %llu\n"
-                        "shopd_checkouts_total{result=\"refused\"} %llu\n"
-                        "# HELP shopd_ratelimit_refusals_total Requests refused with 429 by a budget.\n"
-                        "# TYPE shopd_ratelimit_refusals_total counter\n"
-                        "shopd_ratelimit_refusals_total %llu\n"
-                        "# HELP shopd_ratelimit_unavailable_total Budget checks that found ratelimitd unavailable "
-                        "(served anyway).\n"
-                        "# TYPE shopd_ratelimit_unavailable_total counter\n"
-                        "shopd_ratelimit_unavailable_total %llu\n"
-                        "# HELP shopd_worker_restarts_total Workers and dispatchers replaced after dying.\n"
-                        "# TYPE shopd_worker_restarts_total counter\n"
-                        "shopd_worker_restarts_total %llu\n",
-                        (long long)(sum.in_flight > 0 ? sum.in_flight : 0),
-                        (unsigned long long)sum.checkouts[METRICS_CHECKOUT_CREATED],
-                        (unsigned long long)sum.checkouts[METRICS_CHECKOUT_REPLAYED],
-                        (unsigned long long)sum.checkouts[METRICS_CHECKOUT_REFUSED],
-                        (unsigned long long)sum.rl_refused, (unsigned long long)sum.rl_unavailable,
-                        (unsigned long long)sum.worker_restarts);
+    evbuffer_add_printf(
+        out,
+        "# HELP shopd_http_requests_in_flight Requests being handled now.\n"
+        "# TYPE shopd_http_requests_in_flight gauge\n"
+        "shopd_http_requests_in_flight %lld\n"
+        "# HELP shopd_checkouts_total Checkout attempts by result.\n"
+        "# TYPE shopd_checkouts_total counter\n"
+        "shopd_checkouts_total{result=\"created\"} %llu\n"
+        "shopd_checkouts_total{result=\"replayed\"} %llu\n"
+        "shopd_checkouts_total{result=\"refused\"} %llu\n"
+        "# HELP shopd_ratelimit_refusals_total Requests refused with 429 by a budget.\n"
+        "# TYPE shopd_ratelimit_refusals_total counter\n"
+        "shopd_ratelimit_refusals_total %llu\n"
+        "# HELP shopd_ratelimit_unavailable_total Budget checks that found ratelimitd unavailable "
+        "(served anyway).\n"
+        "# TYPE shopd_ratelimit_unavailable_total counter\n"
+        "shopd_ratelimit_unavailable_total %llu\n"
+        "# HELP shopd_worker_restarts_total Workers and dispatchers replaced after dying.\n"
+        "# TYPE shopd_worker_restarts_total counter\n"
+        "shopd_worker_restarts_total %llu\n",
+        (long long)(sum.in_flight > 0 ? sum.in_flight : 0),
+        (unsigned long long)sum.checkouts[METRICS_CHECKOUT_CREATED],
+        (unsigned long long)sum.checkouts[METRICS_CHECKOUT_REPLAYED],
+        (unsigned long long)sum.checkouts[METRICS_CHECKOUT_REFUSED], (unsigned long long)sum.rl_refused,
+        (unsigned long long)sum.rl_unavailable, (unsigned long long)sum.worker_restarts);
     long connections = count_connections(listen_port);
     if (connections >= 0)
         evbuffer_add_printf(out,
@@ -257,7 +330,9 @@ void metrics_render(struct evbuffer *out, struct db *db, int listen_port)
         " FROM (SELECT 'pending' AS status UNION ALL SELECT 'sent' UNION ALL SELECT 'failed') s";
     sqlite3_stmt *st = db_stmt(db, SQL_ORDERS_BY_STATUS);
     while (sqlite3_step(st) == SQLITE_ROW)
-        evbuffer_add_printf(out, "shopd_orders{status=\"%s\"} %lld\n", (const char *)sqlite3_column_text(st, 0),
-                            (long long)sqlite3_column_int64(st, 1));
+        evbuffer_add_printf(out, "shopd_orders{status=\"%s\"} %lld\n",
+                            (const char *)sqlite3_column_text(st, 0), (long long)sqlite3_column_int64(st, 1));
     db_done(st);
+    render_outbox_age(out, db);
+    render_processes(out);
 }

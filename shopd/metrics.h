@@ -18,8 +18,11 @@ enum metrics_checkout { METRICS_CHECKOUT_CREATED, METRICS_CHECKOUT_REPLAYED, MET
 
 /* Maps the shared region for `workers` slots (master, before forking). Returns 0 or -1. */
 int metrics_init(int workers);
-/* Selects the slot this worker writes to (worker, after the fork). */
+/* Selects the slot this worker writes to (worker, after the fork) and records
+ * this process as worker `slot` for the process_* series. */
 void metrics_use_slot(int slot);
+/* Records this process as the dispatcher for the process_* series (after the fork). */
+void metrics_dispatcher_process(void);
 
 /* One answered request: route index from router_routes (or the route count for
  * "no route"), status code, duration. */
@@ -30,8 +33,10 @@ void metrics_ratelimit(bool refused, bool unavailable);
 /* A child replaced by the master (counted in the master's slot). */
 void metrics_worker_restart(void);
 
-/* Writes the Prometheus text exposition, including order counts read from db
- * and the client connections open on listen_port (counted by the kernel). */
+/* Writes the Prometheus text exposition, including order counts and the age of
+ * the oldest pending order read from db, the client connections open on
+ * listen_port (counted by the kernel) and the process_* series of the master,
+ * each worker and the dispatcher, labelled by role. */
 void metrics_render(struct evbuffer *out, struct db *db, int listen_port);
 
 #endif

@@ -379,7 +379,8 @@ static void assert_lines(const char *unit, const char *const required[])
 
 Test(deploy, units_run_unprivileged_and_hardened)
 {
-    const char *common[] = {"User=shop",
+    const char *common[] = {"Type=notify",
+                            "User=shop",
                             "Group=shop",
                             "EnvironmentFile=/etc/shop/shop.env",
                             "Restart=on-failure",
