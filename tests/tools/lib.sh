@@ -9,6 +9,9 @@
 #   tests/tools/test_x.sh [NAME...]     runs only the named tests
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+# These suites run make themselves, on copies of the checkout: the settings of
+# the make that runs them (make test SANITIZE=1 would move BUILD and BIN) are not theirs.
+unset MAKEFLAGS MAKELEVEL MFLAGS SANITIZE
 ROOT=$PWD
 SHOP_BIN=${SHOP_BIN:-$ROOT/bin}
 T_OUT=${SHOP_TEST_OUTPUT:-$ROOT/test-output}
