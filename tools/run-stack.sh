@@ -335,6 +335,23 @@ trap stop_all EXIT
 
 say "state in $RUN"
 
+# A guard that outlives this script: should the script die without stopping
+# the stack (a signal bash could not handle, SIGKILL), it stops the process
+# groups whose pid files stop_all has not removed yet. After a normal stop it
+# finds none and just ends.
+(
+    trap '' INT TERM HUP PIPE
+    exec </dev/null >/dev/null 2>&1
+    while kill -0 "$$" 2>/dev/null; do sleep 0.5; done
+    for sig in TERM KILL; do
+        for f in "$PIDS"/*.pid; do
+            [ -e "$f" ] && kill -"$sig" -- "-$(cat "$f")" 2>/dev/null
+        done
+        [ "$sig" = KILL ] || sleep 5
+    done
+    rm -f "$PIDS"/*.pid
+) &
+
 start redis redis-server --port 0 --unixsocket "$REDIS_SOCK" --unixsocketperm 700 \
     --save '' --appendonly no --dir "$RUN" --bind 127.0.0.1 --logfile '' --loglevel notice
 if command -v redis-cli >/dev/null; then
