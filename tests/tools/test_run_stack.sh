@@ -149,7 +149,7 @@ test_ctrl_c() {
     wait_ready
     tm send-keys -t run C-c
     expect_all_stopped
-    wait_until 30 sh -c "tmux -S '$TMUX_SOCK' capture-pane -p -t run | grep -q 'stopped everything'" ||
+    wait_until 30 sh -c "tmux -S '$TMUX_SOCK' capture-pane -p -S -2000 -t run | grep -q 'stopped everything'" ||
         fail "make run did not say it stopped everything"
 }
 
