@@ -342,11 +342,14 @@ say "state in $RUN"
 (
     trap '' INT TERM HUP PIPE
     exec </dev/null >/dev/null 2>&1
-    while kill -0 "$$" 2>/dev/null; do sleep 0.5; done
+    while kill -0 "$$" 2>/dev/null; do sleep 0.2; done
     for sig in TERM KILL; do
+        signalled=0
         for f in "$PIDS"/*.pid; do
-            [ -e "$f" ] && kill -"$sig" -- "-$(cat "$f")" 2>/dev/null
+            [ -e "$f" ] && kill -"$sig" -- "-$(cat "$f")" 2>/dev/null && signalled=1
         done
+        # Nothing was left running (the normal case): end now, not 5 s later.
+        [ "$signalled" -eq 1 ] || break
         [ "$sig" = KILL ] || sleep 5
     done
     rm -f "$PIDS"/*.pid
