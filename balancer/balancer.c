@@ -63,25 +63,6 @@ static void run_loop(struct balancer *b)
     }
 }
 
-size_t balancer_request_id(struct balancer *b, char *out)
-{
-    /* Formatted by hand ("%s-%08llx"): one id per request, and snprintf was a
-     * tenth of the instructions spent on a request. */
-    static const char hex[] = "0123456789abcdef";
-    uint64_t v = ++b->reqid_counter;
-    size_t plen = strlen(b->reqid_prefix);
-    memcpy(out, b->reqid_prefix, plen);
-    out[plen] = '-';
-    int digits = 8;
-    while (digits < 16 && (v >> (4 * digits)) != 0)
-        digits++;
-    char *p = out + plen + 1;
-    for (int i = digits - 1; i >= 0; i--)
-        *p++ = hex[(v >> (4 * i)) & 0xf];
-    *p = '\0';
-    return (size_t)(p - out);
-}
-
 void balancer_client_closed(struct balancer *b)
 {
     if (b->draining && b->nclients == 0) {
@@ -400,9 +381,7 @@ int balancer_main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
     gettimeofday(&b->started, NULL);
-    unsigned char rnd[8];
-    crypto_random_bytes(rnd, sizeof(rnd));
-    crypto_hex_encode(rnd, sizeof(rnd), b->reqid_prefix);
+    request_id_gen_init(&b->request_ids);
 
     struct event_config *ec = event_config_new();
     /* No EPOLL_USE_CHANGELIST: connections close their fd in the same loop pass as

@@ -17,6 +17,7 @@
 #include "shopd/ratelimit_client.h"
 #include "shopd/sessions.h"
 #include "shopd/settings.h"
+#include "shared/request_id.h"
 
 struct worker;
 struct route;
@@ -31,7 +32,7 @@ struct request {
     char *path;          /* decoded path without the query (owned) */
     int64_t param;       /* the numeric path parameter of /products/<id> and the like */
     char client_ip[64];  /* the client, from X-Forwarded-For when the peer is a trusted proxy */
-    char request_id[64]; /* X-Request-Id from the balancer, or made here */
+    char request_id[REQUEST_ID_MAX + 1]; /* X-Request-Id from the balancer, or made here */
     bool via_https;      /* a trusted proxy says the client used HTTPS: cookies get Secure */
     uint64_t start_us;
     struct session session; /* valid when has_session */

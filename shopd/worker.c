@@ -13,6 +13,7 @@
 #include "shared/clock.h"
 #include "shared/crypto.h"
 #include "shared/log.h"
+#include "shared/request_id.h"
 #include "shared/xalloc.h"
 
 #include <arpa/inet.h>
@@ -50,8 +51,7 @@ struct worker {
     long inflight;
     uint64_t finished; /* requests answered so far: a reply frees its request */
     uint64_t last_reply_us;
-    char id_prefix[17];
-    uint64_t id_counter;
+    struct request_id_gen request_ids;
     struct http_guard_config guard;
 };
 
@@ -127,18 +127,17 @@ static void find_client_ip(struct worker *w, struct request *r)
 
 static void set_request_id(struct worker *w, struct request *r)
 {
+    /* The balancer's rule (shared/request_id), so both access logs name the
+     * same id; anything else is replaced, never cleaned up. */
     const char *given = request_header(r, "X-Request-Id");
     if (given) {
         size_t n = strlen(given);
-        bool ok = n > 0 && n < sizeof(r->request_id);
-        for (size_t i = 0; ok && i < n; i++)
-            ok = isalnum((unsigned char)given[i]) || given[i] == '-' || given[i] == '_' || given[i] == '.';
-        if (ok) {
+        if (request_id_valid(given, n)) {
             memcpy(r->request_id, given, n + 1);
             return;
         }
     }
-    snprintf(r->request_id, sizeof(r->request_id), "%s%08" PRIx64, w->id_prefix, ++w->id_counter);
+    request_id_next(&w->request_ids, r->request_id);
 }
 
 /* --- request life cycle -------------------------------------------------- */
@@ -172,10 +171,10 @@ void worker_request_done(struct request *r)
     const struct route *routes = router_routes(&nroutes);
     metrics_request(r->route ? (size_t)(r->route - routes) : nroutes, r->cancelled ? 499 : r->status, us);
     if (r->cancelled)
-        log_info("access %s %s %s cancelled 0 %" PRIu64 "us %s", r->client_ip, r->method, r->path, us,
+        log_info("access %s %s %s cancelled 0 %" PRIu64 "us request_id=%s", r->client_ip, r->method, r->path, us,
                  r->request_id);
     else if (!(r->route && (r->route->flags & ROUTE_NO_LOG)) || log_get_level() == LOG_DEBUG)
-        log_info("access %s %s %s %d %zu %" PRIu64 "us %s", r->client_ip, r->method, r->path, r->status,
+        log_info("access %s %s %s %d %zu %" PRIu64 "us request_id=%s", r->client_ip, r->method, r->path, r->status,
                  r->bytes, us, r->request_id);
     free_request(r);
 }
@@ -503,9 +502,7 @@ int worker_run(const struct worker_params *params)
     w->wake_fd = params->wake_fd;
     w->index = params->index;
     metrics_use_slot(w->index);
-    unsigned char rnd[8];
-    crypto_random_bytes(rnd, sizeof(rnd));
-    crypto_hex_encode(rnd, sizeof(rnd), w->id_prefix);
+    request_id_gen_init(&w->request_ids);
 
     char err[512];
     w->db = db_open(w->settings->db_path, err, sizeof(err));
@@ -535,8 +532,7 @@ int worker_run(const struct worker_params *params)
     evhttp_set_gencb(w->http, on_request, w);
     w->guard = (struct http_guard_config){.max_head = 16384,
                                           .max_body = (uint64_t)w->settings->max_body_bytes,
-                                          .id_prefix = w->id_prefix,
-                                          .id_counter = &w->id_counter};
+                                          .request_ids = &w->request_ids};
     http_guard_install(w->http, &w->guard);
     w->bound = evhttp_accept_socket_with_handle(w->http, params->listen_fd);
     if (!w->bound) {
