@@ -168,7 +168,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
     struct balancer_settings ns;
     char err[512];
     readiness_reloading();
-    if (settings_load(&ns, b->argc, b->argv, err, sizeof(err)) < 0) {
+    if (balancer_settings_load(&ns, b->argc, b->argv, err, sizeof(err)) < 0) {
         log_warn("reload refused, keeping the running configuration: %s", err);
         readiness_ready();
         return;
@@ -183,7 +183,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
                  b->set.admin_listen[0] ? b->set.admin_listen : "off");
     if (apply_backends(b, ns.backends, ns.nbackends, err, sizeof(err)) < 0) {
         log_warn("reload refused, keeping the running configuration: %s", err);
-        settings_cleanup(&ns);
+        balancer_settings_cleanup(&ns);
         readiness_ready();
         return;
     }
@@ -193,7 +193,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
     memcpy(ns.listen, b->set.listen, sizeof(ns.listen));
     memcpy(ns.admin_listen, b->set.admin_listen, sizeof(ns.admin_listen));
     memcpy(ns.tls_listen, b->set.tls_listen, sizeof(ns.tls_listen));
-    settings_cleanup(&b->set);
+    balancer_settings_cleanup(&b->set);
     b->set = ns;
     apply_timeouts(b);
     apply_logging(&b->set);
@@ -372,7 +372,7 @@ int balancer_main(int argc, char **argv)
     b->argc = argc;
     b->argv = argv;
     char err[512];
-    if (settings_load(&b->set, argc, argv, err, sizeof(err)) < 0) {
+    if (balancer_settings_load(&b->set, argc, argv, err, sizeof(err)) < 0) {
         fprintf(stderr, "balancer: %s\n", err);
         free(b);
         return 2;
@@ -465,7 +465,7 @@ out:
         if (evs[i])
             event_free(evs[i]);
     event_base_free(b->base);
-    settings_cleanup(&b->set);
+    balancer_settings_cleanup(&b->set);
     free(b);
     return rc;
 }

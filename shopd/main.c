@@ -12,14 +12,14 @@ int main(int argc, char **argv)
 {
     log_init("shopd");
     char err[512];
-    struct shopd_settings *settings = settings_load(argc, argv, err, sizeof(err));
+    struct shopd_settings *settings = shopd_settings_load(argc, argv, err, sizeof(err));
     if (!settings) {
         fprintf(stderr, "shopd: %s\n", err);
         return 2;
     }
     if (settings->check_only) {
         int rc = check_run(settings);
-        settings_free(settings);
+        shopd_settings_free(settings);
         return rc;
     }
     if (settings->create_table) {
@@ -27,7 +27,7 @@ int main(int argc, char **argv)
         int rc = dispatcher_create_table(settings, err, sizeof(err));
         if (rc < 0)
             fprintf(stderr, "shopd: --create-table: %s\n", err);
-        settings_free(settings);
+        shopd_settings_free(settings);
         return rc < 0 ? 1 : 0;
     }
     return master_run(settings, argc, argv);

@@ -368,7 +368,7 @@ static void reload(struct master *m)
 {
     char err[512];
     readiness_reloading();
-    struct shopd_settings *fresh = settings_load(m->argc, m->argv, err, sizeof(err));
+    struct shopd_settings *fresh = shopd_settings_load(m->argc, m->argv, err, sizeof(err));
     if (!fresh) {
         log_error("reload: %s; keeping the current settings", err);
         readiness_ready();
@@ -426,7 +426,7 @@ static void reload(struct master *m)
     m->dispatcher.pending = false;
     if (fresh->dispatcher_enabled)
         spawn_dispatcher(m);
-    settings_free(old);
+    shopd_settings_free(old);
     log_info("reload: done");
     readiness_ready();
 }
@@ -529,7 +529,7 @@ out:
     remove_memory_db(m);
     if (m->listen_fd >= 0)
         close(m->listen_fd);
-    settings_free(m->settings);
+    shopd_settings_free(m->settings);
     free(m->memory_db_path);
     free(m);
     return rc;

@@ -75,7 +75,7 @@ static const char *nonempty(const char *s)
     return s && *s ? s : NULL;
 }
 
-struct shopd_settings *settings_load(int argc, char **argv, char *err, size_t errlen)
+struct shopd_settings *shopd_settings_load(int argc, char **argv, char *err, size_t errlen)
 {
     struct config *cfg = config_load("shopd", SHOP_VERSION,
                                      "The shop server: accounts, catalog, carts and checkout over HTTP.",
@@ -178,11 +178,11 @@ struct shopd_settings *settings_load(int argc, char **argv, char *err, size_t er
     }
     return s;
 fail:
-    settings_free(s);
+    shopd_settings_free(s);
     return NULL;
 }
 
-void settings_free(struct shopd_settings *s)
+void shopd_settings_free(struct shopd_settings *s)
 {
     if (!s)
         return;

@@ -45,7 +45,7 @@ struct shopd_settings {
 /* Loads and validates the settings from argv (see shared/config.h for the
  * sources). Returns a new struct (free with settings_free) or NULL with a
  * one-line reason in err. --help and --version exit from inside. */
-struct shopd_settings *settings_load(int argc, char **argv, char *err, size_t errlen);
-void settings_free(struct shopd_settings *s);
+struct shopd_settings *shopd_settings_load(int argc, char **argv, char *err, size_t errlen);
+void shopd_settings_free(struct shopd_settings *s);
 
 #endif
