@@ -16,7 +16,7 @@
 
 struct event_base;
 struct evconnlistener;
-struct evhttp;
+struct admin_http;
 struct event;
 struct client;
 struct tls_store;
@@ -36,7 +36,7 @@ struct balancer {
     struct evconnlistener *listener;
     struct evconnlistener *tls_listener; /* NULL: no BALANCER_TLS_LISTEN */
     struct tls_store *tls;               /* the certificates; replaced whole by a reload */
-    struct evhttp *admin;
+    struct admin_http *admin;
     struct event *sig_term, *sig_int, *sig_hup, *sig_usr1, *drain_timer;
     struct event *log_flush; /* writes buffered log lines once per loop iteration */
 

@@ -127,7 +127,7 @@ static size_t clamp_len(int n, size_t buflen)
 }
 
 size_t rl_proto_format_allow(char *buf, size_t buflen, long limit, long remaining, long reset_s,
-                              long window_s)
+                             long window_s)
 {
     return clamp_len(snprintf(buf, buflen, "ALLOW %ld %ld %ld %ld\r\n", limit, remaining, reset_s, window_s),
                      buflen);

@@ -50,7 +50,7 @@ long rl_proto_parse_number(const char *s, size_t len);
 /* Formats an answer line including "\r\n" into buf (at least 96 bytes for ALLOW/DENY).
  * Returns the length written, excluding the terminating NUL. */
 size_t rl_proto_format_allow(char *buf, size_t buflen, long limit, long remaining, long reset_s,
-                              long window_s);
+                             long window_s);
 size_t rl_proto_format_deny(char *buf, size_t buflen, long limit, long retry_after_ms, long window_s);
 size_t rl_proto_format_err(char *buf, size_t buflen, const char *reason);
 

@@ -6,14 +6,16 @@
 
 Test(request_id, keeps_uuids_trace_ids_and_base64)
 {
-    const char *kept[] = {"abc-123", "trace:42", "0f8fad5b-d9cb-469f-a165-70867728950e", "dGVzdA==", "a/b+c_d.e", "x"};
+    const char *kept[] = {"abc-123",  "trace:42",  "0f8fad5b-d9cb-469f-a165-70867728950e",
+                          "dGVzdA==", "a/b+c_d.e", "x"};
     for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
         cr_expect(request_id_valid(kept[i], strlen(kept[i])), "%s refused", kept[i]);
 }
 
 Test(request_id, refuses_what_could_break_a_header_or_a_log_line)
 {
-    const char *refused[] = {"", "a b", "a\"b", "a\rb", "a\nb", "<script>", "a;b", "a,b", "caf\xc3\xa9", "a\tb"};
+    const char *refused[] = {"",         "a b", "a\"b", "a\rb",        "a\nb",
+                             "<script>", "a;b", "a,b",  "caf\xc3\xa9", "a\tb"};
     for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
         cr_expect_not(request_id_valid(refused[i], strlen(refused[i])), "%s kept", refused[i]);
     cr_expect_not(request_id_valid("a\0b", 3), "a NUL inside is kept");

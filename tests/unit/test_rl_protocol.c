@@ -132,7 +132,8 @@ Test(protocol, what_the_daemon_answers_the_client_reads)
     n = rl_proto_format_deny(buf, sizeof(buf), 10, 2500, 30);
     cr_assert_eq(rl_proto_parse_answer(buf, n - 2, &a), 0, "%s", buf);
     cr_expect_eq(a.verdict, RL_PROTO_DENY);
-    cr_expect(a.limit == 10 && a.retry_after_ms == 2500 && a.reset_s == 3 && a.window_s == 30 && a.remaining == 0);
+    cr_expect(a.limit == 10 && a.retry_after_ms == 2500 && a.reset_s == 3 && a.window_s == 30 &&
+              a.remaining == 0);
     /* An older ratelimitd without the window field. */
     cr_assert_eq(rl_proto_parse_answer("ALLOW 5 4 1", 11, &a), 0);
     cr_expect(a.limit == 5 && a.remaining == 4 && a.reset_s == 1 && a.window_s == 0);
@@ -142,9 +143,21 @@ Test(protocol, what_the_daemon_answers_the_client_reads)
 
 Test(protocol, the_client_refuses_errors_and_garbage)
 {
-    const char *bad[] = {"ERR unknown rule", "PONG", "", "ALLOW", "ALLOW 1 2", "ALLOW 1 2 3 4 5", "ALLOW -1 2 3",
-                         "ALLOW +1 2 3", "ALLOW 1 2 x", "DENY 1", "DENY 1 2 3 4", "allow 1 2 3",
-                         "ALLOW 1 2 3 1234567890123", "ALLOWED 1 2 3", "DENY 1 2e3"};
+    const char *bad[] = {"ERR unknown rule",
+                         "PONG",
+                         "",
+                         "ALLOW",
+                         "ALLOW 1 2",
+                         "ALLOW 1 2 3 4 5",
+                         "ALLOW -1 2 3",
+                         "ALLOW +1 2 3",
+                         "ALLOW 1 2 x",
+                         "DENY 1",
+                         "DENY 1 2 3 4",
+                         "allow 1 2 3",
+                         "ALLOW 1 2 3 1234567890123",
+                         "ALLOWED 1 2 3",
+                         "DENY 1 2e3"};
     struct rl_proto_answer a;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         cr_expect_eq(rl_proto_parse_answer(bad[i], strlen(bad[i]), &a), -1, "accepted '%s'", bad[i]);
