@@ -3,6 +3,8 @@
 #include "shopd/router.h"
 #include "shopd/worker.h"
 #include "shared/clock.h"
+#include "shared/crypto.h"
+#include "shared/log.h"
 #include "shared/http_answer.h"
 #include "shared/xalloc.h"
 
@@ -43,6 +45,23 @@ static void add_common_headers(struct request *r, const char *content_type)
         char cookie[160];
         snprintf(cookie, sizeof(cookie), "session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0%s",
                  r->settings->cookie_secure || r->via_https ? "; Secure" : "");
+        evhttp_add_header(h, "Set-Cookie", cookie);
+    }
+    const char *secure = r->settings->cookie_secure || r->via_https ? "; Secure" : "";
+    if (r->set_visitor && !r->has_session) {
+        char cookie[160];
+        snprintf(cookie, sizeof(cookie), "visitor=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%ld%s", r->visitor_id,
+                 r->settings->session_max_seconds, secure);
+        evhttp_add_header(h, "Set-Cookie", cookie);
+    }
+    if (r->set_flash) {
+        char cookie[VISITOR_FLASH_COOKIE_MAX + 96];
+        snprintf(cookie, sizeof(cookie), "flash=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%d%s", r->set_flash,
+                 VISITOR_FLASH_SECONDS, secure);
+        evhttp_add_header(h, "Set-Cookie", cookie);
+    } else if (r->clear_flash) {
+        char cookie[96];
+        snprintf(cookie, sizeof(cookie), "flash=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0%s", secure);
         evhttp_add_header(h, "Set-Cookie", cookie);
     }
     if (worker_draining(r->worker))
@@ -293,9 +312,59 @@ void request_end_session(struct request *r)
     r->clear_session = true;
 }
 
-int request_ensure_session(struct request *r)
+void request_csrf_token(struct request *r, char *out)
 {
-    return r->has_session ? 0 : request_start_session(r, 0);
+    if (r->has_session) {
+        snprintf(out, CRYPTO_SHA256_HEX_LEN, "%s", r->session.csrf);
+        return;
+    }
+    if (!r->visitor_id[0]) {
+        visitor_new_id(r->visitor_id);
+        r->set_visitor = true;
+    }
+    visitor_csrf_token(r->settings->secret_key, r->visitor_id, out);
+}
+
+bool request_csrf_ok(struct request *r, const char *token)
+{
+    if (!token)
+        return false;
+    char want[CRYPTO_SHA256_HEX_LEN];
+    if (r->has_session)
+        snprintf(want, sizeof(want), "%s", r->session.csrf);
+    else if (r->visitor_id[0] && !r->set_visitor)
+        visitor_csrf_token(r->settings->secret_key, r->visitor_id, want);
+    else
+        return false;
+    size_t n = strlen(want);
+    return n > 0 && strlen(token) == n && crypto_equal(token, want, n);
+}
+
+void request_set_flash(struct request *r, const char *kind, const char *message)
+{
+    if (r->has_session) {
+        if (sessions_set_flash(r->db, r->session.key, kind, message) < 0)
+            log_warn("could not store the flash message \"%s\"", message);
+        return;
+    }
+    char value[VISITOR_FLASH_COOKIE_MAX];
+    if (!visitor_flash_encode(r->settings->secret_key, kind, message, time(NULL) + VISITOR_FLASH_SECONDS, value,
+                              sizeof(value)))
+        return;
+    free(r->set_flash);
+    r->set_flash = xstrdup(value);
+}
+
+bool request_take_flash(struct request *r, char *kind, size_t kindlen, char *message, size_t msglen)
+{
+    if (r->has_session && sessions_take_flash(r->db, r->session.key, kind, kindlen, message, msglen))
+        return true;
+    /* A message set before login (or logout) waits in the cookie. */
+    char value[VISITOR_FLASH_COOKIE_MAX + 1];
+    if (!request_cookie(r, "flash", value, sizeof(value)) || !value[0])
+        return false;
+    r->clear_flash = true;
+    return visitor_flash_decode(r->settings->secret_key, value, time(NULL), kind, kindlen, message, msglen);
 }
 
 static void on_close(struct evhttp_connection *evcon, void *arg)

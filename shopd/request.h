@@ -17,6 +17,7 @@
 #include "shopd/ratelimit_client.h"
 #include "shopd/sessions.h"
 #include "shopd/settings.h"
+#include "shopd/visitor.h"
 #include "shared/request_id.h"
 
 struct worker;
@@ -40,6 +41,10 @@ struct request {
     bool is_admin;
     char *set_session_token; /* a session cookie to send with the reply (owned) */
     bool clear_session;      /* expire the cookie with the reply */
+    char visitor_id[VISITOR_ID_LEN + 1]; /* a browser without a session: its visitor cookie ("" when none) */
+    bool set_visitor;                    /* a visitor id made for this reply: send its cookie */
+    char *set_flash;                     /* a flash cookie value to send with the reply (owned) */
+    bool clear_flash;                    /* the flash cookie was read: expire it with the reply */
     json_t *json;            /* the parsed JSON body, once request_json_body succeeded */
     struct evkeyvalq *form;  /* the parsed form body, once request_form was called */
     struct evkeyvalq *query; /* the parsed query string, once request_query was called */
@@ -100,9 +105,20 @@ static inline bool request_logged_in(const struct request *r)
 int request_start_session(struct request *r, int64_t user_id);
 /* Ends the current session server-side and expires the cookie. */
 void request_end_session(struct request *r);
-/* Makes sure the request has a session (an anonymous one if needed), for CSRF
- * tokens and flash messages on browser pages. Returns 0 or -1. */
-int request_ensure_session(struct request *r);
+/* The CSRF token forms of this page carry into out (65 bytes): the session's
+ * when there is one, else the visitor cookie's (a visitor id is made, and its
+ * cookie sent, when the browser has none yet). Writes nothing to the database. */
+void request_csrf_token(struct request *r, char *out);
+/* True when token is this browser's CSRF token: its session's, or, without a
+ * session, the one of the visitor cookie it sent. A visitor id made for this
+ * very reply matches nothing. */
+bool request_csrf_ok(struct request *r, const char *token);
+/* Keeps a one-time message for the next page: in the session row when logged
+ * in, else in a signed short-lived cookie (no database write). */
+void request_set_flash(struct request *r, const char *kind, const char *message);
+/* Takes the pending one-time message, from the session row or the flash
+ * cookie (which is then expired). False when there is none. */
+bool request_take_flash(struct request *r, char *kind, size_t kindlen, char *message, size_t msglen);
 
 /* --- answering later ------------------------------------------------------ */
 

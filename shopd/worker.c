@@ -146,6 +146,7 @@ static void free_request(struct request *r)
 {
     free(r->path);
     free(r->set_session_token);
+    free(r->set_flash);
     if (r->json)
         json_decref(r->json);
     if (r->form) {
@@ -184,8 +185,7 @@ static bool csrf_ok(struct request *r)
     const char *token = request_form(r, "csrf_token");
     if (!token)
         token = request_header(r, "X-CSRF-Token");
-    return token && r->has_session && strlen(token) == strlen(r->session.csrf) &&
-           crypto_equal(token, r->session.csrf, strlen(token));
+    return request_csrf_ok(r, token);
 }
 
 /* True for the content types a plain HTML form can send cross-site. */
@@ -216,8 +216,7 @@ static void dispatch(struct request *r)
     }
     if ((rt->flags & ROUTE_NEEDS_USER) && !request_logged_in(r)) {
         if (router_is_page(rt)) {
-            if (request_ensure_session(r) == 0)
-                sessions_set_flash(r->db, r->session.key, "info", "Please log in first.");
+            request_set_flash(r, "info", "Please log in first.");
             reply_redirect(r, "/browser/login");
         } else {
             reply_message(r, 401, "Login required");
@@ -421,6 +420,9 @@ static void on_request(struct evhttp_request *ev, void *arg)
         if (r->has_session && r->session.user_id)
             r->is_admin = accounts_is_admin(w->admins, r->session.email);
     }
+    char visitor[VISITOR_ID_LEN + 2];
+    if (!r->has_session && request_cookie(r, "visitor", visitor, sizeof(visitor)) && visitor_id_valid(visitor))
+        memcpy(r->visitor_id, visitor, sizeof(r->visitor_id));
 
     if (!begin_checks(w, r))
         dispatch(r);
