@@ -32,6 +32,9 @@
 #                             and what the checks cost GET /products (tools/bench-ratelimit-cost.sh,
 #                             BENCH_RATELIMIT_DURATION=4s per run); ratios into latest.json
 #   BENCH_TLS=1            also run tools/bench-tls.sh (TLS vs HAProxy), BENCH_TLS_DURATION=3s per run
+#   BENCH_STATIC_PEER=1       also run tools/bench-static-peer.sh (GET /products and the inventory page
+#                             against nginx serving the same bytes, direct and through balancer/HAProxy),
+#                             BENCH_STATIC_PEER_DURATION=5s per run
 #   BENCH_EXTRA=1             also run tools/bench-dispatcher.sh
 #   BENCH_SHOPD_WORKERS=      workers per shopd (empty: shopd's default, one per CPU)
 #   BENCH_RESULTS=bench/results    BENCH_KEEP=1 keeps the temporary folder (logs)
@@ -383,6 +386,15 @@ fi
 # TLS termination against HAProxy's (full and resumed handshakes, kept-alive requests).
 [ "${BENCH_TLS:-1}" = 1 ] && { BIN=$BIN RUNS=$RUNS OUT=$RESULTS/tls-vs-haproxy.txt JSON=$RESULTS/tls-vs-haproxy.json tools/bench-tls.sh "${BENCH_TLS_DURATION:-3s}" >/dev/null || echo "bench: tools/bench-tls.sh failed" >&2; }
 
+# shopd's pages against nginx serving the same bytes statically, directly and through
+# the balancer / HAProxy.
+if [ "${BENCH_STATIC_PEER:-1}" = 1 ]; then
+    say "shopd vs nginx serving the same bytes (tools/bench-static-peer.sh, ${BENCH_STATIC_PEER_DURATION:-5s} per run)"
+    BIN=$BIN RUNS=$RUNS OUT=$RESULTS/static-peer.txt JSON=$RESULTS/static-peer.json \
+        tools/bench-static-peer.sh "${BENCH_STATIC_PEER_DURATION:-5s}" >/dev/null ||
+        echo "bench: tools/bench-static-peer.sh failed" >&2
+fi
+
 # The dispatcher's orders per second to dynalite.
 if [ "${BENCH_EXTRA:-0}" = 1 ]; then
     if [ -x tools/bench-dispatcher.sh ]; then
@@ -487,6 +499,12 @@ try:
 except (OSError, ValueError):
     pass
 
+static_peer = None
+try:
+    static_peer = json.load(open(os.path.join(results, "static-peer.json")))
+except (OSError, ValueError):
+    pass
+
 cpu = ""
 try:
     cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
@@ -515,6 +533,7 @@ doc = {
     "balancer_vs_haproxy": comparison,
     "side_by_side": side_by_side,
     "tls": tls,
+    "shopd_vs_static_nginx": static_peer,
 }
 with open(os.path.join(results, "latest.json"), "w") as f:
     json.dump(doc, f, indent=2)
