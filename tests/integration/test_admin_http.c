@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "tests/support/harness.h"
-#include "tests/support/test_backend.h"
+#include "tests/support/balancer_proc.h"
 
 static struct test_balancer *lb;
 static struct http_client *client;
