@@ -30,6 +30,7 @@ struct request {
     const char *method;  /* "GET", "POST", ... */
     char *path;          /* decoded path without the query (owned) */
     int64_t param;       /* the numeric path parameter of /products/<id> and the like */
+    char param_text[72]; /* the text path parameter of /orders/<uuid> and the like */
     char client_ip[64];  /* the client, from X-Forwarded-For when the peer is a trusted proxy */
     char request_id[64]; /* X-Request-Id from the balancer, or made here */
     bool via_https;      /* a trusted proxy says the client used HTTPS: cookies get Secure */
