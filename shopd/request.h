@@ -20,6 +20,10 @@
 
 struct worker;
 struct route;
+struct multipart_part;
+
+/* The most parts a multipart/form-data body may have (an upload form has a few). */
+#define REQUEST_MAX_PARTS 16
 
 struct request {
     struct evhttp_request *ev;
@@ -43,6 +47,9 @@ struct request {
     json_t *json;            /* the parsed JSON body, once request_json_body succeeded */
     struct evkeyvalq *form;  /* the parsed form body, once request_form was called */
     struct evkeyvalq *query; /* the parsed query string, once request_query was called */
+    struct multipart_part *parts; /* a multipart/form-data body's parts, pointing into the body (owned) */
+    size_t nparts;
+    const char *multipart_error; /* why a multipart body was refused (static), or NULL */
     struct rl_result rl;     /* the tightest budget checked for this request */
     const char *rl_rule;
     bool has_rl;
@@ -81,8 +88,12 @@ const char *request_header(struct request *r, const char *name);
  * returns NULL with the status to answer (400 or 415) and a message. The object
  * is owned by r. */
 json_t *request_json_body(struct request *r, int *status, char *msg, size_t msglen);
-/* A field of an application/x-www-form-urlencoded body, or NULL. Owned by r. */
+/* A field of an application/x-www-form-urlencoded or multipart/form-data body
+ * (text parts), or NULL. Owned by r. */
 const char *request_form(struct request *r, const char *name);
+/* The file part called name of a multipart/form-data body, or NULL (a
+ * malformed body has none: r->multipart_error says why). Owned by r. */
+const struct multipart_part *request_file(struct request *r, const char *name);
 /* A query-string parameter, or NULL. Owned by r. */
 const char *request_query(struct request *r, const char *name);
 /* The value of cookie name into buf; false if absent. */

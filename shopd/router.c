@@ -55,6 +55,34 @@ static const struct route routes[] = {
     {"GET", "/browser/checkout", pages_confirmation, "page", RL_KEY_USER, PAGE | USER, "page_checkout"},
     {"POST", "/browser/checkout", pages_checkout, "checkout", RL_KEY_USER, PAGE | USER | CSRF, "page_checkout"},
     {"GET", "/browser/orders", pages_orders, "page", RL_KEY_USER, PAGE | USER, "page_orders"},
+    /* Browser: account and one order */
+    {"GET", "/browser/account", pages_account, "page", RL_KEY_USER, PAGE | USER, "page_account"},
+    {"POST", "/browser/account/password", pages_account_password, "login", RL_KEY_USER, PAGE | USER | CSRF,
+     "page_account_password"},
+    {"POST", "/browser/account/logout-all", pages_account_logout_all, "page", RL_KEY_USER, PAGE | USER | CSRF,
+     "page_account_logout_all"},
+    {"GET", "/browser/orders/*", pages_order, "page", RL_KEY_USER, PAGE | USER, "page_order"},
+    /* Browser: catalog and orders admin */
+    {"GET", "/browser/admin", pages_admin_home, "page", RL_KEY_USER, PAGE | ADMIN, "page_admin"},
+    {"GET", "/browser/admin/products", pages_admin_products, "page", RL_KEY_USER, PAGE | ADMIN,
+     "page_admin_products"},
+    {"POST", "/browser/admin/products", pages_admin_product_create, "page", RL_KEY_USER, PAGE | ADMIN | CSRF,
+     "page_admin_products"},
+    {"GET", "/browser/admin/products/#", pages_admin_product, "page", RL_KEY_USER, PAGE | ADMIN,
+     "page_admin_product"},
+    {"POST", "/browser/admin/products/#", pages_admin_product_update, "page", RL_KEY_USER, PAGE | ADMIN | CSRF,
+     "page_admin_product"},
+    {"POST", "/browser/admin/products/#/stock", pages_admin_product_stock, "page", RL_KEY_USER,
+     PAGE | ADMIN | CSRF, "page_admin_product_stock"},
+    {"POST", "/browser/admin/products/#/delete", pages_admin_product_delete, "page", RL_KEY_USER,
+     PAGE | ADMIN | CSRF, "page_admin_product_delete"},
+    {"POST", "/browser/admin/products/#/image", pages_admin_product_image, "page", RL_KEY_USER,
+     PAGE | ADMIN | CSRF | ROUTE_UPLOAD, "page_admin_product_image"},
+    {"GET", "/browser/admin/orders", pages_admin_orders, "page", RL_KEY_USER, PAGE | ADMIN, "page_admin_orders"},
+    {"POST", "/browser/admin/orders/*/retry", pages_admin_order_retry, "page", RL_KEY_USER, PAGE | ADMIN | CSRF,
+     "page_admin_order_retry"},
+    {"GET", "/uploads/", pages_upload, NULL, RL_KEY_NONE, ROUTE_PAGE | ROUTE_PREFIX, "uploads"},
+    {"HEAD", "/uploads/", pages_upload, NULL, RL_KEY_NONE, ROUTE_PAGE | ROUTE_PREFIX, "uploads"},
     {"GET", "/static/", pages_static, NULL, RL_KEY_NONE, ROUTE_PAGE | ROUTE_PREFIX, "static"},
     {"HEAD", "/static/", pages_static, NULL, RL_KEY_NONE, ROUTE_PAGE | ROUTE_PREFIX, "static"},
 };
@@ -154,5 +182,5 @@ const struct route *router_routes(size_t *count)
 bool router_path_is_page(const char *path)
 {
     return strcmp(path, "/") == 0 || strncmp(path, "/browser/", 9) == 0 || strcmp(path, "/browser") == 0 ||
-           strncmp(path, "/static/", 8) == 0;
+           strncmp(path, "/static/", 8) == 0 || strncmp(path, "/uploads/", 9) == 0;
 }

@@ -18,6 +18,7 @@ enum route_flags {
     ROUTE_CSRF = 1 << 3,       /* a form POST: the form's csrf_token must match the session's */
     ROUTE_PREFIX = 1 << 4,     /* the pattern matches every path below it (static files) */
     ROUTE_NO_LOG = 1 << 5,     /* keep health checks out of the access log at info level */
+    ROUTE_UPLOAD = 1 << 6,     /* takes a body up to UPLOAD_MAX_BYTES (and framing), not SHOPD_MAX_BODY */
 };
 
 /* The rate-limit rule that budgets a route, and what the budget is keyed by. */
