@@ -245,7 +245,10 @@ static void dispatch(struct request *r)
         return;
     }
     if ((rt->flags & ROUTE_NEEDS_ADMIN) && !r->is_admin) {
-        reply_error(r, 403, "Admin only");
+        if (router_is_page(rt))
+            reply_error(r, 403, "This page is for the shop's administrators only.");
+        else
+            reply_message(r, 403, "Admin only");
         return;
     }
     if (!router_is_page(rt) && strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0 &&
