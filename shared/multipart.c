@@ -5,10 +5,10 @@
 #include <string.h>
 #include <strings.h>
 
-/* RFC 2046 bchars, without the space (which may not end a boundary and no browser sends). */
+/* RFC 2046 bchars; a space may not end the boundary, which the caller checks. */
 static bool bchar(unsigned char c)
 {
-    return isalnum(c) || strchr("'()+_,-./:=?", c) != NULL;
+    return c && (isalnum(c) || strchr("'()+_,-./:=? ", c) != NULL);
 }
 
 bool multipart_boundary(const char *ct, char *out, size_t outlen)
@@ -56,6 +56,8 @@ bool multipart_boundary(const char *ct, char *out, size_t outlen)
             for (size_t i = 0; i < vlen; i++)
                 if (!bchar((unsigned char)val[i]))
                     return false;
+            if (val[vlen - 1] == ' ')
+                return false;
             memcpy(out, val, vlen);
             out[vlen] = '\0';
             return true;
@@ -192,7 +194,8 @@ int multipart_parse(const char *boundary, const char *body, size_t len, struct m
                                 ? body + pos - 2 /* no header lines at all */
                                 : memmem(body + pos, window, "\r\n\r\n", 4);
         if (!blank) {
-            *reason = len - pos > MULTIPART_MAX_PART_HEAD ? "part header too long" : "unterminated part header";
+            *reason =
+                len - pos > MULTIPART_MAX_PART_HEAD ? "part header too long" : "unterminated part header";
             return -1;
         }
         struct multipart_part *part = &parts[n];

@@ -12,7 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define MULTIPART_MAX_BOUNDARY 70   /* RFC 2046 */
+#define MULTIPART_MAX_BOUNDARY 70    /* RFC 2046 */
 #define MULTIPART_MAX_PART_HEAD 2048 /* header bytes of one part */
 
 struct multipart_part {

@@ -337,8 +337,8 @@ void api_account(struct request *r)
     json_t *order;
     json_array_foreach(orders, i, order) orders_for_shopper(order);
     reply_json(r, 200,
-               json_pack("{s:I, s:s, s:b, s:o}", "id", (json_int_t)r->session.user_id, "email", r->session.email,
-                         "is_admin", r->is_admin, "recent_orders", orders));
+               json_pack("{s:I, s:s, s:b, s:o}", "id", (json_int_t)r->session.user_id, "email",
+                         r->session.email, "is_admin", r->is_admin, "recent_orders", orders));
 }
 
 static void password_changed(enum outcome o, int64_t user_id, const char *msg, void *arg)

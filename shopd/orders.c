@@ -47,13 +47,13 @@ static int read_orders(struct db *db, sqlite3_stmt *st, json_t *orders)
         const char *id = (const char *)sqlite3_column_text(st, 0);
         if (!current || strcmp(json_string_value(json_object_get(current, "order_id")), id) != 0) {
             int64_t total = sqlite3_column_int64(st, 2);
-            current = json_pack("{s:s, s:s, s:I, s:o, s:s, s:s, s:o, s:s, s:I, s:o, s:[]}", "order_id", id,
-                                "created_at", (const char *)sqlite3_column_text(st, 1), "total_cents",
-                                (json_int_t)total, "total", catalog_price_json(total), "currency",
-                                (const char *)sqlite3_column_text(st, 3), "status",
-                                (const char *)sqlite3_column_text(st, 4), "sent_at", text_or_null(st, 5),
-                                "user_email", (const char *)sqlite3_column_text(st, 6), "attempts",
-                                (json_int_t)sqlite3_column_int64(st, 7), "error", text_or_null(st, 8), "items");
+            current = json_pack(
+                "{s:s, s:s, s:I, s:o, s:s, s:s, s:o, s:s, s:I, s:o, s:[]}", "order_id", id, "created_at",
+                (const char *)sqlite3_column_text(st, 1), "total_cents", (json_int_t)total, "total",
+                catalog_price_json(total), "currency", (const char *)sqlite3_column_text(st, 3), "status",
+                (const char *)sqlite3_column_text(st, 4), "sent_at", text_or_null(st, 5), "user_email",
+                (const char *)sqlite3_column_text(st, 6), "attempts", (json_int_t)sqlite3_column_int64(st, 7),
+                "error", text_or_null(st, 8), "items");
             if (!current) /* stored text that is not UTF-8: skip the order rather than fail the page */
                 continue;
             json_array_append_new(orders, current);
@@ -61,11 +61,11 @@ static int read_orders(struct db *db, sqlite3_stmt *st, json_t *orders)
         if (sqlite3_column_type(st, 9) == SQLITE_NULL)
             continue;
         int64_t price = sqlite3_column_int64(st, 11), qty = sqlite3_column_int64(st, 12);
-        json_t *line = json_pack("{s:I, s:s, s:I, s:o, s:I, s:I}", "product_id",
-                                 (json_int_t)sqlite3_column_int64(st, 9), "name",
-                                 (const char *)sqlite3_column_text(st, 10), "unit_price_cents",
-                                 (json_int_t)price, "unit_price", catalog_price_json(price), "quantity",
-                                 (json_int_t)qty, "line_total_cents", (json_int_t)(price * qty));
+        json_t *line =
+            json_pack("{s:I, s:s, s:I, s:o, s:I, s:I}", "product_id", (json_int_t)sqlite3_column_int64(st, 9),
+                      "name", (const char *)sqlite3_column_text(st, 10), "unit_price_cents",
+                      (json_int_t)price, "unit_price", catalog_price_json(price), "quantity", (json_int_t)qty,
+                      "line_total_cents", (json_int_t)(price * qty));
         if (line)
             json_array_append_new(json_object_get(current, "items"), line);
     }

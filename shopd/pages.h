@@ -42,31 +42,33 @@ void pages_login_form(struct request *r);    /* GET /browser/login */
 void pages_login(struct request *r);         /* POST /browser/login: email, password */
 void pages_logout_form(struct request *r);   /* GET /browser/logout: a button that POSTs */
 void pages_logout(struct request *r);        /* POST /browser/logout */
-void pages_account(struct request *r);            /* GET /browser/account */
-void pages_account_password(struct request *r);   /* POST /browser/account/password: current_password, new_password */
-void pages_account_logout_all(struct request *r); /* POST /browser/account/logout-all */
+/* GET /browser/account; POST .../password (current_password, new_password); POST .../logout-all. */
+void pages_account(struct request *r);
+void pages_account_password(struct request *r);
+void pages_account_logout_all(struct request *r);
 
-/* Shopping (pages_shop.c). */
+/* Shopping (pages_shop.c; the orders in pages_orders.c). */
 void pages_inventory(struct request *r);    /* GET /browser/inventory and /browser/products */
 void pages_cart(struct request *r);         /* GET /browser/cart */
 void pages_cart_add(struct request *r);     /* POST /browser/cart/add: product_id, quantity */
 void pages_cart_update(struct request *r);  /* POST /browser/cart/update: product_id, quantity (0 removes) */
 void pages_cart_remove(struct request *r);  /* POST /browser/cart/remove: product_id */
 void pages_checkout(struct request *r);     /* POST /browser/checkout: checkout_token */
-
-/* Orders (pages_orders.c). */
 void pages_confirmation(struct request *r); /* GET /browser/checkout?order=<id>: the order just placed */
 void pages_orders(struct request *r);       /* GET /browser/orders */
 void pages_order(struct request *r);        /* GET /browser/orders/<id> */
-/* Admin (pages_admin.c): ADMIN_EMAILS accounts only, checked by the router. */
+
+/* Admin (pages_admin.c): ADMIN_EMAILS accounts only, checked by the router.
+ * Product forms: name, description, price (dollars), stock; the image form is
+ * multipart/form-data with the file in "image". */
 void pages_admin_home(struct request *r);           /* GET /browser/admin/: to the product list */
 void pages_admin_products(struct request *r);       /* GET /browser/admin/products */
-void pages_admin_product_create(struct request *r); /* POST /browser/admin/products: name, description, price, stock */
+void pages_admin_product_create(struct request *r); /* POST /browser/admin/products */
 void pages_admin_product(struct request *r);        /* GET /browser/admin/products/<id>: the edit form */
 void pages_admin_product_update(struct request *r); /* POST /browser/admin/products/<id> */
 void pages_admin_product_stock(struct request *r);  /* POST /browser/admin/products/<id>/stock: stock */
 void pages_admin_product_delete(struct request *r); /* POST /browser/admin/products/<id>/delete */
-void pages_admin_product_image(struct request *r);  /* POST /browser/admin/products/<id>/image: multipart image */
+void pages_admin_product_image(struct request *r);  /* POST /browser/admin/products/<id>/image */
 void pages_admin_orders(struct request *r);         /* GET /browser/admin/orders */
 void pages_admin_order_retry(struct request *r);    /* POST /browser/admin/orders/<id>/retry */
 

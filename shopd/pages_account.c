@@ -170,15 +170,17 @@ static void password_changed(enum outcome o, int64_t user_id, const char *error,
     int ended = sessions_delete_user(r->db, user_id, r->session.key);
     log_info("accounts: user %lld changed the password; %d other session%s ended", (long long)user_id, ended,
              ended == 1 ? "" : "s");
-    render_flash(r, "success", "Your password has been changed. Every other session of your account has ended.");
+    render_flash(r, "success",
+                 "Your password has been changed. Every other session of your account has ended.");
     reply_redirect(r, "/browser/account");
 }
 
 void pages_account_password(struct request *r)
 {
     request_hold(r);
-    accounts_change_password_async(r->db, request_offload(r), r->session.user_id, form_text(r, "current_password"),
-                                   form_text(r, "new_password"), password_changed, r);
+    accounts_change_password_async(r->db, request_offload(r), r->session.user_id,
+                                   form_text(r, "current_password"), form_text(r, "new_password"),
+                                   password_changed, r);
 }
 
 void pages_account_logout_all(struct request *r)

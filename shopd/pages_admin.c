@@ -158,8 +158,8 @@ static void products_page(struct request *r, int status, const char *error, json
         json_object_set_new(
             p, "image", json_string(render_local_image(json_string_value(json_object_get(p, "image_url")))));
     }
-    json_t *ctx = json_pack("{s:o, s:b, s:o, s:b}", "products", list, "empty", json_array_size(list) == 0, "new",
-                            typed ? typed : json_object(), "nav_admin_products", 1);
+    json_t *ctx = json_pack("{s:o, s:b, s:o, s:b}", "products", list, "empty", json_array_size(list) == 0,
+                            "new", typed ? typed : json_object(), "nav_admin_products", 1);
     if (error)
         json_object_set_new(ctx, "flash", render_flash_now("error", error));
     render_page(r, status, "admin_products", "Catalog admin", "admin", ctx);
@@ -332,8 +332,9 @@ void pages_admin_product_image(struct request *r)
     /* The bytes decide, not the file name or the type the browser claims. */
     enum upload_kind kind = uploads_sniff(file->data, file->len);
     if (kind == UPLOAD_UNKNOWN) {
-        product_page(r, 415, "That file is not a PNG, JPEG or WebP image. Other types, SVG among them, are "
-                             "not accepted.");
+        product_page(r, 415,
+                     "That file is not a PNG, JPEG or WebP image. Other types, SVG among them, are "
+                     "not accepted.");
         return;
     }
     char stored[UPLOADS_NAME_MAX + 1], err[512];
@@ -349,8 +350,8 @@ void pages_admin_product_image(struct request *r)
         pages_error(r, o == OUT_NOT_FOUND ? 404 : 500, "The product's image could not be changed.");
         return;
     }
-    log_info("admin: %s uploaded image %s (%zu bytes) for product %" PRId64, r->session.email, stored, file->len,
-             r->param);
+    log_info("admin: %s uploaded image %s (%zu bytes) for product %" PRId64, r->session.email, stored,
+             file->len, r->param);
     render_flash(r, "success", "The new image is in place.");
     char *url = product_url(r->param);
     reply_redirect(r, url);

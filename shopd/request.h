@@ -47,12 +47,15 @@ struct request {
     json_t *json;            /* the parsed JSON body, once request_json_body succeeded */
     struct evkeyvalq *form;  /* the parsed form body, once request_form was called */
     struct evkeyvalq *query; /* the parsed query string, once request_query was called */
-    struct multipart_part *parts; /* a multipart/form-data body's parts, pointing into the body (owned) */
-    size_t nparts;
-    const char *multipart_error; /* why a multipart body was refused (static), or NULL */
     struct rl_result rl;     /* the tightest budget checked for this request */
     const char *rl_rule;
     bool has_rl;
+    /* A multipart/form-data body's parts, pointing into the body (owned), once
+       request_form or request_file was called; multipart_error (static) says
+       why such a body was refused. */
+    struct multipart_part *parts;
+    size_t nparts;
+    const char *multipart_error;
     int pending_checks;
     bool replied;
     bool held;      /* the handler answers later, after work on the offload pool */

@@ -70,17 +70,18 @@ static const struct route routes[] = {
      "page_admin_products"},
     {"GET", "/browser/admin/products/#", pages_admin_product, "page", RL_KEY_USER, PAGE | ADMIN,
      "page_admin_product"},
-    {"POST", "/browser/admin/products/#", pages_admin_product_update, "page", RL_KEY_USER, PAGE | ADMIN | CSRF,
-     "page_admin_product"},
+    {"POST", "/browser/admin/products/#", pages_admin_product_update, "page", RL_KEY_USER,
+     PAGE | ADMIN | CSRF, "page_admin_product"},
     {"POST", "/browser/admin/products/#/stock", pages_admin_product_stock, "page", RL_KEY_USER,
      PAGE | ADMIN | CSRF, "page_admin_product_stock"},
     {"POST", "/browser/admin/products/#/delete", pages_admin_product_delete, "page", RL_KEY_USER,
      PAGE | ADMIN | CSRF, "page_admin_product_delete"},
     {"POST", "/browser/admin/products/#/image", pages_admin_product_image, "page", RL_KEY_USER,
      PAGE | ADMIN | CSRF | ROUTE_UPLOAD, "page_admin_product_image"},
-    {"GET", "/browser/admin/orders", pages_admin_orders, "page", RL_KEY_USER, PAGE | ADMIN, "page_admin_orders"},
-    {"POST", "/browser/admin/orders/*/retry", pages_admin_order_retry, "page", RL_KEY_USER, PAGE | ADMIN | CSRF,
-     "page_admin_order_retry"},
+    {"GET", "/browser/admin/orders", pages_admin_orders, "page", RL_KEY_USER, PAGE | ADMIN,
+     "page_admin_orders"},
+    {"POST", "/browser/admin/orders/*/retry", pages_admin_order_retry, "page", RL_KEY_USER,
+     PAGE | ADMIN | CSRF, "page_admin_order_retry"},
     {"GET", "/uploads/", pages_upload, NULL, RL_KEY_NONE, ROUTE_PAGE | ROUTE_PREFIX, "uploads"},
     {"HEAD", "/uploads/", pages_upload, NULL, RL_KEY_NONE, ROUTE_PAGE | ROUTE_PREFIX, "uploads"},
     {"GET", "/static/", pages_static, NULL, RL_KEY_NONE, ROUTE_PAGE | ROUTE_PREFIX, "static"},
@@ -133,7 +134,8 @@ static bool match(const struct route *rt, const char *path, int64_t *param, char
 }
 
 static enum route_match match_method(const char *method, const char *path, const struct route **out,
-                                     int64_t *param, char *text, size_t textlen, char *allow, size_t allowlen);
+                                     int64_t *param, char *text, size_t textlen, char *allow,
+                                     size_t allowlen);
 
 enum route_match router_match(const char *method, const char *path, const struct route **out, int64_t *param,
                               char *text, size_t textlen, char *allow, size_t allowlen)

@@ -422,7 +422,7 @@ static void on_request(struct evhttp_request *ev, void *arg)
 
     char allow[64];
     enum route_match m = router_match(r->method, r->path, &r->route, &r->param, r->param_text,
-                                        sizeof(r->param_text), allow, sizeof(allow));
+                                      sizeof(r->param_text), allow, sizeof(allow));
     if (m != ROUTE_FOUND) {
         r->route = NULL;
         bool page = router_path_is_page(r->path);

@@ -192,7 +192,8 @@ static struct http_resp *upload(struct http_client *c, int product_id, const cha
 {
     char path[80];
     snprintf(path, sizeof(path), "/browser/admin/products/%d/image", product_id);
-    return http_request(c, "POST", shop_url(srv, path), "multipart/form-data; boundary=" BOUNDARY, body, NULL);
+    return http_request(c, "POST", shop_url(srv, path), "multipart/form-data; boundary=" BOUNDARY, body,
+                        NULL);
 }
 
 static char *product_image_url(struct http_client *c, int product_id)
@@ -254,12 +255,14 @@ Test(account_admin, password_change_ends_other_sessions_and_keeps_this_one)
 Test(account_admin, password_change_refuses_bad_input_with_a_message)
 {
     struct http_client *c = user("bob@example.com");
-    struct http_resp *r = api(c, "POST", "/account/password",
-                              "{\"current_password\":\"not it at all\",\"new_password\":\"another password\"}");
+    struct http_resp *r =
+        api(c, "POST", "/account/password",
+            "{\"current_password\":\"not it at all\",\"new_password\":\"another password\"}");
     expect_status(r, 403, "wrong current password");
     expect_message(r, "Current password is wrong");
     http_resp_free(r);
-    r = api(c, "POST", "/account/password", "{\"current_password\":\"" PASSWORD "\",\"new_password\":\"short\"}");
+    r = api(c, "POST", "/account/password",
+            "{\"current_password\":\"" PASSWORD "\",\"new_password\":\"short\"}");
     expect_status(r, 400, "too short");
     expect_message(r, "at least 8 characters");
     http_resp_free(r);
@@ -290,7 +293,8 @@ Test(account_admin, password_change_refuses_bad_input_with_a_message)
     http_resp_free(r);
 
     struct http_client *anon = http_client_new();
-    r = api(anon, "POST", "/account/password", "{\"current_password\":\"a\",\"new_password\":\"bbbbbbbbbb\"}");
+    r = api(anon, "POST", "/account/password",
+            "{\"current_password\":\"a\",\"new_password\":\"bbbbbbbbbb\"}");
     expect_status(r, 401, "anonymous");
     expect_message(r, "Login required");
     http_resp_free(r);
@@ -531,7 +535,8 @@ Test(account_admin, account_page_changes_the_password_and_lists_recent_orders)
 
     char *csrf = csrf_of(c, "/browser/account");
     char body[256];
-    snprintf(body, sizeof(body), "csrf_token=%s&current_password=wrong-one&new_password=brand+new+secret", csrf);
+    snprintf(body, sizeof(body), "csrf_token=%s&current_password=wrong-one&new_password=brand+new+secret",
+             csrf);
     r = post_form(c, "/browser/account/password", body);
     expect_status(r, 403, "wrong current password");
     expect_html(r);
@@ -704,7 +709,8 @@ Test(account_admin, admins_create_edit_restock_and_delete_products_in_the_browse
 
     char *csrf = csrf_of(admin, "/browser/admin/products");
     char body[512];
-    snprintf(body, sizeof(body), "csrf_token=%s&name=Kiwi&description=Green+and+fuzzy&price=1.25&stock=40", csrf);
+    snprintf(body, sizeof(body), "csrf_token=%s&name=Kiwi&description=Green+and+fuzzy&price=1.25&stock=40",
+             csrf);
     r = post_form(admin, "/browser/admin/products", "name=Kiwi&price=1.25&stock=40");
     expect_status(r, 403, "create without CSRF");
     http_resp_free(r);
@@ -848,7 +854,8 @@ Test(account_admin, uploaded_images_are_checked_by_their_bytes_stored_and_served
     expect_status(r, 200, "the stored image");
     cr_expect_str_eq(http_resp_header(r, "Content-Type"), "image/png");
     const char *cc = http_resp_header(r, "Cache-Control");
-    cr_expect(cc && strstr(cc, "immutable") && strstr(cc, "max-age=31536000"), "Cache-Control %s", cc ? cc : "-");
+    cr_expect(cc && strstr(cc, "immutable") && strstr(cc, "max-age=31536000"), "Cache-Control %s",
+              cc ? cc : "-");
     cr_expect_str_eq(http_resp_header(r, "X-Content-Type-Options"), "nosniff");
     cr_expect_eq(r->len, strlen(PNG_BYTES));
     cr_expect(memcmp(r->body, PNG_BYTES, strlen(PNG_BYTES)) == 0, "the same bytes come back");
@@ -883,8 +890,8 @@ Test(account_admin, uploaded_images_are_checked_by_their_bytes_stored_and_served
     free(webp);
 
     /* Only stored names are served. */
-    const char *bad[] = {"/uploads/", "/uploads/../shop.db", "/uploads/shop.db", "/uploads/0123456789abcdef.png",
-                         "/uploads/0123456789abcdef0123456789abcdef.svg"};
+    const char *bad[] = {"/uploads/", "/uploads/../shop.db", "/uploads/shop.db",
+                         "/uploads/0123456789abcdef.png", "/uploads/0123456789abcdef0123456789abcdef.svg"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         r = get(admin, bad[i]);
         expect_status(r, 404, bad[i]);

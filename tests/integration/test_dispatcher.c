@@ -644,7 +644,8 @@ Test(dispatcher, an_order_dynamodb_refuses_is_parked_as_failed_and_shown)
     r = call(admin, "GET", "/admin/orders", NULL);
     cr_assert_eq(r->status, 200);
     const char *shown = json_string_value(json_object_get(json_array_get(r->json, 0), "error"));
-    cr_assert(shown && strstr(shown, "ValidationException"), "/admin/orders error: %s", shown ? shown : "null");
+    cr_assert(shown && strstr(shown, "ValidationException"), "/admin/orders error: %s",
+              shown ? shown : "null");
     http_resp_free(r);
     http_client_free(admin);
     cr_assert_eq(log_count(ids[0], "failed and is parked"), 1);
