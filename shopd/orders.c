@@ -114,7 +114,8 @@ json_t *orders_list(struct db *db, int64_t user_id, size_t limit)
 
 json_t *orders_for_shopper(json_t *order)
 {
-    json_object_del(order, "error");
+    /* "error" stays, always null, for the clients that read it from /orders. */
+    json_object_set_new(order, "error", json_null());
     json_object_del(order, "user_email");
     json_object_del(order, "attempts");
     const char *status = json_string_value(json_object_get(order, "status"));

@@ -36,8 +36,8 @@ enum outcome orders_get(struct db *db, int64_t user_id, const char *id, json_t *
 json_t *orders_list(struct db *db, int64_t user_id, size_t limit);
 
 /* Turns an order object (from this module or checkout_orders) into what its
- * shopper may see: drops the stored error and the admin fields, and adds
- * "notice" (ORDERS_FAILED_NOTICE) to a failed order. Returns order. */
+ * shopper may see: "error" null whatever was stored, no admin fields, and
+ * "notice" (ORDERS_FAILED_NOTICE) on a failed order. Returns order. */
 json_t *orders_for_shopper(json_t *order);
 
 /* Puts failed order id back to pending, due at once, with its attempts
