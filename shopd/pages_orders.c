@@ -1,7 +1,6 @@
 /* The order pages: the history, one order, the checkout confirmation. A
  * shopper reads only their own orders and never the dispatcher's error text. */
 #include "shopd/orders.h"
-#include "shopd/checkout.h"
 #include "shopd/pages.h"
 #include "shopd/render.h"
 #include "shopd/request.h"
@@ -89,9 +88,12 @@ void pages_order(struct request *r)
         render_page(r, 200, "order_page", "Your order", "orders", json_pack("{s:o}", "order", order));
 }
 
+/* Far more than a shopper's history; a bound on one page's size all the same. */
+#define ORDERS_PAGE_LIMIT 1000
+
 void pages_orders(struct request *r)
 {
-    json_t *orders = checkout_orders(r->db, r->session.user_id);
+    json_t *orders = orders_list(r->db, r->session.user_id, ORDERS_PAGE_LIMIT);
     if (!orders) {
         pages_error(r, 500, "Your orders could not be read. Please try again.");
         return;
