@@ -2,6 +2,7 @@
 #include "shopd/cart.h"
 #include "shopd/catalog.h"
 #include "shopd/request.h"
+#include "shopd/router.h"
 #include "shared/crypto.h"
 #include "shared/log.h"
 #include "shared/mustache.h"
@@ -211,9 +212,11 @@ void render_error(struct request *r, int status, const char *message)
     }
     char title[64];
     snprintf(title, sizeof(title), "%d %s", status, error_heading(status));
+    /* The note on forms fits a refused CSRF token, not an admin page refused to a shopper. */
+    bool admin_refusal = r->route && (r->route->flags & ROUTE_NEEDS_ADMIN) && !r->is_admin;
     json_t *ctx = json_pack("{s:i, s:s, s:s, s:b, s:b, s:b}", "status", status, "heading",
                             error_heading(status), "message", message, "is_404", status == 404, "is_429",
-                            status == 429, "is_403", status == 403);
+                            status == 429, "is_403", status == 403 && !admin_refusal);
     if (!ctx) { /* a message that is not UTF-8 */
         plain_page(r, status, message);
         return;

@@ -6,6 +6,7 @@
 #include "shared/crypto.h"
 #include "shared/log.h"
 #include "shared/http_answer.h"
+#include "shared/multipart.h"
 #include "shared/xalloc.h"
 
 #include <event2/buffer.h>
@@ -219,6 +220,42 @@ static struct evkeyvalq *parse_pairs(const char *text)
     return q;
 }
 
+/* Splits a multipart/form-data body into r->parts and puts its text fields
+ * (parts without a filename) into r->form, so that the CSRF check and
+ * request_form read an upload form as they read any other. */
+static void parse_multipart(struct request *r, const char *ct)
+{
+    r->form = xcalloc(1, sizeof(*r->form));
+    TAILQ_INIT(r->form);
+    char boundary[MULTIPART_MAX_BOUNDARY + 1];
+    if (!multipart_boundary(ct, boundary, sizeof(boundary))) {
+        r->multipart_error = "no multipart boundary";
+        return;
+    }
+    size_t len;
+    const char *body = body_text(r, &len);
+    r->parts = xcalloc(REQUEST_MAX_PARTS, sizeof(*r->parts));
+    int n = multipart_parse(boundary, body, len, r->parts, REQUEST_MAX_PARTS, &r->multipart_error);
+    if (n < 0)
+        return;
+    r->nparts = (size_t)n;
+    for (size_t i = 0; i < r->nparts; i++) {
+        const struct multipart_part *p = &r->parts[i];
+        if (p->filename || memchr(p->data, '\0', p->len) || memchr(p->name, '\0', p->name_len))
+            continue;
+        char *key = xstrndup(p->name, p->name_len), *value = xstrndup(p->data, p->len);
+        evhttp_add_header(r->form, key, value);
+        free(key);
+        free(value);
+    }
+}
+
+const struct multipart_part *request_file(struct request *r, const char *name)
+{
+    request_form(r, name);
+    return r->nparts ? multipart_find(r->parts, r->nparts, name) : NULL;
+}
+
 const char *request_form(struct request *r, const char *name)
 {
     if (!r->form) {
@@ -227,6 +264,8 @@ const char *request_form(struct request *r, const char *name)
             size_t len;
             const char *text = body_text(r, &len);
             r->form = parse_pairs(text);
+        } else if (ct && strncasecmp(ct, "multipart/form-data", 19) == 0) {
+            parse_multipart(r, ct);
         } else {
             r->form = xcalloc(1, sizeof(*r->form));
             TAILQ_INIT(r->form);

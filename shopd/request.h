@@ -22,6 +22,10 @@
 
 struct worker;
 struct route;
+struct multipart_part;
+
+/* The most parts a multipart/form-data body may have (an upload form has a few). */
+#define REQUEST_MAX_PARTS 16
 
 struct request {
     struct evhttp_request *ev;
@@ -32,6 +36,7 @@ struct request {
     const char *method;  /* "GET", "POST", ... */
     char *path;          /* decoded path without the query (owned) */
     int64_t param;       /* the numeric path parameter of /products/<id> and the like */
+    char param_text[72]; /* the text path parameter of /orders/<uuid> and the like */
     char client_ip[64];  /* the client, from X-Forwarded-For when the peer is a trusted proxy */
     char request_id[REQUEST_ID_MAX + 1]; /* X-Request-Id from the balancer, or made here */
     bool via_https;      /* a trusted proxy says the client used HTTPS: cookies get Secure */
@@ -51,6 +56,12 @@ struct request {
     struct rl_result rl;     /* the tightest budget checked for this request */
     const char *rl_rule;
     bool has_rl;
+    /* A multipart/form-data body's parts, pointing into the body (owned), once
+       request_form or request_file was called; multipart_error (static) says
+       why such a body was refused. */
+    struct multipart_part *parts;
+    size_t nparts;
+    const char *multipart_error;
     int pending_checks;
     bool replied;
     bool held;      /* the handler answers later, after work on the offload pool */
@@ -86,8 +97,12 @@ const char *request_header(struct request *r, const char *name);
  * returns NULL with the status to answer (400 or 415) and a message. The object
  * is owned by r. */
 json_t *request_json_body(struct request *r, int *status, char *msg, size_t msglen);
-/* A field of an application/x-www-form-urlencoded body, or NULL. Owned by r. */
+/* A field of an application/x-www-form-urlencoded or multipart/form-data body
+ * (text parts), or NULL. Owned by r. */
 const char *request_form(struct request *r, const char *name);
+/* The file part called name of a multipart/form-data body, or NULL (a
+ * malformed body has none: r->multipart_error says why). Owned by r. */
+const struct multipart_part *request_file(struct request *r, const char *name);
 /* A query-string parameter, or NULL. Owned by r. */
 const char *request_query(struct request *r, const char *name);
 /* The value of cookie name into buf; false if absent. */

@@ -39,6 +39,12 @@ static const struct config_setting shopd_settings_table[] = {
      .help = "a session ends this long after login"},
     {.name = "TEMPLATES_DIR", .default_value = "templates", .help = "HTML templates (Mustache)"},
     {.name = "STATIC_DIR", .default_value = "templates/static", .help = "files served under /static/"},
+    {.name = "UPLOADS_DIR",
+     .default_value = "uploads",
+     .help = "folder of the product images admins upload, served under /uploads/ (created when missing)"},
+    {.name = "UPLOAD_MAX_BYTES",
+     .default_value = "2097152",
+     .help = "largest product image an admin may upload, in bytes"},
     {.name = "AWS_REGION", .default_value = "us-east-1", .alias = "REGION_NAME", .help = "DynamoDB region"},
     {.name = "AWS_ACCESS_KEY_ID", .default_value = "", .help = "AWS credentials for DynamoDB"},
     {.name = "AWS_SECRET_ACCESS_KEY", .default_value = "", .help = "AWS credentials for DynamoDB"},
@@ -153,6 +159,13 @@ struct shopd_settings *shopd_settings_load(int argc, char **argv, char *err, siz
         goto fail;
     s->templates_dir = config_get(cfg, "TEMPLATES_DIR");
     s->static_dir = config_get(cfg, "STATIC_DIR");
+    s->uploads_dir = config_get(cfg, "UPLOADS_DIR");
+    if (!s->uploads_dir || !*s->uploads_dir) {
+        snprintf(err, errlen, "UPLOADS_DIR is empty");
+        goto fail;
+    }
+    if (get_long(cfg, "UPLOAD_MAX_BYTES", 1024, 64L << 20, &s->upload_max_bytes, err, errlen) < 0)
+        goto fail;
 
     s->aws_region = config_get(cfg, "AWS_REGION");
     if (!s->aws_region || !*s->aws_region) {

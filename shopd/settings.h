@@ -30,6 +30,10 @@ struct shopd_settings {
     long session_max_seconds;
     const char *templates_dir;
     const char *static_dir;
+    /* UPLOADS_DIR, the uploaded product images; UPLOAD_MAX_BYTES, the largest
+       one (upload routes take bodies this large, however small SHOPD_MAX_BODY). */
+    const char *uploads_dir;
+    long upload_max_bytes;
     bool create_table; /* --create-table: make the DynamoDB table and exit */
     bool check_only;   /* --check: validate everything it would read, start nothing */
     /* DynamoDB (the dispatcher) */

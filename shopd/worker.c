@@ -157,6 +157,7 @@ static void free_request(struct request *r)
         evhttp_clear_headers(r->query);
         free(r->query);
     }
+    free(r->parts);
     free(r);
 }
 
@@ -200,6 +201,18 @@ static bool form_content_type(struct request *r)
            strncasecmp(ct, "multipart/form-data", 19) == 0 || strncasecmp(ct, "text/plain", 10) == 0;
 }
 
+/* Room for the multipart framing and the other fields around an uploaded image. */
+#define UPLOAD_FORM_OVERHEAD (64 * 1024)
+
+/* What the connection reads at most: SHOPD_MAX_BODY, or an upload form with an
+ * image of UPLOAD_MAX_BYTES when that is larger (dispatch then holds every
+ * other route to SHOPD_MAX_BODY). */
+static long body_limit(const struct shopd_settings *s)
+{
+    long upload = s->upload_max_bytes + UPLOAD_FORM_OVERHEAD;
+    return upload > s->max_body_bytes ? upload : s->max_body_bytes;
+}
+
 /* Runs the handler once every budget check has answered (or was skipped). */
 static void dispatch(struct request *r)
 {
@@ -214,6 +227,12 @@ static void dispatch(struct request *r)
             reply_message(r, 429, "Too many requests; retry in %ld s", secs);
         return;
     }
+    if (!(rt->flags & ROUTE_UPLOAD) &&
+        evbuffer_get_length(evhttp_request_get_input_buffer(r->ev)) > (size_t)r->settings->max_body_bytes) {
+        reply_add_header(r, "Connection", "close");
+        reply_error(r, 413, "Request body larger than the limit");
+        return;
+    }
     if ((rt->flags & ROUTE_NEEDS_USER) && !request_logged_in(r)) {
         if (router_is_page(rt)) {
             request_set_flash(r, "info", "Please log in first.");
@@ -224,7 +243,10 @@ static void dispatch(struct request *r)
         return;
     }
     if ((rt->flags & ROUTE_NEEDS_ADMIN) && !r->is_admin) {
-        reply_error(r, 403, "Admin only");
+        if (router_is_page(rt))
+            reply_error(r, 403, "This page is for the shop's administrators only.");
+        else
+            reply_message(r, 403, "Admin only");
         return;
     }
     if (!router_is_page(rt) && strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0 &&
@@ -397,7 +419,8 @@ static void on_request(struct evhttp_request *ev, void *arg)
     }
 
     char allow[64];
-    enum route_match m = router_match(r->method, r->path, &r->route, &r->param, allow, sizeof(allow));
+    enum route_match m = router_match(r->method, r->path, &r->route, &r->param, r->param_text,
+                                      sizeof(r->param_text), allow, sizeof(allow));
     if (m != ROUTE_FOUND) {
         r->route = NULL;
         bool page = router_path_is_page(r->path);
@@ -528,12 +551,12 @@ int worker_run(const struct worker_params *params)
     w->http = evhttp_new(w->base);
     evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
                                             EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
-    evhttp_set_max_body_size(w->http, (ev_ssize_t)w->settings->max_body_bytes);
+    evhttp_set_max_body_size(w->http, (ev_ssize_t)body_limit(w->settings));
     evhttp_set_max_headers_size(w->http, 16384);
     evhttp_set_timeout(w->http, 30);
     evhttp_set_gencb(w->http, on_request, w);
     w->guard = (struct http_guard_config){.max_head = 16384,
-                                          .max_body = (uint64_t)w->settings->max_body_bytes,
+                                          .max_body = (uint64_t)body_limit(w->settings),
                                           .request_ids = &w->request_ids};
     http_guard_install(w->http, &w->guard);
     w->bound = evhttp_accept_socket_with_handle(w->http, params->listen_fd);

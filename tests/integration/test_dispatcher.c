@@ -3,7 +3,8 @@
  * kept in a LevelDB folder so that it survives a restart), the Orders table
  * made by `shopd --create-table`. Orders arrive with every field, exactly once,
  * through an outage, a SIGKILL of the dispatcher, and missing credentials; an
- * order DynamoDB refuses is parked as failed and shown in /orders. */
+ * order DynamoDB refuses is parked as failed, shown with its error to admins
+ * (/admin/orders) and as a plain notice to the shopper (/orders). */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <signal.h>
@@ -633,9 +634,20 @@ Test(dispatcher, an_order_dynamodb_refuses_is_parked_as_failed_and_shown)
     json_t *o = json_array_get(r->json, 0);
     cr_assert_str_eq(json_string_value(json_object_get(o, "order_id")), ids[0]);
     cr_assert_str_eq(json_string_value(json_object_get(o, "status")), "failed");
-    const char *shown = json_string_value(json_object_get(o, "error"));
-    cr_assert(shown && strstr(shown, "ValidationException"), "/orders error: %s", shown ? shown : "null");
+    /* The shopper reads a plain notice; DynamoDB's text is for the admins. */
+    cr_assert(json_is_null(json_object_get(o, "error")), "a shopper must not read the stored error");
+    cr_assert_str_eq(json_string_value(json_object_get(o, "notice")),
+                     "We could not send your order yet; we are on it.");
     http_resp_free(r);
+    struct http_client *admin = http_client_new();
+    shop_register_login(shop, admin, "admin@example.com", "correct horse battery");
+    r = call(admin, "GET", "/admin/orders", NULL);
+    cr_assert_eq(r->status, 200);
+    const char *shown = json_string_value(json_object_get(json_array_get(r->json, 0), "error"));
+    cr_assert(shown && strstr(shown, "ValidationException"), "/admin/orders error: %s",
+              shown ? shown : "null");
+    http_resp_free(r);
+    http_client_free(admin);
     cr_assert_eq(log_count(ids[0], "failed and is parked"), 1);
 
     /* The parked order blocks nothing: the next one goes out, and the parked one stays out of the table. */

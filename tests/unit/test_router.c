@@ -1,6 +1,7 @@
 /* shopd/router: which route a method and path reach, the numeric parameter,
  * 405 with the methods a path takes, and the route table's own consistency. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "shopd/router.h"
@@ -9,8 +10,8 @@ static const struct route *expect_found(const char *method, const char *path, in
 {
     const struct route *rt = NULL;
     int64_t param = -1;
-    char allow[128];
-    cr_assert_eq(router_match(method, path, &rt, &param, allow, sizeof(allow)), ROUTE_FOUND, "%s %s", method,
+    char allow[128], text[ROUTE_MAX_TEXT + 1];
+    cr_assert_eq(router_match(method, path, &rt, &param, text, sizeof(text), allow, sizeof(allow)), ROUTE_FOUND, "%s %s", method,
                  path);
     cr_assert_not_null(rt);
     if (want_param >= 0)
@@ -22,8 +23,8 @@ static void expect_not_found(const char *method, const char *path)
 {
     const struct route *rt = NULL;
     int64_t param;
-    char allow[128];
-    cr_expect_eq(router_match(method, path, &rt, &param, allow, sizeof(allow)), ROUTE_NOT_FOUND, "%s %s",
+    char allow[128], text[ROUTE_MAX_TEXT + 1];
+    cr_expect_eq(router_match(method, path, &rt, &param, text, sizeof(text), allow, sizeof(allow)), ROUTE_NOT_FOUND, "%s %s",
                  method, path);
 }
 
@@ -36,6 +37,23 @@ Test(router, finds_routes_and_their_numeric_parameter)
     expect_found("GET", "/products/999999999999999", 999999999999999); /* 15 digits */
     expect_found("GET", "/static/style.css", -1);                      /* a prefix route */
     cr_expect_str_eq(expect_found("POST", "/browser/cart/add", -1)->name, "page_cart_add");
+}
+
+Test(router, text_segments_take_order_ids_only)
+{
+    const struct route *rt = NULL;
+    int64_t param;
+    char allow[128], text[ROUTE_MAX_TEXT + 1];
+    const char *id = "0f8fad5b-d9cb-469f-a165-70867728950e";
+    char path[128];
+    snprintf(path, sizeof(path), "/orders/%s", id);
+    cr_assert_eq(router_match("GET", path, &rt, &param, text, sizeof(text), allow, sizeof(allow)), ROUTE_FOUND);
+    cr_expect_str_eq(text, id);
+    const char *bad[] = {"/orders/a_b", "/orders/a.b", "/orders/%2e%2e", "/orders/a/b"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        enum route_match m = router_match("GET", bad[i], &rt, &param, text, sizeof(text), allow, sizeof(allow));
+        cr_expect(m != ROUTE_FOUND || strcmp(rt->pattern, "/orders/*") != 0, "%s reached %s", bad[i], rt->pattern);
+    }
 }
 
 Test(router, refuses_parameters_that_are_not_plain_positive_numbers)
@@ -54,10 +72,10 @@ Test(router, a_known_path_with_another_method_names_the_allowed_ones)
 {
     const struct route *rt = NULL;
     int64_t param;
-    char allow[128];
-    cr_assert_eq(router_match("PATCH", "/products/3", &rt, &param, allow, sizeof(allow)), ROUTE_WRONG_METHOD);
+    char allow[128], text[ROUTE_MAX_TEXT + 1];
+    cr_assert_eq(router_match("PATCH", "/products/3", &rt, &param, text, sizeof(text), allow, sizeof(allow)), ROUTE_WRONG_METHOD);
     cr_expect(strstr(allow, "GET") && strstr(allow, "PUT") && strstr(allow, "DELETE"), "Allow: %s", allow);
-    cr_assert_eq(router_match("DELETE", "/cart", &rt, &param, allow, sizeof(allow)), ROUTE_WRONG_METHOD);
+    cr_assert_eq(router_match("DELETE", "/cart", &rt, &param, text, sizeof(text), allow, sizeof(allow)), ROUTE_WRONG_METHOD);
     cr_expect_str_eq(allow, "GET");
     /* HEAD reaches the GET route when the path has no HEAD of its own. */
     cr_expect_str_eq(expect_found("HEAD", "/products", -1)->method, "GET");
