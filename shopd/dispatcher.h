@@ -38,7 +38,7 @@ bool dispatcher_table_name_valid(const char *name);
  * -1 with a one-line reason in err. */
 int dispatcher_create_table(const struct shopd_settings *settings, char *err, size_t errlen);
 
-/* Runs the dispatcher loop until SIGTERM (finishing the order in flight);
+/* Runs the dispatcher loop until SIGTERM (finishing the orders in flight);
  * wake_fd is an eventfd that workers write after each checkout. Returns the
  * process exit code. */
 int dispatcher_run(const struct shopd_settings *settings, int wake_fd);
