@@ -32,7 +32,9 @@
 #                             and what the checks cost GET /products (tools/bench-ratelimit-cost.sh,
 #                             BENCH_RATELIMIT_DURATION=4s per run); ratios into latest.json
 #   BENCH_TLS=1            also run tools/bench-tls.sh (TLS vs HAProxy), BENCH_TLS_DURATION=3s per run
-#   BENCH_EXTRA=1             also run tools/bench-dispatcher.sh
+#   BENCH_DISPATCHER=1        also run tools/bench-dispatcher.sh (orders/s to a local DynamoDB behind
+#                             a proxy adding BENCH_DISPATCHER_LATENCY_MS=10 to every answer, backlog of
+#                             BENCH_DISPATCHER_ORDERS=3000, BENCH_RUNS runs; target 1000 orders/s)
 #   BENCH_SHOPD_WORKERS=      workers per shopd (empty: shopd's default, one per CPU)
 #   BENCH_RESULTS=bench/results    BENCH_KEEP=1 keeps the temporary folder (logs)
 #
@@ -383,13 +385,13 @@ fi
 # TLS termination against HAProxy's (full and resumed handshakes, kept-alive requests).
 [ "${BENCH_TLS:-1}" = 1 ] && { BIN=$BIN RUNS=$RUNS OUT=$RESULTS/tls-vs-haproxy.txt JSON=$RESULTS/tls-vs-haproxy.json tools/bench-tls.sh "${BENCH_TLS_DURATION:-3s}" >/dev/null || echo "bench: tools/bench-tls.sh failed" >&2; }
 
-# The dispatcher's orders per second to dynalite.
-if [ "${BENCH_EXTRA:-0}" = 1 ]; then
-    if [ -x tools/bench-dispatcher.sh ]; then
-        say "dispatcher to a local DynamoDB (tools/bench-dispatcher.sh)"
-        SHOP_BIN=$BIN tools/bench-dispatcher.sh | tee "$RESULTS/dispatcher.txt" ||
-            echo "bench: tools/bench-dispatcher.sh failed" >&2
-    fi
+# The dispatcher's orders per second to dynalite at DynamoDB's latency.
+rm -f "$RESULTS/dispatcher.txt"
+if [ "${BENCH_DISPATCHER:-1}" = 1 ]; then
+    say "dispatcher to a local DynamoDB behind a ${BENCH_DISPATCHER_LATENCY_MS:-10} ms proxy (tools/bench-dispatcher.sh)"
+    SHOP_BIN=$BIN tools/bench-dispatcher.sh "${BENCH_DISPATCHER_ORDERS:-3000}" "$RUNS" \
+        "${BENCH_DISPATCHER_LATENCY_MS:-10}" | tee "$RESULTS/dispatcher.txt" ||
+        echo "bench: tools/bench-dispatcher.sh failed" >&2
 fi
 
 # --- results --------------------------------------------------------------------------
@@ -470,6 +472,17 @@ def ratio_after(name, prefix):
         pass
     return None
 
+dispatcher = None
+try:
+    lines = open(os.path.join(results, "dispatcher.txt")).read().splitlines()
+    last = [l for l in lines if l.startswith("dispatcher throughput: median ")]
+    if last:
+        words = last[-1].split()
+        dispatcher = {"median_orders_per_second": float(words[3]), "latency_ms": int(words[12]),
+                      "target_met": "NOT met" not in last[-1], "lines": lines}
+except (OSError, ValueError, IndexError):
+    pass
+
 side_by_side = {
     "ratelimitd_over_raw_evalsha_1conn_depth64": ratio_after(
         "ratelimitd.txt", "ratelimitd / raw EVALSHA, one connection, depth 64:"),
@@ -515,6 +528,7 @@ doc = {
     "balancer_vs_haproxy": comparison,
     "side_by_side": side_by_side,
     "tls": tls,
+    "dispatcher": dispatcher,
 }
 with open(os.path.join(results, "latest.json"), "w") as f:
     json.dump(doc, f, indent=2)
@@ -581,6 +595,9 @@ if refusals:
 if comparison:
     print()
     print("\n".join(comparison))
+if dispatcher:
+    print()
+    print("\n".join(dispatcher["lines"]))
 print()
 print("side by side (ratios measured in one run; targets: ratelimitd >= 1.0, checks on/off >= 0.90):")
 for k, v in side_by_side.items():
