@@ -22,7 +22,8 @@ struct dynamo_multi;
  * connections at most, for the endpoint and credentials in cfg (copied).
  * Returns NULL with a one-line reason in err (bad endpoint, bad slot count).
  * Free with dynamo_multi_free. */
-struct dynamo_multi *dynamo_multi_new(const struct dynamo_config *cfg, size_t slots, char *err, size_t errlen);
+struct dynamo_multi *dynamo_multi_new(const struct dynamo_config *cfg, size_t slots, char *err,
+                                      size_t errlen);
 /* Abandons what is in flight, closes the connections, frees m (NULL is a no-op). */
 void dynamo_multi_free(struct dynamo_multi *m);
 

@@ -66,14 +66,14 @@ struct dispatcher {
     struct dynamo_multi *dyn;
     size_t concurrency; /* PutItems in flight at most */
     int wake_fd;
-    char owner[320];         /* host:pid:random:machine, unique per dispatcher process */
-    char machine[17];        /* this boot and PID namespace, "" when unknown */
-    uint64_t reclaimed_ms;   /* last look for dead owners' leases */
-    unsigned failures;       /* consecutive retryable answers (sends in flight together count once) */
-    unsigned fail_epoch;     /* bumped by each counted failure */
-    uint64_t resume_ms;      /* monotonic time before which nothing is sent */
-    uint64_t claim_after_ms; /* none was due: no claim before this, unless a checkout wakes us */
-    char *hold_reason;       /* the setup problem last logged, so it is logged once */
+    char owner[320];            /* host:pid:random:machine, unique per dispatcher process */
+    char machine[17];           /* this boot and PID namespace, "" when unknown */
+    uint64_t reclaimed_ms;      /* last look for dead owners' leases */
+    unsigned failures;          /* consecutive retryable answers (sends in flight together count once) */
+    unsigned fail_epoch;        /* bumped by each counted failure */
+    uint64_t resume_ms;         /* monotonic time before which nothing is sent */
+    uint64_t claim_after_ms;    /* none was due: no claim before this, unless a checkout wakes us */
+    char *hold_reason;          /* the setup problem last logged, so it is logged once */
     struct outbox_order *batch; /* claimed; [next, claimed) not sent yet */
     size_t claimed, next;
 };
@@ -590,8 +590,8 @@ int dispatcher_run(const struct shopd_settings *settings, int wake_fd)
     } else {
         log_info("dispatcher started: pid %d, owner %s, table %s at %s, %zu in flight at most, %lld orders "
                  "pending",
-                 (int)getpid(), d.owner, settings->dynamodb_table, dynamo_multi_endpoint(d.dyn), d.concurrency,
-                 pending);
+                 (int)getpid(), d.owner, settings->dynamodb_table, dynamo_multi_endpoint(d.dyn),
+                 d.concurrency, pending);
         reclaim_dead_leases(&d);
         run_loop(&d);
     }

@@ -50,7 +50,8 @@ static const struct config_setting shopd_settings_table[] = {
     {.name = "DISPATCHER_ENABLED", .default_value = "1", .help = "0 runs no dispatcher in this instance"},
     {.name = "DISPATCHER_CONCURRENCY",
      .default_value = "32",
-     .help = "orders the dispatcher keeps in flight to DynamoDB, each on its own kept-alive connection (1-256)"},
+     .help =
+         "orders the dispatcher keeps in flight to DynamoDB, each on its own kept-alive connection (1-256)"},
     {.name = "LOG_LEVEL", .default_value = "info", .help = "debug, info, warn or error"},
     {.name = "LOG_FILE",
      .default_value = "",

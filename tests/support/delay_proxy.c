@@ -165,8 +165,8 @@ static void answer_stats(struct conn *c)
                      p->connections, p->open, p->max_open, p->requests, p->in_flight, p->max_in_flight,
                      p->slowed, p->failed);
     evbuffer_add_printf(bufferevent_get_output(c->client),
-                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", n,
-                        body);
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+                        n, body);
 }
 
 static void on_client_read(struct bufferevent *bev, void *arg);
