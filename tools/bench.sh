@@ -41,7 +41,8 @@
 # Output: one table at the end (median requests/s of the runs, median p50 and p99, and
 # socket errors and non-2xx answers summed over the runs), bench/results/latest.json,
 # bench/results/latest.svg (gnuplot: requests/s and p99 per scenario and target), and the
-# peak RSS (VmHWM) of every process of the stack. Not part of make test.
+# peak RSS (VmHWM) of every process of the stack, each worker's RSS 10 s after the login runs,
+# and the dispatcher's orders/s. Not part of make test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -307,6 +308,25 @@ run_wrk() {
         "$(($(get connect) + $(get read) + $(get write) + $(get timeout)))" "$(get status)"
 }
 
+# Each login runs scrypt with a 32 MiB buffer (N=2^15, r=8) on a worker's offload threads:
+# that memory must go back to the system once the burst is over, not stay with the worker.
+# 10 s after the last login run, each worker's RSS (VmRSS) and peak (VmHWM), one line each.
+workers_rss_after_logins() {
+    sleep 10
+    local name pid child
+    for name in "${NAMES[@]}"; do
+        [[ $name == shopd-* ]] || continue
+        pid=${PID[$name]}
+        for child in $(cat "/proc/$pid/task/$pid/children" 2>/dev/null); do
+            grep -q dispatch "/proc/$child/comm" 2>/dev/null && continue
+            printf '%s\t%s\t%s\t%s\n' "$name" "$child" \
+                "$(awk '/^VmRSS:/ { print $2 }' "/proc/$child/status" 2>/dev/null || echo 0)" \
+                "$(awk '/^VmHWM:/ { print $2 }' "/proc/$child/status" 2>/dev/null || echo 0)"
+        done
+    done >"$WORK/rss-after-login.tsv"
+    say "worker RSS 10 s after the logins: $(awk '{ printf "%s%.1f MiB (peak %.1f)", NR > 1 ? ", " : "", $3 / 1024, $4 / 1024 }' "$WORK/rss-after-login.tsv")"
+}
+
 : >"$WORK/runs.tsv"
 RUN_SEQ=0
 START=$(date +%s)
@@ -323,6 +343,7 @@ for scen in $SCENARIOS; do
             for ((run = 1; run <= RUNS; run++)); do run_wrk "$scen" "$target" "$conns" "$run"; done
         done
     done
+    [ "$scen" != login ] || workers_rss_after_logins
     # Access logs grow by ~150 bytes a request: keep only the other lines (warnings, restarts)
     # and the access lines of answers >= 400.
     for f in "$WORK"/shopd-*.log "$WORK"/balancer.log; do
@@ -432,6 +453,14 @@ for key in order:
                   "max_ms": r["max_us"] / 1000, "requests": int(r["requests"])} for r in runs],
     })
 
+after_login = []
+try:
+    for line in open(os.path.join(work, "rss-after-login.tsv")):
+        name, pid, kb, hwm = line.split()
+        after_login.append({"process": name, "pid": int(pid), "rss_kb": int(kb or 0), "peak_rss_kb": int(hwm or 0)})
+except (OSError, ValueError):
+    pass
+
 rss = []
 for line in open(os.path.join(work, "rss.tsv")):
     name, role, pid, kb = line.split()
@@ -519,6 +548,7 @@ doc = {
     "seconds_of_wrk": int(os.environ["BENCH_ELAPSED"]),
     "results": rows,
     "peak_rss": rss,
+    "worker_rss_10s_after_logins": after_login,
     "ratelimitd": {"decisions": int(metrics.get("ratelimitd_decisions_total", 0)),
                    "denied": int(metrics.get("ratelimitd_denied_total", 0)),
                    "degraded": int(metrics.get("ratelimitd_degraded_decisions_total", 0))},
@@ -578,6 +608,12 @@ print()
 print("Peak RSS (VmHWM):")
 for p in rss:
     print("  %-10s %-10s pid %-7d %8.1f MiB" % (p["process"], p["role"], p["pid"], p["peak_rss_kb"] / 1024))
+if after_login:
+    print()
+    print("Worker RSS 10 s after the login runs (each login's 32 MiB scrypt buffer goes back to the system):")
+    for p in after_login:
+        print("  %-10s worker     pid %-7d %8.1f MiB (peak %.1f MiB)" % (p["process"], p["pid"], p["rss_kb"] / 1024,
+                                                                   p["peak_rss_kb"] / 1024))
 rl = doc["ratelimitd"]
 print()
 print("ratelimitd: %d decisions, %d denied, %d degraded (budgets set high: every request checked, none refused)"
