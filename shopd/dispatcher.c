@@ -543,8 +543,8 @@ static void run_loop(struct dispatcher *d)
 
 int dispatcher_run(const struct shopd_settings *settings, int wake_fd)
 {
-    /* No SA_RESTART: SIGTERM interrupts the idle poll at once; curl resumes
-     * its own waits, so a send in flight still completes. */
+    /* No SA_RESTART: SIGTERM interrupts the idle poll at once, and the
+     * self-pipe ends a wait for answers; the sends in flight still complete. */
     struct sigaction sa = {.sa_handler = on_term};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
