@@ -32,6 +32,7 @@ static struct harness_proc *dynalite;
 static struct dynamo_client *verify; /* reads back what the dispatcher wrote */
 static struct shop_server *shop;
 static struct delay_proxy *proxy; /* between shopd and dynalite, for tests that need one */
+static struct shop_server *other; /* a second shopd on the same database */
 
 static uint64_t now_ms(void)
 {
@@ -159,6 +160,8 @@ static void teardown(void)
     char name[64];
     snprintf(name, sizeof(name), "dispatcher-shopd-%d.log", dyn_port);
     stop_shop(name);
+    shop_stop(other);
+    other = NULL;
     delay_proxy_stop(proxy);
     proxy = NULL;
     stop_dynalite();
@@ -360,9 +363,9 @@ static json_t *scan_ids(void)
 }
 
 /* Lines of shopd's log that contain every one of the NULL-terminated needles. */
-static int log_count(const char *needle, const char *also)
+static int log_count_in(const char *path, const char *needle, const char *also)
 {
-    FILE *f = fopen(shop->log_path, "r");
+    FILE *f = fopen(path, "r");
     cr_assert_not_null(f);
     char line[4096];
     int n = 0;
@@ -371,6 +374,11 @@ static int log_count(const char *needle, const char *also)
             n++;
     fclose(f);
     return n;
+}
+
+static int log_count(const char *needle, const char *also)
+{
+    return log_count_in(shop->log_path, needle, also);
 }
 
 /* Each order was written by exactly one successful PutItem: a repeated send
@@ -854,6 +862,44 @@ Test(dispatcher, the_in_flight_bound_holds_over_kept_alive_connections)
     json_decref(in_table);
     assert_written_once(ids, N);
     cr_assert_eq(log_count("dispatcher started", "4 in flight at most"), 1);
+}
+
+Test(dispatcher, two_dispatchers_share_a_backlog_and_send_each_order_once)
+{
+    /* Two shopd on one database, each with 4 sends in flight of 20 ms: both
+     * take part, no order is claimed by both, none is written twice. */
+    enum { N = 400 };
+    static char ids[N][40];
+    start_proxy(use_proxy(), (struct delay_proxy_options){.delay_ms = 20});
+    start_shop("test", "DISPATCHER_CONCURRENCY=4");
+    other = shop;
+    start_shop("test", "DISPATCHER_CONCURRENCY=4");
+    const struct shop_server *first = other, *second = shop;
+    int64_t user = insert_user("shared@example.com");
+    insert_orders(user, N, 20, ids);
+    cr_assert(wait_sent_count(N, 40000), "backlog not delivered");
+    const char *first_log = first->log_path;
+    int by_first = log_count_in(first_log, "sent to DynamoDB", NULL);
+    int by_second = log_count_in(second->log_path, "sent to DynamoDB", NULL);
+    for (int i = 0; i < N; i++) {
+        int sent = log_count_in(first_log, ids[i], "sent to DynamoDB") +
+                   log_count_in(second->log_path, ids[i], "sent to DynamoDB");
+        int again = log_count_in(first_log, ids[i], "already in DynamoDB") +
+                    log_count_in(second->log_path, ids[i], "already in DynamoDB");
+        cr_assert_eq(sent, 1, "order %s written %d times", ids[i], sent);
+        cr_assert_eq(again, 0, "order %s was sent by both dispatchers", ids[i]);
+    }
+    cr_log_info("first dispatcher sent %d, second %d", by_first, by_second);
+    cr_assert_eq(by_first + by_second, N);
+    cr_assert(by_first > 0 && by_second > 0, "one dispatcher sent everything (%d, %d): nothing shared",
+              by_first, by_second);
+    json_t *in_table = scan_ids();
+    cr_assert_eq(json_object_size(in_table), N);
+    json_decref(in_table);
+    json_t *stats = proxy_stats();
+    cr_assert_eq(stat_of(stats, "requests"), N, "an order was sent more than once");
+    cr_assert_leq(stat_of(stats, "max_in_flight"), 8);
+    json_decref(stats);
 }
 
 Test(dispatcher, a_bad_concurrency_setting_is_refused)
