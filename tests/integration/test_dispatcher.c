@@ -851,7 +851,9 @@ Test(dispatcher, the_in_flight_bound_holds_over_kept_alive_connections)
     insert_orders(user, N, 20, ids);
     cr_assert(wait_sent_count(N, 30000), "backlog not delivered");
     json_t *stats = proxy_stats();
-    cr_log_info("proxy: %s", json_dumps(stats, JSON_COMPACT));
+    char *text = json_dumps(stats, JSON_COMPACT);
+    cr_log_info("proxy: %s", text);
+    free(text);
     cr_assert_eq(stat_of(stats, "max_in_flight"), 4, "not 4 requests in flight at most");
     cr_assert_leq(stat_of(stats, "max_open"), 4, "more connections open than requests in flight");
     cr_assert_leq(stat_of(stats, "connections"), 4, "connections were not kept alive");
