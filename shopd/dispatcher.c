@@ -34,7 +34,7 @@
 /* Per order: the delay before that order is tried again. */
 #define ORDER_BACKOFF_BASE_MS 1000
 #define ORDER_BACKOFF_CAP_MS 60000
-/* Dispatcher-wide pause after a retryable answer: while DynamoDB is down or
+/* Dispatcher-wide pause after a failed probe: while DynamoDB is down or
  * throttling, one order probes it instead of the whole backlog. Capped lower
  * than the per-order delay so that deliveries resume soon after an outage. */
 #define PAUSE_BASE_MS 250
@@ -346,14 +346,18 @@ static void retry_later(struct dispatcher *d, const struct send *s, const struct
     log_warn("order %s not sent (attempt %" PRId64 "): %s; next try in %ld s%s", o->id, o->attempts + 1, why,
              delay_s, rc == 0 ? " (lease lost: another dispatcher has it)" : "");
     free(why);
-    pause_for(d, dynamo_backoff_ms(d->failures, PAUSE_BASE_MS, PAUSE_CAP_MS));
     /* The sends that were in flight together fail together (an outage): they
      * count as one failure, so the pause grows per probe, not per slot. */
-    if (s->epoch == d->fail_epoch) {
-        d->fail_epoch++;
-        if (d->failures < 1000)
-            d->failures++;
-    }
+    if (s->epoch != d->fail_epoch)
+        return;
+    d->fail_epoch++;
+    if (d->failures < 1000)
+        d->failures++;
+    /* A first failure only narrows the sends to one probe: a lone 500 among
+     * a thousand deliveries a second pauses nothing. Each failed probe
+     * pauses, longer every time, while DynamoDB stays down. */
+    if (d->failures > 1)
+        pause_for(d, dynamo_backoff_ms(d->failures - 2, PAUSE_BASE_MS, PAUSE_CAP_MS));
 }
 
 static void hold(struct dispatcher *d, const struct outbox_order *o, const struct dynamo_result *r)
