@@ -866,6 +866,44 @@ Test(dispatcher, the_in_flight_bound_holds_over_kept_alive_connections)
     cr_assert_eq(log_count("dispatcher started", "4 in flight at most"), 1);
 }
 
+Test(dispatcher, sigterm_waits_for_every_send_in_flight)
+{
+    /* 8 sends in flight, each answered after 400 ms: SIGTERM comes while
+     * they wait. Each one is recorded by the dispatcher that sent it, so its
+     * successor never finds an order already written. */
+    enum { N = 60 };
+    static char ids[N][40];
+    start_proxy(use_proxy(), (struct delay_proxy_options){.delay_ms = 400});
+    start_shop("test", "DISPATCHER_CONCURRENCY=8");
+    pid_t master = harness_pid(shop->proc);
+    pid_t first = wait_dispatcher(master, 0, 5000);
+    cr_assert_gt(first, 0);
+    int64_t user = insert_user("inflight@example.com");
+    insert_orders(user, N, 20, ids);
+    uint64_t deadline = now_ms() + 10000;
+    json_t *stats = NULL;
+    while (now_ms() < deadline) {
+        json_decref(stats);
+        stats = proxy_stats();
+        if (stat_of(stats, "in_flight") == 8)
+            break;
+        harness_sleep_ms(20);
+    }
+    cr_assert_eq(stat_of(stats, "in_flight"), 8, "the sends were not in flight");
+    json_decref(stats);
+    uint64_t t0 = now_ms();
+    cr_assert_eq(kill(first, SIGTERM), 0);
+    pid_t next = wait_dispatcher(master, first, 10000);
+    cr_assert_gt(next, 0);
+    uint64_t took = now_ms() - t0;
+    cr_assert(wait_sent_count(N, 30000), "not every order arrived after SIGTERM");
+    cr_assert_eq(log_count("exited with status 0", NULL), 1);
+    cr_assert_eq(log_count("already in DynamoDB", NULL), 0, "a send in flight was abandoned at SIGTERM");
+    cr_assert_eq(log_count("which is gone", NULL), 0, "claimed orders were not given back at SIGTERM");
+    assert_written_once(ids, N);
+    cr_log_info("the dispatcher stopped %llu ms after SIGTERM", (unsigned long long)took);
+}
+
 Test(dispatcher, two_dispatchers_share_a_backlog_and_send_each_order_once)
 {
     /* Two shopd on one database, each with 4 sends in flight of 20 ms: both
