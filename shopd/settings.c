@@ -54,6 +54,10 @@ static const struct config_setting shopd_settings_table[] = {
      .help = "DynamoDB endpoint (empty: https://dynamodb.<region>.amazonaws.com)"},
     {.name = "DYNAMODB_TABLE", .default_value = "Orders", .help = "the orders table"},
     {.name = "DISPATCHER_ENABLED", .default_value = "1", .help = "0 runs no dispatcher in this instance"},
+    {.name = "DISPATCHER_CONCURRENCY",
+     .default_value = "32",
+     .help =
+         "orders the dispatcher keeps in flight to DynamoDB, each on its own kept-alive connection (1-256)"},
     {.name = "LOG_LEVEL", .default_value = "info", .help = "debug, info, warn or error"},
     {.name = "LOG_FILE",
      .default_value = "",
@@ -182,6 +186,8 @@ struct shopd_settings *shopd_settings_load(int argc, char **argv, char *err, siz
         goto fail;
     }
     if (config_get_bool(cfg, "DISPATCHER_ENABLED", &s->dispatcher_enabled, err, errlen) < 0)
+        goto fail;
+    if (get_long(cfg, "DISPATCHER_CONCURRENCY", 1, 256, &s->dispatcher_concurrency, err, errlen) < 0)
         goto fail;
 
     const char *log_file = config_get(cfg, "LOG_FILE");

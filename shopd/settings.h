@@ -44,6 +44,7 @@ struct shopd_settings {
     const char *dynamodb_endpoint; /* NULL: the region's AWS endpoint */
     const char *dynamodb_table;
     bool dispatcher_enabled;
+    long dispatcher_concurrency; /* PutItem requests in flight at once */
 };
 
 /* Loads and validates the settings from argv (see shared/config.h for the
