@@ -21,6 +21,7 @@
 #include "tests/support/delay_proxy.h"
 #include "tests/support/harness.h"
 #include "tests/support/shop.h"
+#include "tests/support/sigv4_front.h"
 
 #define TABLE "Orders"
 
@@ -30,6 +31,11 @@ static int dyn_port;
 static char endpoint[64];
 static char *dyn_log;
 static struct harness_proc *dynalite;
+/* Every request of shopd goes through a front that checks its signature with
+ * botocore (tests/support/sigv4_front.py) before dynalite, which checks none. */
+static int front_port;
+static char *front_log;
+static struct harness_proc *front;
 static struct dynamo_client *verify; /* reads back what the dispatcher wrote */
 static struct shop_server *shop;
 static struct delay_proxy *proxy; /* between shopd and dynalite, for tests that need one */
@@ -138,11 +144,17 @@ static void setup(void)
     dir = harness_tempdir("dispatcher");
     db_path = xasprintf("%s/shop.db", dir);
     dyn_port = harness_free_port();
-    snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%d", dyn_port);
+    front_port = harness_free_port();
+    snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%d", front_port);
     char *name = xasprintf("dispatcher-dynalite-%d.log", dyn_port);
     dyn_log = harness_output_path(name);
     free(name);
+    name = xasprintf("dispatcher-sigv4-front-%d.log", dyn_port);
+    front_log = harness_output_path(name);
+    free(name);
     start_dynalite();
+    const char *const keys[] = {"test:test", NULL};
+    front = sigv4_front_start(front_port, dyn_port, keys, front_log);
     char *out = xasprintf("%s/create-table.log", dir);
     int st = create_table(TABLE, "test", out);
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
@@ -165,6 +177,12 @@ static void teardown(void)
     other = NULL;
     delay_proxy_stop(proxy);
     proxy = NULL;
+    harness_stop(front, 3000);
+    front = NULL;
+    /* Whatever the test did, no request of the shop had a signature that a
+       separate SigV4 implementation disagrees with. */
+    cr_expect_eq(sigv4_front_refused(front_log), 0, "the SigV4 front refused requests: see %s", front_log);
+    free(front_log);
     stop_dynalite();
     dynamo_client_free(verify);
     verify = NULL;
@@ -526,6 +544,9 @@ Test(dispatcher, an_outage_delays_orders_but_loses_or_doubles_none)
     free(first);
     cr_assert(wait_status(ids[0], "sent", 5000));
 
+    /* DynamoDB unreachable: the front goes too, so the dispatcher meets a refused connection. */
+    harness_stop(front, 3000);
+    front = NULL;
     stop_dynalite();
     for (int i = 1; i < N; i++) {
         char *id = place_order(c, one_apple, 1);
@@ -545,6 +566,8 @@ Test(dispatcher, an_outage_delays_orders_but_loses_or_doubles_none)
     cr_assert_geq(log_count("not sent (attempt", "TransportError"), 1);
 
     start_dynalite();
+    const char *const keys[] = {"test:test", NULL};
+    front = sigv4_front_start(front_port, dyn_port, keys, front_log);
     cr_assert(wait_sent_count(N, 40000), "not every order arrived after the outage");
     json_t *in_table = scan_ids();
     cr_assert_eq(json_object_size(in_table), N);
@@ -769,7 +792,7 @@ static int use_proxy(void)
 
 static void start_proxy(int port, struct delay_proxy_options o)
 {
-    o.upstream_port = dyn_port;
+    o.upstream_port = front_port;
     proxy = delay_proxy_start(port, &o);
 }
 
@@ -978,4 +1001,45 @@ Test(dispatcher, a_bad_concurrency_setting_is_refused)
     cr_assert_geq(named, 3, "the reason does not name the setting");
     free(out);
     free(bin);
+}
+
+/* --- signatures, checked by a separate implementation ------------------------ */
+
+Test(dispatcher, requests_with_a_session_token_are_signed_right)
+{
+    /* Temporary credentials (STS, an instance role) add X-Amz-Security-Token,
+       which must be signed too; the front recomputes it with botocore. */
+    start_shop("test", "AWS_SESSION_TOKEN=FwoGZXIvYXdzEBYaDH/a+token=with/odd+chars");
+    struct http_client *c = http_client_new();
+    shop_register_login(shop, c, "token@example.com", "correct horse battery");
+    static const int64_t lines[][2] = {{1, 1}};
+    char *id = place_order(c, lines, 1);
+    cr_assert(wait_status(id, "sent", 10000), "order not sent");
+    cr_expect_gt(sigv4_front_verified(front_log), 0);
+    free(id);
+    http_client_free(c);
+}
+
+Test(dispatcher, a_wrong_secret_is_refused_and_the_order_waits)
+{
+    /* The front must be able to say no: a secret it does not know gives a
+       signature it does not compute, AWS's 400 InvalidSignatureException, and
+       the order stays pending (retried later), never sent nor lost. */
+    start_shop("test", "AWS_SECRET_ACCESS_KEY=not-the-secret");
+    struct http_client *c = http_client_new();
+    shop_register_login(shop, c, "wrongkey@example.com", "correct horse battery");
+    static const int64_t lines[][2] = {{1, 1}};
+    char *id = place_order(c, lines, 1);
+    uint64_t deadline = now_ms() + 10000;
+    while (sigv4_front_refused(front_log) == 0 && now_ms() < deadline)
+        harness_sleep_ms(50);
+    cr_expect_gt(sigv4_front_refused(front_log), 0, "the front accepted a wrong signature");
+    char *status = order_column(id, "status");
+    cr_expect_str_neq(status, "sent");
+    free(status);
+    cr_expect_null(get_item(id), "the order reached DynamoDB with a wrong signature");
+    /* Refusals were the point here: the teardown's check is for the other tests. */
+    fclose(fopen(front_log, "w"));
+    free(id);
+    http_client_free(c);
 }

@@ -1,5 +1,6 @@
 /* The DynamoDB client against a real local DynamoDB (dynalite via
- * tools/dynalite.js on a free loopback port, one per test). */
+ * tools/dynalite.js on a free loopback port, one per test), behind a front that
+ * checks every request's signature with botocore (dynalite checks none). */
 #include <criterion/criterion.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -16,11 +17,12 @@
 #include "shared/dynamo_multi.h"
 #include "shared/xalloc.h"
 #include "tests/support/harness.h"
+#include "tests/support/sigv4_front.h"
 
 #define TABLE "Orders"
 
-static struct harness_proc *dynalite;
-static char *dynalite_log;
+static struct harness_proc *dynalite, *front;
+static char *dynalite_log, *front_log;
 static char endpoint[64];
 static struct dynamo_client *client;
 
@@ -56,7 +58,13 @@ static void start_dynalite(void)
         harness_dump_log(dynalite_log, 20);
         cr_assert_fail("dynalite did not listen on 127.0.0.1:%d", port);
     }
-    snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%d", port);
+    int front_port = harness_free_port();
+    name = xasprintf("dynamo-sigv4-front-%d.log", port);
+    front_log = harness_output_path(name);
+    free(name);
+    const char *const keys[] = {"AKIDLOCAL:local-secret", "ASIATEMP:s", NULL};
+    front = sigv4_front_start(front_port, port, keys, front_log);
+    snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%d", front_port);
     client = new_client(endpoint, "AKIDLOCAL", "local-secret", 5000);
 }
 
@@ -64,6 +72,11 @@ static void stop_dynalite(void)
 {
     dynamo_client_free(client);
     client = NULL;
+    harness_stop(front, 3000);
+    front = NULL;
+    cr_expect_eq(sigv4_front_refused(front_log), 0, "the SigV4 front refused requests: see %s", front_log);
+    free(front_log);
+    front_log = NULL;
     harness_stop(dynalite, 3000);
     dynalite = NULL;
     free(dynalite_log);
@@ -246,6 +259,47 @@ Test(dynamo, session_token_is_sent_and_accepted)
     cr_assert_eq(dynamo_ensure_table(c, TABLE, &r), DYNAMO_OK, "%s", r.message ? r.message : "");
     dynamo_result_cleanup(&r);
     dynamo_client_free(c);
+}
+
+Test(dynamo, signatures_verify_against_an_independent_implementation)
+{
+    /* ListTables and PutItem, with and without a session token: each request's
+       signature is recomputed by the front (botocore) and must match. */
+    ensure();
+    struct dynamo_result r;
+    int before = sigv4_front_verified(front_log);
+    json_t *list = json_object();
+    cr_assert_eq(dynamo_call(client, "ListTables", list, &r), DYNAMO_OK, "%s", r.message ? r.message : "");
+    dynamo_result_cleanup(&r);
+    json_decref(list);
+    json_t *item = order_item("signed-1");
+    cr_assert_eq(dynamo_put_item(client, TABLE, item, "attribute_not_exists(order_id)", &r), DYNAMO_OK, "%s", r.message ? r.message : "");
+    dynamo_result_cleanup(&r);
+    json_decref(item);
+    char err[256];
+    struct dynamo_config cfg = {
+        .endpoint = endpoint, .access_key_id = "ASIATEMP", .secret_access_key = "s", .session_token = "tok/en+="};
+    struct dynamo_client *temp = dynamo_client_new(&cfg, err, sizeof(err));
+    cr_assert_not_null(temp, "%s", err);
+    item = order_item("signed-2");
+    cr_assert_eq(dynamo_put_item(temp, TABLE, item, "attribute_not_exists(order_id)", &r), DYNAMO_OK, "%s", r.message ? r.message : "");
+    dynamo_result_cleanup(&r);
+    json_decref(item);
+    dynamo_client_free(temp);
+    cr_expect_eq(sigv4_front_verified(front_log) - before, 3);
+}
+
+Test(dynamo, a_wrong_secret_fails_as_an_invalid_signature)
+{
+    struct dynamo_client *c = new_client(endpoint, "AKIDLOCAL", "not-the-secret", 5000);
+    struct dynamo_result r;
+    cr_expect_eq(dynamo_ensure_table(c, TABLE, &r), DYNAMO_FATAL);
+    cr_expect(r.error_type && strstr(r.error_type, "InvalidSignatureException"), "type %s",
+              r.error_type ? r.error_type : "(none)");
+    dynamo_result_cleanup(&r);
+    dynamo_client_free(c);
+    cr_expect_gt(sigv4_front_refused(front_log), 0);
+    fclose(fopen(front_log, "w")); /* refused on purpose: not the teardown's business */
 }
 
 /* --- failures below HTTP (no DynamoDB needed) --------------------------------- */
