@@ -6,7 +6,6 @@
 #include "shopd/metrics.h"
 #include "shopd/orders.h"
 #include "shopd/request.h"
-#include "shopd/worker.h"
 #include "shared/log.h"
 
 #include <event2/buffer.h>
@@ -299,7 +298,7 @@ void api_checkout(struct request *r)
     }
     metrics_checkout(res.replayed ? METRICS_CHECKOUT_REPLAYED : METRICS_CHECKOUT_CREATED);
     if (!res.replayed)
-        worker_wake_dispatcher(r->worker);
+        request_wake_dispatcher(r);
     if (res.replayed)
         reply_add_header(r, "Idempotent-Replayed", "true");
     reply_json(r, 201,
@@ -425,7 +424,7 @@ void api_admin_order_retry(struct request *r)
         return;
     }
     log_info("admin: %s sent order %s again", r->session.email, r->param_text);
-    worker_wake_dispatcher(r->worker);
+    request_wake_dispatcher(r);
     json_t *order = NULL;
     if (orders_get(r->db, 0, r->param_text, &order) != OUT_OK) {
         reply_message(r, 200, "Order queued again");

@@ -9,7 +9,6 @@
 #include "shopd/render.h"
 #include "shopd/request.h"
 #include "shopd/uploads.h"
-#include "shopd/worker.h"
 #include "shared/log.h"
 #include "shared/multipart.h"
 #include "shared/xalloc.h"
@@ -384,7 +383,7 @@ void pages_admin_order_retry(struct request *r)
     enum outcome o = orders_retry(r->db, r->param_text);
     if (o == OUT_OK) {
         log_info("admin: %s sent order %s again", r->session.email, r->param_text);
-        worker_wake_dispatcher(r->worker);
+        request_wake_dispatcher(r);
         render_flash(r, "success", "Order %s is queued to be sent again.", r->param_text);
     } else if (o == OUT_CONFLICT) {
         render_flash(r, "info", "Order %s has not failed, so there is nothing to send again.", r->param_text);

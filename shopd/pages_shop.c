@@ -5,7 +5,6 @@
 #include "shopd/pages.h"
 #include "shopd/render.h"
 #include "shopd/request.h"
-#include "shopd/worker.h"
 #include "shared/crypto.h"
 #include "shared/xalloc.h"
 
@@ -226,7 +225,7 @@ void pages_checkout(struct request *r)
         return;
     }
     if (!res.replayed)
-        worker_wake_dispatcher(r->worker);
+        request_wake_dispatcher(r);
     render_flash(r, "success", "Thank you! Your order has been placed.");
     char *location = xasprintf("/browser/checkout?order=%s", res.order_id);
     reply_redirect(r, location);

@@ -1,7 +1,5 @@
 #include "shopd/request.h"
-#include "shopd/pages.h"
 #include "shopd/router.h"
-#include "shopd/worker.h"
 #include "shared/clock.h"
 #include "shared/crypto.h"
 #include "shared/log.h"
@@ -18,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 static void add_common_headers(struct request *r, const char *content_type)
 {
@@ -34,8 +33,6 @@ static void add_common_headers(struct request *r, const char *content_type)
                           "form-action 'self'; frame-ancestors 'none'; base-uri 'none'");
         evhttp_add_header(h, "Cache-Control", "no-store");
     }
-    if (r->has_rl)
-        rl_add_headers(h, r->rl_rule, &r->rl);
     if (r->set_session_token) {
         char cookie[256];
         snprintf(cookie, sizeof(cookie), "session=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%ld%s",
@@ -51,21 +48,21 @@ static void add_common_headers(struct request *r, const char *content_type)
     const char *secure = r->settings->cookie_secure || r->via_https ? "; Secure" : "";
     if (r->set_visitor && !r->has_session) {
         char cookie[160];
-        snprintf(cookie, sizeof(cookie), "visitor=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%ld%s", r->visitor_id,
-                 r->settings->session_max_seconds, secure);
+        snprintf(cookie, sizeof(cookie), "visitor=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%ld%s",
+                 r->visitor_id, r->settings->session_max_seconds, secure);
         evhttp_add_header(h, "Set-Cookie", cookie);
     }
     if (r->set_flash) {
         char cookie[VISITOR_FLASH_COOKIE_MAX + 96];
-        snprintf(cookie, sizeof(cookie), "flash=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%d%s", r->set_flash,
-                 VISITOR_FLASH_SECONDS, secure);
+        snprintf(cookie, sizeof(cookie), "flash=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%d%s",
+                 r->set_flash, VISITOR_FLASH_SECONDS, secure);
         evhttp_add_header(h, "Set-Cookie", cookie);
     } else if (r->clear_flash) {
         char cookie[96];
         snprintf(cookie, sizeof(cookie), "flash=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0%s", secure);
         evhttp_add_header(h, "Set-Cookie", cookie);
     }
-    if (worker_draining(r->worker))
+    if (r->env && r->env->draining && *r->env->draining)
         evhttp_add_header(h, "Connection", "close");
 }
 
@@ -96,7 +93,9 @@ void reply_buffer(struct request *r, int status, const char *content_type, struc
         add_common_headers(r, content_type);
         evhttp_send_reply(r->ev, status, http_reason(status), buf);
     }
-    worker_request_done(r);
+    /* Otherwise the pipeline ends the request when the handler returns. */
+    if (r->held && r->env && r->env->held_done)
+        r->env->held_done(r);
 }
 
 void reply_json(struct request *r, int status, json_t *body)
@@ -130,10 +129,10 @@ void reply_error(struct request *r, int status, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    if (r->route && router_is_page(r->route)) {
+    if (r->route && router_is_page(r->route) && r->env && r->env->error_page) {
         char msg[1024];
         vsnprintf(msg, sizeof(msg), fmt, ap);
-        pages_error(r, status, msg);
+        r->env->error_page(r, status, msg);
     } else {
         reply_vmessage(r, status, fmt, ap);
     }
@@ -336,7 +335,7 @@ int request_start_session(struct request *r, int64_t user_id)
         return -1;
     r->has_session = true;
     r->clear_session = false;
-    r->is_admin = user_id && worker_is_admin(r->worker, r->session.email);
+    r->is_admin = user_id && r->env->is_admin(r->env, r->session.email);
     return 0;
 }
 
@@ -387,8 +386,8 @@ void request_set_flash(struct request *r, const char *kind, const char *message)
         return;
     }
     char value[VISITOR_FLASH_COOKIE_MAX];
-    if (!visitor_flash_encode(r->settings->secret_key, kind, message, time(NULL) + VISITOR_FLASH_SECONDS, value,
-                              sizeof(value)))
+    if (!visitor_flash_encode(r->settings->secret_key, kind, message, time(NULL) + VISITOR_FLASH_SECONDS,
+                              value, sizeof(value)))
         return;
     free(r->set_flash);
     r->set_flash = xstrdup(value);
@@ -429,10 +428,20 @@ void request_abandon(struct request *r)
     if (r->replied)
         return;
     r->replied = true;
-    worker_request_done(r);
+    if (r->env && r->env->held_done)
+        r->env->held_done(r);
 }
 
 struct offload *request_offload(struct request *r)
 {
-    return worker_offload(r->worker);
+    return r->env->offload;
+}
+
+void request_wake_dispatcher(struct request *r)
+{
+    if (r->env->wake_fd >= 0) {
+        uint64_t one = 1;
+        ssize_t n = write(r->env->wake_fd, &one, sizeof(one));
+        (void)n; /* a full eventfd already means "wake up" */
+    }
 }

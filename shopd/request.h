@@ -1,10 +1,11 @@
 /* request: one HTTP request inside a shopd worker, and the ways to answer it.
  *
- * The worker fills a struct request (client address, request id, session,
- * rate-limit verdict) before it calls the route's handler; handlers read input
- * through the request_* helpers and answer exactly once with a reply_* call.
- * Every reply adds the security headers, the request id and the rate-limit
- * fields, and writes the access-log line. */
+ * The pipeline (shopd/pipeline.c) fills a struct request (client address,
+ * request id, session) before it calls the route's handler; handlers read input
+ * through the request_* helpers and answer exactly once with a reply_* call,
+ * then return. Every reply adds the security headers, the request id and the
+ * cookies. This module knows nothing above it: what it needs of the worker and
+ * the pages comes in struct request_env, which the pipeline fills. */
 #ifndef SHOPD_REQUEST_H
 #define SHOPD_REQUEST_H
 
@@ -20,16 +21,32 @@
 #include "shopd/visitor.h"
 #include "shared/request_id.h"
 
-struct worker;
 struct route;
 struct multipart_part;
+struct offload;
+struct request;
+
+/* What every request of a worker borrows from the pipeline that runs it. */
+struct request_env {
+    struct db *db;
+    const struct shopd_settings *settings;
+    struct offload *offload; /* the thread pool for CPU-heavy work; NULL runs it inline */
+    int wake_fd;             /* the dispatcher's eventfd, -1 for none */
+    const bool *draining;    /* while set, answers say Connection: close */
+    /* Whether email is in ADMIN_EMAILS. */
+    bool (*is_admin)(const struct request_env *env, const char *email);
+    /* The HTML error page of a browser route (reply_error on a page route). */
+    void (*error_page)(struct request *r, int status, const char *message);
+    /* Called once a held request has its answer (or was abandoned). */
+    void (*held_done)(struct request *r);
+};
 
 /* The most parts a multipart/form-data body may have (an upload form has a few). */
 #define REQUEST_MAX_PARTS 16
 
 struct request {
     struct evhttp_request *ev;
-    struct worker *worker;
+    const struct request_env *env;
     struct db *db;
     const struct shopd_settings *settings;
     const struct route *route;
@@ -39,30 +56,25 @@ struct request {
     char param_text[72]; /* the text path parameter of /orders/<uuid> and the like */
     char client_ip[64];  /* the client, from X-Forwarded-For when the peer is a trusted proxy */
     char request_id[REQUEST_ID_MAX + 1]; /* X-Request-Id from the balancer, or made here */
-    bool via_https;      /* a trusted proxy says the client used HTTPS: cookies get Secure */
-    uint64_t start_us;
-    struct session session; /* valid when has_session */
+    bool via_https;                      /* a trusted proxy says the client used HTTPS: cookies get Secure */
+    struct session session;              /* valid when has_session */
     bool has_session;
     bool is_admin;
-    char *set_session_token; /* a session cookie to send with the reply (owned) */
-    bool clear_session;      /* expire the cookie with the reply */
+    char *set_session_token;             /* a session cookie to send with the reply (owned) */
+    bool clear_session;                  /* expire the cookie with the reply */
     char visitor_id[VISITOR_ID_LEN + 1]; /* a browser without a session: its visitor cookie ("" when none) */
     bool set_visitor;                    /* a visitor id made for this reply: send its cookie */
     char *set_flash;                     /* a flash cookie value to send with the reply (owned) */
     bool clear_flash;                    /* the flash cookie was read: expire it with the reply */
-    json_t *json;            /* the parsed JSON body, once request_json_body succeeded */
-    struct evkeyvalq *form;  /* the parsed form body, once request_form was called */
-    struct evkeyvalq *query; /* the parsed query string, once request_query was called */
-    struct rl_result rl;     /* the tightest budget checked for this request */
-    const char *rl_rule;
-    bool has_rl;
+    json_t *json;                        /* the parsed JSON body, once request_json_body succeeded */
+    struct evkeyvalq *form;              /* the parsed form body, once request_form was called */
+    struct evkeyvalq *query;             /* the parsed query string, once request_query was called */
     /* A multipart/form-data body's parts, pointing into the body (owned), once
        request_form or request_file was called; multipart_error (static) says
        why such a body was refused. */
     struct multipart_part *parts;
     size_t nparts;
     const char *multipart_error;
-    int pending_checks;
     bool replied;
     bool held;      /* the handler answers later, after work on the offload pool */
     bool cancelled; /* the client went away while we waited (ratelimitd, offload) */
@@ -148,5 +160,7 @@ void request_watch_close(struct request *r);
 void request_abandon(struct request *r);
 /* The worker's thread pool for CPU-heavy work (password hashing). */
 struct offload *request_offload(struct request *r);
+/* Tells the dispatcher that an order is waiting. */
+void request_wake_dispatcher(struct request *r);
 
 #endif
