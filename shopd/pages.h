@@ -41,13 +41,17 @@ void pages_logout_form(struct request *r);   /* GET /browser/logout: a button th
 void pages_logout(struct request *r);        /* POST /browser/logout */
 
 /* Shopping (pages_shop.c). */
-void pages_inventory(struct request *r);    /* GET /browser/inventory and /browser/products */
+void pages_inventory(struct request *r);    /* GET /browser/inventory and /browser/products: q, sort, page */
 void pages_cart(struct request *r);         /* GET /browser/cart */
 void pages_cart_add(struct request *r);     /* POST /browser/cart/add: product_id, quantity */
 void pages_cart_update(struct request *r);  /* POST /browser/cart/update: product_id, quantity (0 removes) */
 void pages_cart_remove(struct request *r);  /* POST /browser/cart/remove: product_id */
-void pages_checkout(struct request *r);     /* POST /browser/checkout: checkout_token */
+void pages_checkout(struct request *r);     /* POST /browser/checkout: checkout_token[, accept_total_cents] */
 void pages_confirmation(struct request *r); /* GET /browser/checkout?order=<id>: the order just placed */
 void pages_orders(struct request *r);       /* GET /browser/orders */
+
+/* Catalog (pages_shop.c). */
+void pages_product(struct request *r);         /* GET /browser/products/<id> */
+void pages_checkout_review(struct request *r); /* GET /browser/checkout/review: confirm changed prices */
 
 #endif

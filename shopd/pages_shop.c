@@ -18,6 +18,7 @@
 
 #define CHECKOUT_TOKEN_BYTES 16
 #define LOW_STOCK 5
+#define INVENTORY_PAGE_SIZE 12
 
 /* A form field as a whole number in [min, max]; an absent or empty field gives
  * fallback (when fallback >= min). Surrounding spaces are tolerated, nothing else. */
@@ -66,29 +67,124 @@ static void set_image(json_t *obj)
         obj, "image", json_string(render_local_image(json_string_value(json_object_get(obj, "image_url")))));
 }
 
+/* Shows, once, the products that were deleted from the shopper's cart. */
+static void add_cart_notices(struct request *r, json_t *ctx)
+{
+    if (!request_logged_in(r))
+        return;
+    json_t *notices = cart_take_notices(r->db, r->session.user_id);
+    if (notices && json_array_size(notices))
+        json_object_set_new(ctx, "notices", notices);
+    else
+        json_decref(notices);
+}
+
+/* The fields a product card and the product page show beside the JSON ones. */
+static void decorate_product(json_t *p)
+{
+    int64_t stock = json_integer_value(json_object_get(p, "stock"));
+    set_money(p, "price_display", "price_cents");
+    set_image(p);
+    json_object_set_new(p, "in_stock", json_boolean(stock > 0));
+    json_object_set_new(p, "low_stock", json_boolean(stock > 0 && stock <= LOW_STOCK));
+    json_object_set_new(p, "max_quantity", json_integer(stock < CART_MAX_QUANTITY ? stock : CART_MAX_QUANTITY));
+}
+
+static const struct {
+    enum catalog_sort sort;
+    const char *label;
+} sort_choices[] = {
+    {CATALOG_SORT_ID, "Oldest first"},        {CATALOG_SORT_ID_DESC, "Newest first"},
+    {CATALOG_SORT_NAME, "Name, A to Z"},      {CATALOG_SORT_NAME_DESC, "Name, Z to A"},
+    {CATALOG_SORT_PRICE, "Price, low to high"}, {CATALOG_SORT_PRICE_DESC, "Price, high to low"},
+};
+
+/* The search form's values and the links to the neighbouring pages. */
+static json_t *inventory_controls(const struct catalog_query *q, const struct catalog_results *res, int64_t pages)
+{
+    json_t *sorts = json_array();
+    for (size_t i = 0; i < sizeof(sort_choices) / sizeof(sort_choices[0]); i++)
+        json_array_append_new(sorts, json_pack("{s:s, s:s, s:b}", "value", catalog_sort_name(sort_choices[i].sort),
+                                               "label", sort_choices[i].label, "selected",
+                                               sort_choices[i].sort == q->sort));
+    json_t *ctl = json_pack("{s:s, s:o, s:I, s:I, s:I, s:b, s:b}", "q", q->q, "sorts", sorts, "page",
+                            (json_int_t)q->page, "pages", (json_int_t)pages, "total", (json_int_t)res->total,
+                            "searching", q->q[0] != '\0', "paged", pages > 1);
+    json_object_set_new(ctl, "one_result", json_boolean(res->total == 1));
+    if (q->page > 1) {
+        char *url = catalog_query_url(q, "/browser/inventory", false, q->page - 1, NULL);
+        json_object_set_new(ctl, "prev_url", json_string(url));
+        free(url);
+    }
+    if (res->has_more) {
+        char *url = catalog_query_url(q, "/browser/inventory", false, q->page + 1, NULL);
+        json_object_set_new(ctl, "next_url", json_string(url));
+        free(url);
+    }
+    return ctl;
+}
+
 void pages_inventory(struct request *r)
 {
     if (!pages_ensure_session(r))
         return;
-    json_t *list = catalog_list(r->db);
-    if (!list) {
+    /* The page always goes by page number with its own page size: the form
+       has no limit or cursor to offer. */
+    struct catalog_query_params p = {request_query(r, "q"), request_query(r, "sort"), NULL,
+                                     request_query(r, "page"), NULL};
+    if (p.sort && !*p.sort)
+        p.sort = NULL;
+    struct catalog_query q;
+    char msg[256];
+    if (catalog_query_parse(&p, &q, msg, sizeof(msg)) != OUT_OK) {
+        char text[320];
+        snprintf(text, sizeof(text), "The inventory cannot be shown that way: %s.", msg);
+        pages_error(r, 400, text);
+        return;
+    }
+    q.limit = INVENTORY_PAGE_SIZE;
+    if (!q.page)
+        q.page = 1;
+    struct catalog_results res;
+    if (catalog_search(r->db, &q, &res) != OUT_OK) {
         pages_error(r, 500, "The inventory could not be read. Please try again.");
         return;
     }
-    size_t i;
-    json_t *p;
-    json_array_foreach(list, i, p)
-    {
-        int64_t stock = json_integer_value(json_object_get(p, "stock"));
-        set_money(p, "price_display", "price_cents");
-        set_image(p);
-        json_object_set_new(p, "in_stock", json_boolean(stock > 0));
-        json_object_set_new(p, "low_stock", json_boolean(stock > 0 && stock <= LOW_STOCK));
-        json_object_set_new(p, "max_quantity",
-                            json_integer(stock < CART_MAX_QUANTITY ? stock : CART_MAX_QUANTITY));
+    int64_t pages = res.total ? (res.total + q.limit - 1) / q.limit : 1;
+    if (q.page > pages) {
+        json_decref(res.items);
+        pages_error(r, 404, "The inventory has no page that far.");
+        return;
     }
-    json_t *ctx = json_pack("{s:o, s:b}", "products", list, "empty", json_array_size(list) == 0);
+    size_t i;
+    json_t *prod;
+    json_array_foreach(res.items, i, prod) decorate_product(prod);
+    json_t *ctx = json_pack("{s:o, s:b, s:b, s:o}", "products", res.items, "empty", res.total == 0 && !q.q[0],
+                            "no_match", res.total == 0 && q.q[0], "search", inventory_controls(&q, &res, pages));
+    add_cart_notices(r, ctx);
     render_page(r, 200, "inventory", "Inventory", "inventory", ctx);
+}
+
+void pages_product(struct request *r)
+{
+    if (!pages_ensure_session(r))
+        return;
+    json_t *p = NULL;
+    enum outcome o = catalog_get(r->db, r->param, &p);
+    if (o == OUT_NOT_FOUND) {
+        pages_error(r, 404, "There is no such product. It may have been sold out for good and removed.");
+        return;
+    }
+    if (o != OUT_OK) {
+        pages_error(r, 500, "The product could not be read. Please try again.");
+        return;
+    }
+    decorate_product(p);
+    const char *name = json_string_value(json_object_get(p, "name"));
+    char title[256];
+    snprintf(title, sizeof(title), "%s", name ? name : "Product");
+    json_t *ctx = json_pack("{s:o}", "product", p);
+    render_page(r, 200, "product", title, "inventory", ctx);
 }
 
 void pages_cart(struct request *r)
@@ -104,11 +200,13 @@ void pages_cart(struct request *r)
     json_array_foreach(items, i, line)
     {
         set_money(line, "price_display", "price_cents");
+        set_money(line, "added_price_display", "added_price_cents");
         set_money(line, "line_total_display", "line_total_cents");
         set_image(line);
     }
     set_money(cart, "total_display", "total_cents");
     json_object_set_new(cart, "empty", json_boolean(json_array_size(items) == 0));
+    add_cart_notices(r, cart);
     /* A one-time token for this rendering of the checkout form: submitting it twice
      * (a double click, a reload) names the same order instead of making another. */
     char *token = crypto_random_token_hex(CHECKOUT_TOKEN_BYTES);
@@ -125,8 +223,13 @@ void pages_cart_add(struct request *r)
         reply_redirect(r, "/browser/inventory");
         return;
     }
+    /* Back where the form was: the product's page or its card in the inventory. */
+    const char *from = request_form(r, "return_to");
     char back[64];
-    snprintf(back, sizeof(back), "/browser/inventory#product-%" PRId64, id);
+    if (from && strcmp(from, "product") == 0)
+        snprintf(back, sizeof(back), "/browser/products/%" PRId64, id);
+    else
+        snprintf(back, sizeof(back), "/browser/inventory#product-%" PRId64, id);
     if (!form_int(r, "quantity", 1, CART_MAX_QUANTITY, 1, &qty)) {
         render_flash(r, "error", "Please enter a quantity of at least 1.");
         reply_redirect(r, back);
@@ -212,7 +315,33 @@ void pages_checkout(struct request *r)
     snprintf(key, sizeof(key), "form:%s", token);
     struct checkout_result res;
     char msg[256];
-    enum outcome o = checkout_place(r->db, r->session.user_id, key, &res, msg, sizeof(msg));
+    /* The review step's button sends the total it showed: the prices are
+       accepted only while they still add up to it. */
+    const char *accepted = request_form(r, "accept_total_cents");
+    if (accepted) {
+        int64_t shown;
+        if (!form_int(r, "accept_total_cents", 0, INT64_MAX / 2, -1, &shown)) {
+            render_flash(r, "error", "The confirmation form was incomplete. Please review the prices again.");
+            reply_redirect(r, "/browser/checkout/review");
+            return;
+        }
+        enum outcome a = cart_accept_prices(r->db, r->session.user_id, shown, msg, sizeof(msg));
+        if (a == OUT_CONFLICT) {
+            render_flash(r, "error", "Prices changed again while you were looking. Please review them once more.");
+            reply_redirect(r, "/browser/checkout/review");
+            return;
+        }
+        if (a != OUT_OK) {
+            pages_error(r, 500, "Your order could not be placed. Nothing was charged; please try again.");
+            return;
+        }
+    }
+    enum outcome o = checkout_place(r->db, r->session.user_id, key, false, &res, msg, sizeof(msg));
+    if (o == OUT_CONFLICT && res.changed) {
+        json_decref(res.changed);
+        reply_redirect(r, "/browser/checkout/review");
+        return;
+    }
     if (o == OUT_CONFLICT || o == OUT_INVALID) {
         if (strcmp(msg, "Cart is empty") == 0)
             render_flash(r, "error", "There is nothing to check out yet: add something to your cart first.");
@@ -231,6 +360,40 @@ void pages_checkout(struct request *r)
     char *location = xasprintf("/browser/checkout?order=%s", res.order_id);
     reply_redirect(r, location);
     free(location);
+}
+
+void pages_checkout_review(struct request *r)
+{
+    json_t *cart = cart_view(r->db, r->session.user_id);
+    if (!cart) {
+        pages_error(r, 500, "Your cart could not be read. Please try again.");
+        return;
+    }
+    if (!json_is_true(json_object_get(cart, "prices_changed"))) {
+        /* Nothing to confirm (any more): the cart has the checkout button. */
+        json_decref(cart);
+        reply_redirect(r, "/browser/cart");
+        return;
+    }
+    json_t *changed = json_array();
+    size_t i;
+    json_t *line;
+    json_array_foreach(json_object_get(cart, "items"), i, line)
+    {
+        if (!json_is_true(json_object_get(line, "price_changed")))
+            continue;
+        set_money(line, "price_display", "price_cents");
+        set_money(line, "added_price_display", "added_price_cents");
+        json_object_set_new(line, "went_up", json_boolean(json_integer_value(json_object_get(line, "price_cents")) >
+                                                          json_integer_value(json_object_get(line, "added_price_cents"))));
+        json_array_append(changed, line);
+    }
+    set_money(cart, "total_display", "total_cents");
+    json_object_set_new(cart, "changed", changed);
+    char *token = crypto_random_token_hex(CHECKOUT_TOKEN_BYTES);
+    json_object_set_new(cart, "checkout_token", json_string(token));
+    free(token);
+    render_page(r, 200, "review", "Confirm the new prices", "cart", cart);
 }
 
 static const char *status_label(const char *status)

@@ -48,6 +48,9 @@ static const struct route routes[] = {
     {"GET", "/browser/checkout", pages_confirmation, "page", RL_KEY_USER, PAGE | USER, "page_checkout"},
     {"POST", "/browser/checkout", pages_checkout, "checkout", RL_KEY_USER, PAGE | USER | CSRF, "page_checkout"},
     {"GET", "/browser/orders", pages_orders, "page", RL_KEY_USER, PAGE | USER, "page_orders"},
+    /* Catalog pages */
+    {"GET", "/browser/products/#", pages_product, "page", RL_KEY_ADDRESS, PAGE, "page_product"},
+    {"GET", "/browser/checkout/review", pages_checkout_review, "page", RL_KEY_USER, PAGE | USER, "page_checkout_review"},
     {"GET", "/static/", pages_static, NULL, RL_KEY_NONE, ROUTE_PAGE | ROUTE_PREFIX, "static"},
     {"HEAD", "/static/", pages_static, NULL, RL_KEY_NONE, ROUTE_PAGE | ROUTE_PREFIX, "static"},
 };
