@@ -10,12 +10,8 @@
 #include <string.h>
 
 static const char *const sort_names[] = {
-    [CATALOG_SORT_ID] = "id",
-    [CATALOG_SORT_ID_DESC] = "-id",
-    [CATALOG_SORT_NAME] = "name",
-    [CATALOG_SORT_NAME_DESC] = "-name",
-    [CATALOG_SORT_PRICE] = "price",
-    [CATALOG_SORT_PRICE_DESC] = "-price",
+    [CATALOG_SORT_ID] = "id",           [CATALOG_SORT_ID_DESC] = "-id", [CATALOG_SORT_NAME] = "name",
+    [CATALOG_SORT_NAME_DESC] = "-name", [CATALOG_SORT_PRICE] = "price", [CATALOG_SORT_PRICE_DESC] = "-price",
 };
 #define NSORTS (sizeof(sort_names) / sizeof(sort_names[0]))
 
@@ -91,16 +87,17 @@ static bool cursor_decode(const char *text, struct catalog_query *out, enum cata
     }
 }
 
-void catalog_cursor_encode(enum catalog_sort sort, int64_t id, int64_t price_cents, const char *name, char *buf,
-                           size_t len)
+void catalog_cursor_encode(enum catalog_sort sort, int64_t id, int64_t price_cents, const char *name,
+                           char *buf, size_t len)
 {
     char text[CATALOG_CURSOR_MAX / 2];
     int n;
     if (sort == CATALOG_SORT_PRICE || sort == CATALOG_SORT_PRICE_DESC)
-        n = snprintf(text, sizeof(text), CURSOR_VERSION " %s %" PRId64 " %" PRId64, catalog_sort_name(sort), id,
-                     price_cents);
+        n = snprintf(text, sizeof(text), CURSOR_VERSION " %s %" PRId64 " %" PRId64, catalog_sort_name(sort),
+                     id, price_cents);
     else if (sort == CATALOG_SORT_NAME || sort == CATALOG_SORT_NAME_DESC)
-        n = snprintf(text, sizeof(text), CURSOR_VERSION " %s %" PRId64 " %s", catalog_sort_name(sort), id, name);
+        n = snprintf(text, sizeof(text), CURSOR_VERSION " %s %" PRId64 " %s", catalog_sort_name(sort), id,
+                     name);
     else
         n = snprintf(text, sizeof(text), CURSOR_VERSION " %s %" PRId64 " ", catalog_sort_name(sort), id);
     if (n < 0 || (size_t)n >= sizeof(text) || len < 2 * (size_t)n + 1) {

@@ -68,8 +68,8 @@ const char *catalog_sort_name(enum catalog_sort sort);
 
 /* The cursor that continues after the product (id, price_cents, name) in sort
  * order, as NUL-terminated text in buf (CATALOG_CURSOR_MAX bytes). */
-void catalog_cursor_encode(enum catalog_sort sort, int64_t id, int64_t price_cents, const char *name, char *buf,
-                           size_t len);
+void catalog_cursor_encode(enum catalog_sort sort, int64_t id, int64_t price_cents, const char *name,
+                           char *buf, size_t len);
 
 /* path?q=..&sort=..[&limit=..][&page=N | &cursor=C] for the list q describes,
  * with page (> 0) or cursor (non-NULL) in place of q's own; the values are

@@ -384,6 +384,7 @@ void pages_checkout_review(struct request *r)
             continue;
         set_money(line, "price_display", "price_cents");
         set_money(line, "added_price_display", "added_price_cents");
+        set_image(line);
         json_object_set_new(line, "went_up", json_boolean(json_integer_value(json_object_get(line, "price_cents")) >
                                                           json_integer_value(json_object_get(line, "added_price_cents"))));
         json_array_append(changed, line);

@@ -50,7 +50,8 @@ static struct http_resp *get(const char *path)
     return get_with(client, path);
 }
 
-static struct http_resp *send_with(struct http_client *c, const char *method, const char *path, const char *body)
+static struct http_resp *send_with(struct http_client *c, const char *method, const char *path,
+                                   const char *body)
 {
     return http_json(c, method, shop_url(srv, path), body);
 }
@@ -64,7 +65,8 @@ static void expect_json_status(struct http_client *c, const char *method, const 
                                long status)
 {
     struct http_resp *r = send_with(c, method, path, body);
-    cr_expect_eq(r->status, status, "%s %s %s: got %ld %s", method, path, body ? body : "", r->status, r->body);
+    cr_expect_eq(r->status, status, "%s %s %s: got %ld %s", method, path, body ? body : "", r->status,
+                 r->body);
     http_resp_free(r);
 }
 
@@ -77,8 +79,9 @@ static void login_admin(void)
 static int64_t create_product(const char *name, const char *description, int64_t price_cents, int64_t stock)
 {
     char body[512];
-    snprintf(body, sizeof(body), "{\"name\":\"%s\",\"description\":\"%s\",\"price_cents\":%lld,\"stock\":%lld}",
-             name, description, (long long)price_cents, (long long)stock);
+    snprintf(body, sizeof(body),
+             "{\"name\":\"%s\",\"description\":\"%s\",\"price_cents\":%lld,\"stock\":%lld}", name,
+             description, (long long)price_cents, (long long)stock);
     struct http_resp *r = send_with(admin, "POST", "/products", body);
     cr_assert_eq(r->status, 201, "create %s: %ld %s", name, r->status, r->body);
     int64_t id = json_integer_value(json_object_get(r->json, "id"));
@@ -253,9 +256,8 @@ Test(catalog, every_sort_order)
     const struct {
         const char *sort, *ids;
     } cases[] = {
-        {"id", "1,2,3,4,5,6,7,8,9"},       {"-id", "9,8,7,6,5,4,3,2,1"},
-        {"name", "1,2,9,5,8,3,6,4,7"},     {"-name", "7,4,6,3,8,5,9,2,1"},
-        {"price", "2,8,1,9,3,5,4,6,7"},    {"-price", "7,6,4,5,3,9,1,8,2"},
+        {"id", "1,2,3,4,5,6,7,8,9"},    {"-id", "9,8,7,6,5,4,3,2,1"},   {"name", "1,2,9,5,8,3,6,4,7"},
+        {"-name", "7,4,6,3,8,5,9,2,1"}, {"price", "2,8,1,9,3,5,4,6,7"}, {"-price", "7,6,4,5,3,9,1,8,2"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char path[64], ids[256];
@@ -433,7 +435,8 @@ Test(catalog, a_deleted_products_id_is_never_reused)
 static const char *const V2_SCHEMA =
     "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE COLLATE NOCASE,"
     "  password_hash TEXT NOT NULL, created_at INTEGER NOT NULL);"
-    "CREATE TABLE sessions (token_hash TEXT PRIMARY KEY, user_id INTEGER REFERENCES users(id) ON DELETE CASCADE,"
+    "CREATE TABLE sessions (token_hash TEXT PRIMARY KEY, user_id INTEGER REFERENCES users(id) ON DELETE "
+    "CASCADE,"
     "  csrf TEXT NOT NULL, flash TEXT, created_at INTEGER NOT NULL, last_seen INTEGER NOT NULL);"
     "CREATE INDEX sessions_user ON sessions(user_id);"
     "CREATE TABLE products (id INTEGER PRIMARY KEY, name TEXT NOT NULL, description TEXT NOT NULL DEFAULT '',"
@@ -473,10 +476,12 @@ Test(catalog, migration_keeps_the_data_and_never_reuses_old_ids)
         /* Product 6 and user 5 were deleted; an order still names both. */
         "INSERT INTO cart_items VALUES (3, 2, 2, 0);"
         "INSERT INTO orders (id, user_id, user_email, total_cents, created_at, status)"
-        "  VALUES ('00000000-0000-4000-8000-000000000001', 5, 'gone@example.com', 300, '2024-01-01T00:00:00Z', 'sent');"
+        "  VALUES ('00000000-0000-4000-8000-000000000001', 5, 'gone@example.com', 300, "
+        "'2024-01-01T00:00:00Z', 'sent');"
         "INSERT INTO order_lines VALUES ('00000000-0000-4000-8000-000000000001', 6, 'Kumquat', 150, 2);"
         "INSERT INTO orders (id, user_id, user_email, total_cents, created_at, status)"
-        "  VALUES ('00000000-0000-4000-8000-000000000002', 3, 'old@example.com', 180, '2024-01-02T00:00:00Z', 'sent');"
+        "  VALUES ('00000000-0000-4000-8000-000000000002', 3, 'old@example.com', 180, "
+        "'2024-01-02T00:00:00Z', 'sent');"
         "INSERT INTO order_lines VALUES ('00000000-0000-4000-8000-000000000002', 1, 'Fig', 180, 1);",
         hash);
     free(hash);
@@ -516,9 +521,11 @@ Test(catalog, migration_keeps_the_data_and_never_reuses_old_ids)
     http_resp_free(r);
 
     /* New ids start above every id an order still names. */
-    r = send_with(admin, "POST", "/register", "{\"email\":\"admin@example.com\",\"password\":\"" PASSWORD "\"}");
+    r = send_with(admin, "POST", "/register",
+                  "{\"email\":\"admin@example.com\",\"password\":\"" PASSWORD "\"}");
     cr_assert_eq(r->status, 201, "%s", r->body);
-    cr_expect_eq(json_integer_value(json_object_get(r->json, "id")), 6, "user ids continue after 5: %s", r->body);
+    cr_expect_eq(json_integer_value(json_object_get(r->json, "id")), 6, "user ids continue after 5: %s",
+                 r->body);
     http_resp_free(r);
     login_admin();
     cr_expect_eq(create_product("Loquat", "", 90, 3), 7, "product ids continue after 6");
@@ -602,7 +609,8 @@ Test(catalog, cart_marks_changed_prices_and_checkout_asks)
     cr_expect(json_is_true(json_object_get(r->json, "prices_changed")), "%s", r->body);
     json_t *apple = json_array_get(json_object_get(r->json, "items"), 0);
     cr_expect_eq(json_integer_value(json_object_get(apple, "price_cents")), 75, "the current price");
-    cr_expect_eq(json_integer_value(json_object_get(apple, "added_price_cents")), 50, "the price at add time");
+    cr_expect_eq(json_integer_value(json_object_get(apple, "added_price_cents")), 50,
+                 "the price at add time");
     cr_expect(json_is_true(json_object_get(apple, "price_changed")));
     cr_expect_eq(json_integer_value(json_object_get(apple, "line_total_cents")), 150);
     json_t *banana = json_array_get(json_object_get(r->json, "items"), 1);
@@ -641,7 +649,8 @@ Test(catalog, cart_marks_changed_prices_and_checkout_asks)
 
     r = send_with(client, "POST", "/checkout", "{\"accept_price_changes\":true}");
     cr_assert_eq(r->status, 201, "%s", r->body);
-    cr_expect_eq(json_integer_value(json_object_get(r->json, "total_cents")), 250, "charged at today's prices");
+    cr_expect_eq(json_integer_value(json_object_get(r->json, "total_cents")), 250,
+                 "charged at today's prices");
     http_resp_free(r);
     r = get("/orders");
     json_t *line = json_array_get(json_object_get(json_array_get(r->json, 0), "items"), 0);
