@@ -18,7 +18,7 @@
 
 #define CHECKOUT_TOKEN_BYTES 16
 #define LOW_STOCK 5
-#define INVENTORY_PAGE_SIZE 12
+#define INVENTORY_PAGE_SIZE 24
 
 /* A form field as a whole number in [min, max]; an absent or empty field gives
  * fallback (when fallback >= min). Surrounding spaces are tolerated, nothing else. */
