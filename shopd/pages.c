@@ -1,4 +1,5 @@
 #include "shopd/pages.h"
+#include "shopd/cart.h"
 #include "shopd/render.h"
 #include "shopd/request.h"
 #include "shared/xalloc.h"
@@ -45,6 +46,17 @@ bool pages_ensure_session(struct request *r)
         return false;
     }
     return true;
+}
+
+void pages_add_cart_notices(struct request *r, json_t *ctx)
+{
+    if (!request_logged_in(r))
+        return;
+    json_t *notices = cart_take_notices(r->db, r->session.user_id);
+    if (notices && json_array_size(notices))
+        json_object_set_new(ctx, "notices", notices);
+    else
+        json_decref(notices);
 }
 
 void pages_home(struct request *r)

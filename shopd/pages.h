@@ -9,6 +9,7 @@
 #ifndef SHOPD_PAGES_H
 #define SHOPD_PAGES_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -26,6 +27,10 @@ void pages_error(struct request *r, int status, const char *message);
 /* Starts a session for a form page (its CSRF token lives there); on failure
  * answers 500 and returns false. */
 bool pages_ensure_session(struct request *r);
+/* Adds to a page's ctx, as "notices", the notes about products deleted from
+ * the logged-in shopper's cart, and deletes them: each is shown once. Nothing
+ * for a visitor; a database error shows none (logged). */
+void pages_add_cart_notices(struct request *r, json_t *ctx);
 /* Serves a file under STATIC_DIR for GET /static/<path>. */
 void pages_static(struct request *r);
 
@@ -41,7 +46,6 @@ void pages_logout_form(struct request *r);   /* GET /browser/logout: a button th
 void pages_logout(struct request *r);        /* POST /browser/logout */
 
 /* Shopping (pages_shop.c). */
-void pages_inventory(struct request *r);    /* GET /browser/inventory and /browser/products: q, sort, page */
 void pages_cart(struct request *r);         /* GET /browser/cart */
 void pages_cart_add(struct request *r);     /* POST /browser/cart/add: product_id, quantity */
 void pages_cart_update(struct request *r);  /* POST /browser/cart/update: product_id, quantity (0 removes) */
@@ -50,8 +54,10 @@ void pages_checkout(struct request *r);     /* POST /browser/checkout: checkout_
 void pages_confirmation(struct request *r); /* GET /browser/checkout?order=<id>: the order just placed */
 void pages_orders(struct request *r);       /* GET /browser/orders */
 
-/* Catalog (pages_shop.c). */
-void pages_product(struct request *r);         /* GET /browser/products/<id> */
 void pages_checkout_review(struct request *r); /* GET /browser/checkout/review: confirm changed prices */
+
+/* Catalog (pages_catalog.c). */
+void pages_inventory(struct request *r); /* GET /browser/inventory and /browser/products: q, sort, page */
+void pages_product(struct request *r);   /* GET /browser/products/<id> */
 
 #endif
