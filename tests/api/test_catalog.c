@@ -29,10 +29,29 @@ static void start(void)
     admin = http_client_new();
 }
 
+/* True when shopd's log (a crashed worker is replaced, so the answers alone
+   would not show it) contains text. */
+static bool log_contains(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    char line[4096];
+    bool found = false;
+    while (!found && fgets(line, sizeof(line), f))
+        found = strstr(line, text) != NULL;
+    fclose(f);
+    return found;
+}
+
 static void stop(void)
 {
     http_client_free(client);
     http_client_free(admin);
+    const char *bad[] = {"AddressSanitizer",   "LeakSanitizer",    "runtime error:",
+                         "exited with status", "killed by signal", "did not reply"};
+    for (size_t i = 0; srv && i < sizeof(bad) / sizeof(bad[0]); i++)
+        cr_expect(!log_contains(srv->log_path, bad[i]), "shopd's log reports '%s'", bad[i]);
     shop_stop(srv);
 }
 
