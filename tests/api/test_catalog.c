@@ -250,6 +250,10 @@ Test(catalog, search_matches_name_and_description_in_any_case)
     r = list("/products?q=an&sort=name");
     cr_expect_str_eq(ids_of(r->json, ids, sizeof(ids)), "2,8,9,3,4", "%s", r->body);
     http_resp_free(r);
+    /* A form sends spaces as '+'. */
+    r = list("/products?q=red+apples");
+    cr_expect_str_eq(ids_of(r->json, ids, sizeof(ids)), "1", "%s", r->body);
+    http_resp_free(r);
     /* Spaces around the text are not part of it; an empty one matches everything. */
     r = list("/products?q=%20%20mango%20");
     cr_expect_eq(json_array_size(r->json), 1);
