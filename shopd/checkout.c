@@ -237,6 +237,14 @@ done:
     return o;
 }
 
+int checkout_find(struct db *db, int64_t user_id, const char *idem_key, struct checkout_result *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!key_valid(idem_key))
+        return 0;
+    return find_by_key(db, user_id, idem_key, out);
+}
+
 json_t *checkout_orders(struct db *db, int64_t user_id)
 {
     sqlite3_stmt *st = db_stmt(db, SQL_ORDERS);

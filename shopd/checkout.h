@@ -36,6 +36,10 @@ struct checkout_result {
 enum outcome checkout_place(struct db *db, int64_t user_id, const char *idem_key, bool accept_price_changes,
                             struct checkout_result *out, char *msg, size_t msglen);
 
+/* The order an earlier checkout_place with idem_key placed, into *out (with
+ * replayed set): 1 found, 0 none (or a malformed key), -1 database error. */
+int checkout_find(struct db *db, int64_t user_id, const char *idem_key, struct checkout_result *out);
+
 /* The user's orders, newest first, as a new JSON array (caller decrefs) of
  * {order_id, created_at, total_cents, total, currency, status, error, items:
  * [{product_id, name, unit_price_cents, unit_price, quantity, line_total_cents}]};

@@ -196,6 +196,9 @@ void pages_checkout(struct request *r)
     /* The review step's button sends the total it showed: the prices are
        accepted only while they still add up to it. */
     const char *accepted = request_form(r, "accept_total_cents");
+    int found = accepted ? checkout_find(r->db, r->session.user_id, key, &res) : 0;
+    if (found > 0)
+        goto placed; /* a second click on the button: the first one placed the order */
     if (accepted) {
         int64_t shown;
         if (!form_int(r, "accept_total_cents", 0, INT64_MAX / 2, -1, &shown)) {
@@ -232,6 +235,7 @@ void pages_checkout(struct request *r)
         pages_error(r, 500, "Your order could not be placed. Nothing was charged; please try again.");
         return;
     }
+placed:
     if (!res.replayed)
         worker_wake_dispatcher(r->worker);
     render_flash(r, "success", "Thank you! Your order has been placed.");
