@@ -7,10 +7,13 @@
 #include "shopd/orders.h"
 #include "shopd/request.h"
 #include "shared/log.h"
+#include "shared/strbuf.h"
 
 #include <event2/buffer.h>
+#include <event2/http.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Reads the JSON object body or answers the error itself; NULL means "already answered". */
@@ -140,14 +143,78 @@ void api_logout(struct request *r)
     reply_message(r, 200, "Logged out successfully");
 }
 
+/* The Link header (RFC 8288) of a page: where the next one is, and for pages
+   by number the first, previous and last one as well. */
+static void add_page_links(struct request *r, const struct catalog_query *q, const struct catalog_results *res)
+{
+    struct strbuf link = {0};
+    char *url;
+    if (q->page) {
+        int64_t last = res->total ? (res->total + q->limit - 1) / q->limit : 1;
+        struct {
+            const char *rel;
+            int64_t page;
+            bool show;
+        } rels[] = {{"first", 1, true},
+                    {"prev", q->page - 1, q->page > 1 && q->page - 1 <= last},
+                    {"next", q->page + 1, res->has_more},
+                    {"last", last, true}};
+        for (size_t i = 0; i < sizeof(rels) / sizeof(rels[0]); i++) {
+            if (!rels[i].show)
+                continue;
+            url = catalog_query_url(q, "/products", true, rels[i].page, NULL);
+            strbuf_adds(&link, link.len ? ", <" : "<");
+            strbuf_adds(&link, url);
+            strbuf_adds(&link, ">; rel=\"");
+            strbuf_adds(&link, rels[i].rel);
+            strbuf_adds(&link, "\"");
+            free(url);
+        }
+    } else if (res->has_more) {
+        url = catalog_query_url(q, "/products", true, 0, res->next_cursor);
+        strbuf_adds(&link, "<");
+        strbuf_adds(&link, url);
+        strbuf_adds(&link, ">; rel=\"next\"");
+        free(url);
+    }
+    if (link.len)
+        reply_add_header(r, "Link", link.p);
+    strbuf_free(&link);
+}
+
 void api_products_list(struct request *r)
 {
-    json_t *list = catalog_list(r->db);
-    if (!list) {
+    struct catalog_query_params p = {request_query(r, "q"), request_query(r, "sort"), request_query(r, "limit"),
+                                     request_query(r, "page"), request_query(r, "cursor")};
+    if (!catalog_query_given(&p)) {
+        json_t *list = catalog_list(r->db);
+        if (!list) {
+            reply_message(r, 500, "Could not read the catalog");
+            return;
+        }
+        reply_json(r, 200, list);
+        return;
+    }
+    struct catalog_query q;
+    char msg[256];
+    if (catalog_query_parse(&p, &q, msg, sizeof(msg)) != OUT_OK) {
+        reply_message(r, 400, "%s", msg);
+        return;
+    }
+    struct catalog_results res;
+    if (catalog_search(r->db, &q, &res) != OUT_OK) {
         reply_message(r, 500, "Could not read the catalog");
         return;
     }
-    reply_json(r, 200, list);
+    /* The body stays the plain list every client of GET /products reads; where
+       the list goes on is in the headers. */
+    char num[32];
+    snprintf(num, sizeof(num), "%lld", (long long)res.total);
+    reply_add_header(r, "X-Total-Count", num);
+    if (res.has_more && !q.page)
+        reply_add_header(r, "X-Next-Cursor", res.next_cursor);
+    add_page_links(r, &q, &res);
+    reply_json(r, 200, res.items);
 }
 
 void api_product_get(struct request *r)
@@ -221,6 +288,9 @@ void api_cart_get(struct request *r)
         reply_message(r, 500, "Could not read the cart");
         return;
     }
+    /* Products deleted from the cart since the shopper last looked, said once. */
+    json_t *removed = cart_take_notices(r->db, r->session.user_id);
+    json_object_set_new(cart, "removed", removed ? removed : json_array());
     reply_json(r, 200, cart);
 }
 
@@ -285,12 +355,47 @@ void api_cart_remove(struct request *r)
     reply_cart(r, 200, "Removed from cart");
 }
 
+/* The optional body of POST /checkout: {"accept_price_changes": true} agrees
+   to today's prices. A bodiless POST (curl -X POST) accepts nothing. */
+static bool checkout_options(struct request *r, bool *accept)
+{
+    *accept = false;
+    if (evbuffer_get_length(evhttp_request_get_input_buffer(r->ev)) == 0)
+        return true;
+    json_t *body = json_body_or_reply(r);
+    if (!body)
+        return false;
+    json_t *v = json_object_get(body, "accept_price_changes");
+    if (v && !json_is_boolean(v)) {
+        reply_message(r, 400, "accept_price_changes must be true or false");
+        return false;
+    }
+    *accept = v && json_is_true(v);
+    return true;
+}
+
 void api_checkout(struct request *r)
 {
     const char *key = request_header(r, "Idempotency-Key");
     struct checkout_result res;
     char msg[256];
-    enum outcome o = checkout_place(r->db, r->session.user_id, key, &res, msg, sizeof(msg));
+    bool accept;
+    if (!checkout_options(r, &accept))
+        return;
+    /* Accepting stores today's prices in the cart first, so that a checkout
+       that then fails on stock does not ask about the same prices again. */
+    if (accept && cart_accept_prices(r->db, r->session.user_id, -1, msg, sizeof(msg)) == OUT_ERROR) {
+        reply_message(r, 500, "Could not update the cart");
+        return;
+    }
+    enum outcome o = checkout_place(r->db, r->session.user_id, key, accept, &res, msg, sizeof(msg));
+    if (o == OUT_CONFLICT && res.changed) {
+        metrics_checkout(METRICS_CHECKOUT_REFUSED);
+        reply_json(r, 409,
+                   json_pack("{s:s, s:o, s:I, s:o}", "message", msg, "total", catalog_price_json(res.total_cents),
+                             "total_cents", (json_int_t)res.total_cents, "changed", res.changed));
+        return;
+    }
     if (o != OUT_OK) {
         metrics_checkout(METRICS_CHECKOUT_REFUSED);
         reply_outcome(r, o, msg);

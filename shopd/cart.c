@@ -6,15 +6,27 @@
 #include <stdio.h>
 #include <time.h>
 
-static const char SQL_VIEW[] = "SELECT p.id, p.name, p.price_cents, c.quantity, p.image_url, p.stock"
+static const char SQL_VIEW[] = "SELECT p.id, p.name, p.price_cents, c.quantity, p.image_url, p.stock,"
+                               " coalesce(c.unit_price_cents, p.price_cents)"
                                " FROM cart_items c JOIN products p ON p.id = c.product_id"
                                " WHERE c.user_id = ?1 ORDER BY c.added_at, p.id";
 static const char SQL_COUNT[] = "SELECT coalesce(sum(quantity), 0) FROM cart_items WHERE user_id = ?1";
-static const char SQL_PRODUCT_STOCK[] = "SELECT stock, name FROM products WHERE id = ?1";
+static const char SQL_PRODUCT_STOCK[] = "SELECT stock, name, price_cents FROM products WHERE id = ?1";
 static const char SQL_LINE_QTY[] = "SELECT quantity FROM cart_items WHERE user_id = ?1 AND product_id = ?2";
-static const char SQL_UPSERT[] = "INSERT INTO cart_items (user_id, product_id, quantity, added_at)"
-                                 " VALUES (?1, ?2, ?3, ?4)"
+/* A line keeps the price it was first added at until the shopper accepts a
+   change (cart_accept_prices): adding more of it does not silently accept one. */
+static const char SQL_UPSERT[] = "INSERT INTO cart_items (user_id, product_id, quantity, added_at, unit_price_cents)"
+                                 " VALUES (?1, ?2, ?3, ?4, ?5)"
                                  " ON CONFLICT (user_id, product_id) DO UPDATE SET quantity = excluded.quantity";
+static const char SQL_CHANGED_TOTALS[] =
+    "SELECT coalesce(sum(p.price_cents * c.quantity), 0),"
+    " count(CASE WHEN p.price_cents <> coalesce(c.unit_price_cents, p.price_cents) THEN 1 END)"
+    " FROM cart_items c JOIN products p ON p.id = c.product_id WHERE c.user_id = ?1";
+static const char SQL_ACCEPT_PRICES[] =
+    "UPDATE cart_items SET unit_price_cents = (SELECT price_cents FROM products p WHERE p.id = product_id)"
+    " WHERE user_id = ?1";
+static const char SQL_NOTICES[] = "SELECT product_id, name FROM cart_notices WHERE user_id = ?1 ORDER BY id";
+static const char SQL_CLEAR_NOTICES[] = "DELETE FROM cart_notices WHERE user_id = ?1";
 static const char SQL_DELETE_LINE[] = "DELETE FROM cart_items WHERE user_id = ?1 AND product_id = ?2";
 
 json_t *cart_view(struct db *db, int64_t user_id)
@@ -22,20 +34,25 @@ json_t *cart_view(struct db *db, int64_t user_id)
     sqlite3_stmt *st = db_stmt(db, SQL_VIEW);
     sqlite3_bind_int64(st, 1, user_id);
     json_t *items = json_array();
-    int64_t total = 0, count = 0;
+    int64_t total = 0, count = 0, changed = 0;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         int64_t price = sqlite3_column_int64(st, 2), qty = sqlite3_column_int64(st, 3);
+        int64_t added = sqlite3_column_int64(st, 6);
         int64_t line = price * qty;
         total += line;
         count += qty;
+        if (added != price)
+            changed++;
         json_array_append_new(
-            items, json_pack("{s:I, s:s, s:o, s:I, s:I, s:I, s:o, s:s, s:I}", "product_id",
+            items, json_pack("{s:I, s:s, s:o, s:I, s:I, s:I, s:o, s:s, s:I, s:o, s:I, s:b}", "product_id",
                              (json_int_t)sqlite3_column_int64(st, 0), "name", (const char *)sqlite3_column_text(st, 1),
                              "price", catalog_price_json(price), "price_cents", (json_int_t)price, "quantity",
                              (json_int_t)qty, "line_total_cents", (json_int_t)line, "line_total",
                              catalog_price_json(line), "image_url", (const char *)sqlite3_column_text(st, 4),
-                             "stock", (json_int_t)sqlite3_column_int64(st, 5)));
+                             "stock", (json_int_t)sqlite3_column_int64(st, 5), "added_price",
+                             catalog_price_json(added), "added_price_cents", (json_int_t)added, "price_changed",
+                             added != price));
     }
     db_done(st);
     if (rc != SQLITE_DONE) {
@@ -43,8 +60,8 @@ json_t *cart_view(struct db *db, int64_t user_id)
         json_decref(items);
         return NULL;
     }
-    return json_pack("{s:o, s:I, s:o, s:I}", "items", items, "total_cents", (json_int_t)total, "total",
-                     catalog_price_json(total), "count", (json_int_t)count);
+    return json_pack("{s:o, s:I, s:o, s:I, s:b}", "items", items, "total_cents", (json_int_t)total, "total",
+                     catalog_price_json(total), "count", (json_int_t)count, "prices_changed", changed > 0);
 }
 
 int64_t cart_count(struct db *db, int64_t user_id)
@@ -57,7 +74,8 @@ int64_t cart_count(struct db *db, int64_t user_id)
 }
 
 /* Reads a product's stock; OUT_NOT_FOUND when it does not exist. */
-static enum outcome product_stock(struct db *db, int64_t product_id, int64_t *stock, char *name, size_t namelen)
+static enum outcome product_stock(struct db *db, int64_t product_id, int64_t *stock, int64_t *price, char *name,
+                                  size_t namelen)
 {
     sqlite3_stmt *st = db_stmt(db, SQL_PRODUCT_STOCK);
     sqlite3_bind_int64(st, 1, product_id);
@@ -66,6 +84,7 @@ static enum outcome product_stock(struct db *db, int64_t product_id, int64_t *st
     if (rc == SQLITE_ROW) {
         *stock = sqlite3_column_int64(st, 0);
         snprintf(name, namelen, "%s", (const char *)sqlite3_column_text(st, 1));
+        *price = sqlite3_column_int64(st, 2);
         o = OUT_OK;
     } else if (rc != SQLITE_DONE) {
         db_log_error(db, "cart: product lookup failed");
@@ -87,13 +106,15 @@ static int64_t line_quantity(struct db *db, int64_t user_id, int64_t product_id)
     return q;
 }
 
-static enum outcome write_line(struct db *db, int64_t user_id, int64_t product_id, int64_t quantity)
+static enum outcome write_line(struct db *db, int64_t user_id, int64_t product_id, int64_t quantity,
+                               int64_t price_cents)
 {
     sqlite3_stmt *st = db_stmt(db, SQL_UPSERT);
     sqlite3_bind_int64(st, 1, user_id);
     sqlite3_bind_int64(st, 2, product_id);
     sqlite3_bind_int64(st, 3, quantity);
     sqlite3_bind_int64(st, 4, (int64_t)time(NULL));
+    sqlite3_bind_int64(st, 5, price_cents);
     int rc = sqlite3_step(st);
     db_done(st);
     if (rc != SQLITE_DONE) {
@@ -116,9 +137,9 @@ static enum outcome change_line(struct db *db, int64_t user_id, int64_t product_
         snprintf(msg, msglen, "database busy");
         return OUT_ERROR;
     }
-    int64_t stock = 0;
+    int64_t stock = 0, price = 0;
     char name[256];
-    enum outcome o = product_stock(db, product_id, &stock, name, sizeof(name));
+    enum outcome o = product_stock(db, product_id, &stock, &price, name, sizeof(name));
     if (o != OUT_OK) {
         snprintf(msg, msglen, o == OUT_NOT_FOUND ? "Product not found" : "database error");
         goto done;
@@ -144,7 +165,7 @@ static enum outcome change_line(struct db *db, int64_t user_id, int64_t product_
         snprintf(msg, msglen, "Only %" PRId64 " of %s in stock", stock, name);
         goto done;
     }
-    o = write_line(db, user_id, product_id, want);
+    o = write_line(db, user_id, product_id, want, price);
     if (o != OUT_OK)
         snprintf(msg, msglen, "database error");
 done:
@@ -181,4 +202,78 @@ enum outcome cart_remove(struct db *db, int64_t user_id, int64_t product_id)
         return OUT_ERROR;
     }
     return sqlite3_changes(db_handle(db)) ? OUT_OK : OUT_NOT_FOUND;
+}
+
+enum outcome cart_accept_prices(struct db *db, int64_t user_id, int64_t expected_total_cents, char *msg,
+                                size_t msglen)
+{
+    if (db_begin_immediate(db) < 0) {
+        db_log_error(db, "cart: begin failed");
+        snprintf(msg, msglen, "database busy");
+        return OUT_ERROR;
+    }
+    enum outcome o = OUT_ERROR;
+    snprintf(msg, msglen, "database error");
+    sqlite3_stmt *st = db_stmt(db, SQL_CHANGED_TOTALS);
+    sqlite3_bind_int64(st, 1, user_id);
+    int rc = sqlite3_step(st);
+    int64_t total = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    db_done(st);
+    if (rc != SQLITE_ROW) {
+        db_log_error(db, "cart: totals failed");
+        goto done;
+    }
+    if (expected_total_cents >= 0 && total != expected_total_cents) {
+        snprintf(msg, msglen, "Prices changed again");
+        o = OUT_CONFLICT;
+        goto done;
+    }
+    st = db_stmt(db, SQL_ACCEPT_PRICES);
+    sqlite3_bind_int64(st, 1, user_id);
+    rc = sqlite3_step(st);
+    db_done(st);
+    if (rc != SQLITE_DONE) {
+        db_log_error(db, "cart: accepting prices failed");
+        goto done;
+    }
+    o = db_commit(db) == 0 ? OUT_OK : OUT_ERROR;
+    if (o == OUT_OK)
+        msg[0] = '\0';
+done:
+    db_rollback(db);
+    return o;
+}
+
+json_t *cart_take_notices(struct db *db, int64_t user_id)
+{
+    sqlite3_stmt *st = db_stmt(db, SQL_NOTICES);
+    sqlite3_bind_int64(st, 1, user_id);
+    json_t *list = json_array();
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(st, 1);
+        char message[512];
+        snprintf(message, sizeof(message), "%s is no longer sold and was removed from your cart.", name);
+        json_array_append_new(list, json_pack("{s:I, s:s, s:s}", "product_id",
+                                              (json_int_t)sqlite3_column_int64(st, 0), "name", name, "message",
+                                              message));
+    }
+    db_done(st);
+    if (rc != SQLITE_DONE) {
+        db_log_error(db, "cart: notices failed");
+        json_decref(list);
+        return NULL;
+    }
+    if (json_array_size(list) == 0)
+        return list;
+    st = db_stmt(db, SQL_CLEAR_NOTICES);
+    sqlite3_bind_int64(st, 1, user_id);
+    rc = sqlite3_step(st);
+    db_done(st);
+    if (rc != SQLITE_DONE) {
+        db_log_error(db, "cart: clearing notices failed");
+        json_decref(list);
+        return NULL;
+    }
+    return list;
 }

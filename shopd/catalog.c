@@ -23,6 +23,26 @@ static const char SQL_UPDATE[] = "UPDATE products SET"
 static const char SQL_DELETE[] = "DELETE FROM products WHERE id = ?1";
 static const char SQL_COUNT[] = "SELECT count(*) FROM products";
 
+/* Search and pages: ?1 the search text (NULL: all), ?2 and ?3 the id and sort
+   key of the cursor's product (NULL: from the start), ?4 the row limit (-1:
+   all), ?5 the offset. lower() folds ASCII letters only: SQLite without ICU
+   knows no other case mapping. One statement per sort, so each is planned once. */
+#define SEARCH_WHERE                                                                                            \
+    " WHERE (?1 IS NULL OR instr(lower(name), lower(?1)) > 0 OR instr(lower(description), lower(?1)) > 0)"
+#define SEARCH_SQL(key, cmp, dir)                                                                               \
+    "SELECT id, name, description, price_cents, stock, image_url FROM products" SEARCH_WHERE                    \
+    " AND (?2 IS NULL OR (" key ", id) " cmp " (?3, ?2))"                                                       \
+    " ORDER BY " key " " dir ", id " dir " LIMIT ?4 OFFSET ?5"
+static const char *const SQL_SEARCH[] = {
+    [CATALOG_SORT_ID] = SEARCH_SQL("id", ">", "ASC"),
+    [CATALOG_SORT_ID_DESC] = SEARCH_SQL("id", "<", "DESC"),
+    [CATALOG_SORT_NAME] = SEARCH_SQL("name COLLATE NOCASE", ">", "ASC"),
+    [CATALOG_SORT_NAME_DESC] = SEARCH_SQL("name COLLATE NOCASE", "<", "DESC"),
+    [CATALOG_SORT_PRICE] = SEARCH_SQL("price_cents", ">", "ASC"),
+    [CATALOG_SORT_PRICE_DESC] = SEARCH_SQL("price_cents", "<", "DESC"),
+};
+static const char SQL_SEARCH_COUNT[] = "SELECT count(*) FROM products" SEARCH_WHERE;
+
 void catalog_format_price(int64_t cents, char *buf, size_t len)
 {
     int64_t a = cents < 0 ? -cents : cents;
@@ -58,6 +78,65 @@ json_t *catalog_list(struct db *db)
         return NULL;
     }
     return list;
+}
+
+static void bind_search_text(sqlite3_stmt *st, const struct catalog_query *q)
+{
+    if (q->q[0])
+        sqlite3_bind_text(st, 1, q->q, -1, SQLITE_STATIC);
+}
+
+enum outcome catalog_search(struct db *db, const struct catalog_query *q, struct catalog_results *out)
+{
+    memset(out, 0, sizeof(*out));
+    sqlite3_stmt *st = db_stmt(db, SQL_SEARCH_COUNT);
+    bind_search_text(st, q);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        out->total = sqlite3_column_int64(st, 0);
+    db_done(st);
+    if (rc != SQLITE_ROW) {
+        db_log_error(db, "catalog: count failed");
+        return OUT_ERROR;
+    }
+    st = db_stmt(db, SQL_SEARCH[q->sort]);
+    bind_search_text(st, q);
+    if (q->has_cursor) {
+        sqlite3_bind_int64(st, 2, q->after_id);
+        if (q->sort == CATALOG_SORT_NAME || q->sort == CATALOG_SORT_NAME_DESC)
+            sqlite3_bind_text(st, 3, q->after_name, -1, SQLITE_STATIC);
+        else if (q->sort == CATALOG_SORT_PRICE || q->sort == CATALOG_SORT_PRICE_DESC)
+            sqlite3_bind_int64(st, 3, q->after_price_cents);
+        else
+            sqlite3_bind_int64(st, 3, q->after_id);
+    }
+    /* One row more than the page holds tells whether a next page exists. */
+    sqlite3_bind_int64(st, 4, q->limit ? q->limit + 1 : -1);
+    sqlite3_bind_int64(st, 5, q->page > 1 ? (q->page - 1) * q->limit : 0);
+    out->items = json_array();
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (q->limit && (int64_t)json_array_size(out->items) == q->limit) {
+            out->has_more = true;
+            break;
+        }
+        json_array_append_new(out->items, row_to_json(st));
+    }
+    db_done(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        db_log_error(db, "catalog: search failed");
+        json_decref(out->items);
+        out->items = NULL;
+        return OUT_ERROR;
+    }
+    size_t n = json_array_size(out->items);
+    if (out->has_more && n > 0) {
+        json_t *last = json_array_get(out->items, n - 1);
+        catalog_cursor_encode(q->sort, json_integer_value(json_object_get(last, "id")),
+                              json_integer_value(json_object_get(last, "price_cents")),
+                              json_string_value(json_object_get(last, "name")), out->next_cursor,
+                              sizeof(out->next_cursor));
+    }
+    return OUT_OK;
 }
 
 enum outcome catalog_get(struct db *db, int64_t id, json_t **out)

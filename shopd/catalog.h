@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "shopd/catalog_query.h"
 #include "shopd/db.h"
 #include "shopd/outcome.h"
 
@@ -32,6 +33,18 @@ enum outcome catalog_parse_input(json_t *body, bool require_all, struct product_
 
 /* All products by id, as a new JSON array (caller decrefs); NULL on a database error. */
 json_t *catalog_list(struct db *db);
+/* One page of a search (catalog_query.h says what q may ask). */
+struct catalog_results {
+    json_t *items;   /* the products, a new JSON array (caller decrefs) */
+    int64_t total;   /* how many products match q->q, over all pages */
+    bool has_more;   /* another page follows */
+    /* When has_more: the cursor that continues after this page (also for a
+       page asked by number); else "". */
+    char next_cursor[CATALOG_CURSOR_MAX];
+};
+/* Runs q. OUT_OK with *out filled, or OUT_ERROR (logged; out->items NULL). */
+enum outcome catalog_search(struct db *db, const struct catalog_query *q, struct catalog_results *out);
+
 /* One product as a new JSON object in *out (caller decrefs). OUT_OK, OUT_NOT_FOUND or OUT_ERROR. */
 enum outcome catalog_get(struct db *db, int64_t id, json_t **out);
 /* Creates a product from complete input; *id receives its id. */

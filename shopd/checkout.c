@@ -11,7 +11,8 @@
 
 static const char SQL_FIND_KEY[] =
     "SELECT id, total_cents, status FROM orders WHERE user_id = ?1 AND idempotency_key = ?2";
-static const char SQL_CART_LINES[] = "SELECT p.id, p.name, p.price_cents, c.quantity, p.stock"
+static const char SQL_CART_LINES[] = "SELECT p.id, p.name, p.price_cents, c.quantity, p.stock,"
+                                     " coalesce(c.unit_price_cents, p.price_cents)"
                                      " FROM cart_items c JOIN products p ON p.id = c.product_id"
                                      " WHERE c.user_id = ?1 ORDER BY c.added_at, p.id";
 static const char SQL_TAKE_STOCK[] = "UPDATE products SET stock = stock - ?2 WHERE id = ?1 AND stock >= ?2";
@@ -31,6 +32,7 @@ static const char SQL_ORDERS[] =
 
 struct line {
     int64_t product_id, price_cents, quantity, stock;
+    int64_t added_price_cents; /* what the line cost when it was put in the cart */
     char name[201];
 };
 
@@ -96,13 +98,32 @@ static int read_cart(struct db *db, int64_t user_id, struct line *lines, size_t 
         l->price_cents = sqlite3_column_int64(st, 2);
         l->quantity = sqlite3_column_int64(st, 3);
         l->stock = sqlite3_column_int64(st, 4);
+        l->added_price_cents = sqlite3_column_int64(st, 5);
     }
     db_done(st);
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -1;
 }
 
-enum outcome checkout_place(struct db *db, int64_t user_id, const char *idem_key, struct checkout_result *out,
-                            char *msg, size_t msglen)
+/* The lines whose price moved since they were added, as a new JSON array. */
+static json_t *price_changes(const struct line *lines, size_t n)
+{
+    json_t *changed = json_array();
+    for (size_t i = 0; i < n; i++) {
+        const struct line *l = &lines[i];
+        if (l->price_cents == l->added_price_cents)
+            continue;
+        json_array_append_new(changed,
+                              json_pack("{s:I, s:s, s:I, s:o, s:I, s:o, s:I}", "product_id", (json_int_t)l->product_id,
+                                        "name", l->name, "old_price_cents", (json_int_t)l->added_price_cents,
+                                        "old_price", catalog_price_json(l->added_price_cents), "price_cents",
+                                        (json_int_t)l->price_cents, "price", catalog_price_json(l->price_cents),
+                                        "quantity", (json_int_t)l->quantity));
+    }
+    return changed;
+}
+
+enum outcome checkout_place(struct db *db, int64_t user_id, const char *idem_key, bool accept_price_changes,
+                            struct checkout_result *out, char *msg, size_t msglen)
 {
     memset(out, 0, sizeof(*out));
     if (idem_key && !key_valid(idem_key)) {
@@ -140,6 +161,18 @@ enum outcome checkout_place(struct db *db, int64_t user_id, const char *idem_key
             goto done;
         }
         total += lines[i].price_cents * lines[i].quantity;
+    }
+    if (!accept_price_changes) {
+        json_t *changed = price_changes(lines, n);
+        if (json_array_size(changed) > 0) {
+            snprintf(msg, msglen, "Prices changed since you added %s to your cart",
+                     json_array_size(changed) == 1 ? "an item" : "some items");
+            out->changed = changed;
+            out->total_cents = total;
+            o = OUT_CONFLICT;
+            goto done;
+        }
+        json_decref(changed);
     }
     sqlite3_stmt *st = db_stmt(db, SQL_USER_EMAIL);
     sqlite3_bind_int64(st, 1, user_id);
@@ -202,6 +235,14 @@ done:
     if (o == OUT_OK)
         msg[0] = '\0';
     return o;
+}
+
+int checkout_find(struct db *db, int64_t user_id, const char *idem_key, struct checkout_result *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!key_valid(idem_key))
+        return 0;
+    return find_by_key(db, user_id, idem_key, out);
 }
 
 json_t *checkout_orders(struct db *db, int64_t user_id)

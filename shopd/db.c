@@ -86,6 +86,61 @@ static const char *const migrations[] = {
        full disk shows in the health check and not only in the next checkout. */
     "CREATE TABLE health (id INTEGER PRIMARY KEY CHECK (id = 1), checked_at INTEGER NOT NULL);"
     "INSERT INTO health VALUES (1, 0);",
+    /* Ids that leave the database are never handed out twice: a deleted
+       product's or user's id stays in order lines, DynamoDB items, bookmarks
+       and clients' caches, so users and products become AUTOINCREMENT tables.
+       SQLite cannot add AUTOINCREMENT to a table, so both are rebuilt with their
+       rows and ids unchanged (migrations run with foreign keys off, so the old
+       tables' rows referenced by sessions, carts and orders stay where they are);
+       the sequences start above every id ever used, including ids only orders
+       still name. Orders are named by their UUID; their seq never leaves. */
+    "CREATE TABLE users_v3 ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  email TEXT NOT NULL UNIQUE COLLATE NOCASE,"
+    "  password_hash TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL);"
+    "INSERT INTO users_v3 (id, email, password_hash, created_at)"
+    "  SELECT id, email, password_hash, created_at FROM users;"
+    "DROP TABLE users;"
+    "ALTER TABLE users_v3 RENAME TO users;"
+    "CREATE TABLE products_v3 ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  name TEXT NOT NULL,"
+    "  description TEXT NOT NULL DEFAULT '',"
+    "  price_cents INTEGER NOT NULL CHECK (price_cents >= 0),"
+    "  stock INTEGER NOT NULL CHECK (stock >= 0),"
+    "  image_url TEXT NOT NULL DEFAULT '',"
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL);"
+    "INSERT INTO products_v3 (id, name, description, price_cents, stock, image_url, created_at, updated_at)"
+    "  SELECT id, name, description, price_cents, stock, image_url, created_at, updated_at FROM products;"
+    "DROP TABLE products;"
+    "ALTER TABLE products_v3 RENAME TO products;"
+    "DELETE FROM sqlite_sequence WHERE name IN ('users', 'products', 'users_v3', 'products_v3');"
+    "INSERT INTO sqlite_sequence (name, seq) SELECT 'users', max("
+    "  (SELECT coalesce(max(id), 0) FROM users), (SELECT coalesce(max(user_id), 0) FROM orders));"
+    "INSERT INTO sqlite_sequence (name, seq) SELECT 'products', max("
+    "  (SELECT coalesce(max(id), 0) FROM products), (SELECT coalesce(max(product_id), 0) FROM order_lines));"
+    /* The price a line was added at, so that the cart can show a change and
+       checkout can ask before charging it. NULL (lines older than this column
+       were filled in below) reads as the current price. */
+    "ALTER TABLE cart_items ADD COLUMN unit_price_cents INTEGER;"
+    "UPDATE cart_items SET unit_price_cents = (SELECT price_cents FROM products WHERE id = product_id);"
+    /* A product deleted while it sits in carts leaves a note for each shopper,
+       shown once on their next cart or inventory page. A trigger, so that every
+       way of deleting a product (API, admin pages, SQL by hand) leaves it. */
+    "CREATE TABLE cart_notices ("
+    "  id INTEGER PRIMARY KEY,"
+    "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  product_id INTEGER NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL);"
+    "CREATE INDEX cart_notices_user ON cart_notices(user_id, id);"
+    "CREATE TRIGGER products_deleted_from_carts BEFORE DELETE ON products BEGIN"
+    "  INSERT INTO cart_notices (user_id, product_id, name, created_at)"
+    "    SELECT user_id, OLD.id, OLD.name, CAST(strftime('%s', 'now') AS INTEGER)"
+    "    FROM cart_items WHERE product_id = OLD.id;"
+    "  END;",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == DB_SCHEMA_VERSION, "DB_SCHEMA_VERSION");
@@ -309,13 +364,20 @@ struct db *db_open(const char *path, char *err, size_t errlen)
     }
     sqlite3_busy_timeout(db->handle, DB_BUSY_TIMEOUT_MS);
     sqlite3_extended_result_codes(db->handle, 1);
-    if (db_exec(db, "PRAGMA journal_mode = WAL") < 0 || db_exec(db, "PRAGMA synchronous = NORMAL") < 0 ||
-        db_exec(db, "PRAGMA foreign_keys = ON") < 0) {
+    if (db_exec(db, "PRAGMA journal_mode = WAL") < 0 || db_exec(db, "PRAGMA synchronous = NORMAL") < 0) {
         snprintf(err, errlen, "cannot configure database %s: %s", path, sqlite3_errmsg(db->handle));
         db_close(db);
         return NULL;
     }
+    /* Foreign keys go on after the migrations: a migration that rebuilds a
+       table drops the old one, and with foreign keys on that DROP would first
+       delete (and cascade to) every row that refers to it. */
     if (migrate(db, err, errlen) < 0) {
+        db_close(db);
+        return NULL;
+    }
+    if (db_exec(db, "PRAGMA foreign_keys = ON") < 0) {
+        snprintf(err, errlen, "cannot configure database %s: %s", path, sqlite3_errmsg(db->handle));
         db_close(db);
         return NULL;
     }

@@ -1,4 +1,5 @@
 #include "shopd/pages.h"
+#include "shopd/cart.h"
 #include "shopd/render.h"
 #include "shopd/request.h"
 #include "shopd/uploads.h"
@@ -47,6 +48,17 @@ bool pages_ensure_session(struct request *r)
     char csrf[CRYPTO_SHA256_HEX_LEN];
     request_csrf_token(r, csrf);
     return true;
+}
+
+void pages_add_cart_notices(struct request *r, json_t *ctx)
+{
+    if (!request_logged_in(r))
+        return;
+    json_t *notices = cart_take_notices(r->db, r->session.user_id);
+    if (notices && json_array_size(notices))
+        json_object_set_new(ctx, "notices", notices);
+    else
+        json_decref(notices);
 }
 
 void pages_home(struct request *r)

@@ -9,6 +9,7 @@
 #ifndef SHOPD_PAGES_H
 #define SHOPD_PAGES_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -26,6 +27,10 @@ void pages_error(struct request *r, int status, const char *message);
 /* Starts a session for a form page (its CSRF token lives there); on failure
  * answers 500 and returns false. */
 bool pages_ensure_session(struct request *r);
+/* Adds to a page's ctx, as "notices", the notes about products deleted from
+ * the logged-in shopper's cart, and deletes them: each is shown once. Nothing
+ * for a visitor; a database error shows none (logged). */
+void pages_add_cart_notices(struct request *r, json_t *ctx);
 /* Serves a file under STATIC_DIR for GET /static/<path>. */
 void pages_static(struct request *r);
 
@@ -48,12 +53,11 @@ void pages_account_password(struct request *r);
 void pages_account_logout_all(struct request *r);
 
 /* Shopping (pages_shop.c; the orders in pages_orders.c). */
-void pages_inventory(struct request *r);    /* GET /browser/inventory and /browser/products */
 void pages_cart(struct request *r);         /* GET /browser/cart */
 void pages_cart_add(struct request *r);     /* POST /browser/cart/add: product_id, quantity */
 void pages_cart_update(struct request *r);  /* POST /browser/cart/update: product_id, quantity (0 removes) */
 void pages_cart_remove(struct request *r);  /* POST /browser/cart/remove: product_id */
-void pages_checkout(struct request *r);     /* POST /browser/checkout: checkout_token */
+void pages_checkout(struct request *r);     /* POST /browser/checkout: checkout_token[, accept_total_cents] */
 void pages_confirmation(struct request *r); /* GET /browser/checkout?order=<id>: the order just placed */
 void pages_orders(struct request *r);       /* GET /browser/orders */
 void pages_order(struct request *r);        /* GET /browser/orders/<id> */
@@ -76,5 +80,11 @@ void pages_admin_order_retry(struct request *r);    /* POST /browser/admin/order
  * read to an order object of shopd/orders.h; shared by the page files. */
 #include <jansson.h>
 void pages_decorate_order(json_t *order);
+
+void pages_checkout_review(struct request *r); /* GET /browser/checkout/review: confirm changed prices */
+
+/* Catalog (pages_catalog.c). */
+void pages_inventory(struct request *r); /* GET /browser/inventory and /browser/products: q, sort, page */
+void pages_product(struct request *r);   /* GET /browser/products/<id> */
 
 #endif

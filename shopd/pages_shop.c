@@ -1,4 +1,4 @@
-/* The shopping pages: inventory, cart and checkout (the orders are in pages_orders.c). */
+/* The shopping pages: cart, checkout and its price review (the orders are in pages_orders.c). */
 #include "shopd/cart.h"
 #include "shopd/catalog.h"
 #include "shopd/checkout.h"
@@ -16,7 +16,6 @@
 #include <string.h>
 
 #define CHECKOUT_TOKEN_BYTES 16
-#define LOW_STOCK 5
 
 /* A form field as a whole number in [min, max]; an absent or empty field gives
  * fallback (when fallback >= min). Surrounding spaces are tolerated, nothing else. */
@@ -65,31 +64,6 @@ static void set_image(json_t *obj)
         obj, "image", json_string(render_local_image(json_string_value(json_object_get(obj, "image_url")))));
 }
 
-void pages_inventory(struct request *r)
-{
-    if (!pages_ensure_session(r))
-        return;
-    json_t *list = catalog_list(r->db);
-    if (!list) {
-        pages_error(r, 500, "The inventory could not be read. Please try again.");
-        return;
-    }
-    size_t i;
-    json_t *p;
-    json_array_foreach(list, i, p)
-    {
-        int64_t stock = json_integer_value(json_object_get(p, "stock"));
-        set_money(p, "price_display", "price_cents");
-        set_image(p);
-        json_object_set_new(p, "in_stock", json_boolean(stock > 0));
-        json_object_set_new(p, "low_stock", json_boolean(stock > 0 && stock <= LOW_STOCK));
-        json_object_set_new(p, "max_quantity",
-                            json_integer(stock < CART_MAX_QUANTITY ? stock : CART_MAX_QUANTITY));
-    }
-    json_t *ctx = json_pack("{s:o, s:b}", "products", list, "empty", json_array_size(list) == 0);
-    render_page(r, 200, "inventory", "Inventory", "inventory", ctx);
-}
-
 void pages_cart(struct request *r)
 {
     json_t *cart = cart_view(r->db, r->session.user_id);
@@ -103,11 +77,13 @@ void pages_cart(struct request *r)
     json_array_foreach(items, i, line)
     {
         set_money(line, "price_display", "price_cents");
+        set_money(line, "added_price_display", "added_price_cents");
         set_money(line, "line_total_display", "line_total_cents");
         set_image(line);
     }
     set_money(cart, "total_display", "total_cents");
     json_object_set_new(cart, "empty", json_boolean(json_array_size(items) == 0));
+    pages_add_cart_notices(r, cart);
     /* A one-time token for this rendering of the checkout form: submitting it twice
      * (a double click, a reload) names the same order instead of making another. */
     char *token = crypto_random_token_hex(CHECKOUT_TOKEN_BYTES);
@@ -124,8 +100,13 @@ void pages_cart_add(struct request *r)
         reply_redirect(r, "/browser/inventory");
         return;
     }
+    /* Back where the form was: the product's page or its card in the inventory. */
+    const char *from = request_form(r, "return_to");
     char back[64];
-    snprintf(back, sizeof(back), "/browser/inventory#product-%" PRId64, id);
+    if (from && strcmp(from, "product") == 0)
+        snprintf(back, sizeof(back), "/browser/products/%" PRId64, id);
+    else
+        snprintf(back, sizeof(back), "/browser/inventory#product-%" PRId64, id);
     if (!form_int(r, "quantity", 1, CART_MAX_QUANTITY, 1, &qty)) {
         render_flash(r, "error", "Please enter a quantity of at least 1.");
         reply_redirect(r, back);
@@ -211,7 +192,36 @@ void pages_checkout(struct request *r)
     snprintf(key, sizeof(key), "form:%s", token);
     struct checkout_result res;
     char msg[256];
-    enum outcome o = checkout_place(r->db, r->session.user_id, key, &res, msg, sizeof(msg));
+    /* The review step's button sends the total it showed: the prices are
+       accepted only while they still add up to it. */
+    const char *accepted = request_form(r, "accept_total_cents");
+    int found = accepted ? checkout_find(r->db, r->session.user_id, key, &res) : 0;
+    if (found > 0)
+        goto placed; /* a second click on the button: the first one placed the order */
+    if (accepted) {
+        int64_t shown;
+        if (!form_int(r, "accept_total_cents", 0, INT64_MAX / 2, -1, &shown)) {
+            render_flash(r, "error", "The confirmation form was incomplete. Please review the prices again.");
+            reply_redirect(r, "/browser/checkout/review");
+            return;
+        }
+        enum outcome a = cart_accept_prices(r->db, r->session.user_id, shown, msg, sizeof(msg));
+        if (a == OUT_CONFLICT) {
+            render_flash(r, "error", "Prices changed again while you were looking. Please review them once more.");
+            reply_redirect(r, "/browser/checkout/review");
+            return;
+        }
+        if (a != OUT_OK) {
+            pages_error(r, 500, "Your order could not be placed. Nothing was charged; please try again.");
+            return;
+        }
+    }
+    enum outcome o = checkout_place(r->db, r->session.user_id, key, false, &res, msg, sizeof(msg));
+    if (o == OUT_CONFLICT && res.changed) {
+        json_decref(res.changed);
+        reply_redirect(r, "/browser/checkout/review");
+        return;
+    }
     if (o == OUT_CONFLICT || o == OUT_INVALID) {
         if (strcmp(msg, "Cart is empty") == 0)
             render_flash(r, "error", "There is nothing to check out yet: add something to your cart first.");
@@ -224,10 +234,46 @@ void pages_checkout(struct request *r)
         pages_error(r, 500, "Your order could not be placed. Nothing was charged; please try again.");
         return;
     }
+placed:
     if (!res.replayed)
         request_wake_dispatcher(r);
     render_flash(r, "success", "Thank you! Your order has been placed.");
     char *location = xasprintf("/browser/checkout?order=%s", res.order_id);
     reply_redirect(r, location);
     free(location);
+}
+
+void pages_checkout_review(struct request *r)
+{
+    json_t *cart = cart_view(r->db, r->session.user_id);
+    if (!cart) {
+        pages_error(r, 500, "Your cart could not be read. Please try again.");
+        return;
+    }
+    if (!json_is_true(json_object_get(cart, "prices_changed"))) {
+        /* Nothing to confirm (any more): the cart has the checkout button. */
+        json_decref(cart);
+        reply_redirect(r, "/browser/cart");
+        return;
+    }
+    json_t *changed = json_array();
+    size_t i;
+    json_t *line;
+    json_array_foreach(json_object_get(cart, "items"), i, line)
+    {
+        if (!json_is_true(json_object_get(line, "price_changed")))
+            continue;
+        set_money(line, "price_display", "price_cents");
+        set_money(line, "added_price_display", "added_price_cents");
+        set_image(line);
+        json_object_set_new(line, "went_up", json_boolean(json_integer_value(json_object_get(line, "price_cents")) >
+                                                          json_integer_value(json_object_get(line, "added_price_cents"))));
+        json_array_append(changed, line);
+    }
+    set_money(cart, "total_display", "total_cents");
+    json_object_set_new(cart, "changed", changed);
+    char *token = crypto_random_token_hex(CHECKOUT_TOKEN_BYTES);
+    json_object_set_new(cart, "checkout_token", json_string(token));
+    free(token);
+    render_page(r, 200, "review", "Confirm the new prices", "cart", cart);
 }

@@ -84,6 +84,9 @@ static const struct route routes[] = {
      PAGE | ADMIN | CSRF, "page_admin_order_retry"},
     {"GET", "/uploads/", pages_upload, NULL, RL_KEY_NONE, ROUTE_PAGE | ROUTE_PREFIX, "uploads"},
     {"HEAD", "/uploads/", pages_upload, NULL, RL_KEY_NONE, ROUTE_PAGE | ROUTE_PREFIX, "uploads"},
+    /* Catalog pages */
+    {"GET", "/browser/products/#", pages_product, "page", RL_KEY_ADDRESS, PAGE, "page_product"},
+    {"GET", "/browser/checkout/review", pages_checkout_review, "page", RL_KEY_USER, PAGE | USER, "page_checkout_review"},
     {"GET", "/static/", pages_static, NULL, RL_KEY_NONE, ROUTE_PAGE | ROUTE_PREFIX, "static"},
     {"HEAD", "/static/", pages_static, NULL, RL_KEY_NONE, ROUTE_PAGE | ROUTE_PREFIX, "static"},
 };

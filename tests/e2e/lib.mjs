@@ -109,8 +109,13 @@ export async function startShop(env = {}, { logName } = {}) {
 
 // A headless Chromium with a fresh profile. Returns { context, page, problems,
 // close() }; problems collects console errors (CSP violations among them) and
-// failed subresource requests.
-export async function launchBrowser({ args = [], viewport = { width: 1280, height: 800 } } = {}) {
+// failed subresource requests. javaScriptEnabled: false shows the pages as a
+// browser without JavaScript does.
+export async function launchBrowser({
+  args = [],
+  viewport = { width: 1280, height: 800 },
+  javaScriptEnabled = true,
+} = {}) {
   const { chromium } = require('playwright-core');
   const profile = mkdtempSync(join(tmpdir(), 'shop-e2e-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
@@ -127,6 +132,7 @@ export async function launchBrowser({ args = [], viewport = { width: 1280, heigh
       ...args,
     ],
     viewport,
+    javaScriptEnabled,
   });
   context.setDefaultTimeout(10000);
   const page = context.pages()[0] || (await context.newPage());
