@@ -2,6 +2,7 @@
 
 #include "balancer.h"
 #include "conn.h"
+#include "head.h"
 #include "headers.h"
 #include "shared/addrlist.h"
 #include "shared/clock.h"
@@ -9,6 +10,7 @@
 #include "shared/http_answer.h"
 #include "shared/log.h"
 #include "shared/request_id.h"
+#include "shared/strbuf.h"
 #include "shared/xalloc.h"
 #include "tls.h"
 
@@ -28,29 +30,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_HEADERS 128
 /* Buffered bytes in one direction before the sender is paused: enough to keep
  * the pipe full, small enough that a 5 MB answer to a slow client is never held
  * whole. */
 #define HIGH_WATER (256 * 1024)
 #define RESPONSE_HEAD_MAX 65536
-#define XFF_MAX 2048
 
-/* A parsed message head: the start-line item and header fields as offsets into
- * one buffer of bounded size (the header size limit). */
-struct hdr {
-    uint32_t name, nlen, value, vlen;
-};
-
-struct head {
-    char *buf;
-    uint32_t len, cap;
-    struct hdr h[MAX_HEADERS];
-    uint32_t n;
-    uint32_t flen; /* URL (request) or reason phrase (response) at offset 0 */
-    bool in_value;
-    bool overflow;
-};
+#define SB_LIT(sb, lit) strbuf_add(sb, lit, sizeof(lit) - 1)
 
 enum rstate { R_IDLE, R_HEAD, R_BODY, R_DONE };
 enum ustate { U_CONNECTING, U_BUSY, U_IDLE };
@@ -90,149 +76,11 @@ struct client {
     struct backend *tried[BACKEND_LIST_MAX];
     const char *backend_name;
     uint64_t body_bytes, resp_bytes, t_start, t_up;
-    char *scratch; /* the request head as sent (kept for a retry), then the response head */
-    size_t scratch_len, scratch_cap;
+    struct strbuf scratch; /* the request head as sent (kept for a retry), then the response head */
     char reqid[REQUEST_ID_MAX + 1];
     char ip[INET6_ADDRSTRLEN];
     char addr[INET6_ADDRSTRLEN + 8];
 };
-
-/* --- message heads ------------------------------------------------------ */
-
-static void head_init(struct head *hd, uint32_t cap)
-{
-    hd->buf = xmalloc(cap);
-    hd->cap = cap;
-    hd->len = hd->n = hd->flen = 0;
-    hd->in_value = hd->overflow = false;
-}
-
-static void head_reset(struct head *hd)
-{
-    hd->len = hd->n = hd->flen = 0;
-    hd->in_value = hd->overflow = false;
-}
-
-static int head_append(struct head *hd, const char *at, size_t len)
-{
-    if (len > hd->cap - hd->len) {
-        hd->overflow = true;
-        return -1;
-    }
-    memcpy(hd->buf + hd->len, at, len);
-    hd->len += (uint32_t)len;
-    return 0;
-}
-
-static int head_field(struct head *hd, const char *at, size_t len)
-{
-    if (hd->n == 0 || hd->in_value) {
-        if (hd->n == MAX_HEADERS) {
-            hd->overflow = true;
-            return -1;
-        }
-        hd->h[hd->n++] = (struct hdr){.name = hd->len};
-        hd->in_value = false;
-    }
-    if (head_append(hd, at, len) < 0)
-        return -1;
-    hd->h[hd->n - 1].nlen += (uint32_t)len;
-    return 0;
-}
-
-static int head_value(struct head *hd, const char *at, size_t len)
-{
-    if (hd->n == 0)
-        return -1;
-    struct hdr *h = &hd->h[hd->n - 1];
-    if (!hd->in_value) {
-        h->value = hd->len;
-        h->vlen = 0;
-        hd->in_value = true;
-    }
-    if (head_append(hd, at, len) < 0)
-        return -1;
-    h->vlen += (uint32_t)len;
-    return 0;
-}
-
-static bool hdr_is(const struct head *hd, uint32_t i, const char *lit, size_t litlen)
-{
-    return hd->h[i].nlen == litlen && strncasecmp(hd->buf + hd->h[i].name, lit, litlen) == 0;
-}
-
-#define HDR_IS(hd, i, lit) hdr_is(hd, i, lit, sizeof(lit) - 1)
-
-/* Value without trailing whitespace. */
-static const char *hdr_value(const struct head *hd, uint32_t i, size_t *len)
-{
-    const char *v = hd->buf + hd->h[i].value;
-    size_t n = hd->h[i].vlen;
-    while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
-        n--;
-    *len = n;
-    return v;
-}
-
-/* True when a Connection header of hd names header i (so it is hop-by-hop too). */
-static bool hdr_listed_in_connection(const struct head *hd, uint32_t i, const uint32_t *conn, int nconn)
-{
-    for (int k = 0; k < nconn; k++) {
-        size_t vlen;
-        const char *v = hdr_value(hd, conn[k], &vlen);
-        if (headers_list_has_token(v, vlen, hd->buf + hd->h[i].name, hd->h[i].nlen))
-            return true;
-    }
-    return false;
-}
-
-static int collect_connection(const struct head *hd, uint32_t *conn, int max)
-{
-    int n = 0;
-    for (uint32_t i = 0; i < hd->n && n < max; i++)
-        if (HDR_IS(hd, i, "connection"))
-            conn[n++] = i;
-    return n;
-}
-
-/* --- the scratch buffer, for building heads ----------------------------- */
-
-static void sb_need(struct client *c, size_t more)
-{
-    if (c->scratch_len + more > c->scratch_cap) {
-        c->scratch_cap = (c->scratch_len + more) * 2;
-        c->scratch = xrealloc(c->scratch, c->scratch_cap);
-    }
-}
-
-static void sb_add(struct client *c, const char *s, size_t n)
-{
-    sb_need(c, n);
-    memcpy(c->scratch + c->scratch_len, s, n);
-    c->scratch_len += n;
-}
-
-#define SB_LIT(c, lit) sb_add(c, lit, sizeof(lit) - 1)
-
-static void sb_str(struct client *c, const char *s)
-{
-    sb_add(c, s, strlen(s));
-}
-
-static void sb_header(struct client *c, const char *name, size_t nlen, const char *value, size_t vlen)
-{
-    sb_need(c, nlen + vlen + 4);
-    char *p = c->scratch + c->scratch_len;
-    memcpy(p, name, nlen);
-    p += nlen;
-    *p++ = ':';
-    *p++ = ' ';
-    memcpy(p, value, vlen);
-    p += vlen;
-    *p++ = '\r';
-    *p++ = '\n';
-    c->scratch_len += nlen + vlen + 4;
-}
 
 /* --- forward declarations ------------------------------------------------ */
 
@@ -452,7 +300,7 @@ static void upstream_free(struct upstream *up)
         upstream_unlink_idle(up);
     conn_close(&up->io);
     up->be->connections--;
-    free(up->head.buf);
+    head_cleanup(&up->head);
     free(up);
 }
 
@@ -610,7 +458,7 @@ static void upstream_failed(struct upstream *up, enum failure kind, const char *
         if (hold)
             evbuffer_add_buffer(nu->io.out, hold);
         else
-            evbuffer_add(nu->io.out, c->scratch, c->scratch_len);
+            evbuffer_add(nu->io.out, c->scratch.p, c->scratch.len);
         if (nu->state == U_BUSY)
             conn_flush(&nu->io, b->tv_backend);
     } else if (retry) {
@@ -690,96 +538,6 @@ static bool method_idempotent(unsigned m)
            m == HTTP_DELETE;
 }
 
-/* Builds the head sent to the backend into c->scratch. Returns false when a
- * header value cannot be forwarded. */
-/* "http" or "https", any case: the only values worth passing on. */
-static bool forwarded_proto_ok(const char *v, size_t len)
-{
-    return (len == 4 && strncasecmp(v, "http", 4) == 0) || (len == 5 && strncasecmp(v, "https", 5) == 0);
-}
-
-/* The request head as it goes to the backend: hop-by-hop fields dropped, and
- * X-Forwarded-For, X-Forwarded-Proto and X-Request-Id written by us (the first
- * two kept and appended to only from a trusted peer). */
-static bool build_request_head(struct client *c, bool *has_host, bool *expect_continue)
-{
-    const struct head *hd = &c->head;
-    uint32_t conn[8];
-    int nconn = collect_connection(hd, conn, 8);
-    char xff_in[XFF_MAX];
-    size_t xff_len = 0;
-    bool xff_ok = true;
-    const char *rid = NULL;
-    size_t rid_len = 0;
-    const char *proto = NULL; /* kept from a trusted peer (a TLS terminator in front) */
-
-    c->scratch_len = 0;
-    sb_str(c, http_method_str((enum http_method)c->parser.method));
-    SB_LIT(c, " ");
-    sb_add(c, hd->buf, hd->flen);
-    if (c->parser.http_minor == 0)
-        SB_LIT(c, " HTTP/1.0\r\n");
-    else
-        SB_LIT(c, " HTTP/1.1\r\n");
-    for (uint32_t i = 0; i < hd->n; i++) {
-        const char *name = hd->buf + hd->h[i].name;
-        size_t nlen = hd->h[i].nlen, vlen;
-        const char *v = hdr_value(hd, i, &vlen);
-        if (!headers_value_ok(v, vlen))
-            return false;
-        if (headers_is_hop_by_hop(name, nlen) || (nconn && hdr_listed_in_connection(hd, i, conn, nconn)))
-            continue;
-        if (HDR_IS(hd, i, "host")) {
-            *has_host = true;
-        } else if (HDR_IS(hd, i, "x-forwarded-for")) {
-            if (!c->trusted_peer)
-                continue; /* anyone else's is forged until shown otherwise: replaced */
-            if (vlen && xff_len + vlen + 2 < sizeof(xff_in)) {
-                if (xff_len) {
-                    memcpy(xff_in + xff_len, ", ", 2);
-                    xff_len += 2;
-                }
-                memcpy(xff_in + xff_len, v, vlen);
-                xff_len += vlen;
-            } else if (vlen) {
-                xff_ok = false;
-            }
-            continue;
-        } else if (HDR_IS(hd, i, "x-forwarded-proto")) {
-            if (c->trusted_peer && !proto && forwarded_proto_ok(v, vlen))
-                proto = vlen == 5 ? "https" : "http";
-            continue;
-        } else if (HDR_IS(hd, i, "x-request-id")) {
-            rid = v;
-            rid_len = vlen;
-            continue;
-        } else if (HDR_IS(hd, i, "expect")) {
-            if (vlen == 12 && strncasecmp(v, "100-continue", 12) == 0)
-                *expect_continue = true;
-            continue;
-        }
-        sb_header(c, name, nlen, v, vlen);
-    }
-    char xff[XFF_MAX + INET6_ADDRSTRLEN + 4];
-    long n = xff_ok ? headers_build_xff(xff_in, xff_len, c->ip, xff, sizeof(xff)) : -1;
-    if (n < 0)
-        n = headers_build_xff(NULL, 0, c->ip, xff, sizeof(xff));
-    SB_LIT(c, "X-Forwarded-For: ");
-    sb_add(c, xff, (size_t)n);
-    SB_LIT(c, "\r\nX-Forwarded-Proto: ");
-    sb_str(c, c->io.ssl ? "https" : proto ? proto : "http");
-    SB_LIT(c, "\r\nX-Request-Id: ");
-    if (rid && request_id_valid(rid, rid_len)) {
-        memcpy(c->reqid, rid, rid_len);
-        c->reqid[rid_len] = '\0';
-    } else {
-        request_id_next(&c->bal->request_ids, c->reqid);
-    }
-    sb_str(c, c->reqid);
-    SB_LIT(c, "\r\n\r\n");
-    return true;
-}
-
 static void client_start_request(struct client *c)
 {
     struct balancer *b = c->bal;
@@ -799,8 +557,18 @@ static void client_start_request(struct client *c)
     c->has_body = (p->flags & F_CHUNKED) || (p->content_length > 0 && p->content_length != ULLONG_MAX);
     c->keepalive = http_should_keep_alive(p) && !p->upgrade;
 
-    bool has_host = false, expect_continue = false;
-    bool heads_ok = build_request_head(c, &has_host, &expect_continue);
+    struct head_request req = {
+        .method = p->method,
+        .http_minor = p->http_minor,
+        .head = &c->head,
+        .client_ip = c->ip,
+        .trusted_peer = c->trusted_peer,
+        .tls = c->io.ssl != NULL,
+        .ids = &b->request_ids,
+    };
+    struct head_rewrite rw;
+    bool heads_ok = head_rewrite_request(&req, &c->scratch, &rw);
+    memcpy(c->reqid, rw.reqid, sizeof(c->reqid));
     if (c->err_status) {
         client_local(c, c->err_status,
                      c->err_status == 413 ? "request body larger than the limit" : "request head too large");
@@ -818,11 +586,11 @@ static void client_start_request(struct client *c)
         client_local(c, 400, "invalid header value");
         return;
     }
-    if (p->http_minor >= 1 && !has_host) {
+    if (p->http_minor >= 1 && !rw.has_host) {
         client_local(c, 400, "missing Host header");
         return;
     }
-    if (expect_continue && c->has_body && p->http_minor >= 1) {
+    if (rw.expect_continue && c->has_body && p->http_minor >= 1) {
         /* Answered here rather than relayed, so a backend's 1xx never reaches the response parser's output.
          */
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -835,7 +603,7 @@ static void client_start_request(struct client *c)
     }
     if (!client_dispatch(c))
         return;
-    evbuffer_add(c->up->io.out, c->scratch, c->scratch_len);
+    evbuffer_add(c->up->io.out, c->scratch.p, c->scratch.len);
 }
 
 /* --- local answers ---------------------------------------------------------- */
@@ -895,20 +663,19 @@ static void client_redirect_https(struct client *c)
         client_local(c, 400, "a valid Host header is needed to redirect to HTTPS");
         return;
     }
-    char port[16] = "";
-    if (b->set.https_port != 443)
-        snprintf(port, sizeof(port), ":%ld", b->set.https_port);
     b->local_errors++;
     c->status = 308;
     c->resp_started = true;
-    c->scratch_len = 0;
-    SB_LIT(c, "HTTP/1.1 308 Permanent Redirect\r\nLocation: https://");
-    sb_add(c, host, name_len);
-    sb_str(c, port);
-    sb_add(c, hd->buf, hd->flen);
-    SB_LIT(c, "\r\nContent-Type: application/json\r\nContent-Length: 37\r\nConnection: close\r\n\r\n");
-    evbuffer_add(c->io.out, c->scratch, c->scratch_len);
-    c->resp_bytes = c->scratch_len;
+    strbuf_reset(&c->scratch);
+    SB_LIT(&c->scratch, "HTTP/1.1 308 Permanent Redirect\r\nLocation: https://");
+    strbuf_add(&c->scratch, host, name_len);
+    if (b->set.https_port != 443)
+        strbuf_addf(&c->scratch, ":%ld", b->set.https_port);
+    strbuf_add(&c->scratch, hd->buf, hd->flen);
+    SB_LIT(&c->scratch,
+           "\r\nContent-Type: application/json\r\nContent-Length: 37\r\nConnection: close\r\n\r\n");
+    evbuffer_add(c->io.out, c->scratch.p, c->scratch.len);
+    c->resp_bytes = c->scratch.len;
     if (!c->head_req) {
         evbuffer_add(c->io.out, "{\"message\": \"this site uses HTTPS\"}\n", 37);
         c->resp_bytes += 37;
@@ -1080,11 +847,11 @@ static void write_response_head(struct client *c, struct upstream *up)
     const struct head *hd = &up->head;
     int code = up->parser.status_code;
     uint32_t conn[8];
-    int nconn = collect_connection(hd, conn, 8);
+    int nconn = head_collect_connection(hd, conn, 8);
     bool has_rid = false;
     bool close = !c->keepalive || c->bal->draining || resp_needs_eof(up) || c->rstate != R_DONE || c->eof;
     c->close_after = close;
-    c->scratch_len = 0;
+    strbuf_reset(&c->scratch);
     /* The status line by hand: snprintf here cost more than the rest of the head. */
     char line[32] = "HTTP/1.1 ";
     size_t n = 9;
@@ -1096,12 +863,12 @@ static void write_response_head(struct client *c, struct upstream *up)
     } else {
         n += (size_t)snprintf(line + n, sizeof(line) - n, "%d ", code);
     }
-    sb_add(c, line, n);
+    strbuf_add(&c->scratch, line, n);
     if (hd->flen)
-        sb_add(c, hd->buf, hd->flen);
+        strbuf_add(&c->scratch, hd->buf, hd->flen);
     else
-        sb_str(c, http_status_str((enum http_status)code));
-    SB_LIT(c, "\r\n");
+        strbuf_adds(&c->scratch, http_status_str((enum http_status)code));
+    SB_LIT(&c->scratch, "\r\n");
     for (uint32_t i = 0; i < hd->n; i++) {
         const char *name = hd->buf + hd->h[i].name;
         size_t nlen = hd->h[i].nlen, vlen;
@@ -1111,26 +878,23 @@ static void write_response_head(struct client *c, struct upstream *up)
             continue;
         if (HDR_IS(hd, i, "x-request-id"))
             has_rid = true;
-        sb_header(c, name, nlen, v, vlen);
+        head_add_field(&c->scratch, name, nlen, v, vlen);
     }
     if (!has_rid) {
-        SB_LIT(c, "X-Request-Id: ");
-        sb_str(c, c->reqid);
-        SB_LIT(c, "\r\n");
+        SB_LIT(&c->scratch, "X-Request-Id: ");
+        strbuf_adds(&c->scratch, c->reqid);
+        SB_LIT(&c->scratch, "\r\n");
     }
     if (c->io.ssl && c->bal->set.hsts_max_age > 0) {
-        char hsts[64];
-        int hn = snprintf(hsts, sizeof(hsts), "Strict-Transport-Security: max-age=%ld\r\n",
-                          c->bal->set.hsts_max_age);
-        sb_add(c, hsts, (size_t)hn);
+        strbuf_addf(&c->scratch, "Strict-Transport-Security: max-age=%ld\r\n", c->bal->set.hsts_max_age);
     }
     if (close)
-        SB_LIT(c, "Connection: close\r\n");
+        SB_LIT(&c->scratch, "Connection: close\r\n");
     else if (c->parser.http_minor == 0)
-        SB_LIT(c, "Connection: keep-alive\r\n");
-    SB_LIT(c, "\r\n");
-    evbuffer_add(c->io.out, c->scratch, c->scratch_len);
-    c->resp_bytes += c->scratch_len;
+        SB_LIT(&c->scratch, "Connection: keep-alive\r\n");
+    SB_LIT(&c->scratch, "\r\n");
+    evbuffer_add(c->io.out, c->scratch.p, c->scratch.len);
+    c->resp_bytes += c->scratch.len;
     c->status = code;
     c->resp_started = true;
 }
@@ -1354,8 +1118,8 @@ static void client_free(struct client *c)
     if (c->timer_kind != T_NONE)
         event_del(&c->timer);
     conn_close(&c->io);
-    free(c->head.buf);
-    free(c->scratch);
+    head_cleanup(&c->head);
+    strbuf_free(&c->scratch);
     if (c->prev)
         c->prev->next = c->next;
     else
