@@ -142,8 +142,8 @@ static bool forwarded_proto_ok(const char *v, size_t len)
 bool head_rewrite_request(const struct head_request *req, struct strbuf *out, struct head_rewrite *res)
 {
     const struct head *hd = req->head;
-    uint32_t conn[8];
-    int nconn = head_collect_connection(hd, conn, 8);
+    uint32_t conn[HEAD_MAX_FIELDS];
+    int nconn = head_collect_connection(hd, conn, HEAD_MAX_FIELDS);
     char xff_in[XFF_MAX];
     size_t xff_len = 0;
     bool xff_ok = true;

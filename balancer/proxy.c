@@ -846,8 +846,8 @@ static void write_response_head(struct client *c, struct upstream *up)
 {
     const struct head *hd = &up->head;
     int code = up->parser.status_code;
-    uint32_t conn[8];
-    int nconn = head_collect_connection(hd, conn, 8);
+    uint32_t conn[HEAD_MAX_FIELDS];
+    int nconn = head_collect_connection(hd, conn, HEAD_MAX_FIELDS);
     bool has_rid = false;
     bool close = !c->keepalive || c->bal->draining || resp_needs_eof(up) || c->rstate != R_DONE || c->eof;
     c->close_after = close;
