@@ -3,6 +3,7 @@
 #include "tls.h"
 
 #include "balancer.h"
+#include "pool.h"
 #include "shared/admin_http.h"
 #include "shared/process_metrics.h"
 #include "shared/prom.h"
@@ -71,7 +72,7 @@ static void status_json(struct balancer *b, struct evbuffer *out)
         json_object_set_new(o, "last_error", json_string(be->last_error));
         json_object_set_new(o, "in_flight", json_integer(be->in_flight));
         json_object_set_new(o, "connections", json_integer(be->connections));
-        json_object_set_new(o, "idle_connections", json_integer(be->idle_count));
+        json_object_set_new(o, "idle_connections", json_integer(pool_idle_count(be)));
         json_object_set_new(o, "requests_total", json_integer((json_int_t)be->requests));
         json_object_set_new(o, "retries_total", json_integer((json_int_t)be->retries));
         json_object_set_new(o, "failures_total", json_integer((json_int_t)be->failures));

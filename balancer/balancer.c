@@ -2,6 +2,7 @@
 
 #include "admin.h"
 #include "health.h"
+#include "pool.h"
 #include "proxy.h"
 #include "shared/clock.h"
 #include "shared/crypto.h"
@@ -112,7 +113,7 @@ static int apply_backends(struct balancer *b, const struct backend_spec *specs, 
         log_info("backend %s removed", old->name);
         old->removed = true;
         health_stop(old);
-        proxy_pool_close(old);
+        pool_close(old);
         b->retired = xrealloc(b->retired, (b->nretired + 1) * sizeof(*b->retired));
         b->retired[b->nretired++] = old;
     }

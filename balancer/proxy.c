@@ -4,6 +4,7 @@
 #include "conn.h"
 #include "head.h"
 #include "headers.h"
+#include "pool.h"
 #include "shared/addrlist.h"
 #include "shared/clock.h"
 #include "shared/h1frame.h"
@@ -39,20 +40,15 @@
 #define SB_LIT(sb, lit) strbuf_add(sb, lit, sizeof(lit) - 1)
 
 enum rstate { R_IDLE, R_HEAD, R_BODY, R_DONE };
-enum ustate { U_CONNECTING, U_BUSY, U_IDLE };
 enum tkind { T_NONE, T_IDLE, T_HEADER, T_CLIENT, T_LINGER };
 enum failure { F_CONNECT, F_RESET, F_TIMEOUT, F_PROTOCOL, F_BROKEN };
 
 struct upstream {
-    struct conn io;
+    struct pool_conn pc; /* first: the pool hands back this pointer */
     http_parser parser;
     struct head head;
     struct balancer *bal;
-    struct backend *be;
     struct client *client;
-    struct upstream *prev, *next; /* pool list while idle */
-    enum ustate state;
-    int connect_errno;
     bool got_bytes, head_done, skip_lf, ev_headers, ev_message, skip_message, paused, force_close;
 };
 
@@ -281,27 +277,17 @@ static void client_timer(struct client *c, enum tkind kind)
 
 /* --- backend connections and pools --------------------------------------- */
 
-static void upstream_unlink_idle(struct upstream *up)
-{
-    struct backend *be = up->be;
-    if (up->prev)
-        up->prev->next = up->next;
-    else
-        be->idle = up->next;
-    if (up->next)
-        up->next->prev = up->prev;
-    up->prev = up->next = NULL;
-    be->idle_count--;
-}
-
 static void upstream_free(struct upstream *up)
 {
-    if (up->state == U_IDLE)
-        upstream_unlink_idle(up);
-    conn_close(&up->io);
-    up->be->connections--;
+    pool_conn_close(&up->pc);
     head_cleanup(&up->head);
     free(up);
+}
+
+/* How the pool frees an idle upstream it gives up. */
+static void upstream_release(struct pool_conn *pc)
+{
+    upstream_free((struct upstream *)pc);
 }
 
 static void upstream_reset_for_request(struct upstream *up)
@@ -315,74 +301,36 @@ static void upstream_reset_for_request(struct upstream *up)
 
 static struct upstream *upstream_open(struct balancer *b, struct backend *be)
 {
-    int fd = socket(be->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        log_error("socket for backend %s: %s", be->name, strerror(errno));
+    struct upstream *up = xcalloc(1, sizeof(*up));
+    if (pool_open(&up->pc, b->base, be, b->tv_connect, upstream_read_cb, upstream_write_cb, upstream_release,
+                  up) < 0) {
+        free(up);
         return NULL;
     }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    struct upstream *up = xcalloc(1, sizeof(*up));
     up->bal = b;
-    up->be = be;
-    conn_init(&up->io, b->base, fd, upstream_read_cb, upstream_write_cb, up);
     head_init(&up->head, RESPONSE_HEAD_MAX);
     upstream_reset_for_request(up);
-    be->connections++;
-    up->state = U_CONNECTING;
-    if (connect(fd, (struct sockaddr *)&be->addr, be->addrlen) < 0 && errno != EINPROGRESS) {
-        /* Reported from the loop, like a failure found later, so callers never see it inline. */
-        up->connect_errno = errno;
-        event_active(&up->io.wev, EV_WRITE, 1);
-        up->io.writing = true;
-        return up;
-    }
-    conn_write_wait(&up->io, b->tv_connect);
     return up;
 }
 
-static struct upstream *pool_take(struct backend *be)
+static struct upstream *upstream_take(struct balancer *b, struct backend *be)
 {
-    struct upstream *up = be->idle;
+    struct upstream *up = (struct upstream *)pool_take(be);
     if (!up)
         return NULL;
-    upstream_unlink_idle(up);
-    up->state = U_BUSY;
     upstream_reset_for_request(up);
-    conn_read_on(&up->io, up->bal->tv_backend);
+    conn_read_on(&up->pc.io, b->tv_backend);
     return up;
 }
 
-/* The pool is a stack: the most recently used connection is taken first, so
- * when the load drops the connections at the bottom stay idle and the pool
- * idle timeout closes them. The size limit is a ceiling, not the working set:
- * below the peak number of requests in flight to a backend, every burst closes
- * connections here and opens new ones (measured: 5% of requests reconnecting
- * at 256 clients with a limit of 128). */
-static void pool_put(struct upstream *up)
+/* Keeps up for a later request, or closes it when the pool has no room (or
+ * the balancer is stopping). */
+static void upstream_keep(struct upstream *up)
 {
-    struct backend *be = up->be;
     struct balancer *b = up->bal;
-    if (be->removed || be->idle_count >= b->set.pool_size || b->draining) {
-        upstream_free(up);
-        return;
-    }
-    up->state = U_IDLE;
     up->client = NULL;
-    up->prev = NULL;
-    up->next = be->idle;
-    if (be->idle)
-        be->idle->prev = up;
-    be->idle = up;
-    be->idle_count++;
-    conn_write_off(&up->io);
-    conn_read_on(&up->io, b->tv_pool);
-}
-
-void proxy_pool_close(struct backend *be)
-{
-    while (be->idle)
-        upstream_free(be->idle);
+    if (!pool_put(&up->pc, b->draining ? 0 : b->set.pool_size, b->tv_pool))
+        upstream_free(up);
 }
 
 /* Detaches the client's upstream without reusing it (the client went away or
@@ -392,7 +340,7 @@ static void client_drop_upstream(struct client *c)
     struct upstream *up = c->up;
     if (!up)
         return;
-    up->be->in_flight--;
+    up->pc.be->in_flight--;
     c->up = NULL;
     up->client = NULL;
     upstream_free(up);
@@ -418,7 +366,7 @@ static const char *failure_name(enum failure f)
 
 static void upstream_failed(struct upstream *up, enum failure kind, const char *why)
 {
-    struct backend *be = up->be;
+    struct backend *be = up->pc.be;
     struct balancer *b = up->bal;
     struct client *c = up->client;
     char reason[160];
@@ -445,7 +393,7 @@ static void upstream_failed(struct upstream *up, enum failure kind, const char *
             /* Nothing was sent: what waits in the buffer goes to the next backend. */
             retry = true;
             hold = evbuffer_new();
-            evbuffer_add_buffer(hold, up->io.out);
+            evbuffer_add_buffer(hold, up->pc.io.out);
         } else if (kind == F_RESET && c->idempotent && !c->has_body && !c->reset_retried) {
             retry = true;
             c->reset_retried = true;
@@ -454,13 +402,13 @@ static void upstream_failed(struct upstream *up, enum failure kind, const char *
     upstream_free(up);
     if (retry && client_dispatch(c)) {
         struct upstream *nu = c->up;
-        nu->be->retries++;
+        nu->pc.be->retries++;
         if (hold)
-            evbuffer_add_buffer(nu->io.out, hold);
+            evbuffer_add_buffer(nu->pc.io.out, hold);
         else
-            evbuffer_add(nu->io.out, c->scratch.p, c->scratch.len);
-        if (nu->state == U_BUSY)
-            conn_flush(&nu->io, b->tv_backend);
+            evbuffer_add(nu->pc.io.out, c->scratch.p, c->scratch.len);
+        if (nu->pc.state == POOL_BUSY)
+            conn_flush(&nu->pc.io, b->tv_backend);
     } else if (retry) {
         /* client_dispatch answered the client already. */
     } else if (c->resp_started) {
@@ -514,7 +462,7 @@ static bool client_dispatch(struct client *c)
             return false;
         }
         c->tried[c->ntried++] = be;
-        struct upstream *up = pool_take(be);
+        struct upstream *up = upstream_take(b, be);
         if (!up)
             up = upstream_open(b, be);
         if (!up)
@@ -603,7 +551,7 @@ static void client_start_request(struct client *c)
     }
     if (!client_dispatch(c))
         return;
-    evbuffer_add(c->up->io.out, c->scratch.p, c->scratch.len);
+    evbuffer_add(c->up->pc.io.out, c->scratch.p, c->scratch.len);
 }
 
 /* --- local answers ---------------------------------------------------------- */
@@ -755,7 +703,7 @@ static void client_process(struct client *c)
     while (!c->closing && !c->dead) {
         if (c->rstate == R_DONE)
             break;
-        if (c->rstate == R_BODY && c->up && evbuffer_get_length(c->up->io.out) > HIGH_WATER) {
+        if (c->rstate == R_BODY && c->up && evbuffer_get_length(c->up->pc.io.out) > HIGH_WATER) {
             client_pause_read(c);
             break;
         }
@@ -784,7 +732,7 @@ static void client_process(struct client *c)
             }
             if (k > 0) {
                 if (c->up)
-                    evbuffer_remove_buffer(c->io.in, c->up->io.out, k);
+                    evbuffer_remove_buffer(c->io.in, c->up->pc.io.out, k);
                 else
                     evbuffer_drain(c->io.in, k);
             }
@@ -826,9 +774,9 @@ static void client_process(struct client *c)
         break;
     }
     struct upstream *up = c->up;
-    if (up && up->state == U_BUSY && evbuffer_get_length(up->io.out) > 0 &&
-        conn_flush(&up->io, b->tv_backend) < 0)
-        event_active(&up->io.rev, EV_READ, 1); /* the read side reports the error */
+    if (up && up->pc.state == POOL_BUSY && evbuffer_get_length(up->pc.io.out) > 0 &&
+        conn_flush(&up->pc.io, b->tv_backend) < 0)
+        event_active(&up->pc.io.rev, EV_READ, 1); /* the read side reports the error */
 }
 
 /* --- response side ------------------------------------------------------------ */
@@ -902,18 +850,18 @@ static void write_response_head(struct client *c, struct upstream *up)
 static void upstream_done(struct upstream *up)
 {
     struct client *c = up->client;
-    struct backend *be = up->be;
+    struct backend *be = up->pc.be;
     be->in_flight--;
     backend_record(be, c->status, clock_mono_us() - c->t_up);
     be->bytes_out += c->resp_bytes;
     backend_report_answer(be);
     bool reuse = !up->force_close && http_should_keep_alive(&up->parser) &&
-                 evbuffer_get_length(up->io.in) == 0 && evbuffer_get_length(up->io.out) == 0 &&
+                 evbuffer_get_length(up->pc.io.in) == 0 && evbuffer_get_length(up->pc.io.out) == 0 &&
                  c->rstate == R_DONE;
     c->up = NULL;
     up->client = NULL;
     if (reuse)
-        pool_put(up);
+        upstream_keep(up);
     else
         upstream_free(up);
     client_response_done(c);
@@ -925,28 +873,28 @@ static void upstream_process(struct upstream *up)
     struct balancer *b = up->bal;
     while (up->client == c && c && !c->dead) {
         if (evbuffer_get_length(c->io.out) > HIGH_WATER) {
-            conn_read_off(&up->io);
+            conn_read_off(&up->pc.io);
             up->paused = true;
             break;
         }
-        if (evbuffer_get_length(up->io.in) == 0)
+        if (evbuffer_get_length(up->pc.io.in) == 0)
             break;
         struct evbuffer_iovec v;
-        if (evbuffer_peek(up->io.in, -1, NULL, &v, 1) < 1)
+        if (evbuffer_peek(up->pc.io.in, -1, NULL, &v, 1) < 1)
             break;
         size_t n = http_parser_execute(&up->parser, &resp_settings, v.iov_base, v.iov_len);
         enum http_errno err = HTTP_PARSER_ERRNO(&up->parser);
         if (!up->head_done) {
-            evbuffer_drain(up->io.in, n);
+            evbuffer_drain(up->pc.io.in, n);
         } else {
             size_t k = n;
             if (up->skip_lf && k > 0) {
-                evbuffer_drain(up->io.in, 1);
+                evbuffer_drain(up->pc.io.in, 1);
                 k--;
                 up->skip_lf = false;
             }
             if (k > 0) {
-                evbuffer_remove_buffer(up->io.in, c->io.out, k);
+                evbuffer_remove_buffer(up->pc.io.in, c->io.out, k);
                 c->resp_bytes += k;
             }
         }
@@ -1022,7 +970,7 @@ static void upstream_read_cb(evutil_socket_t fd, short what, void *arg)
     struct upstream *up = arg;
     struct client *c = up->client;
     (void)fd;
-    if (up->state == U_IDLE || !c) {
+    if (up->pc.state == POOL_IDLE || !c) {
         /* An idle pooled connection that speaks, closes or times out is of no further use. */
         upstream_free(up);
         return;
@@ -1032,7 +980,7 @@ static void upstream_read_cb(evutil_socket_t fd, short what, void *arg)
         client_settle(c);
         return;
     }
-    int n = conn_read(&up->io);
+    int n = conn_read(&up->pc.io);
     if (n == -2)
         return;
     if (n > 0) {
@@ -1064,26 +1012,18 @@ static void upstream_write_cb(evutil_socket_t fd, short what, void *arg)
     struct upstream *up = arg;
     struct client *c = up->client;
     struct balancer *b = up->bal;
-    if (up->state == U_CONNECTING) {
-        int err = up->connect_errno;
-        if (!err && (what & EV_TIMEOUT))
-            err = ETIMEDOUT;
-        if (!err) {
-            socklen_t len = sizeof(err);
-            if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-                err = errno;
-        }
-        conn_write_off(&up->io);
+    (void)fd;
+    if (up->pc.state == POOL_CONNECTING) {
+        int err = pool_connect_result(&up->pc, what);
         if (err) {
             upstream_failed(up, F_CONNECT, err == ETIMEDOUT ? "connect timed out" : strerror(err));
             if (c)
                 client_settle(c);
             return;
         }
-        up->state = U_BUSY;
-        conn_read_on(&up->io, b->tv_backend);
+        conn_read_on(&up->pc.io, b->tv_backend);
         if (!c) {
-            pool_put(up);
+            upstream_keep(up);
             return;
         }
     } else if (what & EV_TIMEOUT) {
@@ -1092,14 +1032,14 @@ static void upstream_write_cb(evutil_socket_t fd, short what, void *arg)
             client_settle(c);
         return;
     }
-    if (conn_flush(&up->io, b->tv_backend) < 0) {
+    if (conn_flush(&up->pc.io, b->tv_backend) < 0) {
         upstream_failed(up, up->got_bytes ? F_BROKEN : F_RESET, strerror(errno));
         if (c)
             client_settle(c);
         return;
     }
     if (c) {
-        if (evbuffer_get_length(up->io.out) < HIGH_WATER / 2)
+        if (evbuffer_get_length(up->pc.io.out) < HIGH_WATER / 2)
             client_resume_read(c);
         client_settle(c);
     }
@@ -1208,7 +1148,7 @@ static void client_write_cb(evutil_socket_t fd, short what, void *arg)
     struct upstream *up = c->up;
     if (up && up->paused && evbuffer_get_length(c->io.out) < HIGH_WATER / 2) {
         up->paused = false;
-        conn_read_on(&up->io, b->tv_backend);
+        conn_read_on(&up->pc.io, b->tv_backend);
         upstream_process(up);
     }
     client_settle(c);
@@ -1328,7 +1268,7 @@ void proxy_drain(struct balancer *b)
         c = next;
     }
     for (size_t i = 0; i < b->nbackends; i++)
-        proxy_pool_close(b->backends[i]);
+        pool_close(b->backends[i]);
 }
 
 void proxy_close_all(struct balancer *b)
@@ -1338,7 +1278,7 @@ void proxy_close_all(struct balancer *b)
         client_settle(b->clients);
     }
     for (size_t i = 0; i < b->nbackends; i++)
-        proxy_pool_close(b->backends[i]);
+        pool_close(b->backends[i]);
     for (size_t i = 0; i < b->nretired; i++)
-        proxy_pool_close(b->retired[i]);
+        pool_close(b->retired[i]);
 }

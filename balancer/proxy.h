@@ -2,9 +2,10 @@
  *
  * A client connection reads a request with http_parser, picks a backend per
  * request (backend_pick), takes a kept-alive connection from that backend's
- * pool or opens one, sends the rewritten head and streams the body; the answer
- * is parsed on the backend side only to find its head and its end, and its body
- * bytes are moved to the client unchanged (evbuffer_remove_buffer, no copy).
+ * pool (pool.c) or opens one, sends the rewritten head (head.c) and streams
+ * the body; the answer is parsed on the backend side only to find its head
+ * and its end, and its body bytes are moved to the client unchanged
+ * (evbuffer_remove_buffer, no copy).
  * Retries, limits, timeouts and the access log live here too. */
 #ifndef BALANCER_PROXY_H
 #define BALANCER_PROXY_H
@@ -12,7 +13,6 @@
 #include <sys/socket.h>
 
 struct balancer;
-struct backend;
 
 /* Takes over an accepted, non-blocking client socket fd. Over
  * BALANCER_MAX_CONNECTIONS the client gets a 503 and the socket is closed. */
@@ -26,9 +26,6 @@ void proxy_accept_tls(struct balancer *b, int fd, const struct sockaddr *sa, soc
 /* Starts a graceful shutdown: idle clients are closed now, busy ones after
  * their current answer. balancer_client_closed() reports each end. */
 void proxy_drain(struct balancer *b);
-
-/* Closes the idle pooled connections of be (removed by a reload, or down). */
-void proxy_pool_close(struct backend *be);
 
 /* Closes every client and pooled connection (at exit). */
 void proxy_close_all(struct balancer *b);
