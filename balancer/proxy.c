@@ -1068,7 +1068,6 @@ static void client_free(struct client *c)
         c->next->prev = c->prev;
     free(c);
     b->nclients--;
-    balancer_client_closed(b);
 }
 
 /* Ends a closing connection once its answer is out: half-close, then read and
@@ -1269,6 +1268,11 @@ void proxy_drain(struct balancer *b)
     }
     for (size_t i = 0; i < b->nbackends; i++)
         pool_close(b->backends[i]);
+}
+
+long proxy_client_count(const struct balancer *b)
+{
+    return b->nclients;
 }
 
 void proxy_close_all(struct balancer *b)

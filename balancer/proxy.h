@@ -24,8 +24,11 @@ void proxy_accept(struct balancer *b, int fd, const struct sockaddr *sa, socklen
 void proxy_accept_tls(struct balancer *b, int fd, const struct sockaddr *sa, socklen_t salen);
 
 /* Starts a graceful shutdown: idle clients are closed now, busy ones after
- * their current answer. balancer_client_closed() reports each end. */
+ * their current answer; proxy_client_count() tells when none is left. */
 void proxy_drain(struct balancer *b);
+
+/* Open client connections (accepted and not yet closed). */
+long proxy_client_count(const struct balancer *b);
 
 /* Closes every client and pooled connection (at exit). */
 void proxy_close_all(struct balancer *b);
