@@ -8,6 +8,7 @@
 
 #include <arpa/inet.h>
 #include <http_parser.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -218,4 +219,54 @@ bool head_rewrite_request(const struct head_request *req, struct strbuf *out, st
     strbuf_adds(out, res->reqid);
     SB_LIT(out, "\r\n\r\n");
     return true;
+}
+
+void head_rewrite_response(const struct head_response *resp, struct strbuf *out)
+{
+    const struct head *hd = resp->head;
+    int code = resp->status;
+    uint32_t conn[HEAD_MAX_FIELDS];
+    int nconn = head_collect_connection(hd, conn, HEAD_MAX_FIELDS);
+    bool has_rid = false;
+    strbuf_reset(out);
+    /* The status line by hand: snprintf here cost more than the rest of the head. */
+    char line[32] = "HTTP/1.1 ";
+    size_t n = 9;
+    if (code >= 100 && code <= 999) {
+        line[n++] = (char)('0' + code / 100);
+        line[n++] = (char)('0' + code / 10 % 10);
+        line[n++] = (char)('0' + code % 10);
+        line[n++] = ' ';
+    } else {
+        n += (size_t)snprintf(line + n, sizeof(line) - n, "%d ", code);
+    }
+    strbuf_add(out, line, n);
+    if (hd->flen)
+        strbuf_add(out, hd->buf, hd->flen);
+    else
+        strbuf_adds(out, http_status_str((enum http_status)code));
+    SB_LIT(out, "\r\n");
+    for (uint32_t i = 0; i < hd->n; i++) {
+        const char *name = hd->buf + hd->h[i].name;
+        size_t nlen = hd->h[i].nlen, vlen;
+        const char *v = hdr_value(hd, i, &vlen);
+        if (!headers_value_ok(v, vlen) || headers_is_hop_by_hop(name, nlen) ||
+            (nconn && hdr_listed_in_connection(hd, i, conn, nconn)))
+            continue;
+        if (HDR_IS(hd, i, "x-request-id"))
+            has_rid = true;
+        head_add_field(out, name, nlen, v, vlen);
+    }
+    if (!has_rid) {
+        SB_LIT(out, "X-Request-Id: ");
+        strbuf_adds(out, resp->reqid);
+        SB_LIT(out, "\r\n");
+    }
+    if (resp->hsts_max_age > 0)
+        strbuf_addf(out, "Strict-Transport-Security: max-age=%ld\r\n", resp->hsts_max_age);
+    if (resp->close)
+        SB_LIT(out, "Connection: close\r\n");
+    else if (resp->client_http10)
+        SB_LIT(out, "Connection: keep-alive\r\n");
+    SB_LIT(out, "\r\n");
 }

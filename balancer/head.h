@@ -91,4 +91,21 @@ struct head_rewrite {
  * unspecified and res->reqid empty. The caller owns out. */
 bool head_rewrite_request(const struct head_request *req, struct strbuf *out, struct head_rewrite *res);
 
+/* A backend's answer head and how the client connection goes on after it. */
+struct head_response {
+    int status;              /* the answer's status code */
+    const struct head *head; /* the reason phrase at offset 0 (may be empty), then the fields */
+    const char *reqid;       /* sent as X-Request-Id unless the backend sent one */
+    long hsts_max_age;       /* > 0: add Strict-Transport-Security (pass 0 on plain HTTP) */
+    bool close;              /* the client connection closes after this answer */
+    bool client_http10;      /* the client spoke HTTP/1.0: keeping it open needs saying so */
+};
+
+/* Writes into out (emptied first) the head to send to the client: an
+ * HTTP/1.1 status line (the status' standard phrase when the backend sent
+ * none), the fields with a value that may be forwarded and that are not
+ * hop-by-hop (nor named by Connection), X-Request-Id when missing, HSTS, and
+ * Connection: close, or keep-alive for an HTTP/1.0 client. The caller owns out. */
+void head_rewrite_response(const struct head_response *resp, struct strbuf *out);
+
 #endif

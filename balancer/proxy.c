@@ -14,6 +14,7 @@
 #include "shared/strbuf.h"
 #include "shared/xalloc.h"
 #include "tls.h"
+#include "upstream.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -35,22 +36,11 @@
  * the pipe full, small enough that a 5 MB answer to a slow client is never held
  * whole. */
 #define HIGH_WATER (256 * 1024)
-#define RESPONSE_HEAD_MAX 65536
 
 #define SB_LIT(sb, lit) strbuf_add(sb, lit, sizeof(lit) - 1)
 
 enum rstate { R_IDLE, R_HEAD, R_BODY, R_DONE };
 enum tkind { T_NONE, T_IDLE, T_HEADER, T_CLIENT, T_LINGER };
-enum failure { F_CONNECT, F_RESET, F_TIMEOUT, F_PROTOCOL, F_BROKEN };
-
-struct upstream {
-    struct pool_conn pc; /* first: the pool hands back this pointer */
-    http_parser parser;
-    struct head head;
-    struct balancer *bal;
-    struct client *client;
-    bool got_bytes, head_done, skip_lf, ev_headers, ev_message, skip_message, paused, force_close;
-};
 
 struct client {
     struct conn io;
@@ -86,10 +76,9 @@ static void client_local(struct client *c, int status, const char *msg);
 static void client_redirect_https(struct client *c);
 static void client_response_done(struct client *c);
 static bool client_dispatch(struct client *c);
-static void upstream_process(struct upstream *up);
-static void upstream_free(struct upstream *up);
-static void upstream_read_cb(evutil_socket_t fd, short what, void *arg);
-static void upstream_write_cb(evutil_socket_t fd, short what, void *arg);
+static void client_relay(struct client *c);
+static void client_upstream_read_cb(evutil_socket_t fd, short what, void *arg);
+static void client_upstream_write_cb(evutil_socket_t fd, short what, void *arg);
 
 /* --- request parsing callbacks ------------------------------------------- */
 
@@ -178,54 +167,6 @@ static const http_parser_settings req_settings = {
     .on_message_complete = req_message_complete,
 };
 
-/* --- response parsing callbacks ------------------------------------------ */
-
-static int resp_status(http_parser *p, const char *at, size_t len)
-{
-    struct upstream *up = p->data;
-    if (head_append(&up->head, at, len) < 0)
-        return -1;
-    up->head.flen += (uint32_t)len;
-    return 0;
-}
-
-static int resp_field(http_parser *p, const char *at, size_t len)
-{
-    struct upstream *up = p->data;
-    return head_field(&up->head, at, len);
-}
-
-static int resp_value(http_parser *p, const char *at, size_t len)
-{
-    struct upstream *up = p->data;
-    return head_value(&up->head, at, len);
-}
-
-static int resp_headers_complete(http_parser *p)
-{
-    struct upstream *up = p->data;
-    up->ev_headers = true;
-    http_parser_pause(p, 1);
-    /* 1: the answer to HEAD has no body whatever its Content-Length says. */
-    return up->client && up->client->head_req && p->status_code >= 200 ? 1 : 0;
-}
-
-static int resp_message_complete(http_parser *p)
-{
-    struct upstream *up = p->data;
-    up->ev_message = true;
-    http_parser_pause(p, 1);
-    return 0;
-}
-
-static const http_parser_settings resp_settings = {
-    .on_status = resp_status,
-    .on_header_field = resp_field,
-    .on_header_value = resp_value,
-    .on_headers_complete = resp_headers_complete,
-    .on_message_complete = resp_message_complete,
-};
-
 /* --- access log ------------------------------------------------------------ */
 
 static void access_log(struct client *c, const char *note)
@@ -277,62 +218,6 @@ static void client_timer(struct client *c, enum tkind kind)
 
 /* --- backend connections and pools --------------------------------------- */
 
-static void upstream_free(struct upstream *up)
-{
-    pool_conn_close(&up->pc);
-    head_cleanup(&up->head);
-    free(up);
-}
-
-/* How the pool frees an idle upstream it gives up. */
-static void upstream_release(struct pool_conn *pc)
-{
-    upstream_free((struct upstream *)pc);
-}
-
-static void upstream_reset_for_request(struct upstream *up)
-{
-    http_parser_init(&up->parser, HTTP_RESPONSE);
-    up->parser.data = up;
-    head_reset(&up->head);
-    up->got_bytes = up->head_done = up->skip_lf = up->ev_headers = up->ev_message = false;
-    up->skip_message = up->paused = up->force_close = false;
-}
-
-static struct upstream *upstream_open(struct balancer *b, struct backend *be)
-{
-    struct upstream *up = xcalloc(1, sizeof(*up));
-    if (pool_open(&up->pc, b->base, be, b->tv_connect, upstream_read_cb, upstream_write_cb, upstream_release,
-                  up) < 0) {
-        free(up);
-        return NULL;
-    }
-    up->bal = b;
-    head_init(&up->head, RESPONSE_HEAD_MAX);
-    upstream_reset_for_request(up);
-    return up;
-}
-
-static struct upstream *upstream_take(struct balancer *b, struct backend *be)
-{
-    struct upstream *up = (struct upstream *)pool_take(be);
-    if (!up)
-        return NULL;
-    upstream_reset_for_request(up);
-    conn_read_on(&up->pc.io, b->tv_backend);
-    return up;
-}
-
-/* Keeps up for a later request, or closes it when the pool has no room (or
- * the balancer is stopping). */
-static void upstream_keep(struct upstream *up)
-{
-    struct balancer *b = up->bal;
-    up->client = NULL;
-    if (!pool_put(&up->pc, b->draining ? 0 : b->set.pool_size, b->tv_pool))
-        upstream_free(up);
-}
-
 /* Detaches the client's upstream without reusing it (the client went away or
  * got a local answer while a request was in flight). */
 static void client_drop_upstream(struct client *c)
@@ -342,59 +227,37 @@ static void client_drop_upstream(struct client *c)
         return;
     up->pc.be->in_flight--;
     c->up = NULL;
-    up->client = NULL;
+    up->owner = NULL;
     upstream_free(up);
 }
 
 /* --- failures and retries ------------------------------------------------ */
 
-static const char *failure_name(enum failure f)
-{
-    switch (f) {
-    case F_CONNECT:
-        return "connect";
-    case F_RESET:
-        return "reset";
-    case F_TIMEOUT:
-        return "timeout";
-    case F_PROTOCOL:
-        return "protocol";
-    default:
-        return "broken";
-    }
-}
-
-static void upstream_failed(struct upstream *up, enum failure kind, const char *why)
+/* The backend failed the current request (up is gone after the call): sends
+ * it to another backend where that is safe, else answers 502 or 504, or
+ * closes when the answer had begun. */
+static void client_upstream_failed(struct client *c, struct upstream *up)
 {
     struct backend *be = up->pc.be;
-    struct balancer *b = up->bal;
-    struct client *c = up->client;
-    char reason[160];
-    snprintf(reason, sizeof(reason), "%s: %s", failure_name(kind), why);
-    be->failures++;
-    if (kind == F_CONNECT || kind == F_RESET || kind == F_BROKEN) {
-        if (backend_report_failure(be, (int)b->set.health_fall, kind == F_CONNECT, reason))
-            log_warn("backend %s is down (passive: %s)", be->name, reason);
-    }
-    if (!c) {
-        upstream_free(up);
-        return;
-    }
+    struct balancer *b = c->bal;
+    enum upstream_failure kind = up->failure;
+    char reason[sizeof(up->reason)];
+    memcpy(reason, up->reason, sizeof(reason));
     log_warn("backend %s failed request_id=%s: %s", be->name, c->reqid, reason);
     be->in_flight--;
     backend_record(be, 0, clock_mono_us() - c->t_up);
     c->up = NULL;
-    up->client = NULL;
+    up->owner = NULL;
 
     bool retry = false;
     struct evbuffer *hold = NULL;
     if (!c->resp_started && !c->closing && !c->dead) {
-        if (kind == F_CONNECT) {
+        if (kind == UPSTREAM_CONNECT) {
             /* Nothing was sent: what waits in the buffer goes to the next backend. */
             retry = true;
             hold = evbuffer_new();
             evbuffer_add_buffer(hold, up->pc.io.out);
-        } else if (kind == F_RESET && c->idempotent && !c->has_body && !c->reset_retried) {
+        } else if (kind == UPSTREAM_RESET && c->idempotent && !c->has_body && !c->reset_retried) {
             retry = true;
             c->reset_retried = true;
         }
@@ -417,7 +280,7 @@ static void upstream_failed(struct upstream *up, enum failure kind, const char *
     } else {
         char msg[512];
         snprintf(msg, sizeof(msg), "backend %s failed (%s)", be->name, reason);
-        client_local(c, kind == F_TIMEOUT ? 504 : 502, msg);
+        client_local(c, kind == UPSTREAM_TIMEOUT ? 504 : 502, msg);
     }
     if (hold)
         evbuffer_free(hold);
@@ -464,11 +327,12 @@ static bool client_dispatch(struct client *c)
         c->tried[c->ntried++] = be;
         struct upstream *up = upstream_take(b, be);
         if (!up)
-            up = upstream_open(b, be);
+            up = upstream_open(b, be, client_upstream_read_cb, client_upstream_write_cb);
         if (!up)
             continue;
         c->attempts++;
-        up->client = c;
+        up->owner = c;
+        up->head_req = c->head_req;
         c->up = up;
         c->backend_name = be->name;
         c->t_up = clock_mono_us();
@@ -781,162 +645,65 @@ static void client_process(struct client *c)
 
 /* --- response side ------------------------------------------------------------ */
 
-/* True when the answer's body runs until the backend closes (no length, not chunked). */
-static bool resp_needs_eof(const struct upstream *up)
+static void client_write_response_head(struct client *c, struct upstream *up)
 {
-    const http_parser *p = &up->parser;
-    if (p->status_code < 200 || p->status_code == 204 || p->status_code == 304 || (p->flags & F_SKIPBODY))
-        return false;
-    return !(p->flags & F_CHUNKED) && p->content_length == ULLONG_MAX;
-}
-
-static void write_response_head(struct client *c, struct upstream *up)
-{
-    const struct head *hd = &up->head;
-    int code = up->parser.status_code;
-    uint32_t conn[HEAD_MAX_FIELDS];
-    int nconn = head_collect_connection(hd, conn, HEAD_MAX_FIELDS);
-    bool has_rid = false;
-    bool close = !c->keepalive || c->bal->draining || resp_needs_eof(up) || c->rstate != R_DONE || c->eof;
+    struct balancer *b = c->bal;
+    bool close = !c->keepalive || b->draining || upstream_until_close(up) || c->rstate != R_DONE || c->eof;
     c->close_after = close;
-    strbuf_reset(&c->scratch);
-    /* The status line by hand: snprintf here cost more than the rest of the head. */
-    char line[32] = "HTTP/1.1 ";
-    size_t n = 9;
-    if (code >= 100 && code <= 999) {
-        line[n++] = (char)('0' + code / 100);
-        line[n++] = (char)('0' + code / 10 % 10);
-        line[n++] = (char)('0' + code % 10);
-        line[n++] = ' ';
-    } else {
-        n += (size_t)snprintf(line + n, sizeof(line) - n, "%d ", code);
-    }
-    strbuf_add(&c->scratch, line, n);
-    if (hd->flen)
-        strbuf_add(&c->scratch, hd->buf, hd->flen);
-    else
-        strbuf_adds(&c->scratch, http_status_str((enum http_status)code));
-    SB_LIT(&c->scratch, "\r\n");
-    for (uint32_t i = 0; i < hd->n; i++) {
-        const char *name = hd->buf + hd->h[i].name;
-        size_t nlen = hd->h[i].nlen, vlen;
-        const char *v = hdr_value(hd, i, &vlen);
-        if (!headers_value_ok(v, vlen) || headers_is_hop_by_hop(name, nlen) ||
-            (nconn && hdr_listed_in_connection(hd, i, conn, nconn)))
-            continue;
-        if (HDR_IS(hd, i, "x-request-id"))
-            has_rid = true;
-        head_add_field(&c->scratch, name, nlen, v, vlen);
-    }
-    if (!has_rid) {
-        SB_LIT(&c->scratch, "X-Request-Id: ");
-        strbuf_adds(&c->scratch, c->reqid);
-        SB_LIT(&c->scratch, "\r\n");
-    }
-    if (c->io.ssl && c->bal->set.hsts_max_age > 0) {
-        strbuf_addf(&c->scratch, "Strict-Transport-Security: max-age=%ld\r\n", c->bal->set.hsts_max_age);
-    }
-    if (close)
-        SB_LIT(&c->scratch, "Connection: close\r\n");
-    else if (c->parser.http_minor == 0)
-        SB_LIT(&c->scratch, "Connection: keep-alive\r\n");
-    SB_LIT(&c->scratch, "\r\n");
+    struct head_response resp = {
+        .status = up->parser.status_code,
+        .head = &up->head,
+        .reqid = c->reqid,
+        .hsts_max_age = c->io.ssl ? b->set.hsts_max_age : 0,
+        .close = close,
+        .client_http10 = c->parser.http_minor == 0,
+    };
+    head_rewrite_response(&resp, &c->scratch);
     evbuffer_add(c->io.out, c->scratch.p, c->scratch.len);
     c->resp_bytes += c->scratch.len;
-    c->status = code;
+    c->status = resp.status;
     c->resp_started = true;
 }
 
-static void upstream_done(struct upstream *up)
+/* The answer went through: the backend's statistics, then the connection
+ * back to the pool when it and the request allow. */
+static void client_upstream_done(struct client *c, struct upstream *up)
 {
-    struct client *c = up->client;
     struct backend *be = up->pc.be;
     be->in_flight--;
     backend_record(be, c->status, clock_mono_us() - c->t_up);
     be->bytes_out += c->resp_bytes;
     backend_report_answer(be);
-    bool reuse = !up->force_close && http_should_keep_alive(&up->parser) &&
-                 evbuffer_get_length(up->pc.io.in) == 0 && evbuffer_get_length(up->pc.io.out) == 0 &&
-                 c->rstate == R_DONE;
     c->up = NULL;
-    up->client = NULL;
-    if (reuse)
-        upstream_keep(up);
-    else
-        upstream_free(up);
+    up->owner = NULL;
+    upstream_finish(up, c->rstate == R_DONE);
     client_response_done(c);
 }
 
-static void upstream_process(struct upstream *up)
+/* Moves what the backend sent to the client, as far as it goes now. */
+static void client_relay(struct client *c)
 {
-    struct client *c = up->client;
-    struct balancer *b = up->bal;
-    while (up->client == c && c && !c->dead) {
-        if (evbuffer_get_length(c->io.out) > HIGH_WATER) {
-            conn_read_off(&up->pc.io);
-            up->paused = true;
-            break;
+    struct balancer *b = c->bal;
+    struct upstream *up = c->up;
+    while (up && c->up == up && !c->dead) {
+        enum upstream_result r = upstream_relay(up, c->io.out, HIGH_WATER, &c->resp_bytes);
+        if (r == UPSTREAM_HEAD) {
+            client_write_response_head(c, up);
+            continue;
         }
-        if (evbuffer_get_length(up->pc.io.in) == 0)
-            break;
-        struct evbuffer_iovec v;
-        if (evbuffer_peek(up->pc.io.in, -1, NULL, &v, 1) < 1)
-            break;
-        size_t n = http_parser_execute(&up->parser, &resp_settings, v.iov_base, v.iov_len);
-        enum http_errno err = HTTP_PARSER_ERRNO(&up->parser);
-        if (!up->head_done) {
-            evbuffer_drain(up->pc.io.in, n);
-        } else {
-            size_t k = n;
-            if (up->skip_lf && k > 0) {
-                evbuffer_drain(up->pc.io.in, 1);
-                k--;
-                up->skip_lf = false;
-            }
-            if (k > 0) {
-                evbuffer_remove_buffer(up->pc.io.in, c->io.out, k);
-                c->resp_bytes += k;
-            }
-        }
-        if (err != HPE_OK && err != HPE_PAUSED) {
-            char why[160];
-            snprintf(why, sizeof(why), "invalid answer: %s%s", http_errno_description(err),
-                     up->head.overflow ? " (head too large)" : "");
-            upstream_failed(up, c->resp_started ? F_BROKEN : F_PROTOCOL, why);
+        if (r == UPSTREAM_FAILED) {
+            client_upstream_failed(c, up);
             return;
         }
-        if (up->ev_headers) {
-            up->ev_headers = false;
-            http_parser_pause(&up->parser, 0);
-            if (up->parser.status_code < 200) {
-                if (up->parser.status_code == 101) {
-                    upstream_failed(up, F_PROTOCOL, "unexpected 101 Switching Protocols");
-                    return;
-                }
-                up->skip_message = true; /* interim answer: the real one follows */
-            } else {
-                up->head_done = true;
-                up->skip_lf = true;
-                write_response_head(c, up);
-            }
-        }
-        if (up->ev_message) {
-            up->ev_message = false;
-            if (up->skip_message) {
-                up->skip_message = false;
-                head_reset(&up->head);
-                http_parser_pause(&up->parser, 0);
-                continue;
-            }
-            upstream_done(up);
+        if (r == UPSTREAM_DONE) {
+            client_upstream_done(c, up);
             if (!c->dead && conn_flush(&c->io, b->tv_client) < 0)
                 c->dead = true;
             return;
         }
-        if (n == 0 && err == HPE_OK)
-            break;
+        break;
     }
-    if (c && !c->dead && conn_flush(&c->io, b->tv_client) < 0)
+    if (!c->dead && conn_flush(&c->io, b->tv_client) < 0)
         c->dead = true;
 }
 
@@ -965,84 +732,53 @@ static void client_response_done(struct client *c)
 
 /* --- upstream events ------------------------------------------------------------ */
 
-static void upstream_read_cb(evutil_socket_t fd, short what, void *arg)
+static void client_upstream_read_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct upstream *up = arg;
-    struct client *c = up->client;
+    struct client *c = up->owner;
     (void)fd;
     if (up->pc.state == POOL_IDLE || !c) {
         /* An idle pooled connection that speaks, closes or times out is of no further use. */
         upstream_free(up);
         return;
     }
-    if (what & EV_TIMEOUT) {
-        upstream_failed(up, up->got_bytes ? F_BROKEN : F_TIMEOUT, "no answer in time");
-        client_settle(c);
+    switch (upstream_on_read(up, what)) {
+    case UPSTREAM_AGAIN:
         return;
+    case UPSTREAM_DATA:
+        client_relay(c);
+        break;
+    case UPSTREAM_DONE: {
+        struct balancer *b = c->bal;
+        client_upstream_done(c, up);
+        if (!c->dead && conn_flush(&c->io, b->tv_client) < 0)
+            c->dead = true;
+        break;
     }
-    int n = conn_read(&up->pc.io);
-    if (n == -2)
-        return;
-    if (n > 0) {
-        up->got_bytes = true;
-        upstream_process(up);
-        client_settle(c);
-        return;
+    default:
+        client_upstream_failed(c, up);
+        break;
     }
-    if (n == 0 && up->head_done && resp_needs_eof(up)) {
-        http_parser_execute(&up->parser, &resp_settings, NULL, 0);
-        if (up->ev_message) {
-            up->ev_message = false;
-            up->force_close = true;
-            struct balancer *b = up->bal; /* upstream_done may free up */
-            upstream_done(up);
-            if (!c->dead && conn_flush(&c->io, b->tv_client) < 0)
-                c->dead = true;
-            client_settle(c);
-            return;
-        }
-    }
-    const char *why = n == 0 ? "connection closed before the answer was complete" : strerror(errno);
-    upstream_failed(up, up->got_bytes ? F_BROKEN : F_RESET, why);
     client_settle(c);
 }
 
-static void upstream_write_cb(evutil_socket_t fd, short what, void *arg)
+static void client_upstream_write_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct upstream *up = arg;
-    struct client *c = up->client;
-    struct balancer *b = up->bal;
+    struct client *c = up->owner;
     (void)fd;
-    if (up->pc.state == POOL_CONNECTING) {
-        int err = pool_connect_result(&up->pc, what);
-        if (err) {
-            upstream_failed(up, F_CONNECT, err == ETIMEDOUT ? "connect timed out" : strerror(err));
-            if (c)
-                client_settle(c);
-            return;
-        }
-        conn_read_on(&up->pc.io, b->tv_backend);
-        if (!c) {
-            upstream_keep(up);
-            return;
-        }
-    } else if (what & EV_TIMEOUT) {
-        upstream_failed(up, up->got_bytes ? F_BROKEN : F_TIMEOUT, "backend does not read the request");
-        if (c)
-            client_settle(c);
+    if (!c) {
+        upstream_free(up); /* nobody waits for it: an upstream is dropped with its client */
         return;
     }
-    if (conn_flush(&up->pc.io, b->tv_backend) < 0) {
-        upstream_failed(up, up->got_bytes ? F_BROKEN : F_RESET, strerror(errno));
-        if (c)
-            client_settle(c);
-        return;
-    }
-    if (c) {
-        if (evbuffer_get_length(up->pc.io.out) < HIGH_WATER / 2)
-            client_resume_read(c);
+    if (upstream_on_write(up, what) == UPSTREAM_FAILED) {
+        client_upstream_failed(c, up);
         client_settle(c);
+        return;
     }
+    if (evbuffer_get_length(up->pc.io.out) < HIGH_WATER / 2)
+        client_resume_read(c);
+    client_settle(c);
 }
 
 /* --- client events ---------------------------------------------------------------- */
@@ -1146,9 +882,8 @@ static void client_write_cb(evutil_socket_t fd, short what, void *arg)
     }
     struct upstream *up = c->up;
     if (up && up->paused && evbuffer_get_length(c->io.out) < HIGH_WATER / 2) {
-        up->paused = false;
-        conn_read_on(&up->pc.io, b->tv_backend);
-        upstream_process(up);
+        upstream_resume(up);
+        client_relay(c);
     }
     client_settle(c);
 }

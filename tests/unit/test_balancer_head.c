@@ -252,3 +252,44 @@ Test(balancer_head, store_refuses_what_does_not_fit)
     cr_assert(hd.overflow);
     head_cleanup(&hd);
 }
+
+/* An answer head parsed into a store, as the backend side does. */
+static void response_head(struct head *hd, const char *reason, const char *const *fields)
+{
+    head_init(hd, 1024);
+    head_append(hd, reason, strlen(reason));
+    hd->flen = (uint32_t)strlen(reason);
+    for (const char *const *f = fields; *f; f += 2) {
+        cr_assert_eq(head_field(hd, f[0], strlen(f[0])), 0);
+        cr_assert_eq(head_value(hd, f[1], strlen(f[1])), 0);
+    }
+}
+
+Test(balancer_head, response_head_for_the_client)
+{
+    const char *fields[] = {"Content-Length", "2",   "Connection", "keep-alive, X-Hop",
+                            "X-Hop",          "1",   "Keep-Alive", "timeout=5",
+                            "Set-Cookie",     "a=1", NULL};
+    struct head hd;
+    response_head(&hd, "OK", fields);
+    struct head_response resp = {
+        .status = 200, .head = &hd, .reqid = "r-1", .hsts_max_age = 60, .close = true};
+    struct strbuf out = {0};
+    head_rewrite_response(&resp, &out);
+    cr_assert_str_eq(out.p, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nSet-Cookie: a=1\r\nX-Request-Id: r-1\r\n"
+                            "Strict-Transport-Security: max-age=60\r\nConnection: close\r\n\r\n");
+
+    /* An HTTP/1.0 client kept open is told so; no phrase gets the standard one. */
+    head_cleanup(&hd);
+    const char *with_id[] = {"X-Request-Id", "from-backend", NULL};
+    response_head(&hd, "", with_id);
+    resp = (struct head_response){.status = 404, .head = &hd, .reqid = "r-2", .client_http10 = true};
+    head_rewrite_response(&resp, &out);
+    cr_assert_str_eq(
+        out.p, "HTTP/1.1 404 Not Found\r\nX-Request-Id: from-backend\r\nConnection: keep-alive\r\n\r\n");
+    resp.client_http10 = false;
+    head_rewrite_response(&resp, &out);
+    cr_assert_str_eq(out.p, "HTTP/1.1 404 Not Found\r\nX-Request-Id: from-backend\r\n\r\n");
+    strbuf_free(&out);
+    head_cleanup(&hd);
+}
