@@ -1,8 +1,9 @@
 /* balancer: the process: settings, listeners, backends, signals and reloads.
  *
- * One event loop, one thread (like HAProxy with nbthread 1). proxy.c moves
- * requests, health.c checks backends, admin.c answers /status and /metrics; all
- * of them share the struct balancer that this module owns. */
+ * One event loop, one thread (like HAProxy with nbthread 1). proxy.c and
+ * client.c move requests (proxy.h lists the files a request meets), health.c
+ * checks backends, admin.c answers /status and /metrics; all of them share the
+ * struct balancer that this module owns. */
 #ifndef BALANCER_BALANCER_H
 #define BALANCER_BALANCER_H
 

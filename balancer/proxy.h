@@ -1,12 +1,11 @@
-/* proxy: client and backend connections, each a small state machine.
+/* proxy: what the listeners hand their sockets to, and what the process asks
+ * of the proxy as a whole.
  *
- * A client connection reads a request with http_parser, picks a backend per
- * request (backend_pick), takes a kept-alive connection from that backend's
- * pool (pool.c) or opens one, sends the rewritten head (head.c) and streams
- * the body; the answer is parsed on the backend side only to find its head
- * and its end, and its body bytes are moved to the client unchanged
- * (evbuffer_remove_buffer, no copy).
- * Retries, limits, timeouts and the access log live here too. */
+ * A request meets, in order: proxy.c (admission: the connection limit and
+ * the drain), client.c (the client connection's state machine), head.c (the
+ * request head as the backend gets it), backend.c (the choice of backend),
+ * upstream.c (the backend side of the request), pool.c (backend connections,
+ * kept alive between requests) and conn.c (socket and TLS I/O). */
 #ifndef BALANCER_PROXY_H
 #define BALANCER_PROXY_H
 
