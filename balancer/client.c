@@ -47,7 +47,24 @@
 
 #define SB_LIT(sb, lit) strbuf_add(sb, lit, sizeof(lit) - 1)
 
-enum rstate { R_IDLE, R_HEAD, R_BODY, R_DONE };
+/* A client connection's lifecycle, in order: from CLIENT_CLOSING on no
+ * further request is read. */
+enum client_state {
+    CLIENT_IDLE,           /* no byte of a next request yet (keep-alive or header timer) */
+    CLIENT_READING_HEAD,   /* part of a request head has arrived (header timer) */
+    CLIENT_READING_BODY,   /* the head went on to a backend; the body follows it (client timer) */
+    CLIENT_WAITING_ANSWER, /* the whole request is read; its answer is on its way */
+    CLIENT_CLOSING,        /* the last answer is being written; nothing more is read */
+    CLIENT_LINGERING,      /* written and half-closed: input is discarded until the client closes */
+    CLIENT_DEAD,           /* freed by the next client_settle */
+};
+
+/* Flags orthogonal to the state. */
+enum {
+    CLIENT_ANSWERING = 1 << 0,   /* the current request's answer has begun: no retry, no error answer */
+    CLIENT_EOF = 1 << 1,         /* the client shut its sending side */
+    CLIENT_READ_PAUSED = 1 << 2, /* reading stops until the backend takes the body already read */
+};
 enum tkind { T_NONE, T_IDLE, T_HEADER, T_CLIENT, T_LINGER };
 
 struct client {
@@ -60,12 +77,12 @@ struct client {
     struct client *prev, *next;
     struct event timer;
     enum tkind timer_kind;
-    enum rstate rstate;
+    enum client_state state;
+    unsigned flags; /* CLIENT_ANSWERING, CLIENT_EOF, CLIENT_READ_PAUSED */
     struct upstream *up;
     bool ev_headers, ev_message, skip_lf;
-    bool closing, dead, lingering, eof, read_paused;
     bool trusted_peer; /* in BALANCER_TRUSTED_PROXIES: its X-Forwarded-* are believed */
-    bool keepalive, close_after, resp_started, in_request, idempotent, has_body, head_req, reset_retried;
+    bool keepalive, close_after, idempotent, has_body, head_req, reset_retried;
     int err_status, status, attempts, ntried;
     struct backend *tried[BACKEND_LIST_MAX];
     const char *backend_name;
@@ -75,6 +92,57 @@ struct client {
     char ip[INET6_ADDRSTRLEN];
     char addr[INET6_ADDRSTRLEN + 8];
 };
+
+static const char *client_state_name(enum client_state s)
+{
+    switch (s) {
+    case CLIENT_IDLE:
+        return "idle";
+    case CLIENT_READING_HEAD:
+        return "reading-head";
+    case CLIENT_READING_BODY:
+        return "reading-body";
+    case CLIENT_WAITING_ANSWER:
+        return "waiting-answer";
+    case CLIENT_CLOSING:
+        return "closing";
+    case CLIENT_LINGERING:
+        return "lingering";
+    default:
+        return "dead";
+    }
+}
+
+/* Closing, lingering or dead: no more requests, no more answers. */
+static bool client_ending(const struct client *c)
+{
+    return c->state >= CLIENT_CLOSING;
+}
+
+/* Between its head and its answer's end: a request is under way. */
+static bool client_in_request(const struct client *c)
+{
+    return c->state == CLIENT_READING_BODY || c->state == CLIENT_WAITING_ANSWER;
+}
+
+static bool client_answering(const struct client *c)
+{
+    return (c->flags & CLIENT_ANSWERING) != 0;
+}
+
+static void access_log(struct client *c, const char *note);
+
+/* Marks c for freeing by the next client_settle. A client that goes while its
+ * request is still unanswered gets its access log line now, with nginx's
+ * code for it. */
+static void client_kill(struct client *c)
+{
+    if (client_in_request(c) && !client_answering(c)) {
+        c->status = 499; /* the client went away first */
+        access_log(c, "client-closed");
+    }
+    c->state = CLIENT_DEAD;
+}
 
 /* --- forward declarations ------------------------------------------------ */
 
@@ -259,7 +327,7 @@ static void client_upstream_failed(struct client *c, struct upstream *up)
 
     bool retry = false;
     struct evbuffer *hold = NULL;
-    if (!c->resp_started && !c->closing && !c->dead) {
+    if (!client_answering(c) && !client_ending(c)) {
         if (kind == UPSTREAM_CONNECT) {
             /* Nothing was sent: what waits in the buffer goes to the next backend. */
             retry = true;
@@ -282,9 +350,9 @@ static void client_upstream_failed(struct client *c, struct upstream *up)
             conn_flush(&nu->pc.io, b->tv_backend);
     } else if (retry) {
         /* client_dispatch answered the client already. */
-    } else if (c->resp_started) {
+    } else if (client_answering(c)) {
         access_log(c, "backend-broke-answer");
-        c->dead = true;
+        client_kill(c);
     } else {
         char msg[512];
         snprintf(msg, sizeof(msg), "backend %s failed (%s)", be->name, reason);
@@ -363,9 +431,8 @@ static void client_start_request(struct client *c)
     struct balancer *b = c->bal;
     http_parser *p = &c->parser;
     b->requests++;
-    c->in_request = true;
     c->status = 0;
-    c->resp_started = false;
+    c->flags &= ~(unsigned)CLIENT_ANSWERING;
     c->attempts = c->ntried = 0;
     c->reset_retried = false;
     c->backend_name = NULL;
@@ -432,13 +499,13 @@ static void client_local(struct client *c, int status, const char *msg)
 {
     struct balancer *b = c->bal;
     client_drop_upstream(c);
-    if (c->resp_started) {
-        c->dead = true;
+    if (client_answering(c)) {
+        client_kill(c);
         return;
     }
     b->local_errors++;
     c->status = status;
-    c->resp_started = true;
+    c->flags |= CLIENT_ANSWERING;
     if (!c->reqid[0])
         request_id_next(&b->request_ids, c->reqid);
     char answer[1024];
@@ -448,12 +515,11 @@ static void client_local(struct client *c, int status, const char *msg)
     if (status >= 500)
         log_warn("answered %d to %s request_id=%s: %s", status, c->addr, c->reqid[0] ? c->reqid : "-", msg);
     access_log(c, NULL);
-    c->in_request = false;
-    c->closing = true;
+    c->state = CLIENT_CLOSING;
     conn_read_off(&c->io);
     client_timer(c, T_NONE);
     if (conn_flush(&c->io, b->tv_client) < 0)
-        c->dead = true;
+        client_kill(c);
 }
 
 /* The plain listener with BALANCER_HTTPS_REDIRECT: 308 to the same host (its
@@ -485,7 +551,7 @@ static void client_redirect_https(struct client *c)
     }
     b->local_errors++;
     c->status = 308;
-    c->resp_started = true;
+    c->flags |= CLIENT_ANSWERING;
     strbuf_reset(&c->scratch);
     SB_LIT(&c->scratch, "HTTP/1.1 308 Permanent Redirect\r\nLocation: https://");
     strbuf_add(&c->scratch, host, name_len);
@@ -501,12 +567,11 @@ static void client_redirect_https(struct client *c)
         c->resp_bytes += 37;
     }
     access_log(c, "https-redirect");
-    c->in_request = false;
-    c->closing = true;
+    c->state = CLIENT_CLOSING;
     conn_read_off(&c->io);
     client_timer(c, T_NONE);
     if (conn_flush(&c->io, b->tv_client) < 0)
-        c->dead = true;
+        client_kill(c);
 }
 
 static void client_bad_request(struct client *c, enum http_errno err)
@@ -521,8 +586,8 @@ static void client_bad_request(struct client *c, enum http_errno err)
     else
         snprintf(msg, sizeof(msg), "%s",
                  c->err_status == 413 ? "request body larger than the limit" : "request head too large");
-    if (c->in_request && c->resp_started) {
-        c->dead = true;
+    if (client_in_request(c) && client_answering(c)) {
+        client_kill(c);
         return;
     }
     client_local(c, c->err_status, msg);
@@ -533,14 +598,14 @@ static void client_bad_request(struct client *c, enum http_errno err)
 static void client_pause_read(struct client *c)
 {
     conn_read_off(&c->io);
-    c->read_paused = true;
+    c->flags |= CLIENT_READ_PAUSED;
 }
 
 static void client_resume_read(struct client *c)
 {
-    if (!c->read_paused || c->closing || c->dead)
+    if (!(c->flags & CLIENT_READ_PAUSED) || client_ending(c))
         return;
-    c->read_paused = false;
+    c->flags &= ~(unsigned)CLIENT_READ_PAUSED;
     conn_read_on(&c->io, NULL);
     client_process(c);
 }
@@ -558,8 +623,8 @@ static bool client_frame_check(struct client *c, struct evbuffer_iovec *v)
     if (c->frame_ok == 0 && c->frame.status != 0) {
         if (c->t_start == 0)
             c->t_start = clock_mono_us();
-        if (c->in_request && c->resp_started)
-            c->dead = true; /* a chunked body went bad after the answer began: nothing to say but close */
+        if (client_in_request(c) && client_answering(c))
+            client_kill(c); /* a chunked body went bad after the answer began: nothing to say but close */
         else
             client_local(c, c->frame.status, c->frame.reason);
         return false;
@@ -572,17 +637,17 @@ static bool client_frame_check(struct client *c, struct evbuffer_iovec *v)
 static void client_process(struct client *c)
 {
     struct balancer *b = c->bal;
-    while (!c->closing && !c->dead) {
-        if (c->rstate == R_DONE)
+    while (!client_ending(c)) {
+        if (c->state == CLIENT_WAITING_ANSWER)
             break;
-        if (c->rstate == R_BODY && c->up && evbuffer_get_length(c->up->pc.io.out) > HIGH_WATER) {
+        if (c->state == CLIENT_READING_BODY && c->up && evbuffer_get_length(c->up->pc.io.out) > HIGH_WATER) {
             client_pause_read(c);
             break;
         }
         if (evbuffer_get_length(c->io.in) == 0)
             break;
-        if (c->rstate == R_IDLE) {
-            c->rstate = R_HEAD;
+        if (c->state == CLIENT_IDLE) {
+            c->state = CLIENT_READING_HEAD;
             c->t_start = clock_mono_us();
         }
         struct evbuffer_iovec v;
@@ -593,7 +658,7 @@ static void client_process(struct client *c)
         size_t n = http_parser_execute(&c->parser, &req_settings, v.iov_base, v.iov_len);
         c->frame_ok -= n;
         enum http_errno err = HTTP_PARSER_ERRNO(&c->parser);
-        if (c->rstate == R_HEAD) {
+        if (c->state == CLIENT_READING_HEAD) {
             evbuffer_drain(c->io.in, n);
         } else {
             size_t k = n;
@@ -616,33 +681,33 @@ static void client_process(struct client *c)
         if (c->ev_headers) {
             c->ev_headers = false;
             http_parser_pause(&c->parser, 0);
-            c->rstate = R_BODY;
+            c->state = CLIENT_READING_BODY;
             c->skip_lf = true;
             client_start_request(c);
-            if (c->closing || c->dead)
+            if (client_ending(c))
                 break;
         }
         if (c->ev_message) {
             c->ev_message = false;
-            c->rstate = R_DONE;
+            c->state = CLIENT_WAITING_ANSWER;
         }
         if (n == 0 && !c->ev_headers && err == HPE_OK)
             break;
     }
-    if (c->closing || c->dead)
+    if (client_ending(c))
         return;
-    switch (c->rstate) {
-    case R_HEAD:
+    switch (c->state) {
+    case CLIENT_READING_HEAD:
         if (c->timer_kind != T_HEADER)
             client_timer(c, T_HEADER);
         break;
-    case R_BODY:
+    case CLIENT_READING_BODY:
         client_timer(c, T_CLIENT);
         break;
-    case R_DONE:
+    case CLIENT_WAITING_ANSWER:
         client_timer(c, T_NONE);
         break;
-    case R_IDLE:
+    default:
         break;
     }
     struct upstream *up = c->up;
@@ -656,7 +721,8 @@ static void client_process(struct client *c)
 static void client_write_response_head(struct client *c, struct upstream *up)
 {
     struct balancer *b = c->bal;
-    bool close = !c->keepalive || b->draining || upstream_until_close(up) || c->rstate != R_DONE || c->eof;
+    bool close = !c->keepalive || b->draining || upstream_until_close(up) ||
+                 c->state != CLIENT_WAITING_ANSWER || (c->flags & CLIENT_EOF);
     c->close_after = close;
     struct head_response resp = {
         .status = up->parser.status_code,
@@ -670,7 +736,7 @@ static void client_write_response_head(struct client *c, struct upstream *up)
     evbuffer_add(c->io.out, c->scratch.p, c->scratch.len);
     c->resp_bytes += c->scratch.len;
     c->status = resp.status;
-    c->resp_started = true;
+    c->flags |= CLIENT_ANSWERING;
 }
 
 /* The answer went through: the backend's statistics, then the connection
@@ -684,7 +750,7 @@ static void client_upstream_done(struct client *c, struct upstream *up)
     backend_report_answer(be);
     c->up = NULL;
     up->owner = NULL;
-    upstream_finish(up, c->rstate == R_DONE);
+    upstream_finish(up, c->state == CLIENT_WAITING_ANSWER);
     client_response_done(c);
 }
 
@@ -693,7 +759,7 @@ static void client_relay(struct client *c)
 {
     struct balancer *b = c->bal;
     struct upstream *up = c->up;
-    while (up && c->up == up && !c->dead) {
+    while (up && c->up == up && c->state != CLIENT_DEAD) {
         enum upstream_result r = upstream_relay(up, c->io.out, HIGH_WATER, &c->resp_bytes);
         if (r == UPSTREAM_HEAD) {
             client_write_response_head(c, up);
@@ -705,33 +771,33 @@ static void client_relay(struct client *c)
         }
         if (r == UPSTREAM_DONE) {
             client_upstream_done(c, up);
-            if (!c->dead && conn_flush(&c->io, b->tv_client) < 0)
-                c->dead = true;
+            if (c->state != CLIENT_DEAD && conn_flush(&c->io, b->tv_client) < 0)
+                client_kill(c);
             return;
         }
         break;
     }
-    if (!c->dead && conn_flush(&c->io, b->tv_client) < 0)
-        c->dead = true;
+    if (c->state != CLIENT_DEAD && conn_flush(&c->io, b->tv_client) < 0)
+        client_kill(c);
 }
 
 static void client_response_done(struct client *c)
 {
     struct balancer *b = c->bal;
     access_log(c, NULL);
-    c->in_request = false;
-    if (c->rstate != R_DONE || c->close_after || !c->keepalive || b->draining || c->eof) {
-        c->closing = true;
+    if (c->state != CLIENT_WAITING_ANSWER || c->close_after || !c->keepalive || b->draining ||
+        (c->flags & CLIENT_EOF)) {
+        c->state = CLIENT_CLOSING;
         conn_read_off(&c->io);
         client_timer(c, T_NONE);
         return;
     }
-    c->rstate = R_IDLE;
+    c->state = CLIENT_IDLE;
     c->t_start = 0;
     http_parser_pause(&c->parser, 0);
     client_timer(c, T_IDLE);
-    if (c->read_paused) {
-        c->read_paused = false;
+    if (c->flags & CLIENT_READ_PAUSED) {
+        c->flags &= ~(unsigned)CLIENT_READ_PAUSED;
         conn_read_on(&c->io, NULL);
     }
     if (evbuffer_get_length(c->io.in) > 0)
@@ -759,8 +825,8 @@ static void client_upstream_read_cb(evutil_socket_t fd, short what, void *arg)
     case UPSTREAM_DONE: {
         struct balancer *b = c->bal;
         client_upstream_done(c, up);
-        if (!c->dead && conn_flush(&c->io, b->tv_client) < 0)
-            c->dead = true;
+        if (c->state != CLIENT_DEAD && conn_flush(&c->io, b->tv_client) < 0)
+            client_kill(c);
         break;
     }
     default:
@@ -794,10 +860,7 @@ static void client_upstream_write_cb(evutil_socket_t fd, short what, void *arg)
 static void client_free(struct client *c)
 {
     struct balancer *b = c->bal;
-    if (c->in_request && !c->resp_started) {
-        c->status = 499; /* the client went away first (nginx's code for it) */
-        access_log(c, "client-closed");
-    }
+    log_debug("client %s closed (%s)", c->addr, client_state_name(c->state));
     client_drop_upstream(c);
     if (c->timer_kind != T_NONE)
         event_del(&c->timer);
@@ -819,18 +882,18 @@ static void client_free(struct client *c)
  * still sending a refused body reads the answer instead of a reset. */
 static void client_settle(struct client *c)
 {
-    if (c->dead) {
+    if (c->state == CLIENT_DEAD) {
         client_free(c);
         return;
     }
-    if (!c->closing || c->lingering || evbuffer_get_length(c->io.out) > 0)
+    if (c->state != CLIENT_CLOSING || evbuffer_get_length(c->io.out) > 0)
         return;
-    if (c->eof) {
+    if (c->flags & CLIENT_EOF) {
         client_free(c);
         return;
     }
     conn_shutdown_write(&c->io);
-    c->lingering = true;
+    c->state = CLIENT_LINGERING;
     conn_read_on(&c->io, NULL);
     client_timer(c, T_LINGER);
 }
@@ -843,27 +906,27 @@ static void client_read_cb(evutil_socket_t fd, short what, void *arg)
     int n = conn_read(&c->io);
     if (n == -2)
         return;
-    if (c->lingering) {
+    if (c->state == CLIENT_LINGERING) {
         evbuffer_drain(c->io.in, evbuffer_get_length(c->io.in));
         if (n <= 0)
             client_free(c);
         return;
     }
-    if (n < 0 || (n == 0 && c->rstate != R_DONE)) {
-        if (n == 0 && c->rstate == R_HEAD && evbuffer_get_length(c->io.in) > 0)
+    if (n < 0 || (n == 0 && c->state != CLIENT_WAITING_ANSWER)) {
+        if (n == 0 && c->state == CLIENT_READING_HEAD && evbuffer_get_length(c->io.in) > 0)
             log_debug("client %s closed in the middle of a request head", c->addr);
-        c->eof = true;
-        c->dead = true;
+        c->flags |= CLIENT_EOF;
+        client_kill(c);
         client_settle(c);
         return;
     }
     if (n == 0) {
         /* Half-close after a whole request: answer it, then close (HAProxy's default). */
-        c->eof = true;
+        c->flags |= CLIENT_EOF;
         conn_read_off(&c->io);
         return;
     }
-    if (c->rstate == R_DONE) {
+    if (c->state == CLIENT_WAITING_ANSWER) {
         if (evbuffer_get_length(c->io.in) > (size_t)c->bal->set.max_header_bytes)
             client_pause_read(c);
         return;
@@ -879,12 +942,12 @@ static void client_write_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     if (what & EV_TIMEOUT) {
         log_info("client %s does not read its answer; closing request_id=%s", c->addr, c->reqid);
-        c->dead = true;
+        client_kill(c);
         client_settle(c);
         return;
     }
     if (conn_flush(&c->io, b->tv_client) < 0) {
-        c->dead = true;
+        client_kill(c);
         client_settle(c);
         return;
     }
@@ -903,23 +966,24 @@ static void client_timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     enum tkind kind = c->timer_kind;
     c->timer_kind = T_NONE;
+    log_debug("client %s: timer ran out (%s)", c->addr, client_state_name(c->state));
     switch (kind) {
     case T_HEADER:
-        if (c->rstate == R_HEAD) {
+        if (c->state == CLIENT_READING_HEAD) {
             c->keepalive = false;
             client_local(c, 408, "request head not received in time");
         } else {
-            c->dead = true; /* a new connection that never sent anything */
+            client_kill(c); /* a new connection that never sent anything */
         }
         break;
     case T_CLIENT:
-        if (c->rstate == R_BODY && !c->resp_started)
+        if (c->state == CLIENT_READING_BODY && !client_answering(c))
             client_local(c, 408, "request body not received in time");
         else
-            c->dead = true;
+            client_kill(c);
         break;
     default:
-        c->dead = true;
+        client_kill(c);
         break;
     }
     client_settle(c);
@@ -961,7 +1025,7 @@ struct client *client_new(struct balancer *b, int fd, const struct sockaddr *sa,
     b->clients = c;
     b->nclients++;
     b->accepted++;
-    c->rstate = R_IDLE;
+    c->state = CLIENT_IDLE;
     conn_read_on(&c->io, NULL);
     /* A new connection gets the header timeout for its first request, not the long keep-alive one. */
     client_timer(c, T_HEADER);
@@ -977,15 +1041,15 @@ struct client *client_next(const struct client *c)
 
 bool client_close_if_idle(struct client *c)
 {
-    if (c->in_request || c->rstate != R_IDLE || evbuffer_get_length(c->io.in) > 0)
+    if (c->state != CLIENT_IDLE || evbuffer_get_length(c->io.in) > 0)
         return false;
-    c->dead = true;
+    client_kill(c);
     client_settle(c);
     return true;
 }
 
 void client_close(struct client *c)
 {
-    c->dead = true;
+    client_kill(c);
     client_settle(c);
 }
