@@ -793,6 +793,9 @@ static void client_response_done(struct client *c)
         return;
     }
     c->state = CLIENT_IDLE;
+    /* The answer is over: a refusal of the next request must be answered,
+       not taken for an answer that broke off. */
+    c->flags &= ~(unsigned)CLIENT_ANSWERING;
     c->t_start = 0;
     http_parser_pause(&c->parser, 0);
     client_timer(c, T_IDLE);
