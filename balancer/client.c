@@ -45,8 +45,6 @@
  * whole. */
 #define HIGH_WATER (256 * 1024)
 
-#define SB_LIT(sb, lit) strbuf_add(sb, lit, sizeof(lit) - 1)
-
 /* A client connection's lifecycle, in order: from CLIENT_CLOSING on no
  * further request is read. */
 enum client_state {
@@ -527,45 +525,15 @@ static void client_local(struct client *c, int status, const char *msg)
 static void client_redirect_https(struct client *c)
 {
     struct balancer *b = c->bal;
-    const struct head *hd = &c->head;
-    const char *host = NULL;
-    size_t hlen = 0;
-    for (uint32_t i = 0; i < hd->n && !host; i++)
-        if (HDR_IS(hd, i, "host"))
-            host = hdr_value(hd, i, &hlen);
-    /* Only a plain name or address goes into Location (no header splitting, no userinfo). */
-    size_t name_len = 0;
-    if (host && hlen > 0 && host[0] == '[') {
-        const char *end = memchr(host, ']', hlen);
-        name_len = end ? (size_t)(end - host) + 1 : 0;
-    } else if (host) {
-        while (name_len < hlen && host[name_len] != ':')
-            name_len++;
-    }
-    bool ok = name_len > 0 && name_len < 256 && hd->flen > 0 && hd->buf[0] == '/';
-    for (size_t i = 0; ok && i < name_len; i++)
-        ok = strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-[]:", host[i]) != NULL;
-    if (!ok) {
+    if (!head_https_redirect(&c->head, b->set.https_port, c->head_req, &c->scratch)) {
         client_local(c, 400, "a valid Host header is needed to redirect to HTTPS");
         return;
     }
     b->local_errors++;
     c->status = 308;
     c->flags |= CLIENT_ANSWERING;
-    strbuf_reset(&c->scratch);
-    SB_LIT(&c->scratch, "HTTP/1.1 308 Permanent Redirect\r\nLocation: https://");
-    strbuf_add(&c->scratch, host, name_len);
-    if (b->set.https_port != 443)
-        strbuf_addf(&c->scratch, ":%ld", b->set.https_port);
-    strbuf_add(&c->scratch, hd->buf, hd->flen);
-    SB_LIT(&c->scratch,
-           "\r\nContent-Type: application/json\r\nContent-Length: 37\r\nConnection: close\r\n\r\n");
     evbuffer_add(c->io.out, c->scratch.p, c->scratch.len);
     c->resp_bytes = c->scratch.len;
-    if (!c->head_req) {
-        evbuffer_add(c->io.out, "{\"message\": \"this site uses HTTPS\"}\n", 37);
-        c->resp_bytes += 37;
-    }
     access_log(c, "https-redirect");
     c->state = CLIENT_CLOSING;
     conn_read_off(&c->io);

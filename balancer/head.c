@@ -270,3 +270,38 @@ void head_rewrite_response(const struct head_response *resp, struct strbuf *out)
         SB_LIT(out, "Connection: keep-alive\r\n");
     SB_LIT(out, "\r\n");
 }
+
+bool head_https_redirect(const struct head *hd, long https_port, bool head_req, struct strbuf *out)
+{
+    const char *host = NULL;
+    size_t hlen = 0;
+    for (uint32_t i = 0; i < hd->n && !host; i++)
+        if (HDR_IS(hd, i, "host"))
+            host = hdr_value(hd, i, &hlen);
+    /* Only a plain name or address goes into Location (no header splitting, no userinfo). */
+    size_t name_len = 0;
+    if (host && hlen > 0 && host[0] == '[') {
+        const char *end = memchr(host, ']', hlen);
+        name_len = end ? (size_t)(end - host) + 1 : 0;
+    } else if (host) {
+        while (name_len < hlen && host[name_len] != ':')
+            name_len++;
+    }
+    bool ok = name_len > 0 && name_len < 256 && hd->flen > 0 && hd->buf[0] == '/';
+    for (size_t i = 0; ok && i < name_len; i++)
+        ok = strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-[]:", host[i]) != NULL;
+    if (!ok)
+        return false;
+    static const char body[] = "{\"message\": \"this site uses HTTPS\"}\n";
+    strbuf_reset(out);
+    SB_LIT(out, "HTTP/1.1 308 Permanent Redirect\r\nLocation: https://");
+    strbuf_add(out, host, name_len);
+    if (https_port != 443)
+        strbuf_addf(out, ":%ld", https_port);
+    strbuf_add(out, hd->buf, hd->flen);
+    strbuf_addf(out, "\r\nContent-Type: application/json\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+                sizeof(body));
+    if (!head_req)
+        strbuf_add(out, body, sizeof(body));
+    return true;
+}

@@ -108,4 +108,12 @@ struct head_response {
  * Connection: close, or keep-alive for an HTTP/1.0 client. The caller owns out. */
 void head_rewrite_response(const struct head_response *resp, struct strbuf *out);
 
+/* Writes into out (emptied first) the whole answer to a request hd (URL and
+ * fields) on a plain listener that redirects to HTTPS: a 308 to the same host
+ * and path on https_port (left out when 443), Connection: close, and a short
+ * JSON body unless head_req. Returns false, writing nothing, when the Host
+ * field is missing or not a plain name or address (so nothing a client sent
+ * can split the Location header), or the URL is not a path. */
+bool head_https_redirect(const struct head *hd, long https_port, bool head_req, struct strbuf *out);
+
 #endif

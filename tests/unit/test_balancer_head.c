@@ -293,3 +293,42 @@ Test(balancer_head, response_head_for_the_client)
     strbuf_free(&out);
     head_cleanup(&hd);
 }
+
+static bool redirect(const char *request, long port, bool head_req, struct strbuf *out)
+{
+    struct parsed r;
+    parse(&r, request);
+    bool ok = head_https_redirect(&r.head, port, head_req, out);
+    head_cleanup(&r.head);
+    return ok;
+}
+
+Test(balancer_head, https_redirect_keeps_host_and_path)
+{
+    struct strbuf out = {0};
+    cr_assert(redirect("GET /p?q=1 HTTP/1.1\r\nHost: shop.example:8080\r\n\r\n", 8443, false, &out));
+    cr_assert_eq(strncmp(out.p,
+                         "HTTP/1.1 308 Permanent Redirect\r\nLocation: https://shop.example:8443/p?q=1\r\n",
+                         75),
+                 0, "%s", out.p);
+    cr_assert_not_null(strstr(out.p, "\r\nConnection: close\r\n"), "%s", out.p);
+    cr_assert_not_null(strstr(out.p, "\r\n\r\n{\"message\": \"this site uses HTTPS\"}\n"), "%s", out.p);
+
+    cr_assert(redirect("HEAD / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n", 443, true, &out));
+    cr_assert_eq(strncmp(out.p, "HTTP/1.1 308 Permanent Redirect\r\nLocation: https://[::1]/\r\n", 58), 0,
+                 "%s", out.p);
+    cr_assert_eq(strcmp(out.p + out.len - 4, "\r\n\r\n"), 0, "a HEAD answer has no body: %s", out.p);
+    strbuf_free(&out);
+}
+
+Test(balancer_head, https_redirect_refuses_what_could_split_location)
+{
+    struct strbuf out = {0};
+    cr_assert_not(redirect("GET / HTTP/1.1\r\nHost: user@evil.example\r\n\r\n", 443, false, &out));
+    cr_assert_not(redirect("GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 443, false, &out));
+    cr_assert_not(redirect("GET / HTTP/1.0\r\n\r\n", 443, false, &out), "no Host");
+    cr_assert_not(redirect("GET / HTTP/1.1\r\nHost: \r\n\r\n", 443, false, &out), "empty Host");
+    cr_assert_not(redirect("GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n", 443, false, &out), "not a path");
+    cr_assert_eq(out.len, 0, "nothing written: %s", out.p ? out.p : "");
+    strbuf_free(&out);
+}
