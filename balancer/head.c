@@ -300,8 +300,8 @@ bool head_https_redirect(const struct head *hd, long https_port, bool head_req, 
         strbuf_addf(out, ":%ld", https_port);
     strbuf_add(out, hd->buf, hd->flen);
     strbuf_addf(out, "\r\nContent-Type: application/json\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
-                sizeof(body));
+                sizeof(body) - 1);
     if (!head_req)
-        strbuf_add(out, body, sizeof(body));
+        strbuf_add(out, body, sizeof(body) - 1);
     return true;
 }

@@ -313,6 +313,11 @@ Test(balancer_head, https_redirect_keeps_host_and_path)
                  0, "%s", out.p);
     cr_assert_not_null(strstr(out.p, "\r\nConnection: close\r\n"), "%s", out.p);
     cr_assert_not_null(strstr(out.p, "\r\n\r\n{\"message\": \"this site uses HTTPS\"}\n"), "%s", out.p);
+    /* The body is exactly what Content-Length says, with no NUL after it. */
+    cr_assert_eq(strlen(out.p), out.len);
+    cr_assert_not_null(strstr(out.p, "\r\nContent-Length: 36\r\n"), "%s", out.p);
+    cr_assert_eq(strcmp(strstr(out.p, "\r\n\r\n") + 4, "{\"message\": \"this site uses HTTPS\"}\n"), 0, "%s",
+                 out.p);
 
     cr_assert(redirect("HEAD / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n", 443, true, &out));
     cr_assert_eq(strncmp(out.p, "HTTP/1.1 308 Permanent Redirect\r\nLocation: https://[::1]/\r\n", 58), 0,
