@@ -44,7 +44,7 @@ struct balancer {
     /* Common-timeout handles (event_base_init_common_timeout) for the settings. */
     const struct timeval *tv_connect, *tv_header, *tv_idle, *tv_client, *tv_backend, *tv_pool, *tv_linger;
 
-    struct client *clients; /* every open client connection (the proxy's; proxy_client_count) */
+    struct client *clients; /* every open client connection (kept by client.c; proxy_client_count) */
     long nclients;
     bool draining;
 
