@@ -3,6 +3,8 @@
 #include "tls.h"
 
 #include "balancer.h"
+#include "pool.h"
+#include "proxy.h"
 #include "shared/admin_http.h"
 #include "shared/process_metrics.h"
 #include "shared/prom.h"
@@ -52,7 +54,7 @@ static void status_json(struct balancer *b, struct evbuffer *out)
     json_object_set_new(root, "version", json_string(SHOP_VERSION));
     json_object_set_new(root, "uptime_s", json_real(uptime_s(b)));
     json_object_set_new(root, "draining", json_boolean(b->draining));
-    json_object_set_new(root, "connections", json_integer(b->nclients));
+    json_object_set_new(root, "connections", json_integer(proxy_client_count(b)));
     json_object_set_new(root, "accepted_total", json_integer((json_int_t)b->accepted));
     json_object_set_new(root, "rejected_total", json_integer((json_int_t)b->rejected));
     json_object_set_new(root, "requests_total", json_integer((json_int_t)b->requests));
@@ -71,7 +73,7 @@ static void status_json(struct balancer *b, struct evbuffer *out)
         json_object_set_new(o, "last_error", json_string(be->last_error));
         json_object_set_new(o, "in_flight", json_integer(be->in_flight));
         json_object_set_new(o, "connections", json_integer(be->connections));
-        json_object_set_new(o, "idle_connections", json_integer(be->idle_count));
+        json_object_set_new(o, "idle_connections", json_integer(pool_idle_count(be)));
         json_object_set_new(o, "requests_total", json_integer((json_int_t)be->requests));
         json_object_set_new(o, "retries_total", json_integer((json_int_t)be->retries));
         json_object_set_new(o, "failures_total", json_integer((json_int_t)be->failures));
@@ -104,7 +106,7 @@ static void status_json(struct balancer *b, struct evbuffer *out)
 static void metrics_text(struct balancer *b, struct strbuf *o)
 {
     prom_gauge(o, "balancer_up_seconds", "Time since the balancer started.", uptime_s(b));
-    prom_gauge(o, "balancer_connections", "Open client connections.", (double)b->nclients);
+    prom_gauge(o, "balancer_connections", "Open client connections.", (double)proxy_client_count(b));
     prom_counter(o, "balancer_accepted_connections_total", "Client connections accepted.", b->accepted);
     prom_counter(o, "balancer_rejected_connections_total", "Client connections refused over the limit.",
                  b->rejected);

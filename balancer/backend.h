@@ -27,7 +27,7 @@ struct backend_spec {
     int weight;
 };
 
-struct upstream;
+struct pool;
 struct evhttp_connection;
 struct event;
 
@@ -55,9 +55,8 @@ struct backend {
     uint64_t lat_count, lat_sum_us, lat_max_us;
     uint64_t lat_buckets[BACKEND_LAT_BUCKETS + 1];
 
-    /* Idle keep-alive connections (owned by the pool in proxy.c). */
-    struct upstream *idle;
-    int idle_count;
+    /* Idle keep-alive connections (pool.c); NULL until the first is kept. */
+    struct pool *pool;
 
     /* Active health checking (health.c). */
     struct event *check_timer;
@@ -79,7 +78,8 @@ int backend_parse_list(const char *text, struct backend_spec **out, size_t *coun
 /* Resolves spec into a fresh backend (numeric addresses or a host name via
  * getaddrinfo, which may block: call at start-up or reload only). Returns the
  * backend (caller frees with backend_free) or NULL with a reason in err. The new
- * backend starts up, as HAProxy and nginx assume. */
+ * backend starts up, as HAProxy and nginx assume. backend_free expects no pool
+ * left (pool_close first). */
 struct backend *backend_new(const struct backend_spec *spec, char *err, size_t errlen);
 void backend_free(struct backend *b);
 

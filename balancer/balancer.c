@@ -2,6 +2,7 @@
 
 #include "admin.h"
 #include "health.h"
+#include "pool.h"
 #include "proxy.h"
 #include "shared/clock.h"
 #include "shared/crypto.h"
@@ -63,9 +64,17 @@ static void run_loop(struct balancer *b)
     }
 }
 
-void balancer_client_closed(struct balancer *b)
+/* While draining, looks every DRAIN_POLL_MS whether the proxy's last client
+ * has gone: asking keeps calls going one way (the proxy never calls up), and
+ * the short period keeps the stop prompt. */
+#define DRAIN_POLL_MS 10
+
+static void on_drain_poll(evutil_socket_t fd, short what, void *arg)
 {
-    if (b->draining && b->nclients == 0) {
+    struct balancer *b = arg;
+    (void)fd;
+    (void)what;
+    if (proxy_client_count(b) == 0) {
         log_info("all connections finished; stopping");
         event_base_loopexit(b->base, NULL);
     }
@@ -112,7 +121,7 @@ static int apply_backends(struct balancer *b, const struct backend_spec *specs, 
         log_info("backend %s removed", old->name);
         old->removed = true;
         health_stop(old);
-        proxy_pool_close(old);
+        pool_close(old);
         b->retired = xrealloc(b->retired, (b->nretired + 1) * sizeof(*b->retired));
         b->retired[b->nretired++] = old;
     }
@@ -203,7 +212,8 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
             health_start(b, b->backends[i]);
         }
     b->reloads++;
-    log_info("configuration reloaded: %zu backends, %ld connections kept", b->nbackends, b->nclients);
+    log_info("configuration reloaded: %zu backends, %ld connections kept", b->nbackends,
+             proxy_client_count(b));
     readiness_ready();
 }
 
@@ -221,7 +231,7 @@ static void on_drain_deadline(evutil_socket_t fd, short what, void *arg)
     struct balancer *b = arg;
     (void)fd;
     (void)what;
-    log_warn("shutdown timeout: closing %ld connections still open", b->nclients);
+    log_warn("shutdown timeout: closing %ld connections still open", proxy_client_count(b));
     event_base_loopexit(b->base, NULL);
 }
 
@@ -236,7 +246,7 @@ static void on_terminate(evutil_socket_t sig, short what, void *arg)
     }
     b->draining = true;
     readiness_stopping();
-    log_info("signal %d: no new connections; finishing %ld open ones", (int)sig, b->nclients);
+    log_info("signal %d: no new connections; finishing %ld open ones", (int)sig, proxy_client_count(b));
     if (b->listener) {
         evconnlistener_free(b->listener);
         b->listener = NULL;
@@ -246,13 +256,16 @@ static void on_terminate(evutil_socket_t sig, short what, void *arg)
         b->tls_listener = NULL;
     }
     proxy_drain(b);
-    if (b->nclients == 0) {
+    if (proxy_client_count(b) == 0) {
         event_base_loopexit(b->base, NULL);
         return;
     }
     struct timeval tv = clock_ms_tv(b->set.shutdown_timeout_ms);
     b->drain_timer = evtimer_new(b->base, on_drain_deadline, b);
     evtimer_add(b->drain_timer, &tv);
+    struct timeval poll = clock_ms_tv(DRAIN_POLL_MS);
+    b->drain_poll = event_new(b->base, -1, EV_PERSIST, on_drain_poll, b);
+    event_add(b->drain_poll, &poll);
 }
 
 static void on_log_flush(evutil_socket_t fd, short what, void *arg)
@@ -460,7 +473,8 @@ out:
     if (b->tls_listener)
         evconnlistener_free(b->tls_listener);
     tls_store_free(b->tls);
-    struct event *evs[] = {b->sig_term, b->sig_int, b->sig_hup, b->sig_usr1, b->drain_timer, b->log_flush};
+    struct event *evs[] = {b->sig_term,    b->sig_int,    b->sig_hup,  b->sig_usr1,
+                           b->drain_timer, b->drain_poll, b->log_flush};
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
         if (evs[i])
             event_free(evs[i]);

@@ -1,8 +1,9 @@
 /* balancer: the process: settings, listeners, backends, signals and reloads.
  *
- * One event loop, one thread (like HAProxy with nbthread 1). proxy.c moves
- * requests, health.c checks backends, admin.c answers /status and /metrics; all
- * of them share the struct balancer that this module owns. */
+ * One event loop, one thread (like HAProxy with nbthread 1). proxy.c and
+ * client.c move requests (proxy.h lists the files a request meets), health.c
+ * checks backends, admin.c answers /status and /metrics; all of them share the
+ * struct balancer that this module owns. */
 #ifndef BALANCER_BALANCER_H
 #define BALANCER_BALANCER_H
 
@@ -37,13 +38,13 @@ struct balancer {
     struct evconnlistener *tls_listener; /* NULL: no BALANCER_TLS_LISTEN */
     struct tls_store *tls;               /* the certificates; replaced whole by a reload */
     struct admin_http *admin;
-    struct event *sig_term, *sig_int, *sig_hup, *sig_usr1, *drain_timer;
+    struct event *sig_term, *sig_int, *sig_hup, *sig_usr1, *drain_timer, *drain_poll;
     struct event *log_flush; /* writes buffered log lines once per loop iteration */
 
     /* Common-timeout handles (event_base_init_common_timeout) for the settings. */
     const struct timeval *tv_connect, *tv_header, *tv_idle, *tv_client, *tv_backend, *tv_pool, *tv_linger;
 
-    struct client *clients; /* every open client connection */
+    struct client *clients; /* every open client connection (kept by client.c; proxy_client_count) */
     long nclients;
     bool draining;
 
@@ -56,8 +57,5 @@ struct balancer {
  * SIGTERM/SIGINT have drained in-flight requests. Returns the exit status
  * (0 after a clean shutdown, 1 when it cannot start, 2 on bad configuration). */
 int balancer_main(int argc, char **argv);
-
-/* Called by proxy.c whenever a client connection ends (for draining). */
-void balancer_client_closed(struct balancer *b);
 
 #endif

@@ -1,7 +1,7 @@
 #include "health.h"
 
 #include "balancer.h"
-#include "proxy.h"
+#include "pool.h"
 #include "shared/clock.h"
 #include "shared/log.h"
 #include "shared/xalloc.h"
@@ -38,7 +38,7 @@ static void check_done(struct evhttp_request *req, void *arg)
     be->checks_failed++;
     if (backend_report_failure(be, (int)b->set.health_fall, false, why)) {
         log_warn("backend %s is down: %s", be->name, why);
-        proxy_pool_close(be);
+        pool_close(be);
     }
 }
 

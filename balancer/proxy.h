@@ -1,18 +1,17 @@
-/* proxy: client and backend connections, each a small state machine.
+/* proxy: what the listeners hand their sockets to, and what the process asks
+ * of the proxy as a whole.
  *
- * A client connection reads a request with http_parser, picks a backend per
- * request (backend_pick), takes a kept-alive connection from that backend's
- * pool or opens one, sends the rewritten head and streams the body; the answer
- * is parsed on the backend side only to find its head and its end, and its body
- * bytes are moved to the client unchanged (evbuffer_remove_buffer, no copy).
- * Retries, limits, timeouts and the access log live here too. */
+ * A request meets, in order: proxy.c (admission: the connection limit and
+ * the drain), client.c (the client connection's state machine), head.c (the
+ * request head as the backend gets it), backend.c (the choice of backend),
+ * upstream.c (the backend side of the request), pool.c (backend connections,
+ * kept alive between requests) and conn.c (socket and TLS I/O). */
 #ifndef BALANCER_PROXY_H
 #define BALANCER_PROXY_H
 
 #include <sys/socket.h>
 
 struct balancer;
-struct backend;
 
 /* Takes over an accepted, non-blocking client socket fd. Over
  * BALANCER_MAX_CONNECTIONS the client gets a 503 and the socket is closed. */
@@ -24,11 +23,11 @@ void proxy_accept(struct balancer *b, int fd, const struct sockaddr *sa, socklen
 void proxy_accept_tls(struct balancer *b, int fd, const struct sockaddr *sa, socklen_t salen);
 
 /* Starts a graceful shutdown: idle clients are closed now, busy ones after
- * their current answer. balancer_client_closed() reports each end. */
+ * their current answer; proxy_client_count() tells when none is left. */
 void proxy_drain(struct balancer *b);
 
-/* Closes the idle pooled connections of be (removed by a reload, or down). */
-void proxy_pool_close(struct backend *be);
+/* Open client connections (accepted and not yet closed). */
+long proxy_client_count(const struct balancer *b);
 
 /* Closes every client and pooled connection (at exit). */
 void proxy_close_all(struct balancer *b);

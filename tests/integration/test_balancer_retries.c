@@ -19,16 +19,6 @@ static void teardown(void)
 
 TestSuite(balancer_retries, .fini = teardown, .timeout = 30);
 
-/* Backends A and B; health checks slow enough that they do not interfere. */
-static void start_two(const char *const extra_in[])
-{
-    const char *extra[8] = {"BALANCER_HEALTH_INTERVAL_MS=60000", "BALANCER_HEALTH_FALL=5"};
-    int n = 2;
-    for (const char *const *e = extra_in; e && *e && n < 7; e++)
-        extra[n++] = *e;
-    test_stack_start(&st, "retries", 2, extra);
-}
-
 static long count_of(int i)
 {
     char url[128];
@@ -39,6 +29,22 @@ static long count_of(int i)
     http_resp_free(r);
     http_client_free(direct);
     return n;
+}
+
+/* Backends A and B; health checks slow enough that they do not interfere. */
+static void start_two(const char *const extra_in[])
+{
+    const char *extra[8] = {"BALANCER_HEALTH_INTERVAL_MS=60000", "BALANCER_HEALTH_FALL=5"};
+    int n = 2;
+    for (const char *const *e = extra_in; e && *e && n < 7; e++)
+        extra[n++] = *e;
+    test_stack_start(&st, "retries", 2, extra);
+    /* The balancer checks each backend once at start; wait for that check, so
+       that it is not counted between a test's before and after. The k-th
+       count request sees the k before it, so more means the check came. */
+    for (int i = 0; i < 2; i++)
+        for (long k = 0; count_of(i) <= k && k < 100; k++)
+            harness_sleep_ms(20);
 }
 
 static struct http_resp *req(const char *method, const char *path, const char *body)

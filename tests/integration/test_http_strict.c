@@ -181,6 +181,28 @@ Test(http_strict, valid_requests_pass_both)
     accepts_valid_requests(lb->port, "balancer");
 }
 
+/* A refused request after an answered one on the same connection is still
+ * answered with its error, after the first answer, instead of a close that
+ * loses both. (Balancer only: shopd answers the refusal first.) */
+static void refuses_a_second_request(int port, const char *listener)
+{
+    static const char two[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                              "GET /healthz HTTP/1.1\r\nHost: x\r\nX A: b\r\n\r\n";
+    char *out = exchange(port, two, sizeof(two) - 1);
+    cr_expect(strncmp(out, "HTTP/1.1 200 ", 13) == 0, "%s: got %.60s", listener, out);
+    const char *second = strstr(out + 1, "HTTP/1.1 ");
+    cr_expect(second && strncmp(second, "HTTP/1.1 400 ", 13) == 0, "%s: no 400 for the second request:\n%s",
+              listener, out);
+    cr_expect(second && strstr(second, "{\"message\":") != NULL, "%s: not a JSON error:\n%s", listener, out);
+    free(out);
+}
+
+Test(http_strict, a_bad_request_after_a_good_one_gets_its_400)
+{
+    start();
+    refuses_a_second_request(lb->port, "balancer");
+}
+
 /* Python's urllib and many SDKs send the whole body before they read. */
 static void big_body_gets_413(int port, const char *listener)
 {
