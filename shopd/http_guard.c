@@ -41,12 +41,26 @@ struct guard {
     struct evbuffer *refusal; /* our own answer, sent after whatever evhttp still had to send */
     bool write_failed;
     bool refused, shut;
+    /* Requests passed to evhttp, and answers to them: a refusal waits until
+       every request before it has its answer, so a pipelining client reads
+       the answers in the order of its requests. */
+    uint32_t forwarded, answered;
+    bool refusal_held;
     uint64_t linger_start_ms, last_data_ms, dropped;
+    struct guard *prev, *next; /* every guard of this process, to find one by its connection */
 };
+
+static struct guard *guards;
 
 static void guard_free(void *ctx)
 {
     struct guard *g = ctx;
+    if (g->prev)
+        g->prev->next = g->next;
+    else
+        guards = g->next;
+    if (g->next)
+        g->next->prev = g->prev;
     if (g->linger)
         event_free(g->linger);
     event_free(g->kick);
@@ -63,6 +77,8 @@ static void guard_close(struct guard *g)
     bufferevent_trigger_event(g->filtered, BEV_EVENT_EOF | BEV_EVENT_READING, 0);
 }
 
+static void guard_send(struct guard *g, struct evbuffer *src);
+
 static void on_linger_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct guard *g = arg;
@@ -70,6 +86,11 @@ static void on_linger_tick(evutil_socket_t fd, short what, void *arg)
     (void)what;
     uint64_t now = clock_mono_ms();
     if (!g->shut) {
+        if (g->refusal_held && now - g->linger_start_ms > LINGER_QUIET_MS) {
+            /* evhttp answered a request itself, past the pipeline: send ours anyway. */
+            g->refusal_held = false;
+            event_active(g->kick, EV_WRITE, 1);
+        }
         if (evbuffer_get_length(g->refusal) > 0 ||
             evbuffer_get_length(bufferevent_get_output(g->filtered)) > 0) {
             if (now - g->linger_start_ms > LINGER_TOTAL_MS)
@@ -98,7 +119,7 @@ static void guard_send(struct guard *g, struct evbuffer *src)
 {
     evutil_socket_t fd = bufferevent_getfd(g->under);
     struct evbuffer *bufs[] = {src, g->refusal};
-    for (size_t i = 0; i < 2; i++) {
+    for (size_t i = 0; i < (g->refusal_held ? 1u : 2u); i++) {
         while (evbuffer_get_length(bufs[i]) > 0) {
             if (g->write_failed) {
                 evbuffer_drain(bufs[i], evbuffer_get_length(bufs[i]));
@@ -145,6 +166,7 @@ static void guard_refuse(struct guard *g)
     char answer[1024];
     size_t n = http_error_answer(answer, sizeof(answer), g->frame.status, id, NULL, g->frame.reason, false);
     evbuffer_add(g->refusal, answer, n);
+    g->refusal_held = g->answered < g->forwarded;
     guard_send(g, bufferevent_get_output(g->filtered));
     refused_total++;
     log_info("refused a request with %d: %s request_id=%s", g->frame.status, g->frame.reason, id);
@@ -183,6 +205,8 @@ static enum bufferevent_filter_result guard_input(struct evbuffer *src, struct e
             evbuffer_drain(src, 1); /* a chunk extension's byte: checked, then dropped */
         else if (used > 0)
             evbuffer_remove_buffer(src, dst, used);
+        if (ev == H1FRAME_DONE)
+            g->forwarded++;
         if (ev == H1FRAME_ERROR) {
             guard_refuse(g);
             evbuffer_drain(src, evbuffer_get_length(src));
@@ -202,6 +226,11 @@ static void on_kick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     bufferevent_flush(g->filtered, EV_WRITE, BEV_NORMAL);
+    /* A refusal released after evhttp's last answer went out has no answer
+       left to follow: send it on its own. */
+    if (!g->refusal_held && evbuffer_get_length(g->refusal) > 0 &&
+        evbuffer_get_length(bufferevent_get_output(g->filtered)) == 0)
+        guard_send(g, bufferevent_get_output(g->filtered));
 }
 
 static void on_output_added(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
@@ -225,6 +254,10 @@ static struct bufferevent *guard_new_connection(struct event_base *base, void *a
         bufferevent_filter_new(g->under, guard_input, guard_output, BEV_OPT_CLOSE_ON_FREE, guard_free, g);
     g->kick = event_new(base, -1, 0, on_kick, g);
     g->refusal = evbuffer_new();
+    g->next = guards;
+    if (guards)
+        guards->prev = g;
+    guards = g;
     evbuffer_add_cb(bufferevent_get_output(g->filtered), on_output_added, g);
     return g->filtered;
 }
@@ -232,6 +265,24 @@ static struct bufferevent *guard_new_connection(struct event_base *base, void *a
 void http_guard_install(struct evhttp *http, const struct http_guard_config *cfg)
 {
     evhttp_set_bevcb(http, guard_new_connection, (void *)cfg);
+}
+
+void http_guard_answered(struct evhttp_request *req)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    for (struct guard *g = guards; bev && g; g = g->next) {
+        if (g->filtered != bev)
+            continue;
+        g->answered++;
+        if (g->refusal_held && g->answered >= g->forwarded) {
+            /* evhttp has queued that answer; the next flush sends it and then
+               the refusal (on_kick), once evhttp is done with this call. */
+            g->refusal_held = false;
+            event_active(g->kick, EV_WRITE, 1);
+        }
+        return;
+    }
 }
 
 uint64_t http_guard_refused(void)

@@ -19,14 +19,19 @@
 struct request_id_gen;
 
 struct http_guard_config {
-    size_t max_head;       /* request line and fields (431 above) */
-    uint64_t max_body;     /* body bytes (413 above) */
-    struct request_id_gen *request_ids; /* the worker's generator, so refusals' ids are unique too (not owned) */
+    size_t max_head;   /* request line and fields (431 above) */
+    uint64_t max_body; /* body bytes (413 above) */
+    struct request_id_gen
+        *request_ids; /* the worker's generator, so refusals' ids are unique too (not owned) */
 };
 
 /* Makes every connection http accepts from now on pass through the guard.
  * cfg must outlive http. */
 void http_guard_install(struct evhttp *http, const struct http_guard_config *cfg);
+
+/* Tells req's connection guard that req has its answer (or its client went
+ * away): a refusal held for a later pipelined request follows it now. */
+void http_guard_answered(struct evhttp_request *req);
 
 /* How many requests the guards of this process refused, for metrics. */
 uint64_t http_guard_refused(void);

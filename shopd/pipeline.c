@@ -1,6 +1,7 @@
 #include "shopd/pipeline.h"
 #include "shopd/accounts.h"
 #include "shopd/db.h"
+#include "shopd/http_guard.h"
 #include "shopd/metrics.h"
 #include "shopd/pages.h"
 #include "shopd/ratelimit_client.h"
@@ -185,6 +186,7 @@ static void finish(struct exchange *x)
 {
     struct request *r = &x->r;
     struct pipeline *p = x->pipeline;
+    http_guard_answered(r->ev);
     p->in_flight--;
     p->last_reply_us = clock_mono_us();
     metrics_in_flight(-1);

@@ -183,7 +183,7 @@ Test(http_strict, valid_requests_pass_both)
 
 /* A refused request after an answered one on the same connection is still
  * answered with its error, after the first answer, instead of a close that
- * loses both. (Balancer only: shopd answers the refusal first.) */
+ * loses both, and in the order of the requests. */
 static void refuses_a_second_request(int port, const char *listener)
 {
     static const char two[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -201,6 +201,23 @@ Test(http_strict, a_bad_request_after_a_good_one_gets_its_400)
 {
     start();
     refuses_a_second_request(lb->port, "balancer");
+    refuses_a_second_request(shop->port, "shopd");
+}
+
+/* The first answer takes a while (a login hashes its password on a thread):
+ * the refusal of the request pipelined behind it must still come second. */
+Test(http_strict, shopd_answers_pipelined_requests_in_order)
+{
+    start();
+    static const char two[] =
+        "POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Content-Length: 52\r\n\r\n{\"email\":\"nobody@example.com\",\"password\":\"xxxxxxxx\"}"
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX A: b\r\n\r\n";
+    char *out = exchange(shop->port, two, sizeof(two) - 1);
+    cr_expect(strncmp(out, "HTTP/1.1 401 ", 13) == 0, "the login's answer is not first:\n%s", out);
+    const char *second = strstr(out + 1, "HTTP/1.1 ");
+    cr_expect(second && strncmp(second, "HTTP/1.1 400 ", 13) == 0, "no 400 after it:\n%s", out);
+    free(out);
 }
 
 /* Python's urllib and many SDKs send the whole body before they read. */
