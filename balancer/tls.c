@@ -102,7 +102,6 @@ static void keys_rotate_if_due(void)
 static int ticket_cb(SSL *ssl, unsigned char *key_name, unsigned char *iv, EVP_CIPHER_CTX *cctx,
                      EVP_MAC_CTX *hctx, int enc)
 {
-    (void)ssl;
     keys_rotate_if_due();
     const struct ticket_key *k = NULL;
     if (enc) {
@@ -128,7 +127,14 @@ static int ticket_cb(SSL *ssl, unsigned char *key_name, unsigned char *iv, EVP_C
                  : EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k->aes, iv);
     if (ok != 1)
         return -1;
-    return enc || k == &keys[0] ? 1 : 2; /* 2: good, but issue a ticket under the current key */
+    if (enc)
+        return 1;
+    /* 2: good, and issue a new ticket. Always in TLS 1.3: OpenSSL sends a
+     * resumed TLS 1.3 client a fresh ticket only when asked to renew, and a
+     * client that keeps just its latest session (wrk, many libraries) would
+     * otherwise fall back to a full handshake every second connection. In TLS
+     * 1.2 the ticket stays valid, so only one from the previous key is renewed. */
+    return k == &keys[0] && SSL_version(ssl) < TLS1_3_VERSION ? 1 : 2;
 }
 
 /* --- SNI and ALPN -------------------------------------------------------------- */
