@@ -4,8 +4,8 @@
 #   tools/bench-tls.sh [DURATION]       (default 3s per figure; RUNS=5; BIN=... for another build)
 #
 # Both in front of the same two shopd (keep-alive to them), one thread each, the same
-# certificates (tools/make-dev-cert.sh: ECDSA P-256 and RSA 2048) and the same TLS 1.2
-# cipher list (the balancer's default, Mozilla intermediate); TLS 1.3 otherwise.
+# certificates (tools/make-dev-cert.sh: ECDSA P-256 and RSA 2048), the same TLS 1.2
+# cipher list and TLS 1.3 suites (the balancer's, Mozilla intermediate); TLS 1.3 is used.
 # Cells:
 #   full-ec, full-rsa   new connections per second, each a full handshake, one GET with
 #                       "Connection: close" and the answer (tests/load/tls_handshake_bench.c,
@@ -49,6 +49,8 @@ tools/make-dev-cert.sh "$WORK" rsa rsa localhost 127.0.0.1 >/dev/null
 cat "$WORK/ec.pem" "$WORK/ec-key.pem" >"$WORK/ha-ec.pem"
 cat "$WORK/rsa.pem" "$WORK/rsa-key.pem" >"$WORK/ha-rsa.pem"
 # The balancer's default (BALANCER_TLS_CIPHERS, Mozilla intermediate), given to both.
+# Its TLS 1.3 suites, in its order (AES-128-GCM first: not OpenSSL's default order).
+SUITES=TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256
 CIPHERS=ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305
 
 BACKENDS=()
@@ -79,6 +81,7 @@ done
     echo "    maxconn 4096"
     echo "    tune.ssl.default-dh-param 2048"
     echo "    ssl-default-bind-ciphers $CIPHERS"
+    echo "    ssl-default-bind-ciphersuites $SUITES"
     echo "    ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets"
     echo "defaults"
     echo "    mode http"
