@@ -294,7 +294,8 @@ Test(balancer_tls, tls13_resumed_connection_gets_a_new_ticket)
         struct tconn t;
         cr_assert(tls_open(&t, ctx, "localhost", sess));
         if (i > 0)
-            cr_assert(SSL_session_reused(t.ssl), "connection %d, after a resumed one, was a full handshake", i);
+            cr_assert(SSL_session_reused(t.ssl), "connection %d, after a resumed one, was a full handshake",
+                      i);
         char *a = tls_get(&t, "/whoami"); /* reads the ticket that follows the handshake */
         cr_assert(strstr(a, "200"), "%s", a);
         free(a);
