@@ -36,6 +36,7 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
+trap "exit 1" INT TERM HUP PIPE # the EXIT trap then stops what was started
 for tool in wrk /usr/sbin/haproxy openssl python3 cc pkg-config; do
     command -v "$tool" >/dev/null || { echo "bench-tls: $tool is not installed (make deps)" >&2; exit 1; }
 done
