@@ -3,8 +3,9 @@
 #include "tls.h"
 
 #include "balancer.h"
-#include "shared/config.h"
+#include "shared/admin_http.h"
 #include "shared/process_metrics.h"
+#include "shared/prom.h"
 #include "shared/strbuf.h"
 
 #include <event2/buffer.h>
@@ -99,179 +100,120 @@ static void status_json(struct balancer *b, struct evbuffer *out)
     free(text);
 }
 
-/* Appends the /metrics text (Prometheus 0.0.4) to o. */
-static void metrics_text(struct balancer *b, struct evbuffer *o)
+/* The /metrics text (Prometheus 0.0.4). */
+static void metrics_text(struct balancer *b, struct strbuf *o)
 {
-    evbuffer_add_printf(o,
-                        "# HELP balancer_up_seconds Time since the balancer started.\n"
-                        "# TYPE balancer_up_seconds gauge\nbalancer_up_seconds %.3f\n",
-                        uptime_s(b));
-    evbuffer_add_printf(o,
-                        "# HELP balancer_connections Open client connections.\n"
-                        "# TYPE balancer_connections gauge\nbalancer_connections %ld\n",
-                        b->nclients);
-    evbuffer_add_printf(o,
-                        "# HELP balancer_accepted_connections_total Client connections accepted.\n"
-                        "# TYPE balancer_accepted_connections_total counter\n"
-                        "balancer_accepted_connections_total %llu\n",
-                        (unsigned long long)b->accepted);
-    evbuffer_add_printf(
-        o,
-        "# HELP balancer_rejected_connections_total Client connections refused over the limit.\n"
-        "# TYPE balancer_rejected_connections_total counter\n"
-        "balancer_rejected_connections_total %llu\n",
-        (unsigned long long)b->rejected);
-    evbuffer_add_printf(o,
-                        "# HELP balancer_requests_total Requests received.\n"
-                        "# TYPE balancer_requests_total counter\nbalancer_requests_total %llu\n",
-                        (unsigned long long)b->requests);
-    evbuffer_add_printf(
-        o,
-        "# HELP balancer_local_responses_total Answers made by the balancer itself (errors).\n"
-        "# TYPE balancer_local_responses_total counter\nbalancer_local_responses_total %llu\n",
-        (unsigned long long)b->local_errors);
-    evbuffer_add_printf(
-        o,
-        "# HELP balancer_reloads_total Configurations applied by SIGHUP.\n"
-        "# TYPE balancer_reloads_total counter\nbalancer_reloads_total %llu\n"
-        "# HELP balancer_draining 1 once a stop signal came: no new connections are accepted.\n"
-        "# TYPE balancer_draining gauge\nbalancer_draining %d\n",
-        (unsigned long long)b->reloads, b->draining ? 1 : 0);
+    prom_gauge(o, "balancer_up_seconds", "Time since the balancer started.", uptime_s(b));
+    prom_gauge(o, "balancer_connections", "Open client connections.", (double)b->nclients);
+    prom_counter(o, "balancer_accepted_connections_total", "Client connections accepted.", b->accepted);
+    prom_counter(o, "balancer_rejected_connections_total", "Client connections refused over the limit.",
+                 b->rejected);
+    prom_counter(o, "balancer_requests_total", "Requests received.", b->requests);
+    prom_counter(o, "balancer_local_responses_total", "Answers made by the balancer itself (errors).",
+                 b->local_errors);
+    prom_counter(o, "balancer_reloads_total", "Configurations applied by SIGHUP.", b->reloads);
+    prom_gauge(o, "balancer_draining", "1 once a stop signal came: no new connections are accepted.",
+               b->draining ? 1 : 0);
     struct procm_row self = {.labels = ""};
-    struct strbuf text = {0};
     if (procm_read(0, &self.sample) == 0)
-        procm_format(&text, &self, 1);
-    procm_build_info(&text, "balancer", SHOP_VERSION);
-    size_t len;
-    char *p = strbuf_take(&text, &len);
-    evbuffer_add(o, p, len);
-    free(p);
+        procm_format(o, &self, 1);
+    procm_build_info(o, "balancer", SHOP_VERSION);
 
     struct {
-        const char *name, *type, *help;
+        const char *name;
+        enum prom_type type;
+        const char *help;
         size_t off;
         bool is_long;
     } per[] = {
-        {"balancer_backend_up", "gauge", "1 when the backend is healthy.", 0, false},
-        {"balancer_backend_in_flight", "gauge", "Requests being answered.",
+        {"balancer_backend_up", PROM_GAUGE, "1 when the backend is healthy.", 0, false},
+        {"balancer_backend_in_flight", PROM_GAUGE, "Requests being answered.",
          offsetof(struct backend, in_flight), true},
-        {"balancer_backend_connections", "gauge", "Open connections (busy and idle).",
+        {"balancer_backend_connections", PROM_GAUGE, "Open connections (busy and idle).",
          offsetof(struct backend, connections), true},
-        {"balancer_backend_requests_total", "counter", "Requests sent.", offsetof(struct backend, requests),
-         false},
-        {"balancer_backend_retries_total", "counter", "Requests retried on this backend.",
+        {"balancer_backend_requests_total", PROM_COUNTER, "Requests sent.",
+         offsetof(struct backend, requests), false},
+        {"balancer_backend_retries_total", PROM_COUNTER, "Requests retried on this backend.",
          offsetof(struct backend, retries), false},
-        {"balancer_backend_failures_total", "counter", "Connect failures, resets, timeouts and bad answers.",
-         offsetof(struct backend, failures), false},
-        {"balancer_backend_health_checks_failed_total", "counter", "Failed active health checks.",
+        {"balancer_backend_failures_total", PROM_COUNTER,
+         "Connect failures, resets, timeouts and bad answers.", offsetof(struct backend, failures), false},
+        {"balancer_backend_health_checks_failed_total", PROM_COUNTER, "Failed active health checks.",
          offsetof(struct backend, checks_failed), false},
-        {"balancer_backend_sent_bytes_total", "counter", "Answer bytes relayed to clients.",
+        {"balancer_backend_sent_bytes_total", PROM_COUNTER, "Answer bytes relayed to clients.",
          offsetof(struct backend, bytes_out), false},
     };
+    char labels[PROM_LABELS_MAX];
     for (size_t m = 0; m < sizeof(per) / sizeof(per[0]); m++) {
-        evbuffer_add_printf(o, "# HELP %s %s\n# TYPE %s %s\n", per[m].name, per[m].help, per[m].name,
-                            per[m].type);
+        prom_family(o, per[m].name, per[m].type, per[m].help);
         for (size_t i = 0; i < b->nbackends; i++) {
             const struct backend *be = b->backends[i];
-            unsigned long long v;
+            uint64_t v;
             if (m == 0)
-                v = be->up;
+                v = be->up ? 1 : 0;
             else if (per[m].is_long)
-                v = (unsigned long long)*(const long *)((const char *)be + per[m].off);
+                v = (uint64_t) * (const long *)((const char *)be + per[m].off);
             else
-                v = (unsigned long long)*(const uint64_t *)((const char *)be + per[m].off);
-            evbuffer_add_printf(o, "%s{backend=\"%s\"} %llu\n", per[m].name, be->name, v);
+                v = *(const uint64_t *)((const char *)be + per[m].off);
+            prom_sample_u64(o, per[m].name, prom_labels(labels, sizeof(labels), "backend", be->name, NULL),
+                            v);
         }
     }
-    evbuffer_add_printf(o, "# HELP balancer_backend_responses_total Answers by status class.\n"
-                           "# TYPE balancer_backend_responses_total counter\n");
+    prom_family(o, "balancer_backend_responses_total", PROM_COUNTER, "Answers by status class.");
     for (size_t i = 0; i < b->nbackends; i++)
         for (int k = 0; k < 6; k++)
-            evbuffer_add_printf(o, "balancer_backend_responses_total{backend=\"%s\",code=\"%s\"} %llu\n",
-                                b->backends[i]->name, response_classes[k],
-                                (unsigned long long)b->backends[i]->responses[k]);
-    evbuffer_add_printf(
-        o, "# HELP balancer_backend_latency_seconds Time from sending to the end of the answer.\n"
-           "# TYPE balancer_backend_latency_seconds histogram\n");
+            prom_sample_u64(o, "balancer_backend_responses_total",
+                            prom_labels(labels, sizeof(labels), "backend", b->backends[i]->name, "code",
+                                        response_classes[k], NULL),
+                            b->backends[i]->responses[k]);
+    prom_family(o, "balancer_backend_latency_seconds", PROM_HISTOGRAM,
+                "Time from sending to the end of the answer.");
+    double bounds[BACKEND_LAT_BUCKETS];
+    for (int k = 0; k < BACKEND_LAT_BUCKETS; k++)
+        bounds[k] = (double)backend_lat_bounds_us[k] / 1e6;
     for (size_t i = 0; i < b->nbackends; i++) {
         const struct backend *be = b->backends[i];
-        uint64_t cum = 0;
-        for (int k = 0; k < BACKEND_LAT_BUCKETS; k++) {
-            cum += be->lat_buckets[k];
-            evbuffer_add_printf(o, "balancer_backend_latency_seconds_bucket{backend=\"%s\",le=\"%g\"} %llu\n",
-                                be->name, (double)backend_lat_bounds_us[k] / 1e6, (unsigned long long)cum);
-        }
-        evbuffer_add_printf(o, "balancer_backend_latency_seconds_bucket{backend=\"%s\",le=\"+Inf\"} %llu\n",
-                            be->name, (unsigned long long)be->lat_count);
-        evbuffer_add_printf(o, "balancer_backend_latency_seconds_sum{backend=\"%s\"} %.6f\n", be->name,
-                            (double)be->lat_sum_us / 1e6);
-        evbuffer_add_printf(o, "balancer_backend_latency_seconds_count{backend=\"%s\"} %llu\n", be->name,
-                            (unsigned long long)be->lat_count);
+        uint64_t counts[BACKEND_LAT_BUCKETS + 1], below = 0;
+        for (int k = 0; k < BACKEND_LAT_BUCKETS; k++)
+            below += counts[k] = be->lat_buckets[k];
+        counts[BACKEND_LAT_BUCKETS] = be->lat_count - below;
+        prom_histogram(o, "balancer_backend_latency_seconds",
+                       prom_labels(labels, sizeof(labels), "backend", be->name, NULL), bounds, counts,
+                       BACKEND_LAT_BUCKETS, (double)be->lat_sum_us / 1e6);
     }
 }
 
-static const char *reason_of(int code)
+static void write_status(struct evbuffer *body, void *ctx)
 {
-    return code == 200 ? "OK" : code == 404 ? "Not Found" : "Method Not Allowed";
+    status_json(ctx, body);
 }
 
-static void admin_request(struct evhttp_request *req, void *arg)
+static void write_metrics(struct evbuffer *body, void *ctx)
 {
-    struct balancer *b = arg;
-    const char *uri = evhttp_request_get_uri(req);
-    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
-    size_t plen = strcspn(uri, "?");
-    struct evbuffer *body = evbuffer_new();
-    int code = 200;
-    const char *type = "text/plain";
-    if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
-        code = 405;
-        evbuffer_add_printf(body, "method not allowed\n");
-    } else if (plen == 7 && strncmp(uri, "/status", 7) == 0) {
-        type = "application/json";
-        status_json(b, body);
-    } else if (plen == 8 && strncmp(uri, "/metrics", 8) == 0) {
-        type = "text/plain; version=0.0.4";
-        metrics_text(b, body);
-        if (b->tls)
-            tls_metrics(b->tls, body);
-    } else {
-        code = 404;
-        evbuffer_add_printf(body, "not found: try /status or /metrics\n");
-    }
-    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-    evhttp_add_header(h, "Content-Type", type);
-    evhttp_add_header(h, "Cache-Control", "no-store");
-    evhttp_send_reply(req, code, reason_of(code), body);
-    evbuffer_free(body);
+    struct balancer *b = ctx;
+    struct strbuf text = {0};
+    metrics_text(b, &text);
+    if (b->tls)
+        tls_metrics(b->tls, &text);
+    evbuffer_add(body, text.p, text.len);
+    strbuf_free(&text);
 }
+
+static const struct admin_http_page pages[] = {
+    {"/status", "application/json", write_status},
+    {"/metrics", ADMIN_HTTP_PROMETHEUS, write_metrics},
+};
 
 int admin_start(struct balancer *b, char *err, size_t errlen)
 {
     if (!b->set.admin_listen[0])
         return 0;
-    char host[256];
-    int port;
-    if (config_parse_hostport(b->set.admin_listen, host, sizeof(host), &port) < 0) {
-        snprintf(err, errlen, "BALANCER_ADMIN_LISTEN=%s is not address:port", b->set.admin_listen);
-        return -1;
-    }
-    b->admin = evhttp_new(b->base);
-    evhttp_set_gencb(b->admin, admin_request, b);
-    evhttp_set_timeout(b->admin, 10);
-    if (!evhttp_bind_socket_with_handle(b->admin, host, (unsigned short)port)) {
-        snprintf(err, errlen, "cannot listen on BALANCER_ADMIN_LISTEN=%s", b->set.admin_listen);
-        evhttp_free(b->admin);
-        b->admin = NULL;
-        return -1;
-    }
-    return 0;
+    b->admin = admin_http_new(b->base, "BALANCER_ADMIN_LISTEN", b->set.admin_listen, pages,
+                              sizeof(pages) / sizeof(pages[0]), b, err, errlen);
+    return b->admin ? 0 : -1;
 }
 
 void admin_stop(struct balancer *b)
 {
-    if (b->admin) {
-        evhttp_free(b->admin);
-        b->admin = NULL;
-    }
+    admin_http_free(b->admin);
+    b->admin = NULL;
 }

@@ -63,25 +63,6 @@ static void run_loop(struct balancer *b)
     }
 }
 
-size_t balancer_request_id(struct balancer *b, char *out)
-{
-    /* Formatted by hand ("%s-%08llx"): one id per request, and snprintf was a
-     * tenth of the instructions spent on a request. */
-    static const char hex[] = "0123456789abcdef";
-    uint64_t v = ++b->reqid_counter;
-    size_t plen = strlen(b->reqid_prefix);
-    memcpy(out, b->reqid_prefix, plen);
-    out[plen] = '-';
-    int digits = 8;
-    while (digits < 16 && (v >> (4 * digits)) != 0)
-        digits++;
-    char *p = out + plen + 1;
-    for (int i = digits - 1; i >= 0; i--)
-        *p++ = hex[(v >> (4 * i)) & 0xf];
-    *p = '\0';
-    return (size_t)(p - out);
-}
-
 void balancer_client_closed(struct balancer *b)
 {
     if (b->draining && b->nclients == 0) {
@@ -187,7 +168,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
     struct balancer_settings ns;
     char err[512];
     readiness_reloading();
-    if (settings_load(&ns, b->argc, b->argv, err, sizeof(err)) < 0) {
+    if (balancer_settings_load(&ns, b->argc, b->argv, err, sizeof(err)) < 0) {
         log_warn("reload refused, keeping the running configuration: %s", err);
         readiness_ready();
         return;
@@ -202,7 +183,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
                  b->set.admin_listen[0] ? b->set.admin_listen : "off");
     if (apply_backends(b, ns.backends, ns.nbackends, err, sizeof(err)) < 0) {
         log_warn("reload refused, keeping the running configuration: %s", err);
-        settings_cleanup(&ns);
+        balancer_settings_cleanup(&ns);
         readiness_ready();
         return;
     }
@@ -212,7 +193,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
     memcpy(ns.listen, b->set.listen, sizeof(ns.listen));
     memcpy(ns.admin_listen, b->set.admin_listen, sizeof(ns.admin_listen));
     memcpy(ns.tls_listen, b->set.tls_listen, sizeof(ns.tls_listen));
-    settings_cleanup(&b->set);
+    balancer_settings_cleanup(&b->set);
     b->set = ns;
     apply_timeouts(b);
     apply_logging(&b->set);
@@ -391,7 +372,7 @@ int balancer_main(int argc, char **argv)
     b->argc = argc;
     b->argv = argv;
     char err[512];
-    if (settings_load(&b->set, argc, argv, err, sizeof(err)) < 0) {
+    if (balancer_settings_load(&b->set, argc, argv, err, sizeof(err)) < 0) {
         fprintf(stderr, "balancer: %s\n", err);
         free(b);
         return 2;
@@ -400,9 +381,7 @@ int balancer_main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
     gettimeofday(&b->started, NULL);
-    unsigned char rnd[8];
-    crypto_random_bytes(rnd, sizeof(rnd));
-    crypto_hex_encode(rnd, sizeof(rnd), b->reqid_prefix);
+    request_id_gen_init(&b->request_ids);
 
     struct event_config *ec = event_config_new();
     /* No EPOLL_USE_CHANGELIST: connections close their fd in the same loop pass as
@@ -486,7 +465,7 @@ out:
         if (evs[i])
             event_free(evs[i]);
     event_base_free(b->base);
-    settings_cleanup(&b->set);
+    balancer_settings_cleanup(&b->set);
     free(b);
     return rc;
 }

@@ -8,6 +8,7 @@
 
 #include "backend.h"
 #include "settings.h"
+#include "shared/request_id.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -15,7 +16,7 @@
 
 struct event_base;
 struct evconnlistener;
-struct evhttp;
+struct admin_http;
 struct event;
 struct client;
 struct tls_store;
@@ -35,7 +36,7 @@ struct balancer {
     struct evconnlistener *listener;
     struct evconnlistener *tls_listener; /* NULL: no BALANCER_TLS_LISTEN */
     struct tls_store *tls;               /* the certificates; replaced whole by a reload */
-    struct evhttp *admin;
+    struct admin_http *admin;
     struct event *sig_term, *sig_int, *sig_hup, *sig_usr1, *drain_timer;
     struct event *log_flush; /* writes buffered log lines once per loop iteration */
 
@@ -47,8 +48,7 @@ struct balancer {
     bool draining;
 
     uint64_t accepted, rejected, requests, local_errors, reloads;
-    uint64_t reqid_counter;
-    char reqid_prefix[17];
+    struct request_id_gen request_ids;
     struct timeval started;
 };
 
@@ -56,10 +56,6 @@ struct balancer {
  * SIGTERM/SIGINT have drained in-flight requests. Returns the exit status
  * (0 after a clean shutdown, 1 when it cannot start, 2 on bad configuration). */
 int balancer_main(int argc, char **argv);
-
-/* Writes a fresh request id (process-random prefix and a counter, NUL-terminated)
- * into out, which holds at least 40 bytes. Returns its length. */
-size_t balancer_request_id(struct balancer *b, char *out);
 
 /* Called by proxy.c whenever a client connection ends (for draining). */
 void balancer_client_closed(struct balancer *b);

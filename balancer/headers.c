@@ -52,20 +52,6 @@ bool headers_list_has_token(const char *value, size_t vlen, const char *token, s
     return false;
 }
 
-bool headers_request_id_ok(const char *id, size_t len)
-{
-    if (len == 0 || len > HEADERS_REQUEST_ID_MAX)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        char c = id[i];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-                  c == '_' || c == ':' || c == '+' || c == '/' || c == '=' || c == '-';
-        if (!ok)
-            return false;
-    }
-    return true;
-}
-
 long headers_build_xff(const char *existing, size_t elen, const char *client_ip, char *out, size_t outlen)
 {
     size_t iplen = strlen(client_ip);

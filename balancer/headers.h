@@ -9,8 +9,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define HEADERS_REQUEST_ID_MAX 128
-
 /* True for the hop-by-hop headers of RFC 9110 section 7.6.1 that a proxy must
  * not forward: Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade,
  * Proxy-Authenticate, Proxy-Authorization. Transfer-Encoding is not in the list
@@ -20,10 +18,6 @@ bool headers_is_hop_by_hop(const char *name, size_t len);
 /* True when the comma-separated token list value (a Connection header) names
  * token, case-insensitively, ignoring optional whitespace around tokens. */
 bool headers_list_has_token(const char *value, size_t vlen, const char *token, size_t tlen);
-
-/* True when id is acceptable as a client-supplied X-Request-Id: 1 to 128
- * characters from [A-Za-z0-9._:+/=-], so it can be logged and forwarded as is. */
-bool headers_request_id_ok(const char *id, size_t len);
 
 /* Writes the X-Forwarded-For value to send: the incoming value (may be NULL or
  * empty), then ", " and client_ip; just client_ip when there was none. Writes a

@@ -8,6 +8,7 @@
 #include "shared/h1frame.h"
 #include "shared/http_answer.h"
 #include "shared/log.h"
+#include "shared/request_id.h"
 #include "shared/xalloc.h"
 #include "tls.h"
 
@@ -91,7 +92,7 @@ struct client {
     uint64_t body_bytes, resp_bytes, t_start, t_up;
     char *scratch; /* the request head as sent (kept for a retry), then the response head */
     size_t scratch_len, scratch_cap;
-    char reqid[HEADERS_REQUEST_ID_MAX + 1];
+    char reqid[REQUEST_ID_MAX + 1];
     char ip[INET6_ADDRSTRLEN];
     char addr[INET6_ADDRSTRLEN + 8];
 };
@@ -768,11 +769,11 @@ static bool build_request_head(struct client *c, bool *has_host, bool *expect_co
     SB_LIT(c, "\r\nX-Forwarded-Proto: ");
     sb_str(c, c->io.ssl ? "https" : proto ? proto : "http");
     SB_LIT(c, "\r\nX-Request-Id: ");
-    if (rid && headers_request_id_ok(rid, rid_len)) {
+    if (rid && request_id_valid(rid, rid_len)) {
         memcpy(c->reqid, rid, rid_len);
         c->reqid[rid_len] = '\0';
     } else {
-        balancer_request_id(c->bal, c->reqid);
+        request_id_next(&c->bal->request_ids, c->reqid);
     }
     sb_str(c, c->reqid);
     SB_LIT(c, "\r\n\r\n");
@@ -851,7 +852,7 @@ static void client_local(struct client *c, int status, const char *msg)
     c->status = status;
     c->resp_started = true;
     if (!c->reqid[0])
-        balancer_request_id(b, c->reqid);
+        request_id_next(&b->request_ids, c->reqid);
     char answer[1024];
     size_t n = http_error_answer(answer, sizeof(answer), status, c->reqid, NULL, msg, c->head_req);
     evbuffer_add(c->io.out, answer, n);
@@ -1500,8 +1501,8 @@ void proxy_accept_tls(struct balancer *b, int fd, const struct sockaddr *sa, soc
 static struct client *client_accept(struct balancer *b, int fd, const struct sockaddr *sa)
 {
     if (b->nclients >= b->set.max_connections || b->draining) {
-        char reqid[HEADERS_REQUEST_ID_MAX + 1];
-        balancer_request_id(b, reqid);
+        char reqid[REQUEST_ID_MAX + 1];
+        request_id_next(&b->request_ids, reqid);
         char busy[1024];
         size_t n = http_error_answer(busy, sizeof(busy), 503, reqid, "Retry-After: 1\r\n",
                                      b->draining ? "shutting down" : "too many connections", false);

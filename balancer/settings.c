@@ -197,7 +197,7 @@ static int load_tls(struct config *cfg, struct balancer_settings *out, char *err
     return 0;
 }
 
-int settings_load(struct balancer_settings *out, int argc, char **argv, char *err, size_t errlen)
+int balancer_settings_load(struct balancer_settings *out, int argc, char **argv, char *err, size_t errlen)
 {
     memset(out, 0, sizeof(*out));
     struct config *cfg = config_load("balancer", SHOP_VERSION,
@@ -256,11 +256,11 @@ int settings_load(struct balancer_settings *out, int argc, char **argv, char *er
 done:
     config_free(cfg);
     if (rc < 0)
-        settings_cleanup(out);
+        balancer_settings_cleanup(out);
     return rc;
 }
 
-void settings_cleanup(struct balancer_settings *s)
+void balancer_settings_cleanup(struct balancer_settings *s)
 {
     free(s->backends);
     s->backends = NULL;

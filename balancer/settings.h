@@ -42,7 +42,7 @@ extern const struct config_setting settings_table[];
 /* Loads and validates every setting. `--help`/`--version` print and exit 0.
  * Returns 0 and fills *out (free its backends with settings_cleanup), or -1 with
  * a one-line reason in err. */
-int settings_load(struct balancer_settings *out, int argc, char **argv, char *err, size_t errlen);
-void settings_cleanup(struct balancer_settings *s);
+int balancer_settings_load(struct balancer_settings *out, int argc, char **argv, char *err, size_t errlen);
+void balancer_settings_cleanup(struct balancer_settings *s);
 
 #endif

@@ -1,6 +1,7 @@
 #include "tls.h"
 
 #include "shared/log.h"
+#include "shared/prom.h"
 #include "shared/xalloc.h"
 
 #include <dirent.h>
@@ -551,27 +552,24 @@ int tls_check(const struct tls_options *o, FILE *out)
     return cs.bad ? -1 : 0;
 }
 
-void tls_metrics(const struct tls_store *s, struct evbuffer *o)
+void tls_metrics(const struct tls_store *s, struct strbuf *o)
 {
-    evbuffer_add_printf(o,
-                        "# HELP balancer_tls_handshakes_total TLS handshakes completed.\n"
-                        "# TYPE balancer_tls_handshakes_total counter\n"
-                        "balancer_tls_handshakes_total{kind=\"full\"} %llu\n"
-                        "balancer_tls_handshakes_total{kind=\"resumed\"} %llu\n",
-                        (unsigned long long)hs_full, (unsigned long long)hs_resumed);
-    evbuffer_add_printf(
-        o, "# HELP balancer_tls_handshake_failures_total TLS handshakes that failed, by reason.\n"
-           "# TYPE balancer_tls_handshake_failures_total counter\n");
+    char labels[PROM_LABELS_MAX];
+    prom_family(o, "balancer_tls_handshakes_total", PROM_COUNTER, "TLS handshakes completed.");
+    prom_sample_u64(o, "balancer_tls_handshakes_total", "kind=\"full\"", hs_full);
+    prom_sample_u64(o, "balancer_tls_handshakes_total", "kind=\"resumed\"", hs_resumed);
+    prom_family(o, "balancer_tls_handshake_failures_total", PROM_COUNTER,
+                "TLS handshakes that failed, by reason.");
     for (int i = 0; i < FR_COUNT; i++)
-        evbuffer_add_printf(o, "balancer_tls_handshake_failures_total{reason=\"%s\"} %llu\n", fail_names[i],
-                            (unsigned long long)hs_failed[i]);
+        prom_sample_u64(o, "balancer_tls_handshake_failures_total",
+                        prom_labels(labels, sizeof(labels), "reason", fail_names[i], NULL), hs_failed[i]);
     if (!s)
         return;
-    evbuffer_add_printf(
-        o, "# HELP balancer_tls_certificate_expiry_seconds Seconds until the certificate expires.\n"
-           "# TYPE balancer_tls_certificate_expiry_seconds gauge\n");
+    prom_family(o, "balancer_tls_certificate_expiry_seconds", PROM_GAUGE,
+                "Seconds until the certificate expires.");
     time_t now = time(NULL);
     for (size_t i = 0; i < s->n; i++)
-        evbuffer_add_printf(o, "balancer_tls_certificate_expiry_seconds{name=\"%s\"} %lld\n",
-                            s->certs[i].name, (long long)(s->certs[i].not_after - now));
+        prom_sample(o, "balancer_tls_certificate_expiry_seconds",
+                    prom_labels(labels, sizeof(labels), "name", s->certs[i].name, NULL),
+                    (double)(s->certs[i].not_after - now));
 }

@@ -19,6 +19,7 @@
 #include <stdio.h>
 
 struct evbuffer;
+struct strbuf;
 struct tls_store;
 
 /* Where the certificates come from (the BALANCER_TLS_* settings). */
@@ -65,6 +66,6 @@ void tls_handshake_failed(SSL *ssl, int fd);
 int tls_check(const struct tls_options *o, FILE *out);
 
 /* Appends the TLS metrics (Prometheus text) of s (may be NULL: counters only) to o. */
-void tls_metrics(const struct tls_store *s, struct evbuffer *o);
+void tls_metrics(const struct tls_store *s, struct strbuf *o);
 
 #endif

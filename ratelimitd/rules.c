@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ratelimitd/protocol.h"
+#include "shared/rl_protocol.h"
 #include "shared/strbuf.h"
 #include "shared/xalloc.h"
 
@@ -29,10 +29,10 @@ static void fail(char *err, size_t errlen, const char *origin, int line, const c
     snprintf(err, errlen, "%s:%d: %s", origin, line, msg);
 }
 
-/* A count in [s, end): 1 to RLD_PROTO_MAX_COST, the numbers CHECK takes; -1 when not one. */
+/* A count in [s, end): 1 to RL_PROTO_MAX_COST, the numbers CHECK takes; -1 when not one. */
 static long parse_count(const char *s, const char *end)
 {
-    long v = s < end ? rld_proto_parse_number(s, (size_t)(end - s)) : -1;
+    long v = s < end ? rl_proto_parse_number(s, (size_t)(end - s)) : -1;
     return v >= 1 ? v : -1;
 }
 
@@ -109,7 +109,7 @@ static int add_rule(struct rld_rules *set, size_t *cap, const char *line, size_t
     }
     struct rld_rule r;
     memset(&r, 0, sizeof(r));
-    if (!rld_proto_rule_name_ok(tok[0], tok_len[0])) {
+    if (!rl_proto_rule_name_ok(tok[0], tok_len[0])) {
         fail(err, errlen, origin, lineno, "rule name must be 1-64 letters, digits, '_', '-' or '.'");
         return -1;
     }

@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ratelimitd/protocol.h"
+#include "shared/rl_protocol.h"
 #include "shared/config.h"
 #include "shared/log.h"
 #include "shared/xalloc.h"
@@ -167,7 +167,7 @@ static void push_err(struct conn *c, const char *reason)
 {
     char buf[128];
     c->srv->stats->errors++;
-    push_text(c, buf, rld_proto_format_err(buf, sizeof(buf), reason));
+    push_text(c, buf, rl_proto_format_err(buf, sizeof(buf), reason));
 }
 
 static void log_shadow(struct rld_server *srv, const struct rld_rule *rule, const char *key)
@@ -196,17 +196,17 @@ static void on_decision(const struct rld_decision *d, void *arg)
         srv->stats->allowed++;
         rld_stats_rule_result(srv->stats, rule_index, RLD_RESULT_ALLOWED);
         s->len =
-            rld_proto_format_allow(s->text, sizeof(s->text), d->limit, d->remaining, d->reset_s, d->window_s);
+            rl_proto_format_allow(s->text, sizeof(s->text), d->limit, d->remaining, d->reset_s, d->window_s);
     } else if (s->rule->shadow) {
         srv->stats->allowed++;
         srv->stats->shadow_denied++;
         rld_stats_rule_result(srv->stats, rule_index, RLD_RESULT_SHADOW_DENIED);
         log_shadow(srv, s->rule, s->shadow_key ? s->shadow_key : "");
-        s->len = rld_proto_format_allow(s->text, sizeof(s->text), d->limit, 0, d->reset_s, d->window_s);
+        s->len = rl_proto_format_allow(s->text, sizeof(s->text), d->limit, 0, d->reset_s, d->window_s);
     } else {
         srv->stats->denied++;
         rld_stats_rule_result(srv->stats, rule_index, RLD_RESULT_DENIED);
-        s->len = rld_proto_format_deny(s->text, sizeof(s->text), d->limit, d->retry_after_ms, d->window_s);
+        s->len = rl_proto_format_deny(s->text, sizeof(s->text), d->limit, d->retry_after_ms, d->window_s);
     }
     s->ready = true;
     flush_ready(c);
@@ -216,17 +216,17 @@ static void on_decision(const struct rld_decision *d, void *arg)
 static void handle_line(struct conn *c, const char *line, size_t len)
 {
     struct rld_server *srv = c->srv;
-    struct rld_cmd cmd;
+    struct rl_proto_cmd cmd;
     const char *reason;
-    if (rld_proto_parse(line, len, &cmd, &reason) < 0) {
+    if (rl_proto_parse(line, len, &cmd, &reason) < 0) {
         push_err(c, reason);
         return;
     }
-    if (cmd.type == RLD_CMD_PING) {
+    if (cmd.type == RL_PROTO_CMD_PING) {
         push_text(c, "PONG\r\n", 6);
         return;
     }
-    if (cmd.type == RLD_CMD_STATS) {
+    if (cmd.type == RL_PROTO_CMD_STATS) {
         slot_push(c)->stats = true;
         flush_ready(c);
         return;
@@ -257,7 +257,7 @@ static bool over_limits(struct conn *c)
 static void process_lines(struct conn *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
-    char line[RLD_PROTO_MAX_LINE + 2];
+    char line[RL_PROTO_MAX_LINE + 2];
     c->processing = true;
     while (!c->closing) {
         if (over_limits(c)) {
@@ -267,7 +267,7 @@ static void process_lines(struct conn *c)
         size_t eol_len = 0;
         struct evbuffer_ptr pos = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
         size_t avail = evbuffer_get_length(in);
-        if (pos.pos < 0 ? avail > RLD_PROTO_MAX_LINE + 1 : (size_t)pos.pos > RLD_PROTO_MAX_LINE + 1) {
+        if (pos.pos < 0 ? avail > RL_PROTO_MAX_LINE + 1 : (size_t)pos.pos > RL_PROTO_MAX_LINE + 1) {
             /* +1 leaves room for the '\r' of "\r\n". */
             push_err(c, "line too long");
             c->closing = true;

@@ -3,7 +3,7 @@
  * Each connection reads request lines, starts a decision per line and writes the answers
  * strictly in request order, however the decisions complete. Reading pauses while a
  * connection has too many answers pending or too much unsent output (backpressure); a line
- * longer than RLD_PROTO_MAX_LINE is answered "ERR line too long" and the connection closed. */
+ * longer than RL_PROTO_MAX_LINE is answered "ERR line too long" and the connection closed. */
 #ifndef RATELIMITD_SERVER_H
 #define RATELIMITD_SERVER_H
 

@@ -33,7 +33,6 @@ struct dynamo_client {
     long connect_timeout_ms;
     long timeout_ms;
     long connects; /* new connections opened, summed over calls */
-    char errbuf[CURL_ERROR_SIZE];
 };
 
 static bool empty(const char *s)
@@ -286,25 +285,57 @@ static void read_error(struct dynamo_result *out)
         out->message = xstrdup(msg);
 }
 
-enum dynamo_class dynamo_call(struct dynamo_client *c, const char *op, json_t *request,
-                              struct dynamo_result *out)
+/* One request being sent: what curl reads from and writes into until it ends. */
+struct dynamo_transfer {
+    struct dynamo_client *c;
+    CURL *h;
+    char *op;
+    char *body;
+    char *target;
+    struct curl_slist *hdrs;
+    struct strbuf resp;
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+static void transfer_free(struct dynamo_transfer *t)
+{
+    curl_slist_free_all(t->hdrs);
+    free(t->resp.p);
+    free(t->target);
+    free(t->body);
+    free(t->op);
+    free(t);
+}
+
+struct dynamo_transfer *dynamo_transfer_start(struct dynamo_client *c, CURL *h, const char *op,
+                                              json_t *request, struct dynamo_result *out)
 {
     *out = (struct dynamo_result){0};
-    if (!c->access_key_id || !c->secret_access_key)
-        return fail(out, DYNAMO_FATAL, "MissingCredentials",
-                    "AWS credentials missing: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY");
-    if (empty(op) || !request)
-        return fail(out, DYNAMO_FATAL, "InvalidRequest", "no operation or request body given");
-
+    if (!c->access_key_id || !c->secret_access_key) {
+        fail(out, DYNAMO_FATAL, "MissingCredentials",
+             "AWS credentials missing: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY");
+        return NULL;
+    }
+    if (empty(op) || !request) {
+        fail(out, DYNAMO_FATAL, "InvalidRequest", "no operation or request body given");
+        return NULL;
+    }
     char *body = json_dumps(request, JSON_COMPACT);
-    if (!body)
-        return fail(out, DYNAMO_FATAL, "InvalidRequest", "%s: request is not serialisable JSON", op);
-    char *target = xasprintf(TARGET_PREFIX "%s", op);
+    if (!body) {
+        fail(out, DYNAMO_FATAL, "InvalidRequest", "%s: request is not serialisable JSON", op);
+        return NULL;
+    }
+    struct dynamo_transfer *t = xcalloc(1, sizeof(*t));
+    t->c = c;
+    t->h = h;
+    t->op = xstrdup(op);
+    t->body = body;
+    t->target = xasprintf(TARGET_PREFIX "%s", op);
 
     const struct sigv4_header signed_headers[] = {
         {"Host", c->host},
         {"Content-Type", CONTENT_TYPE},
-        {"X-Amz-Target", target},
+        {"X-Amz-Target", t->target},
     };
     struct sigv4_request sreq = {
         .method = "POST",
@@ -322,34 +353,31 @@ enum dynamo_class dynamo_call(struct dynamo_client *c, const char *op, json_t *r
     };
     struct sigv4_signed sig;
     if (sigv4_sign(&sreq, &params, &sig) != 0) {
-        free(body);
-        free(target);
-        return fail(out, DYNAMO_FATAL, "InvalidRequest", "%s: request cannot be signed", op);
+        transfer_free(t);
+        fail(out, DYNAMO_FATAL, "InvalidRequest", "%s: request cannot be signed", op);
+        return NULL;
     }
 
-    struct curl_slist *hdrs = NULL;
-    hdrs = add_header(hdrs, "Host", c->host);
-    hdrs = add_header(hdrs, "Content-Type", CONTENT_TYPE);
-    hdrs = add_header(hdrs, "X-Amz-Target", target);
-    hdrs = add_header(hdrs, "X-Amz-Date", sig.amz_date);
+    t->hdrs = add_header(t->hdrs, "Host", c->host);
+    t->hdrs = add_header(t->hdrs, "Content-Type", CONTENT_TYPE);
+    t->hdrs = add_header(t->hdrs, "X-Amz-Target", t->target);
+    t->hdrs = add_header(t->hdrs, "X-Amz-Date", sig.amz_date);
     if (sig.security_token)
-        hdrs = add_header(hdrs, "X-Amz-Security-Token", sig.security_token);
-    hdrs = add_header(hdrs, "Authorization", sig.authorization);
+        t->hdrs = add_header(t->hdrs, "X-Amz-Security-Token", sig.security_token);
+    t->hdrs = add_header(t->hdrs, "Authorization", sig.authorization);
     /* No "Expect: 100-continue" round trip for larger items. */
-    hdrs = curl_slist_append(hdrs, "Expect:");
+    t->hdrs = curl_slist_append(t->hdrs, "Expect:");
+    sigv4_signed_free(&sig);
 
-    struct strbuf resp = {0};
-    CURL *h = c->curl;
     curl_easy_reset(h); /* keeps the connection cache: the next call reuses the connection */
-    c->errbuf[0] = '\0';
     curl_easy_setopt(h, CURLOPT_URL, c->endpoint);
     curl_easy_setopt(h, CURLOPT_POST, 1L);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, t->body);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(t->body));
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, t->hdrs);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &resp);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->errbuf);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &t->resp);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, t->errbuf);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -358,28 +386,31 @@ enum dynamo_class dynamo_call(struct dynamo_client *c, const char *op, json_t *r
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    return t;
+}
 
-    CURLcode rc = curl_easy_perform(h);
+enum dynamo_class dynamo_transfer_finish(struct dynamo_transfer *t, CURLcode rc, struct dynamo_result *out)
+{
+    *out = (struct dynamo_result){0};
+    struct dynamo_client *c = t->c;
+    const char *op = t->op;
     long connects = 0;
-    if (curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK)
+    if (curl_easy_getinfo(t->h, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK)
         c->connects += connects;
-    curl_slist_free_all(hdrs);
-    sigv4_signed_free(&sig);
-    free(target);
-    free(body);
 
     if (rc != CURLE_OK) {
-        free(resp.p);
         enum dynamo_class cls = classify_curl(rc);
         fail(out, cls, rc == CURLE_OPERATION_TIMEDOUT ? "Timeout" : "TransportError", "%s to %s: %s", op,
-             c->endpoint, c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc));
+             c->endpoint, t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc));
         log_debug("dynamo: %s failed: %s (%s)", op, out->message, dynamo_class_name(cls));
+        transfer_free(t);
         return cls;
     }
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &out->http_status);
-    if (resp.len) {
+    struct strbuf *resp = &t->resp;
+    curl_easy_getinfo(t->h, CURLINFO_RESPONSE_CODE, &out->http_status);
+    if (resp->len) {
         json_error_t jerr;
-        out->body = json_loadb(resp.p, resp.len, 0, &jerr);
+        out->body = json_loadb(resp->p, resp->len, 0, &jerr);
     }
     bool ok_status = out->http_status >= 200 && out->http_status < 300;
     if (!ok_status)
@@ -391,24 +422,39 @@ enum dynamo_class dynamo_call(struct dynamo_client *c, const char *op, json_t *r
              out->http_status);
     } else if (!ok_status && !out->error_type) {
         enum dynamo_class cls = out->cls;
-        fail(out, cls, "HttpError", "%s: HTTP %ld%s%.200s", op, out->http_status, resp.len ? ": " : "",
-             resp.p ? resp.p : "");
+        fail(out, cls, "HttpError", "%s: HTTP %ld%s%.200s", op, out->http_status, resp->len ? ": " : "",
+             resp->p ? resp->p : "");
     } else if (!ok_status && !out->message) {
         out->message = xstrdup(out->error_type);
     }
-    free(resp.p);
     log_debug("dynamo: %s HTTP %ld %s%s%s", op, out->http_status, dynamo_class_name(out->cls),
               out->error_type ? " " : "", out->error_type ? out->error_type : "");
+    transfer_free(t);
     return out->cls;
+}
+
+enum dynamo_class dynamo_call(struct dynamo_client *c, const char *op, json_t *request,
+                              struct dynamo_result *out)
+{
+    struct dynamo_transfer *t = dynamo_transfer_start(c, c->curl, op, request, out);
+    if (!t)
+        return out->cls;
+    return dynamo_transfer_finish(t, curl_easy_perform(c->curl), out);
+}
+
+json_t *dynamo_put_item_request(const char *table, json_t *item, const char *condition)
+{
+    json_t *req = json_pack("{s:s?, s:O?}", "TableName", table, "Item", item);
+    if (req && condition)
+        json_object_set_new(req, "ConditionExpression", json_string(condition));
+    return req;
 }
 
 enum dynamo_class dynamo_put_item(struct dynamo_client *c, const char *table, json_t *item,
                                   const char *condition, struct dynamo_result *out)
 {
-    json_t *req = json_pack("{s:s?, s:O?}", "TableName", table, "Item", item);
-    if (req && condition)
-        json_object_set_new(req, "ConditionExpression", json_string(condition));
-    /* A NULL req (a table name that is not UTF-8) is refused by dynamo_call. */
+    /* A NULL request (a table name that is not UTF-8) is refused by dynamo_call. */
+    json_t *req = dynamo_put_item_request(table, item, condition);
     enum dynamo_class cls = dynamo_call(c, "PutItem", req, out);
     json_decref(req);
     return cls;

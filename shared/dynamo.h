@@ -10,6 +10,7 @@
 #ifndef SHARED_DYNAMO_H
 #define SHARED_DYNAMO_H
 
+#include <curl/curl.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -68,6 +69,9 @@ enum dynamo_class dynamo_call(struct dynamo_client *c, const char *op, json_t *r
  * DYNAMO_CONDITION_FAILED. condition may be NULL. */
 enum dynamo_class dynamo_put_item(struct dynamo_client *c, const char *table, json_t *item,
                                   const char *condition, struct dynamo_result *out);
+/* The PutItem request body dynamo_put_item sends (new reference, NULL when
+ * table is not UTF-8); item is borrowed. */
+json_t *dynamo_put_item_request(const char *table, json_t *item, const char *condition);
 /* GetItem (strongly consistent) of key (borrowed); out->body["Item"] is absent when there is none. */
 enum dynamo_class dynamo_get_item(struct dynamo_client *c, const char *table, json_t *key,
                                   struct dynamo_result *out);
@@ -87,6 +91,25 @@ enum dynamo_class dynamo_wait_active(struct dynamo_client *c, const char *table,
  * Works against AWS and local DynamoDB alike. out may be NULL; otherwise the
  * caller cleans it up. Logs one line on creation and on failure. */
 enum dynamo_class dynamo_ensure_table(struct dynamo_client *c, const char *table, struct dynamo_result *out);
+
+/* --- one request at a time on a caller's easy handle (for dynamo_multi) ---
+ *
+ * dynamo_call is dynamo_transfer_start, curl_easy_perform, dynamo_transfer_finish.
+ * A caller that runs several requests at once (curl_multi) starts each on its
+ * own easy handle h, lets curl run it, and finishes it with curl's result. */
+struct dynamo_transfer;
+
+/* Signs operation op with request (borrowed, serialised now) and sets up h
+ * (reset first) to send it with c's endpoint, credentials and timeouts. Returns
+ * the transfer, owned by the caller until dynamo_transfer_finish; or NULL when
+ * the request cannot be built (missing credentials, no body), with out filled
+ * as dynamo_call would (the caller cleans it up). h and c must outlive it. */
+struct dynamo_transfer *dynamo_transfer_start(struct dynamo_client *c, CURL *h, const char *op,
+                                              json_t *request, struct dynamo_result *out);
+/* Reads the answer of a transfer curl ended with rc into out (which the caller
+ * cleans up), adds its new connections to c's count, frees t (not its handle).
+ * Returns out->cls. */
+enum dynamo_class dynamo_transfer_finish(struct dynamo_transfer *t, CURLcode rc, struct dynamo_result *out);
 
 /* Frees what r holds and zeroes it (NULL is a no-op). */
 void dynamo_result_cleanup(struct dynamo_result *r);

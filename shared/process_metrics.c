@@ -1,4 +1,5 @@
 #include "shared/process_metrics.h"
+#include "shared/prom.h"
 #include "shared/strbuf.h"
 
 #include <dirent.h>
@@ -113,83 +114,59 @@ int procm_read(pid_t pid, struct procm_sample *out)
     return 0;
 }
 
-static void add_line(struct strbuf *out, const char *name, const char *labels, const char *value)
-{
-    strbuf_adds(out, name);
-    if (labels[0]) {
-        strbuf_addc(out, '{');
-        strbuf_adds(out, labels);
-        strbuf_addc(out, '}');
-    }
-    strbuf_addc(out, ' ');
-    strbuf_adds(out, value);
-    strbuf_addc(out, '\n');
-}
-
-static void add_header(struct strbuf *out, const char *name, const char *type, const char *help)
-{
-    strbuf_adds(out, "# HELP ");
-    strbuf_adds(out, name);
-    strbuf_addc(out, ' ');
-    strbuf_adds(out, help);
-    strbuf_adds(out, "\n# TYPE ");
-    strbuf_adds(out, name);
-    strbuf_addc(out, ' ');
-    strbuf_adds(out, type);
-    strbuf_addc(out, '\n');
-}
-
 void procm_format(struct strbuf *out, const struct procm_row *rows, size_t nrows)
 {
     static const struct {
-        const char *name, *type, *help;
+        const char *name;
+        enum prom_type type;
+        const char *help;
     } m[] = {
-        {"process_start_time_seconds", "gauge", "Start time of the process since the Unix epoch in seconds."},
-        {"process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds."},
-        {"process_resident_memory_bytes", "gauge", "Resident memory size in bytes."},
-        {"process_open_fds", "gauge", "Number of open file descriptors."},
-        {"process_max_fds", "gauge", "Maximum number of open file descriptors."},
+        {"process_start_time_seconds", PROM_GAUGE,
+         "Start time of the process since the Unix epoch in seconds."},
+        {"process_cpu_seconds_total", PROM_COUNTER, "Total user and system CPU time spent in seconds."},
+        {"process_resident_memory_bytes", PROM_GAUGE, "Resident memory size in bytes."},
+        {"process_open_fds", PROM_GAUGE, "Number of open file descriptors."},
+        {"process_max_fds", PROM_GAUGE, "Maximum number of open file descriptors."},
     };
-    char value[64];
     for (size_t k = 0; k < sizeof(m) / sizeof(m[0]); k++) {
         bool header = false;
         for (size_t i = 0; i < nrows; i++) {
             const struct procm_sample *s = &rows[i].sample;
+            double value;
             switch (k) {
             case 0:
-                snprintf(value, sizeof(value), "%.2f", s->start_time_s);
+                value = s->start_time_s;
                 break;
             case 1:
-                snprintf(value, sizeof(value), "%.2f", s->cpu_s);
+                value = s->cpu_s;
                 break;
             case 2:
-                snprintf(value, sizeof(value), "%llu", (unsigned long long)s->rss_bytes);
+                value = (double)s->rss_bytes;
                 break;
             case 3:
                 if (s->open_fds < 0)
                     continue;
-                snprintf(value, sizeof(value), "%ld", s->open_fds);
+                value = (double)s->open_fds;
                 break;
             default:
                 if (s->max_fds < 0)
                     continue;
-                snprintf(value, sizeof(value), "%ld", s->max_fds);
+                value = (double)s->max_fds;
                 break;
             }
             if (!header) {
-                add_header(out, m[k].name, m[k].type, m[k].help);
+                prom_family(out, m[k].name, m[k].type, m[k].help);
                 header = true;
             }
-            add_line(out, m[k].name, rows[i].labels, value);
+            prom_sample(out, m[k].name, rows[i].labels, value);
         }
     }
 }
 
 void procm_build_info(struct strbuf *out, const char *daemon, const char *version)
 {
-    char name[96], labels[160];
+    char name[96], labels[PROM_LABELS_MAX];
     snprintf(name, sizeof(name), "%s_build_info", daemon);
-    add_header(out, name, "gauge", "Always 1; the version label names the running build.");
-    snprintf(labels, sizeof(labels), "version=\"%s\"", version);
-    add_line(out, name, labels, "1");
+    prom_family(out, name, PROM_GAUGE, "Always 1; the version label names the running build.");
+    prom_sample(out, name, prom_labels(labels, sizeof(labels), "version", version, NULL), 1);
 }

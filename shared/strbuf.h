@@ -15,6 +15,10 @@ void strbuf_reserve(struct strbuf *b, size_t more);
 void strbuf_add(struct strbuf *b, const void *data, size_t n);
 void strbuf_adds(struct strbuf *b, const char *s);
 void strbuf_addc(struct strbuf *b, char c);
+/* Appends printf-style formatted text. */
+void strbuf_addf(struct strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Empties b but keeps its memory for the next use. */
+void strbuf_reset(struct strbuf *b);
 /* Returns the string, never NULL (an empty one when nothing was added), and
  * *len its length when len is not NULL; b is empty again. Caller frees. */
 char *strbuf_take(struct strbuf *b, size_t *len);

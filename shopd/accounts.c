@@ -15,6 +15,7 @@
 static const char SQL_INSERT_USER[] = "INSERT INTO users (email, password_hash, created_at) VALUES (?1, ?2, ?3)";
 static const char SQL_FIND_USER[] = "SELECT id, password_hash FROM users WHERE email = ?1";
 static const char SQL_REHASH[] = "UPDATE users SET password_hash = ?2 WHERE id = ?1";
+static const char SQL_USER_HASH[] = "SELECT password_hash FROM users WHERE id = ?1";
 
 bool accounts_email_valid(const char *email)
 {
@@ -34,12 +35,8 @@ bool accounts_email_valid(const char *email)
     return domain[0] != '.';
 }
 
-static enum outcome validate_new_account(const char *email, const char *password, char *msg, size_t msglen)
+static enum outcome validate_password(const char *password, char *msg, size_t msglen)
 {
-    if (!accounts_email_valid(email)) {
-        snprintf(msg, msglen, "Invalid email address");
-        return OUT_INVALID;
-    }
     size_t plen = strlen(password);
     if (plen < ACCOUNTS_MIN_PASSWORD) {
         snprintf(msg, msglen, "Password must be at least %d characters", ACCOUNTS_MIN_PASSWORD);
@@ -50,6 +47,15 @@ static enum outcome validate_new_account(const char *email, const char *password
         return OUT_INVALID;
     }
     return OUT_OK;
+}
+
+static enum outcome validate_new_account(const char *email, const char *password, char *msg, size_t msglen)
+{
+    if (!accounts_email_valid(email)) {
+        snprintf(msg, msglen, "Invalid email address");
+        return OUT_INVALID;
+    }
+    return validate_password(password, msg, msglen);
 }
 
 /* Writes the new user with an already computed hash. */
@@ -188,6 +194,63 @@ void accounts_authenticate_async(struct db *db, struct offload *pool, const char
         return;
     }
     offload_run(pool, login_work, login_done, j);
+}
+
+/* --- password change: j->email holds the new password, j->password the current one --- */
+
+static void change_work(void *arg)
+{
+    struct account_job *j = arg;
+    j->verified = password_verify(j->password, j->stored);
+    if (j->verified)
+        j->new_hash = password_hash(j->email);
+}
+
+static void change_done(void *arg)
+{
+    struct account_job *j = arg;
+    enum outcome o = OUT_FORBIDDEN;
+    const char *msg = "Current password is wrong";
+    if (j->verified) {
+        sqlite3_stmt *up = db_stmt(j->db, SQL_REHASH);
+        sqlite3_bind_int64(up, 1, j->user_id);
+        sqlite3_bind_text(up, 2, j->new_hash, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(up);
+        db_done(up);
+        o = rc == SQLITE_DONE ? OUT_OK : OUT_ERROR;
+        msg = rc == SQLITE_DONE ? "" : "The password could not be changed";
+        if (rc != SQLITE_DONE)
+            db_log_error(j->db, "accounts: password change of user %lld failed", (long long)j->user_id);
+    }
+    j->done(o, j->user_id, msg, j->arg);
+    OPENSSL_cleanse(j->email, strlen(j->email));
+    job_free(j);
+}
+
+void accounts_change_password_async(struct db *db, struct offload *pool, int64_t user_id, const char *current,
+                                    const char *new_password, accounts_done_fn done, void *arg)
+{
+    char msg[256];
+    enum outcome o = validate_password(new_password, msg, sizeof(msg));
+    if (o != OUT_OK) {
+        done(o, user_id, msg, arg);
+        return;
+    }
+    sqlite3_stmt *st = db_stmt(db, SQL_USER_HASH);
+    sqlite3_bind_int64(st, 1, user_id);
+    int rc = sqlite3_step(st);
+    char *stored = rc == SQLITE_ROW ? xstrdup((const char *)sqlite3_column_text(st, 0)) : NULL;
+    db_done(st);
+    if (!stored) {
+        if (rc != SQLITE_DONE)
+            db_log_error(db, "accounts: lookup of user %lld failed", (long long)user_id);
+        done(OUT_ERROR, user_id, "The password could not be changed", arg);
+        return;
+    }
+    struct account_job *j = job_new(db, new_password, current, done, arg);
+    j->user_id = user_id;
+    j->stored = stored;
+    offload_run(pool, change_work, change_done, j);
 }
 
 struct admin_list {

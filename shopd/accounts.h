@@ -36,6 +36,13 @@ void accounts_register_async(struct db *db, struct offload *pool, const char *em
 void accounts_authenticate_async(struct db *db, struct offload *pool, const char *email, const char *password,
                                  accounts_done_fn done, void *arg);
 
+/* Changes user_id's password to new_password once current verifies against the
+ * stored hash (hashing on the offload pool). OUT_INVALID for a new password
+ * that is too short or too long, OUT_FORBIDDEN for a wrong current one, with a
+ * message; the caller ends the user's other sessions. Passwords are copied. */
+void accounts_change_password_async(struct db *db, struct offload *pool, int64_t user_id, const char *current,
+                                    const char *new_password, accounts_done_fn done, void *arg);
+
 /* Parses ADMIN_EMAILS (comma-separated) and answers membership, case-insensitively. */
 struct admin_list;
 struct admin_list *accounts_admins_parse(const char *csv);

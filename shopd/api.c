@@ -4,8 +4,10 @@
 #include "shopd/catalog.h"
 #include "shopd/checkout.h"
 #include "shopd/metrics.h"
+#include "shopd/orders.h"
 #include "shopd/request.h"
 #include "shopd/worker.h"
+#include "shared/log.h"
 
 #include <event2/buffer.h>
 #include <math.h>
@@ -313,7 +315,124 @@ void api_orders(struct request *r)
         reply_message(r, 500, "Could not read the orders");
         return;
     }
+    size_t i;
+    json_t *order;
+    json_array_foreach(orders, i, order) orders_for_shopper(order);
     reply_json(r, 200, orders);
+}
+
+/* --- account, one order, and the admins' orders view ------------------------- */
+
+#define ACCOUNT_RECENT_ORDERS 5
+#define ADMIN_ORDERS_LIMIT 200
+
+void api_account(struct request *r)
+{
+    json_t *orders = orders_list(r->db, r->session.user_id, ACCOUNT_RECENT_ORDERS);
+    if (!orders) {
+        reply_message(r, 500, "Could not read the orders");
+        return;
+    }
+    size_t i;
+    json_t *order;
+    json_array_foreach(orders, i, order) orders_for_shopper(order);
+    reply_json(r, 200,
+               json_pack("{s:I, s:s, s:b, s:o}", "id", (json_int_t)r->session.user_id, "email",
+                         r->session.email, "is_admin", r->is_admin, "recent_orders", orders));
+}
+
+static void password_changed(enum outcome o, int64_t user_id, const char *msg, void *arg)
+{
+    struct request *r = arg;
+    if (r->cancelled) {
+        request_abandon(r);
+        return;
+    }
+    if (o != OUT_OK) {
+        reply_outcome(r, o, msg);
+        return;
+    }
+    /* Whoever else holds a session of this account (a stolen cookie, another device) is out. */
+    int ended = sessions_delete_user(r->db, user_id, r->session.key);
+    log_info("accounts: user %lld changed the password; %d other session%s ended", (long long)user_id, ended,
+             ended == 1 ? "" : "s");
+    reply_json(r, 200, json_pack("{s:s, s:i}", "message", "Password changed", "sessions_ended", ended));
+}
+
+void api_account_password(struct request *r)
+{
+    json_t *body = json_body_or_reply(r);
+    if (!body)
+        return;
+    json_t *cur = json_object_get(body, "current_password"), *next = json_object_get(body, "new_password");
+    if (!json_is_string(cur) || !json_is_string(next)) {
+        reply_message(r, 400, "current_password and new_password are required strings");
+        return;
+    }
+    if (strlen(json_string_value(cur)) != json_string_length(cur) ||
+        strlen(json_string_value(next)) != json_string_length(next)) {
+        reply_message(r, 400, "passwords must not contain NUL characters");
+        return;
+    }
+    request_hold(r);
+    accounts_change_password_async(r->db, request_offload(r), r->session.user_id, json_string_value(cur),
+                                   json_string_value(next), password_changed, r);
+}
+
+void api_account_logout_all(struct request *r)
+{
+    int64_t user_id = r->session.user_id;
+    int ended = sessions_delete_user(r->db, user_id, NULL);
+    if (ended < 0) {
+        reply_message(r, 500, "Could not end the sessions");
+        return;
+    }
+    request_end_session(r);
+    log_info("accounts: user %lld logged out everywhere (%d sessions)", (long long)user_id, ended);
+    reply_json(r, 200, json_pack("{s:s, s:i}", "message", "Logged out everywhere", "sessions_ended", ended));
+}
+
+void api_order_get(struct request *r)
+{
+    json_t *order = NULL;
+    enum outcome o = orders_get(r->db, r->session.user_id, r->param_text, &order);
+    if (o != OUT_OK) {
+        reply_outcome(r, o, o == OUT_NOT_FOUND ? "Order not found" : NULL);
+        return;
+    }
+    reply_json(r, 200, orders_for_shopper(order));
+}
+
+void api_admin_orders(struct request *r)
+{
+    json_t *orders = orders_list(r->db, 0, ADMIN_ORDERS_LIMIT);
+    if (!orders) {
+        reply_message(r, 500, "Could not read the orders");
+        return;
+    }
+    reply_json(r, 200, orders);
+}
+
+void api_admin_order_retry(struct request *r)
+{
+    enum outcome o = orders_retry(r->db, r->param_text);
+    if (o == OUT_CONFLICT) {
+        reply_message(r, 409, "Only a failed order can be sent again");
+        return;
+    }
+    if (o != OUT_OK) {
+        reply_outcome(r, o, o == OUT_NOT_FOUND ? "Order not found" : NULL);
+        return;
+    }
+    log_info("admin: %s sent order %s again", r->session.email, r->param_text);
+    worker_wake_dispatcher(r->worker);
+    json_t *order = NULL;
+    if (orders_get(r->db, 0, r->param_text, &order) != OUT_OK) {
+        reply_message(r, 200, "Order queued again");
+        return;
+    }
+    json_object_set_new(order, "message", json_string("Order queued again"));
+    reply_json(r, 200, order);
 }
 
 void api_healthz(struct request *r)

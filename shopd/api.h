@@ -19,6 +19,13 @@ void api_cart_set(struct request *r);
 void api_cart_remove(struct request *r);
 void api_checkout(struct request *r);
 void api_orders(struct request *r);
+/* Account and orders (shopper's own; admins see every order and may resend a failed one). */
+void api_account(struct request *r);            /* GET /account */
+void api_account_password(struct request *r);   /* POST /account/password {current_password, new_password} */
+void api_account_logout_all(struct request *r); /* POST /account/logout-all */
+void api_order_get(struct request *r);          /* GET /orders/<id> */
+void api_admin_orders(struct request *r);       /* GET /admin/orders */
+void api_admin_order_retry(struct request *r);  /* POST /admin/orders/<id>/retry */
 void api_healthz(struct request *r);
 /* Prometheus text for local clients (403 for others). */
 void api_metrics(struct request *r);

@@ -74,4 +74,17 @@ const char *db_failure_text(enum db_failure f);
  * returns why the database cannot take writes now, or DB_FAIL_NONE. */
 enum db_failure db_check_writable(struct db *db);
 
+/* --- sqlite:///:memory: across processes (db_memory.c) ----------------------
+ *
+ * An in-memory SQLite database belongs to one connection, but every worker of
+ * a shopd must see the same one (a session made on one worker is read on the
+ * next). So :memory: is a file on tmpfs (/dev/shm, else /tmp) named after the
+ * process that made it. */
+
+/* Makes a fresh, empty path for this process's shared in-memory database
+ * (caller frees), first removing the files of processes that no longer run. */
+char *db_memory_create(void);
+/* Removes the database file at path and its -wal, -shm and -journal files. */
+void db_memory_remove(const char *path);
+
 #endif

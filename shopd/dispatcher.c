@@ -4,10 +4,12 @@
 #include "shopd/outbox.h"
 #include "shared/clock.h"
 #include "shared/crypto.h"
+#include "shared/dynamo_multi.h"
 #include "shared/log.h"
 #include "shared/xalloc.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
@@ -32,7 +34,7 @@
 /* Per order: the delay before that order is tried again. */
 #define ORDER_BACKOFF_BASE_MS 1000
 #define ORDER_BACKOFF_CAP_MS 60000
-/* Dispatcher-wide pause after a retryable answer: while DynamoDB is down or
+/* Dispatcher-wide pause after a failed probe: while DynamoDB is down or
  * throttling, one order probes it instead of the whole backlog. Capped lower
  * than the per-order delay so that deliveries resume soon after an outage. */
 #define PAUSE_BASE_MS 250
@@ -45,23 +47,35 @@
 
 static volatile sig_atomic_t stop_requested;
 
+static int signal_pipe[2] = {-1, -1}; /* written by on_term, so the wait ends at once */
+
 static void on_term(int sig)
 {
     (void)sig;
+    int saved = errno;
     stop_requested = 1;
+    if (signal_pipe[1] >= 0 && write(signal_pipe[1], "t", 1) < 0) {
+        /* full: a wake-up is pending anyway */
+    }
+    errno = saved;
 }
 
 struct dispatcher {
     const struct shopd_settings *settings;
     struct db *db;
-    struct dynamo_client *dyn;
+    struct dynamo_multi *dyn;
+    size_t concurrency; /* PutItems in flight at most */
     int wake_fd;
-    char owner[320];       /* host:pid:random:machine, unique per dispatcher process */
-    char machine[17];      /* this boot and PID namespace, "" when unknown */
-    uint64_t reclaimed_ms; /* last look for dead owners' leases */
-    unsigned failures;     /* consecutive retryable answers */
-    uint64_t resume_ms;    /* monotonic time before which nothing is sent */
-    char *hold_reason;     /* the setup problem last logged, so it is logged once */
+    char owner[320];            /* host:pid:random:machine, unique per dispatcher process */
+    char machine[17];           /* this boot and PID namespace, "" when unknown */
+    uint64_t reclaimed_ms;      /* last look for dead owners' leases */
+    unsigned failures;          /* consecutive retryable answers (sends in flight together count once) */
+    unsigned fail_epoch;        /* bumped by each counted failure */
+    uint64_t resume_ms;         /* monotonic time before which nothing is sent */
+    uint64_t claim_after_ms;    /* none was due: no claim before this, unless a checkout wakes us */
+    char *hold_reason;          /* the setup problem last logged, so it is logged once */
+    struct outbox_order *batch; /* claimed; [next, claimed) not sent yet */
+    size_t claimed, next;
 };
 
 /* --- classification ------------------------------------------------------ */
@@ -130,6 +144,19 @@ static struct dynamo_client *client_from_settings(const struct shopd_settings *s
         .session_token = s->aws_session_token,
     };
     return dynamo_client_new(&cfg, err, errlen);
+}
+
+static struct dynamo_multi *multi_from_settings(const struct shopd_settings *s, size_t slots, char *err,
+                                                size_t errlen)
+{
+    struct dynamo_config cfg = {
+        .region = s->aws_region,
+        .endpoint = s->dynamodb_endpoint,
+        .access_key_id = s->aws_access_key_id,
+        .secret_access_key = s->aws_secret_access_key,
+        .session_token = s->aws_session_token,
+    };
+    return dynamo_multi_new(&cfg, slots, err, errlen);
 }
 
 static const char table_rule[] = "table names are 3 to 255 characters of a-z, A-Z, 0-9, '_', '-' and '.'";
@@ -233,27 +260,36 @@ static void reclaim_dead_leases(struct dispatcher *d)
 
 /* --- waiting --------------------------------------------------------------- */
 
-/* Sleeps up to ms, or less when a checkout writes the eventfd or a signal comes. */
-static void wait_for_work(struct dispatcher *d, int ms)
+static void drain(int fd)
 {
-    struct pollfd p = {d->wake_fd, POLLIN, 0};
-    if (poll(&p, d->wake_fd >= 0 ? 1 : 0, ms) > 0 && (p.revents & POLLIN)) {
-        uint64_t n;
-        /* Reading resets the counter: one wake-up covers every checkout so far. */
-        if (read(d->wake_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
-            log_debug("dispatcher: wake read: %s", strerror(errno));
-    }
+    char buf[64];
+    while (fd >= 0 && read(fd, buf, sizeof(buf)) > 0)
+        ;
 }
 
 /* For dispatchers that can never send (no credentials, bad table name): stay
  * alive, so the master does not respawn and re-log in a loop, until SIGTERM. */
 static void idle_until_stopped(struct dispatcher *d)
 {
-    while (!stop_requested)
-        wait_for_work(d, 60000);
+    while (!stop_requested) {
+        struct pollfd p[2] = {{d->wake_fd, POLLIN, 0}, {signal_pipe[0], POLLIN, 0}};
+        if (poll(p, 2, 60000) > 0) {
+            /* Reading resets the counter: one wake-up covers every checkout so far. */
+            if (p[0].revents & POLLIN)
+                drain(d->wake_fd);
+            drain(signal_pipe[0]);
+        }
+    }
 }
 
 /* --- sending ------------------------------------------------------------- */
+
+/* One order in flight: the claimed row and what its answer is compared with. */
+struct send {
+    struct outbox_order order;
+    uint64_t started_ms;
+    unsigned epoch; /* d->fail_epoch when it was sent */
+};
 
 static void pause_for(struct dispatcher *d, long ms)
 {
@@ -265,6 +301,13 @@ static void pause_for(struct dispatcher *d, long ms)
 static bool paused(const struct dispatcher *d)
 {
     return clock_mono_ms() < d->resume_ms;
+}
+
+/* While DynamoDB fails or refuses the setup, one order probes it at a time;
+ * the first delivery opens all the slots again. */
+static size_t send_limit(const struct dispatcher *d)
+{
+    return d->failures || d->hold_reason ? 1 : d->concurrency;
 }
 
 static char *error_text(const struct dynamo_result *r)
@@ -292,8 +335,9 @@ static void delivered(struct dispatcher *d, const struct outbox_order *o, const 
     /* rc < 0: the lease runs out and the next send finds the item: no loss, no double. */
 }
 
-static void retry_later(struct dispatcher *d, const struct outbox_order *o, const struct dynamo_result *r)
+static void retry_later(struct dispatcher *d, const struct send *s, const struct dynamo_result *r)
 {
+    const struct outbox_order *o = &s->order;
     unsigned attempt = o->attempts > 30 ? 30u : (unsigned)o->attempts;
     long delay_ms = dynamo_backoff_ms(attempt, ORDER_BACKOFF_BASE_MS, ORDER_BACKOFF_CAP_MS);
     long delay_s = (delay_ms + 999) / 1000;
@@ -302,9 +346,18 @@ static void retry_later(struct dispatcher *d, const struct outbox_order *o, cons
     log_warn("order %s not sent (attempt %" PRId64 "): %s; next try in %ld s%s", o->id, o->attempts + 1, why,
              delay_s, rc == 0 ? " (lease lost: another dispatcher has it)" : "");
     free(why);
-    pause_for(d, dynamo_backoff_ms(d->failures, PAUSE_BASE_MS, PAUSE_CAP_MS));
+    /* The sends that were in flight together fail together (an outage): they
+     * count as one failure, so the pause grows per probe, not per slot. */
+    if (s->epoch != d->fail_epoch)
+        return;
+    d->fail_epoch++;
     if (d->failures < 1000)
         d->failures++;
+    /* A first failure only narrows the sends to one probe: a lone 500 among
+     * a thousand deliveries a second pauses nothing. Each failed probe
+     * pauses, longer every time, while DynamoDB stays down. */
+    if (d->failures > 1)
+        pause_for(d, dynamo_backoff_ms(d->failures - 2, PAUSE_BASE_MS, PAUSE_CAP_MS));
 }
 
 static void hold(struct dispatcher *d, const struct outbox_order *o, const struct dynamo_result *r)
@@ -333,86 +386,169 @@ static void park(struct dispatcher *d, const struct outbox_order *o, const char 
         log_warn("order %s refused (%s) but no longer ours to park", o->id, why);
 }
 
-static void send_one(struct dispatcher *d, const struct outbox_order *o)
+static void send_free(struct send *s)
 {
-    json_t *item = order_item_build(o);
-    if (!item) {
-        park(d, o, "InvalidOrder: a text field is not valid UTF-8");
-        return;
-    }
-    struct dynamo_result r;
-    uint64_t t0 = clock_mono_ms();
-    dynamo_put_item(d->dyn, d->settings->dynamodb_table, item, CONDITION, &r);
-    uint64_t ms = clock_mono_ms() - t0;
-    json_decref(item);
-    switch (dispatcher_action_for(&r)) {
+    outbox_order_cleanup(&s->order);
+    free(s);
+}
+
+/* Acts on the answer to one PutItem; frees s. */
+static void finish_send(struct dispatcher *d, struct send *s, const struct dynamo_result *r)
+{
+    uint64_t ms = clock_mono_ms() - s->started_ms;
+    switch (dispatcher_action_for(r)) {
     case DISPATCH_SENT:
-        delivered(d, o, &r, ms);
+        delivered(d, &s->order, r, ms);
         break;
     case DISPATCH_RETRY:
-        retry_later(d, o, &r);
+        retry_later(d, s, r);
         break;
     case DISPATCH_HOLD:
-        hold(d, o, &r);
+        hold(d, &s->order, r);
         break;
     case DISPATCH_PARK: {
-        char *why = error_text(&r);
-        park(d, o, why);
+        char *why = error_text(r);
+        park(d, &s->order, why);
         free(why);
         break;
     }
     }
-    dynamo_result_cleanup(&r);
+    send_free(s);
 }
 
-/* Sends the claimed batch in order. After SIGTERM or a pause the rest is
- * released untouched (no attempt counted) for the next round or dispatcher. */
-static void send_batch(struct dispatcher *d, struct outbox_order *orders, size_t n)
+/* Starts the PutItem of claimed order o, whose fields the send takes over (o
+ * is left empty). An order that needs no request (lease lost, not UTF-8) is
+ * dealt with here. */
+static void start_send(struct dispatcher *d, struct outbox_order *o)
 {
-    for (size_t i = 0; i < n; i++) {
-        struct outbox_order *o = &orders[i];
-        if (stop_requested || paused(d)) {
-            outbox_release(d->db, o->id, d->owner);
-            continue;
+    struct send *s = xcalloc(1, sizeof(*s));
+    s->order = *o;
+    *o = (struct outbox_order){0};
+    int64_t now = (int64_t)time(NULL);
+    if (s->order.lease_until - now < LEASE_RENEW_SECONDS) {
+        if (outbox_renew(d->db, s->order.id, d->owner, now + LEASE_SECONDS) != 1) {
+            log_info("order %s: lease expired and taken over; skipping it", s->order.id);
+            send_free(s);
+            return;
         }
-        int64_t now = (int64_t)time(NULL);
-        if (o->lease_until - now < LEASE_RENEW_SECONDS) {
-            if (outbox_renew(d->db, o->id, d->owner, now + LEASE_SECONDS) != 1) {
-                log_info("order %s: lease expired and taken over; skipping it", o->id);
-                continue;
-            }
-            o->lease_until = now + LEASE_SECONDS;
-        }
-        send_one(d, o);
+        s->order.lease_until = now + LEASE_SECONDS;
     }
+    json_t *item = order_item_build(&s->order);
+    if (!item) {
+        park(d, &s->order, "InvalidOrder: a text field is not valid UTF-8");
+        send_free(s);
+        return;
+    }
+    s->started_ms = clock_mono_ms();
+    s->epoch = d->fail_epoch;
+    /* A free slot is there: the caller checked dynamo_multi_busy. */
+    if (dynamo_multi_put_item(d->dyn, d->settings->dynamodb_table, item, CONDITION, s) != 0) {
+        outbox_release(d->db, s->order.id, d->owner);
+        send_free(s);
+    }
+    json_decref(item);
 }
 
+/* Gives back the claimed orders not sent yet (no attempt counted), for the
+ * next round or another dispatcher. */
+static void release_unsent(struct dispatcher *d)
+{
+    for (size_t i = d->next; i < d->claimed; i++)
+        outbox_release(d->db, d->batch[i].id, d->owner);
+    outbox_orders_free(d->batch, d->claimed);
+    d->batch = NULL;
+    d->claimed = d->next = 0;
+}
+
+/* The next claimed order to send, claiming a batch when none is left; NULL
+ * when none is due (and then no claim is tried again before a wake-up or the
+ * poll interval). */
+static struct outbox_order *next_order(struct dispatcher *d)
+{
+    if (d->next < d->claimed)
+        return &d->batch[d->next++];
+    release_unsent(d);
+    uint64_t now = clock_mono_ms();
+    if (now < d->claim_after_ms)
+        return NULL;
+    if (now - d->reclaimed_ms >= RECLAIM_MS)
+        reclaim_dead_leases(d);
+    /* Twice the slots: the next sends are at hand as answers come in. */
+    size_t want = d->concurrency * 2 > BATCH ? d->concurrency * 2 : BATCH;
+    struct outbox_order *orders;
+    int n = outbox_claim(d->db, d->owner, (int64_t)time(NULL), LEASE_SECONDS, want, &orders);
+    if (n <= 0) {
+        d->claim_after_ms = now + POLL_MS;
+        return NULL;
+    }
+    /* A short batch means the backlog is done: look again after a wake-up. */
+    if ((size_t)n < want)
+        d->claim_after_ms = now + POLL_MS;
+    d->batch = orders;
+    d->claimed = (size_t)n;
+    d->next = 1;
+    return &d->batch[0];
+}
+
+static void fill_slots(struct dispatcher *d)
+{
+    while (!stop_requested && !paused(d) && dynamo_multi_busy(d->dyn) < send_limit(d)) {
+        struct outbox_order *o = next_order(d);
+        if (!o)
+            return;
+        start_send(d, o);
+    }
+    /* Paused: what is claimed goes back, so another dispatcher may send it. */
+    if (paused(d) || stop_requested)
+        release_unsent(d);
+}
+
+static int wait_ms(const struct dispatcher *d)
+{
+    uint64_t now = clock_mono_ms();
+    uint64_t until = now + POLL_MS;
+    if (d->resume_ms > now && d->resume_ms < until)
+        until = d->resume_ms;
+    if (d->claim_after_ms > now && d->claim_after_ms < until)
+        until = d->claim_after_ms;
+    /* A free slot with orders claimed or claimable: no waiting. */
+    if (!paused(d) && dynamo_multi_busy(d->dyn) < send_limit(d) &&
+        (d->next < d->claimed || d->claim_after_ms <= now))
+        until = now;
+    return (int)(until - now);
+}
+
+/* Sends until SIGTERM, then lets the sends in flight finish and gives the
+ * rest back. */
 static void run_loop(struct dispatcher *d)
 {
-    while (!stop_requested) {
-        uint64_t now = clock_mono_ms();
-        if (now < d->resume_ms) {
-            uint64_t left = d->resume_ms - now;
-            wait_for_work(d, left < POLL_MS ? (int)left : POLL_MS);
-            continue;
+    const int fds[2] = {d->wake_fd, signal_pipe[0]};
+    while (!stop_requested || dynamo_multi_busy(d->dyn) > 0) {
+        fill_slots(d);
+        bool readable[2];
+        if (dynamo_multi_wait(d->dyn, fds, readable, 2, stop_requested ? POLL_MS : wait_ms(d)) < 0)
+            pause_for(d, 100);
+        if (readable[0]) {
+            /* Reading resets the counter: one wake-up covers every checkout so far. */
+            drain(d->wake_fd);
+            d->claim_after_ms = 0;
         }
-        if (now - d->reclaimed_ms >= RECLAIM_MS)
-            reclaim_dead_leases(d);
-        struct outbox_order *orders;
-        int n = outbox_claim(d->db, d->owner, (int64_t)time(NULL), LEASE_SECONDS, BATCH, &orders);
-        if (n > 0)
-            send_batch(d, orders, (size_t)n);
-        outbox_orders_free(orders, n > 0 ? (size_t)n : 0);
-        /* A full batch means more may be due: go on without waiting. */
-        if (n < BATCH)
-            wait_for_work(d, POLL_MS);
+        if (readable[1])
+            drain(signal_pipe[0]);
+        void *tag;
+        struct dynamo_result r;
+        while (dynamo_multi_next(d->dyn, &tag, &r)) {
+            finish_send(d, tag, &r);
+            dynamo_result_cleanup(&r);
+        }
     }
+    release_unsent(d);
 }
 
 int dispatcher_run(const struct shopd_settings *settings, int wake_fd)
 {
-    /* No SA_RESTART: SIGTERM interrupts the idle poll at once; curl resumes
-     * its own waits, so a send in flight still completes. */
+    /* No SA_RESTART: SIGTERM interrupts the idle poll at once, and the
+     * self-pipe ends a wait for answers; the sends in flight still complete. */
     struct sigaction sa = {.sa_handler = on_term};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
@@ -420,13 +556,20 @@ int dispatcher_run(const struct shopd_settings *settings, int wake_fd)
     /* Lets operators and tests tell the dispatcher from the workers (ps, /proc/PID/comm). */
     prctl(PR_SET_NAME, "shopd-dispatch", 0, 0, 0);
 
-    struct dispatcher d = {.settings = settings, .wake_fd = wake_fd};
+    struct dispatcher d = {
+        .settings = settings,
+        .wake_fd = wake_fd,
+        .concurrency = settings->dispatcher_concurrency > 0 ? (size_t)settings->dispatcher_concurrency : 1,
+    };
     char host[256] = "localhost";
     gethostname(host, sizeof(host) - 1);
     char *rnd = crypto_random_token_hex(4);
     machine_id(d.machine);
     snprintf(d.owner, sizeof(d.owner), "%s:%d:%s:%s", host, (int)getpid(), rnd, d.machine);
     free(rnd);
+
+    if (pipe2(signal_pipe, O_NONBLOCK | O_CLOEXEC) != 0)
+        log_warn("dispatcher: no signal pipe (%s): SIGTERM is seen within %d ms", strerror(errno), POLL_MS);
 
     char err[512];
     d.db = db_open(settings->db_path, err, sizeof(err));
@@ -445,12 +588,14 @@ int dispatcher_run(const struct shopd_settings *settings, int wake_fd)
         log_error("dispatcher: DYNAMODB_TABLE=%s: %s; %lld orders pending stay pending",
                   settings->dynamodb_table, table_rule, pending);
         idle_until_stopped(&d);
-    } else if (!(d.dyn = client_from_settings(settings, err, sizeof(err)))) {
+    } else if (!(d.dyn = multi_from_settings(settings, d.concurrency, err, sizeof(err)))) {
         log_error("dispatcher: %s; %lld orders pending stay pending", err, pending);
         idle_until_stopped(&d);
     } else {
-        log_info("dispatcher started: pid %d, owner %s, table %s at %s, %lld orders pending", (int)getpid(),
-                 d.owner, settings->dynamodb_table, dynamo_client_endpoint(d.dyn), pending);
+        log_info("dispatcher started: pid %d, owner %s, table %s at %s, %zu in flight at most, %lld orders "
+                 "pending",
+                 (int)getpid(), d.owner, settings->dynamodb_table, dynamo_multi_endpoint(d.dyn),
+                 d.concurrency, pending);
         reclaim_dead_leases(&d);
         run_loop(&d);
     }
@@ -459,7 +604,7 @@ int dispatcher_run(const struct shopd_settings *settings, int wake_fd)
         log_info("dispatcher: released %d claimed orders", released);
     log_info("dispatcher stopped");
     free(d.hold_reason);
-    dynamo_client_free(d.dyn);
+    dynamo_multi_free(d.dyn);
     db_close(d.db);
     return 0;
 }

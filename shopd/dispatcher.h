@@ -7,7 +7,12 @@
  * already there. Throttling, 5xx and network errors are retried with capped
  * exponential back-off and full jitter; an error about the order itself parks
  * it as 'failed' with the reason; an error about the setup (credentials, table,
- * endpoint) leaves every order pending and is logged once. */
+ * endpoint) leaves every order pending and is logged once.
+ *
+ * Up to DISPATCHER_CONCURRENCY PutItems are in flight at once (shared/
+ * dynamo_multi.h, as many kept-alive connections at most), each order on its
+ * own: one that is slow or failing holds up none of the others. While DynamoDB
+ * fails or refuses the setup, one order at a time probes it. */
 #ifndef SHOPD_DISPATCHER_H
 #define SHOPD_DISPATCHER_H
 
@@ -38,7 +43,7 @@ bool dispatcher_table_name_valid(const char *name);
  * -1 with a one-line reason in err. */
 int dispatcher_create_table(const struct shopd_settings *settings, char *err, size_t errlen);
 
-/* Runs the dispatcher loop until SIGTERM (finishing the order in flight);
+/* Runs the dispatcher loop until SIGTERM (finishing the orders in flight);
  * wake_fd is an eventfd that workers write after each checkout. Returns the
  * process exit code. */
 int dispatcher_run(const struct shopd_settings *settings, int wake_fd);

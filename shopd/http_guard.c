@@ -4,6 +4,7 @@
 #include "shared/h1frame.h"
 #include "shared/http_answer.h"
 #include "shared/log.h"
+#include "shared/request_id.h"
 #include "shared/xalloc.h"
 
 #include <event2/buffer.h>
@@ -139,8 +140,8 @@ static enum bufferevent_filter_result guard_output(struct evbuffer *src, struct 
 
 static void guard_refuse(struct guard *g)
 {
-    char id[40];
-    snprintf(id, sizeof(id), "%s%08" PRIx64, g->cfg->id_prefix, ++*g->cfg->id_counter);
+    char id[REQUEST_ID_MAX + 1];
+    request_id_next(g->cfg->request_ids, id);
     char answer[1024];
     size_t n = http_error_answer(answer, sizeof(answer), g->frame.status, id, NULL, g->frame.reason, false);
     evbuffer_add(g->refusal, answer, n);

@@ -16,11 +16,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct request_id_gen;
+
 struct http_guard_config {
     size_t max_head;       /* request line and fields (431 above) */
     uint64_t max_body;     /* body bytes (413 above) */
-    const char *id_prefix; /* request ids of refusals: id_prefix + a counter, as the worker makes them */
-    uint64_t *id_counter;  /* the worker's counter, shared so ids stay unique (not owned) */
+    struct request_id_gen *request_ids; /* the worker's generator, so refusals' ids are unique too (not owned) */
 };
 
 /* Makes every connection http accepts from now on pass through the guard.

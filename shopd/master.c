@@ -11,7 +11,6 @@
 #include "shared/xalloc.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -118,49 +117,14 @@ static void log_bound_address(int fd)
     log_info("listening on %s:%d", host, port);
 }
 
-/* Removes /dev/shm databases left by shopd masters that no longer run. */
-static void remove_stale_memory_dbs(void)
-{
-    DIR *d = opendir("/dev/shm");
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        int pid;
-        char tail[16];
-        if (sscanf(e->d_name, "shopd-memory-%d.d%15s", &pid, tail) == 2 && kill(pid, 0) < 0 &&
-            errno == ESRCH) {
-            char path[512];
-            snprintf(path, sizeof(path), "/dev/shm/%s", e->d_name);
-            unlink(path);
-        }
-    }
-    closedir(d);
-}
-
-static void remove_memory_db(struct master *m)
-{
-    if (!m->memory_db_path)
-        return;
-    const char *suffixes[] = {"", "-wal", "-shm", "-journal"};
-    for (size_t i = 0; i < 4; i++) {
-        char path[600];
-        snprintf(path, sizeof(path), "%s%s", m->memory_db_path, suffixes[i]);
-        unlink(path);
-    }
-}
-
-/* sqlite:///:memory: must be one database shared by every worker (a session made
- * on one worker is read on the next), so it lives in a file on tmpfs that the
- * master removes when it stops. */
+/* sqlite:///:memory: is one database shared by every worker, in a file the
+ * database module makes and the master removes when it stops. */
 static int prepare_database(struct master *m, char *err, size_t errlen)
 {
     struct shopd_settings *s = m->settings;
     if (s->db_memory) {
-        remove_stale_memory_dbs();
-        const char *dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-        m->memory_db_path = xasprintf("%s/shopd-memory-%d.db", dir, (int)getpid());
-        remove_memory_db(m);
+        m->memory_db_path = db_memory_create();
+        free(s->db_path);
         s->db_path = xstrdup(m->memory_db_path);
     }
     struct db *db = db_open(s->db_path, err, errlen);
@@ -368,7 +332,7 @@ static void reload(struct master *m)
 {
     char err[512];
     readiness_reloading();
-    struct shopd_settings *fresh = settings_load(m->argc, m->argv, err, sizeof(err));
+    struct shopd_settings *fresh = shopd_settings_load(m->argc, m->argv, err, sizeof(err));
     if (!fresh) {
         log_error("reload: %s; keeping the current settings", err);
         readiness_ready();
@@ -426,7 +390,7 @@ static void reload(struct master *m)
     m->dispatcher.pending = false;
     if (fresh->dispatcher_enabled)
         spawn_dispatcher(m);
-    settings_free(old);
+    shopd_settings_free(old);
     log_info("reload: done");
     readiness_ready();
 }
@@ -526,10 +490,11 @@ int master_run(struct shopd_settings *settings, int argc, char **argv)
     }
     log_info("stopped");
 out:
-    remove_memory_db(m);
+    if (m->memory_db_path)
+        db_memory_remove(m->memory_db_path);
     if (m->listen_fd >= 0)
         close(m->listen_fd);
-    settings_free(m->settings);
+    shopd_settings_free(m->settings);
     free(m->memory_db_path);
     free(m);
     return rc;

@@ -3,6 +3,7 @@
 #include "shopd/router.h"
 #include "shared/log.h"
 #include "shared/process_metrics.h"
+#include "shared/prom.h"
 #include "shared/strbuf.h"
 
 #include <event2/buffer.h>
@@ -138,12 +139,11 @@ static uint64_t load(const uint64_t *p)
 }
 
 /* The route label of index i: the route's name and method, or "none" for unmatched requests. */
-static void route_labels(size_t i, const struct route *routes, size_t nroutes, char *buf, size_t len)
+static const char *route_labels(size_t i, const struct route *routes, size_t nroutes, char *buf, size_t len)
 {
     if (i < nroutes)
-        snprintf(buf, len, "route=\"%s\",method=\"%s\"", routes[i].name, routes[i].method);
-    else
-        snprintf(buf, len, "route=\"none\",method=\"any\"");
+        return prom_labels(buf, len, "route", routes[i].name, "method", routes[i].method, NULL);
+    return prom_labels(buf, len, "route", "none", "method", "any", NULL);
 }
 
 /* Established TCP connections whose local port is port, from /proc/net/tcp and
@@ -179,7 +179,7 @@ static long count_connections(int port)
 }
 
 /* process_* of every process of this shopd (only this one without the shared region). */
-static void render_processes(struct evbuffer *out)
+static void render_processes(struct strbuf *out)
 {
     static struct procm_row rows[NPROCS];
     static char labels[NPROCS][48];
@@ -197,17 +197,12 @@ static void render_processes(struct evbuffer *out)
         rows[n].labels = labels[n];
         n++;
     }
-    struct strbuf text = {0};
-    procm_format(&text, rows, n);
-    procm_build_info(&text, "shopd", SHOP_VERSION);
-    size_t len;
-    char *p = strbuf_take(&text, &len);
-    evbuffer_add(out, p, len);
-    free(p);
+    procm_format(out, rows, n);
+    procm_build_info(out, "shopd", SHOP_VERSION);
 }
 
 /* Seconds since the oldest order still waiting for the dispatcher was placed; 0 when none waits. */
-static void render_outbox_age(struct evbuffer *out, struct db *db)
+static void render_outbox_age(struct strbuf *out, struct db *db)
 {
     static const char SQL_OLDEST_PENDING[] = "SELECT coalesce((julianday('now') - julianday((SELECT "
                                              "created_at FROM orders WHERE status = 'pending'"
@@ -217,13 +212,9 @@ static void render_outbox_age(struct evbuffer *out, struct db *db)
     if (sqlite3_step(st) == SQLITE_ROW)
         age = sqlite3_column_double(st, 0);
     db_done(st);
-    evbuffer_add_printf(
-        out,
-        "# HELP shopd_outbox_oldest_pending_age_seconds Age of the oldest order not yet sent by "
-        "the dispatcher (0 when none is pending).\n"
-        "# TYPE shopd_outbox_oldest_pending_age_seconds gauge\n"
-        "shopd_outbox_oldest_pending_age_seconds %.3f\n",
-        age > 0 ? age : 0);
+    prom_gauge(out, "shopd_outbox_oldest_pending_age_seconds",
+               "Age of the oldest order not yet sent by the dispatcher (0 when none is pending).",
+               age > 0 ? age : 0);
 }
 
 void metrics_render(struct evbuffer *out, struct db *db, int listen_port)
@@ -249,90 +240,72 @@ void metrics_render(struct evbuffer *out, struct db *db, int listen_port)
         sum.worker_restarts += load(&slots[s].worker_restarts);
     }
     /* Rows of the unmatched requests use the last row. */
-    char labels[160];
-    evbuffer_add_printf(out,
-                        "# HELP shopd_http_requests_total HTTP requests answered, by route and status code.\n"
-                        "# TYPE shopd_http_requests_total counter\n");
+    struct strbuf text = {0};
+    struct strbuf *o = &text;
+    char labels[PROM_LABELS_MAX], all[PROM_LABELS_MAX];
+    prom_family(o, "shopd_http_requests_total", PROM_COUNTER,
+                "HTTP requests answered, by route and status code.");
     for (size_t r = 0; r < nrows; r++) {
-        route_labels(r, routes, nroutes, labels, sizeof(labels));
         for (size_t c = 0; c < NCODES; c++) {
             if (!sum.requests[r][c])
                 continue;
-            if (c < NCODES - 1)
-                evbuffer_add_printf(out, "shopd_http_requests_total{%s,code=\"%d\"} %llu\n", labels,
-                                    tracked_codes[c], (unsigned long long)sum.requests[r][c]);
+            char code[16];
+            snprintf(code, sizeof(code), "%d", c < NCODES - 1 ? tracked_codes[c] : 0);
+            if (r < nroutes)
+                prom_labels(all, sizeof(all), "route", routes[r].name, "method", routes[r].method, "code",
+                            c < NCODES - 1 ? code : "other", NULL);
             else
-                evbuffer_add_printf(out, "shopd_http_requests_total{%s,code=\"other\"} %llu\n", labels,
-                                    (unsigned long long)sum.requests[r][c]);
+                prom_labels(all, sizeof(all), "route", "none", "method", "any", "code",
+                            c < NCODES - 1 ? code : "other", NULL);
+            prom_sample_u64(o, "shopd_http_requests_total", all, sum.requests[r][c]);
         }
     }
-    evbuffer_add_printf(out,
-                        "# HELP shopd_http_request_duration_seconds Time from request to answer, by route.\n"
-                        "# TYPE shopd_http_request_duration_seconds histogram\n");
+    prom_family(o, "shopd_http_request_duration_seconds", PROM_HISTOGRAM,
+                "Time from request to answer, by route.");
+    double bounds[NBUCKETS - 1];
+    for (size_t b = 0; b < NBUCKETS - 1; b++)
+        bounds[b] = (double)bucket_us[b] / 1e6;
     for (size_t r = 0; r < nrows; r++) {
         uint64_t total = 0;
         for (size_t b = 0; b < NBUCKETS; b++)
             total += sum.buckets[r][b];
         if (!total)
             continue;
-        route_labels(r, routes, nroutes, labels, sizeof(labels));
-        uint64_t cumulative = 0;
-        for (size_t b = 0; b < NBUCKETS; b++) {
-            cumulative += sum.buckets[r][b];
-            if (b < NBUCKETS - 1)
-                evbuffer_add_printf(out, "shopd_http_request_duration_seconds_bucket{%s,le=\"%g\"} %llu\n",
-                                    labels, (double)bucket_us[b] / 1e6, (unsigned long long)cumulative);
-            else
-                evbuffer_add_printf(out, "shopd_http_request_duration_seconds_bucket{%s,le=\"+Inf\"} %llu\n",
-                                    labels, (unsigned long long)cumulative);
-        }
-        evbuffer_add_printf(out, "shopd_http_request_duration_seconds_sum{%s} %.6f\n", labels,
-                            (double)sum.micros[r] / 1e6);
-        evbuffer_add_printf(out, "shopd_http_request_duration_seconds_count{%s} %llu\n", labels,
-                            (unsigned long long)total);
+        prom_histogram(o, "shopd_http_request_duration_seconds",
+                       route_labels(r, routes, nroutes, labels, sizeof(labels)), bounds, sum.buckets[r],
+                       NBUCKETS - 1, (double)sum.micros[r] / 1e6);
     }
-    evbuffer_add_printf(
-        out,
-        "# HELP shopd_http_requests_in_flight Requests being handled now.\n"
-        "# TYPE shopd_http_requests_in_flight gauge\n"
-        "shopd_http_requests_in_flight %lld\n"
-        "# HELP shopd_checkouts_total Checkout attempts by result.\n"
-        "# TYPE shopd_checkouts_total counter\n"
-        "shopd_checkouts_total{result=\"created\"} %llu\n"
-        "shopd_checkouts_total{result=\"replayed\"} %llu\n"
-        "shopd_checkouts_total{result=\"refused\"} %llu\n"
-        "# HELP shopd_ratelimit_refusals_total Requests refused with 429 by a budget.\n"
-        "# TYPE shopd_ratelimit_refusals_total counter\n"
-        "shopd_ratelimit_refusals_total %llu\n"
-        "# HELP shopd_ratelimit_unavailable_total Budget checks that found ratelimitd unavailable "
-        "(served anyway).\n"
-        "# TYPE shopd_ratelimit_unavailable_total counter\n"
-        "shopd_ratelimit_unavailable_total %llu\n"
-        "# HELP shopd_worker_restarts_total Workers and dispatchers replaced after dying.\n"
-        "# TYPE shopd_worker_restarts_total counter\n"
-        "shopd_worker_restarts_total %llu\n",
-        (long long)(sum.in_flight > 0 ? sum.in_flight : 0),
-        (unsigned long long)sum.checkouts[METRICS_CHECKOUT_CREATED],
-        (unsigned long long)sum.checkouts[METRICS_CHECKOUT_REPLAYED],
-        (unsigned long long)sum.checkouts[METRICS_CHECKOUT_REFUSED], (unsigned long long)sum.rl_refused,
-        (unsigned long long)sum.rl_unavailable, (unsigned long long)sum.worker_restarts);
+    prom_gauge(o, "shopd_http_requests_in_flight", "Requests being handled now.",
+               (double)(sum.in_flight > 0 ? sum.in_flight : 0));
+    prom_family(o, "shopd_checkouts_total", PROM_COUNTER, "Checkout attempts by result.");
+    prom_sample_u64(o, "shopd_checkouts_total", "result=\"created\"",
+                    sum.checkouts[METRICS_CHECKOUT_CREATED]);
+    prom_sample_u64(o, "shopd_checkouts_total", "result=\"replayed\"",
+                    sum.checkouts[METRICS_CHECKOUT_REPLAYED]);
+    prom_sample_u64(o, "shopd_checkouts_total", "result=\"refused\"",
+                    sum.checkouts[METRICS_CHECKOUT_REFUSED]);
+    prom_counter(o, "shopd_ratelimit_refusals_total", "Requests refused with 429 by a budget.",
+                 sum.rl_refused);
+    prom_counter(o, "shopd_ratelimit_unavailable_total",
+                 "Budget checks that found ratelimitd unavailable (served anyway).", sum.rl_unavailable);
+    prom_counter(o, "shopd_worker_restarts_total", "Workers and dispatchers replaced after dying.",
+                 sum.worker_restarts);
     long connections = count_connections(listen_port);
     if (connections >= 0)
-        evbuffer_add_printf(out,
-                            "# HELP shopd_connections Client connections open now (all workers).\n"
-                            "# TYPE shopd_connections gauge\n"
-                            "shopd_connections %ld\n",
-                            connections);
-    evbuffer_add_printf(out, "# HELP shopd_orders Orders in the database by dispatch status.\n"
-                             "# TYPE shopd_orders gauge\n");
+        prom_gauge(o, "shopd_connections", "Client connections open now (all workers).", (double)connections);
+    prom_family(o, "shopd_orders", PROM_GAUGE, "Orders in the database by dispatch status.");
     static const char SQL_ORDERS_BY_STATUS[] =
         "SELECT s.status, (SELECT count(*) FROM orders o WHERE o.status = s.status)"
         " FROM (SELECT 'pending' AS status UNION ALL SELECT 'sent' UNION ALL SELECT 'failed') s";
     sqlite3_stmt *st = db_stmt(db, SQL_ORDERS_BY_STATUS);
     while (sqlite3_step(st) == SQLITE_ROW)
-        evbuffer_add_printf(out, "shopd_orders{status=\"%s\"} %lld\n",
-                            (const char *)sqlite3_column_text(st, 0), (long long)sqlite3_column_int64(st, 1));
+        prom_sample(
+            o, "shopd_orders",
+            prom_labels(labels, sizeof(labels), "status", (const char *)sqlite3_column_text(st, 0), NULL),
+            (double)sqlite3_column_int64(st, 1));
     db_done(st);
-    render_outbox_age(out, db);
-    render_processes(out);
+    render_outbox_age(o, db);
+    render_processes(o);
+    evbuffer_add(out, text.p, text.len);
+    strbuf_free(&text);
 }

@@ -125,20 +125,24 @@ int outbox_claim(struct db *db, const char *owner, int64_t now, int lease_second
     return (int)n;
 }
 
+void outbox_order_cleanup(struct outbox_order *o)
+{
+    free(o->id);
+    free(o->user_email);
+    free(o->currency);
+    free(o->created_at);
+    for (size_t j = 0; j < o->nlines; j++)
+        free(o->lines[j].name);
+    free(o->lines);
+    *o = (struct outbox_order){0};
+}
+
 void outbox_orders_free(struct outbox_order *orders, size_t n)
 {
     if (!orders)
         return;
-    for (size_t i = 0; i < n; i++) {
-        struct outbox_order *o = &orders[i];
-        free(o->id);
-        free(o->user_email);
-        free(o->currency);
-        free(o->created_at);
-        for (size_t j = 0; j < o->nlines; j++)
-            free(o->lines[j].name);
-        free(o->lines);
-    }
+    for (size_t i = 0; i < n; i++)
+        outbox_order_cleanup(&orders[i]);
     free(orders);
 }
 

@@ -48,6 +48,8 @@ int outbox_claim(struct db *db, const char *owner, int64_t now, int lease_second
 
 /* Frees n orders returned by outbox_claim (NULL is a no-op). */
 void outbox_orders_free(struct outbox_order *orders, size_t n);
+/* Frees the fields of one order (taken out of a claimed array) and zeroes it. */
+void outbox_order_cleanup(struct outbox_order *o);
 
 /* Extends owner's lease on order id to until. Returns 1 when the lease was
  * still owner's (and is extended), 0 when it is no longer (another dispatcher

@@ -1,4 +1,4 @@
-/* The shopping pages: inventory, cart, checkout and the order history. */
+/* The shopping pages: inventory, cart and checkout (the orders are in pages_orders.c). */
 #include "shopd/cart.h"
 #include "shopd/catalog.h"
 #include "shopd/checkout.h"
@@ -231,83 +231,4 @@ void pages_checkout(struct request *r)
     char *location = xasprintf("/browser/checkout?order=%s", res.order_id);
     reply_redirect(r, location);
     free(location);
-}
-
-static const char *status_label(const char *status)
-{
-    if (strcmp(status, "pending") == 0)
-        return "Received, being processed";
-    if (strcmp(status, "sent") == 0)
-        return "Confirmed";
-    if (strcmp(status, "failed") == 0)
-        return "Needs attention";
-    return status;
-}
-
-/* Adds the display fields the order templates use. */
-static void decorate_order(json_t *order)
-{
-    set_money(order, "total_display", "total_cents");
-    const char *status = json_string_value(json_object_get(order, "status"));
-    json_object_set_new(order, "status_label", json_string(status_label(status ? status : "")));
-    /* 2024-05-01T12:34:56.789Z reads as 2024-05-01 12:34 UTC. */
-    const char *created = json_string_value(json_object_get(order, "created_at"));
-    if (created && strlen(created) >= 16) {
-        char when[32];
-        snprintf(when, sizeof(when), "%.10s %.5s UTC", created, created + 11);
-        json_object_set_new(order, "created_display", json_string(when));
-    }
-    size_t i;
-    json_t *item;
-    json_array_foreach(json_object_get(order, "items"), i, item)
-    {
-        set_money(item, "unit_price_display", "unit_price_cents");
-        set_money(item, "line_total_display", "line_total_cents");
-    }
-}
-
-void pages_confirmation(struct request *r)
-{
-    const char *id = request_query(r, "order");
-    if (!id || !*id) {
-        reply_redirect(r, "/browser/orders");
-        return;
-    }
-    json_t *orders = checkout_orders(r->db, r->session.user_id);
-    if (!orders) {
-        pages_error(r, 500, "Your orders could not be read. Please try again.");
-        return;
-    }
-    size_t i;
-    json_t *order, *found = NULL;
-    json_array_foreach(orders, i, order)
-    {
-        if (strcmp(json_string_value(json_object_get(order, "order_id")), id) == 0) {
-            found = order;
-            break;
-        }
-    }
-    if (!found) {
-        json_decref(orders);
-        pages_error(r, 404, "There is no such order in your account.");
-        return;
-    }
-    decorate_order(found);
-    json_t *ctx = json_pack("{s:O}", "order", found);
-    json_decref(orders);
-    render_page(r, 200, "confirmation", "Order placed", "orders", ctx);
-}
-
-void pages_orders(struct request *r)
-{
-    json_t *orders = checkout_orders(r->db, r->session.user_id);
-    if (!orders) {
-        pages_error(r, 500, "Your orders could not be read. Please try again.");
-        return;
-    }
-    size_t i;
-    json_t *order;
-    json_array_foreach(orders, i, order) decorate_order(order);
-    json_t *ctx = json_pack("{s:o, s:b}", "orders", orders, "empty", json_array_size(orders) == 0);
-    render_page(r, 200, "orders", "Your orders", "orders", ctx);
 }

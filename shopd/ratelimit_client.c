@@ -17,14 +17,13 @@
 
 #include "shared/clock.h"
 #include "shared/log.h"
+#include "shared/rl_protocol.h"
 #include "shared/xalloc.h"
 
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 2000
 /* Checks waiting at once; past this ratelimitd is clearly not keeping up, so fail open at once. */
 #define MAX_WAITING 10000
-#define MAX_KEY 256
-#define MAX_RULE 64
 /* An answer line is short; a longer one means we are not talking to ratelimitd. */
 #define MAX_ANSWER 512
 
@@ -144,36 +143,19 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
     arm_timeout(c);
 }
 
-static int parse_answer(const char *line, struct rl_result *r)
+/* ratelimitd's answer in the client's terms; -1 for ERR or garbage. */
+static int parse_answer(const char *line, size_t len, struct rl_result *r)
 {
+    struct rl_proto_answer a;
     memset(r, 0, sizeof(*r));
-    long a, b, d, w;
-    char extra;
-    int n;
-    if (strncmp(line, "ALLOW ", 6) == 0) {
-        n = sscanf(line + 6, "%ld %ld %ld %ld %c", &a, &b, &d, &w, &extra);
-        if (n != 3 && n != 4)
-            return -1;
-        r->verdict = RL_ALLOW;
-        r->limit = a;
-        r->remaining = b;
-        r->reset_seconds = d;
-        r->window_seconds = n == 4 ? w : 0;
-    } else if (strncmp(line, "DENY ", 5) == 0) {
-        n = sscanf(line + 5, "%ld %ld %ld %c", &a, &b, &w, &extra);
-        if (n != 2 && n != 3)
-            return -1;
-        r->verdict = RL_DENY;
-        r->limit = a;
-        r->retry_after_ms = b;
-        r->reset_seconds = (b + 999) / 1000;
-        r->window_seconds = n == 3 ? w : 0;
-    } else {
+    if (rl_proto_parse_answer(line, len, &a) < 0)
         return -1;
-    }
-    if (r->limit < 0 || r->remaining < 0 || r->reset_seconds < 0 || r->retry_after_ms < 0 ||
-        r->window_seconds < 0)
-        return -1;
+    r->verdict = a.verdict == RL_PROTO_ALLOW ? RL_ALLOW : RL_DENY;
+    r->limit = a.limit;
+    r->remaining = a.remaining;
+    r->reset_seconds = a.reset_s;
+    r->retry_after_ms = a.retry_after_ms;
+    r->window_seconds = a.window_s;
     return 0;
 }
 
@@ -199,7 +181,7 @@ static void on_read(struct bufferevent *bev, void *arg)
         c->waiting--;
         if (!p->answered) {
             struct rl_result r;
-            if (parse_answer(line, &r) < 0) {
+            if (parse_answer(line, len, &r) < 0) {
                 time_t now = time(NULL);
                 if (now != c->err_logged_at) {
                     /* A misconfigured rule would otherwise log on every request. */
@@ -297,21 +279,6 @@ struct rl_client *rl_client_new(struct event_base *base, const char *socket_path
     return c;
 }
 
-static void copy_clean(char *dst, const char *src, size_t max, bool rule)
-{
-    size_t n = 0;
-    for (; src && src[n] && n < max; n++) {
-        unsigned char ch = (unsigned char)src[n];
-        bool ok = rule ? ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-                          ch == '_' || ch == '-' || ch == '.')
-                       : (ch > 0x20 && ch < 0x7f);
-        dst[n] = ok ? (char)ch : '_';
-    }
-    if (n == 0)
-        dst[n++] = '-';
-    dst[n] = 0;
-}
-
 void rl_client_check(struct rl_client *c, const char *rule, const char *key, int cost, rl_done_fn cb,
                      void *arg)
 {
@@ -327,11 +294,9 @@ void rl_client_check(struct rl_client *c, const char *rule, const char *key, int
         event_active(c->ready_ev, EV_TIMEOUT, 0);
         return;
     }
-    char rule_buf[MAX_RULE + 2], key_buf[MAX_KEY + 2];
-    copy_clean(rule_buf, rule, MAX_RULE, true);
-    copy_clean(key_buf, key, MAX_KEY, false);
-    evbuffer_add_printf(bufferevent_get_output(c->bev), "CHECK %s %s %d\r\n", rule_buf, key_buf,
-                        cost < 0 ? 1 : cost);
+    char line[RL_PROTO_CHECK_LINE_MAX];
+    size_t n = rl_proto_format_check(line, sizeof(line), rule, key, cost);
+    evbuffer_add(bufferevent_get_output(c->bev), line, n);
     p->deadline_us = clock_mono_us() + (uint64_t)c->timeout_ms * 1000;
     if (c->tail)
         c->tail->next = p;
@@ -370,8 +335,8 @@ void rl_add_headers(struct evkeyvalq *headers, const char *rule, const struct rl
     if (res->verdict == RL_UNAVAILABLE)
         return;
     /* The policy name is a structured-field String: keep it to characters that need no escaping. */
-    char name[MAX_RULE + 2];
-    copy_clean(name, rule, MAX_RULE, true);
+    char name[RL_PROTO_MAX_RULE + 1];
+    rl_proto_clean_rule(name, rule);
     long remaining = res->verdict == RL_DENY ? 0 : res->remaining;
     long reset = res->reset_seconds;
     long retry_s = 0;

@@ -2,6 +2,8 @@
 #include "shopd/cart.h"
 #include "shopd/catalog.h"
 #include "shopd/request.h"
+#include "shopd/router.h"
+#include "shared/crypto.h"
 #include "shared/log.h"
 #include "shared/mustache.h"
 #include "shared/xalloc.h"
@@ -69,8 +71,7 @@ void render_flash(struct request *r, const char *kind, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    if (request_ensure_session(r) < 0 || sessions_set_flash(r->db, r->session.key, kind, msg) < 0)
-        log_warn("pages: could not store the flash message \"%s\"", msg);
+    request_set_flash(r, kind, msg);
 }
 
 /* The last resort when the templates cannot produce a page: plain, escaped HTML. */
@@ -118,8 +119,9 @@ static void add_frame(struct request *r, json_t *ctx, const char *title, const c
         snprintf(key, sizeof(key), "nav_%s", nav);
         json_object_set_new(ctx, key, json_true());
     }
-    if (r->has_session)
-        json_object_set_new(ctx, "csrf", json_string(r->session.csrf));
+    char csrf[CRYPTO_SHA256_HEX_LEN];
+    request_csrf_token(r, csrf);
+    json_object_set_new(ctx, "csrf", json_string(csrf));
     if (request_logged_in(r)) {
         json_object_set_new(ctx, "user", json_pack("{s:s}", "email", r->session.email));
         json_object_set_new(ctx, "is_admin", json_boolean(r->is_admin));
@@ -127,9 +129,9 @@ static void add_frame(struct request *r, json_t *ctx, const char *title, const c
         if (count >= 0)
             json_object_set_new(ctx, "cart_count", json_integer(count));
     }
-    if (take_flash && r->has_session && !json_is_object(json_object_get(ctx, "flash"))) {
+    if (take_flash && !json_is_object(json_object_get(ctx, "flash"))) {
         char kind[16], msg[512];
-        if (sessions_take_flash(r->db, r->session.key, kind, sizeof(kind), msg, sizeof(msg)))
+        if (request_take_flash(r, kind, sizeof(kind), msg, sizeof(msg)))
             json_object_set_new(ctx, "flash", render_flash_now(kind, msg));
     }
 }
@@ -210,9 +212,11 @@ void render_error(struct request *r, int status, const char *message)
     }
     char title[64];
     snprintf(title, sizeof(title), "%d %s", status, error_heading(status));
+    /* The note on forms fits a refused CSRF token, not an admin page refused to a shopper. */
+    bool admin_refusal = r->route && (r->route->flags & ROUTE_NEEDS_ADMIN) && !r->is_admin;
     json_t *ctx = json_pack("{s:i, s:s, s:s, s:b, s:b, s:b}", "status", status, "heading",
                             error_heading(status), "message", message, "is_404", status == 404, "is_429",
-                            status == 429, "is_403", status == 403);
+                            status == 429, "is_403", status == 403 && !admin_refusal);
     if (!ctx) { /* a message that is not UTF-8 */
         plain_page(r, status, message);
         return;

@@ -3,7 +3,10 @@
 #include "shopd/router.h"
 #include "shopd/worker.h"
 #include "shared/clock.h"
+#include "shared/crypto.h"
+#include "shared/log.h"
 #include "shared/http_answer.h"
+#include "shared/multipart.h"
 #include "shared/xalloc.h"
 
 #include <event2/buffer.h>
@@ -43,6 +46,23 @@ static void add_common_headers(struct request *r, const char *content_type)
         char cookie[160];
         snprintf(cookie, sizeof(cookie), "session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0%s",
                  r->settings->cookie_secure || r->via_https ? "; Secure" : "");
+        evhttp_add_header(h, "Set-Cookie", cookie);
+    }
+    const char *secure = r->settings->cookie_secure || r->via_https ? "; Secure" : "";
+    if (r->set_visitor && !r->has_session) {
+        char cookie[160];
+        snprintf(cookie, sizeof(cookie), "visitor=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%ld%s", r->visitor_id,
+                 r->settings->session_max_seconds, secure);
+        evhttp_add_header(h, "Set-Cookie", cookie);
+    }
+    if (r->set_flash) {
+        char cookie[VISITOR_FLASH_COOKIE_MAX + 96];
+        snprintf(cookie, sizeof(cookie), "flash=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%d%s", r->set_flash,
+                 VISITOR_FLASH_SECONDS, secure);
+        evhttp_add_header(h, "Set-Cookie", cookie);
+    } else if (r->clear_flash) {
+        char cookie[96];
+        snprintf(cookie, sizeof(cookie), "flash=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0%s", secure);
         evhttp_add_header(h, "Set-Cookie", cookie);
     }
     if (worker_draining(r->worker))
@@ -200,6 +220,42 @@ static struct evkeyvalq *parse_pairs(const char *text)
     return q;
 }
 
+/* Splits a multipart/form-data body into r->parts and puts its text fields
+ * (parts without a filename) into r->form, so that the CSRF check and
+ * request_form read an upload form as they read any other. */
+static void parse_multipart(struct request *r, const char *ct)
+{
+    r->form = xcalloc(1, sizeof(*r->form));
+    TAILQ_INIT(r->form);
+    char boundary[MULTIPART_MAX_BOUNDARY + 1];
+    if (!multipart_boundary(ct, boundary, sizeof(boundary))) {
+        r->multipart_error = "no multipart boundary";
+        return;
+    }
+    size_t len;
+    const char *body = body_text(r, &len);
+    r->parts = xcalloc(REQUEST_MAX_PARTS, sizeof(*r->parts));
+    int n = multipart_parse(boundary, body, len, r->parts, REQUEST_MAX_PARTS, &r->multipart_error);
+    if (n < 0)
+        return;
+    r->nparts = (size_t)n;
+    for (size_t i = 0; i < r->nparts; i++) {
+        const struct multipart_part *p = &r->parts[i];
+        if (p->filename || memchr(p->data, '\0', p->len) || memchr(p->name, '\0', p->name_len))
+            continue;
+        char *key = xstrndup(p->name, p->name_len), *value = xstrndup(p->data, p->len);
+        evhttp_add_header(r->form, key, value);
+        free(key);
+        free(value);
+    }
+}
+
+const struct multipart_part *request_file(struct request *r, const char *name)
+{
+    request_form(r, name);
+    return r->nparts ? multipart_find(r->parts, r->nparts, name) : NULL;
+}
+
 const char *request_form(struct request *r, const char *name)
 {
     if (!r->form) {
@@ -208,6 +264,8 @@ const char *request_form(struct request *r, const char *name)
             size_t len;
             const char *text = body_text(r, &len);
             r->form = parse_pairs(text);
+        } else if (ct && strncasecmp(ct, "multipart/form-data", 19) == 0) {
+            parse_multipart(r, ct);
         } else {
             r->form = xcalloc(1, sizeof(*r->form));
             TAILQ_INIT(r->form);
@@ -293,9 +351,59 @@ void request_end_session(struct request *r)
     r->clear_session = true;
 }
 
-int request_ensure_session(struct request *r)
+void request_csrf_token(struct request *r, char *out)
 {
-    return r->has_session ? 0 : request_start_session(r, 0);
+    if (r->has_session) {
+        snprintf(out, CRYPTO_SHA256_HEX_LEN, "%s", r->session.csrf);
+        return;
+    }
+    if (!r->visitor_id[0]) {
+        visitor_new_id(r->visitor_id);
+        r->set_visitor = true;
+    }
+    visitor_csrf_token(r->settings->secret_key, r->visitor_id, out);
+}
+
+bool request_csrf_ok(struct request *r, const char *token)
+{
+    if (!token)
+        return false;
+    char want[CRYPTO_SHA256_HEX_LEN];
+    if (r->has_session)
+        snprintf(want, sizeof(want), "%s", r->session.csrf);
+    else if (r->visitor_id[0] && !r->set_visitor)
+        visitor_csrf_token(r->settings->secret_key, r->visitor_id, want);
+    else
+        return false;
+    size_t n = strlen(want);
+    return n > 0 && strlen(token) == n && crypto_equal(token, want, n);
+}
+
+void request_set_flash(struct request *r, const char *kind, const char *message)
+{
+    if (r->has_session) {
+        if (sessions_set_flash(r->db, r->session.key, kind, message) < 0)
+            log_warn("could not store the flash message \"%s\"", message);
+        return;
+    }
+    char value[VISITOR_FLASH_COOKIE_MAX];
+    if (!visitor_flash_encode(r->settings->secret_key, kind, message, time(NULL) + VISITOR_FLASH_SECONDS, value,
+                              sizeof(value)))
+        return;
+    free(r->set_flash);
+    r->set_flash = xstrdup(value);
+}
+
+bool request_take_flash(struct request *r, char *kind, size_t kindlen, char *message, size_t msglen)
+{
+    if (r->has_session && sessions_take_flash(r->db, r->session.key, kind, kindlen, message, msglen))
+        return true;
+    /* A message set before login (or logout) waits in the cookie. */
+    char value[VISITOR_FLASH_COOKIE_MAX + 1];
+    if (!request_cookie(r, "flash", value, sizeof(value)) || !value[0])
+        return false;
+    r->clear_flash = true;
+    return visitor_flash_decode(r->settings->secret_key, value, time(NULL), kind, kindlen, message, msglen);
 }
 
 static void on_close(struct evhttp_connection *evcon, void *arg)

@@ -17,9 +17,15 @@
 #include "shopd/ratelimit_client.h"
 #include "shopd/sessions.h"
 #include "shopd/settings.h"
+#include "shopd/visitor.h"
+#include "shared/request_id.h"
 
 struct worker;
 struct route;
+struct multipart_part;
+
+/* The most parts a multipart/form-data body may have (an upload form has a few). */
+#define REQUEST_MAX_PARTS 16
 
 struct request {
     struct evhttp_request *ev;
@@ -30,8 +36,9 @@ struct request {
     const char *method;  /* "GET", "POST", ... */
     char *path;          /* decoded path without the query (owned) */
     int64_t param;       /* the numeric path parameter of /products/<id> and the like */
+    char param_text[72]; /* the text path parameter of /orders/<uuid> and the like */
     char client_ip[64];  /* the client, from X-Forwarded-For when the peer is a trusted proxy */
-    char request_id[64]; /* X-Request-Id from the balancer, or made here */
+    char request_id[REQUEST_ID_MAX + 1]; /* X-Request-Id from the balancer, or made here */
     bool via_https;      /* a trusted proxy says the client used HTTPS: cookies get Secure */
     uint64_t start_us;
     struct session session; /* valid when has_session */
@@ -39,12 +46,22 @@ struct request {
     bool is_admin;
     char *set_session_token; /* a session cookie to send with the reply (owned) */
     bool clear_session;      /* expire the cookie with the reply */
+    char visitor_id[VISITOR_ID_LEN + 1]; /* a browser without a session: its visitor cookie ("" when none) */
+    bool set_visitor;                    /* a visitor id made for this reply: send its cookie */
+    char *set_flash;                     /* a flash cookie value to send with the reply (owned) */
+    bool clear_flash;                    /* the flash cookie was read: expire it with the reply */
     json_t *json;            /* the parsed JSON body, once request_json_body succeeded */
     struct evkeyvalq *form;  /* the parsed form body, once request_form was called */
     struct evkeyvalq *query; /* the parsed query string, once request_query was called */
     struct rl_result rl;     /* the tightest budget checked for this request */
     const char *rl_rule;
     bool has_rl;
+    /* A multipart/form-data body's parts, pointing into the body (owned), once
+       request_form or request_file was called; multipart_error (static) says
+       why such a body was refused. */
+    struct multipart_part *parts;
+    size_t nparts;
+    const char *multipart_error;
     int pending_checks;
     bool replied;
     bool held;      /* the handler answers later, after work on the offload pool */
@@ -80,8 +97,12 @@ const char *request_header(struct request *r, const char *name);
  * returns NULL with the status to answer (400 or 415) and a message. The object
  * is owned by r. */
 json_t *request_json_body(struct request *r, int *status, char *msg, size_t msglen);
-/* A field of an application/x-www-form-urlencoded body, or NULL. Owned by r. */
+/* A field of an application/x-www-form-urlencoded or multipart/form-data body
+ * (text parts), or NULL. Owned by r. */
 const char *request_form(struct request *r, const char *name);
+/* The file part called name of a multipart/form-data body, or NULL (a
+ * malformed body has none: r->multipart_error says why). Owned by r. */
+const struct multipart_part *request_file(struct request *r, const char *name);
 /* A query-string parameter, or NULL. Owned by r. */
 const char *request_query(struct request *r, const char *name);
 /* The value of cookie name into buf; false if absent. */
@@ -99,9 +120,20 @@ static inline bool request_logged_in(const struct request *r)
 int request_start_session(struct request *r, int64_t user_id);
 /* Ends the current session server-side and expires the cookie. */
 void request_end_session(struct request *r);
-/* Makes sure the request has a session (an anonymous one if needed), for CSRF
- * tokens and flash messages on browser pages. Returns 0 or -1. */
-int request_ensure_session(struct request *r);
+/* The CSRF token forms of this page carry into out (65 bytes): the session's
+ * when there is one, else the visitor cookie's (a visitor id is made, and its
+ * cookie sent, when the browser has none yet). Writes nothing to the database. */
+void request_csrf_token(struct request *r, char *out);
+/* True when token is this browser's CSRF token: its session's, or, without a
+ * session, the one of the visitor cookie it sent. A visitor id made for this
+ * very reply matches nothing. */
+bool request_csrf_ok(struct request *r, const char *token);
+/* Keeps a one-time message for the next page: in the session row when logged
+ * in, else in a signed short-lived cookie (no database write). */
+void request_set_flash(struct request *r, const char *kind, const char *message);
+/* Takes the pending one-time message, from the session row or the flash
+ * cookie (which is then expired). False when there is none. */
+bool request_take_flash(struct request *r, char *kind, size_t kindlen, char *message, size_t msglen);
 
 /* --- answering later ------------------------------------------------------ */
 

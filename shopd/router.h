@@ -18,6 +18,7 @@ enum route_flags {
     ROUTE_CSRF = 1 << 3,       /* a form POST: the form's csrf_token must match the session's */
     ROUTE_PREFIX = 1 << 4,     /* the pattern matches every path below it (static files) */
     ROUTE_NO_LOG = 1 << 5,     /* keep health checks out of the access log at info level */
+    ROUTE_UPLOAD = 1 << 6,     /* takes a body up to UPLOAD_MAX_BYTES (and framing), not SHOPD_MAX_BODY */
 };
 
 /* The rate-limit rule that budgets a route, and what the budget is keyed by. */
@@ -25,7 +26,8 @@ enum rl_key { RL_KEY_NONE, RL_KEY_ADDRESS, RL_KEY_USER, RL_KEY_LOGIN };
 
 struct route {
     const char *method;  /* "GET", "POST", ... */
-    const char *pattern; /* "/products/#": '#' is a positive integer, passed as r->param */
+    const char *pattern; /* "/products/#": '#' is a positive integer, passed as r->param; '*' a
+                            segment of letters, digits and '-', passed as r->param_text */
     route_handler handler;
     const char *rule;    /* ratelimitd rule name, NULL for none */
     enum rl_key rl_key;
@@ -35,10 +37,14 @@ struct route {
 
 enum route_match { ROUTE_FOUND, ROUTE_NOT_FOUND, ROUTE_WRONG_METHOD };
 
-/* Finds the route for method and path; *param receives the numeric segment.
+/* The longest '*' segment a route takes (a UUID is 36). */
+#define ROUTE_MAX_TEXT 64
+
+/* Finds the route for method and path; *param receives the numeric segment and
+ * text (textlen > ROUTE_MAX_TEXT) the '*' segment.
  * On ROUTE_WRONG_METHOD, allow receives the methods the path takes ("GET, PUT"). */
 enum route_match router_match(const char *method, const char *path, const struct route **out, int64_t *param,
-                              char *allow, size_t allowlen);
+                              char *text, size_t textlen, char *allow, size_t allowlen);
 bool router_is_page(const struct route *route);
 /* All routes (for metrics labels); *count receives their number. */
 const struct route *router_routes(size_t *count);

@@ -15,6 +15,8 @@ static const char SQL_LOOKUP[] = "SELECT s.user_id, coalesce(u.email, ''), s.csr
 static const char SQL_USER_EMAIL[] = "SELECT email FROM users WHERE id = ?1";
 static const char SQL_TOUCH[] = "UPDATE sessions SET last_seen = ?2 WHERE token_hash = ?1";
 static const char SQL_DELETE[] = "DELETE FROM sessions WHERE token_hash = ?1";
+static const char SQL_DELETE_USER[] =
+    "DELETE FROM sessions WHERE user_id = ?1 AND (?2 IS NULL OR token_hash <> ?2)";
 static const char SQL_SET_FLASH[] = "UPDATE sessions SET flash = ?2 WHERE token_hash = ?1";
 /* RETURNING shows the row after the update (flash already NULL), so the message is read
  * first and then cleared only if it is still the same, which keeps it shown once even when
@@ -111,6 +113,21 @@ int sessions_delete(struct db *db, const char *key)
         return -1;
     }
     return 0;
+}
+
+int sessions_delete_user(struct db *db, int64_t user_id, const char *keep)
+{
+    sqlite3_stmt *st = db_stmt(db, SQL_DELETE_USER);
+    sqlite3_bind_int64(st, 1, user_id);
+    if (keep)
+        sqlite3_bind_text(st, 2, keep, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    db_done(st);
+    if (rc != SQLITE_DONE) {
+        db_log_error(db, "sessions: ending the sessions of user %lld failed", (long long)user_id);
+        return -1;
+    }
+    return sqlite3_changes(db_handle(db));
 }
 
 int sessions_set_flash(struct db *db, const char *key, const char *kind, const char *message)

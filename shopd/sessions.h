@@ -37,6 +37,10 @@ char *sessions_create(struct db *db, const struct session_policy *p, int64_t use
 bool sessions_lookup(struct db *db, const struct session_policy *p, const char *token, struct session *s);
 /* Ends a session. Returns 0 or -1. */
 int sessions_delete(struct db *db, const char *key);
+/* Ends every session of user_id except the one whose key is keep (NULL: all of
+ * them), as after a password change or "log out everywhere". Returns the number
+ * ended, or -1. */
+int sessions_delete_user(struct db *db, int64_t user_id, const char *keep);
 /* Stores a one-time message shown on the next page ("kind" is success, error or info). */
 int sessions_set_flash(struct db *db, const char *key, const char *kind, const char *message);
 /* Takes the pending flash message: kind and message into the buffers; false if none. */

@@ -39,6 +39,12 @@ static const struct config_setting shopd_settings_table[] = {
      .help = "a session ends this long after login"},
     {.name = "TEMPLATES_DIR", .default_value = "templates", .help = "HTML templates (Mustache)"},
     {.name = "STATIC_DIR", .default_value = "templates/static", .help = "files served under /static/"},
+    {.name = "UPLOADS_DIR",
+     .default_value = "uploads",
+     .help = "folder of the product images admins upload, served under /uploads/ (created when missing)"},
+    {.name = "UPLOAD_MAX_BYTES",
+     .default_value = "2097152",
+     .help = "largest product image an admin may upload, in bytes"},
     {.name = "AWS_REGION", .default_value = "us-east-1", .alias = "REGION_NAME", .help = "DynamoDB region"},
     {.name = "AWS_ACCESS_KEY_ID", .default_value = "", .help = "AWS credentials for DynamoDB"},
     {.name = "AWS_SECRET_ACCESS_KEY", .default_value = "", .help = "AWS credentials for DynamoDB"},
@@ -48,6 +54,10 @@ static const struct config_setting shopd_settings_table[] = {
      .help = "DynamoDB endpoint (empty: https://dynamodb.<region>.amazonaws.com)"},
     {.name = "DYNAMODB_TABLE", .default_value = "Orders", .help = "the orders table"},
     {.name = "DISPATCHER_ENABLED", .default_value = "1", .help = "0 runs no dispatcher in this instance"},
+    {.name = "DISPATCHER_CONCURRENCY",
+     .default_value = "32",
+     .help =
+         "orders the dispatcher keeps in flight to DynamoDB, each on its own kept-alive connection (1-256)"},
     {.name = "LOG_LEVEL", .default_value = "info", .help = "debug, info, warn or error"},
     {.name = "LOG_FILE",
      .default_value = "",
@@ -75,7 +85,7 @@ static const char *nonempty(const char *s)
     return s && *s ? s : NULL;
 }
 
-struct shopd_settings *settings_load(int argc, char **argv, char *err, size_t errlen)
+struct shopd_settings *shopd_settings_load(int argc, char **argv, char *err, size_t errlen)
 {
     struct config *cfg = config_load("shopd", SHOP_VERSION,
                                      "The shop server: accounts, catalog, carts and checkout over HTTP.",
@@ -153,6 +163,13 @@ struct shopd_settings *settings_load(int argc, char **argv, char *err, size_t er
         goto fail;
     s->templates_dir = config_get(cfg, "TEMPLATES_DIR");
     s->static_dir = config_get(cfg, "STATIC_DIR");
+    s->uploads_dir = config_get(cfg, "UPLOADS_DIR");
+    if (!s->uploads_dir || !*s->uploads_dir) {
+        snprintf(err, errlen, "UPLOADS_DIR is empty");
+        goto fail;
+    }
+    if (get_long(cfg, "UPLOAD_MAX_BYTES", 1024, 64L << 20, &s->upload_max_bytes, err, errlen) < 0)
+        goto fail;
 
     s->aws_region = config_get(cfg, "AWS_REGION");
     if (!s->aws_region || !*s->aws_region) {
@@ -170,6 +187,8 @@ struct shopd_settings *settings_load(int argc, char **argv, char *err, size_t er
     }
     if (config_get_bool(cfg, "DISPATCHER_ENABLED", &s->dispatcher_enabled, err, errlen) < 0)
         goto fail;
+    if (get_long(cfg, "DISPATCHER_CONCURRENCY", 1, 256, &s->dispatcher_concurrency, err, errlen) < 0)
+        goto fail;
 
     const char *log_file = config_get(cfg, "LOG_FILE");
     if (log_file && *log_file && log_open(log_file) < 0) {
@@ -178,11 +197,11 @@ struct shopd_settings *settings_load(int argc, char **argv, char *err, size_t er
     }
     return s;
 fail:
-    settings_free(s);
+    shopd_settings_free(s);
     return NULL;
 }
 
-void settings_free(struct shopd_settings *s)
+void shopd_settings_free(struct shopd_settings *s)
 {
     if (!s)
         return;

@@ -30,6 +30,10 @@ struct shopd_settings {
     long session_max_seconds;
     const char *templates_dir;
     const char *static_dir;
+    /* UPLOADS_DIR, the uploaded product images; UPLOAD_MAX_BYTES, the largest
+       one (upload routes take bodies this large, however small SHOPD_MAX_BODY). */
+    const char *uploads_dir;
+    long upload_max_bytes;
     bool create_table; /* --create-table: make the DynamoDB table and exit */
     bool check_only;   /* --check: validate everything it would read, start nothing */
     /* DynamoDB (the dispatcher) */
@@ -40,12 +44,13 @@ struct shopd_settings {
     const char *dynamodb_endpoint; /* NULL: the region's AWS endpoint */
     const char *dynamodb_table;
     bool dispatcher_enabled;
+    long dispatcher_concurrency; /* PutItem requests in flight at once */
 };
 
 /* Loads and validates the settings from argv (see shared/config.h for the
  * sources). Returns a new struct (free with settings_free) or NULL with a
  * one-line reason in err. --help and --version exit from inside. */
-struct shopd_settings *settings_load(int argc, char **argv, char *err, size_t errlen);
-void settings_free(struct shopd_settings *s);
+struct shopd_settings *shopd_settings_load(int argc, char **argv, char *err, size_t errlen);
+void shopd_settings_free(struct shopd_settings *s);
 
 #endif

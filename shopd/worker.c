@@ -13,6 +13,7 @@
 #include "shared/clock.h"
 #include "shared/crypto.h"
 #include "shared/log.h"
+#include "shared/request_id.h"
 #include "shared/xalloc.h"
 
 #include <arpa/inet.h>
@@ -50,8 +51,7 @@ struct worker {
     long inflight;
     uint64_t finished; /* requests answered so far: a reply frees its request */
     uint64_t last_reply_us;
-    char id_prefix[17];
-    uint64_t id_counter;
+    struct request_id_gen request_ids;
     struct http_guard_config guard;
 };
 
@@ -127,18 +127,17 @@ static void find_client_ip(struct worker *w, struct request *r)
 
 static void set_request_id(struct worker *w, struct request *r)
 {
+    /* The balancer's rule (shared/request_id), so both access logs name the
+     * same id; anything else is replaced, never cleaned up. */
     const char *given = request_header(r, "X-Request-Id");
     if (given) {
         size_t n = strlen(given);
-        bool ok = n > 0 && n < sizeof(r->request_id);
-        for (size_t i = 0; ok && i < n; i++)
-            ok = isalnum((unsigned char)given[i]) || given[i] == '-' || given[i] == '_' || given[i] == '.';
-        if (ok) {
+        if (request_id_valid(given, n)) {
             memcpy(r->request_id, given, n + 1);
             return;
         }
     }
-    snprintf(r->request_id, sizeof(r->request_id), "%s%08" PRIx64, w->id_prefix, ++w->id_counter);
+    request_id_next(&w->request_ids, r->request_id);
 }
 
 /* --- request life cycle -------------------------------------------------- */
@@ -147,6 +146,7 @@ static void free_request(struct request *r)
 {
     free(r->path);
     free(r->set_session_token);
+    free(r->set_flash);
     if (r->json)
         json_decref(r->json);
     if (r->form) {
@@ -157,6 +157,7 @@ static void free_request(struct request *r)
         evhttp_clear_headers(r->query);
         free(r->query);
     }
+    free(r->parts);
     free(r);
 }
 
@@ -172,10 +173,10 @@ void worker_request_done(struct request *r)
     const struct route *routes = router_routes(&nroutes);
     metrics_request(r->route ? (size_t)(r->route - routes) : nroutes, r->cancelled ? 499 : r->status, us);
     if (r->cancelled)
-        log_info("access %s %s %s cancelled 0 %" PRIu64 "us %s", r->client_ip, r->method, r->path, us,
+        log_info("access %s %s %s cancelled 0 %" PRIu64 "us request_id=%s", r->client_ip, r->method, r->path, us,
                  r->request_id);
     else if (!(r->route && (r->route->flags & ROUTE_NO_LOG)) || log_get_level() == LOG_DEBUG)
-        log_info("access %s %s %s %d %zu %" PRIu64 "us %s", r->client_ip, r->method, r->path, r->status,
+        log_info("access %s %s %s %d %zu %" PRIu64 "us request_id=%s", r->client_ip, r->method, r->path, r->status,
                  r->bytes, us, r->request_id);
     free_request(r);
 }
@@ -185,8 +186,7 @@ static bool csrf_ok(struct request *r)
     const char *token = request_form(r, "csrf_token");
     if (!token)
         token = request_header(r, "X-CSRF-Token");
-    return token && r->has_session && strlen(token) == strlen(r->session.csrf) &&
-           crypto_equal(token, r->session.csrf, strlen(token));
+    return request_csrf_ok(r, token);
 }
 
 /* True for the content types a plain HTML form can send cross-site. */
@@ -199,6 +199,18 @@ static bool form_content_type(struct request *r)
         ct++;
     return strncasecmp(ct, "application/x-www-form-urlencoded", 33) == 0 ||
            strncasecmp(ct, "multipart/form-data", 19) == 0 || strncasecmp(ct, "text/plain", 10) == 0;
+}
+
+/* Room for the multipart framing and the other fields around an uploaded image. */
+#define UPLOAD_FORM_OVERHEAD (64 * 1024)
+
+/* What the connection reads at most: SHOPD_MAX_BODY, or an upload form with an
+ * image of UPLOAD_MAX_BYTES when that is larger (dispatch then holds every
+ * other route to SHOPD_MAX_BODY). */
+static long body_limit(const struct shopd_settings *s)
+{
+    long upload = s->upload_max_bytes + UPLOAD_FORM_OVERHEAD;
+    return upload > s->max_body_bytes ? upload : s->max_body_bytes;
 }
 
 /* Runs the handler once every budget check has answered (or was skipped). */
@@ -215,10 +227,15 @@ static void dispatch(struct request *r)
             reply_message(r, 429, "Too many requests; retry in %ld s", secs);
         return;
     }
+    if (!(rt->flags & ROUTE_UPLOAD) &&
+        evbuffer_get_length(evhttp_request_get_input_buffer(r->ev)) > (size_t)r->settings->max_body_bytes) {
+        reply_add_header(r, "Connection", "close");
+        reply_error(r, 413, "Request body larger than the limit");
+        return;
+    }
     if ((rt->flags & ROUTE_NEEDS_USER) && !request_logged_in(r)) {
         if (router_is_page(rt)) {
-            if (request_ensure_session(r) == 0)
-                sessions_set_flash(r->db, r->session.key, "info", "Please log in first.");
+            request_set_flash(r, "info", "Please log in first.");
             reply_redirect(r, "/browser/login");
         } else {
             reply_message(r, 401, "Login required");
@@ -226,7 +243,10 @@ static void dispatch(struct request *r)
         return;
     }
     if ((rt->flags & ROUTE_NEEDS_ADMIN) && !r->is_admin) {
-        reply_error(r, 403, "Admin only");
+        if (router_is_page(rt))
+            reply_error(r, 403, "This page is for the shop's administrators only.");
+        else
+            reply_message(r, 403, "Admin only");
         return;
     }
     if (!router_is_page(rt) && strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0 &&
@@ -399,7 +419,8 @@ static void on_request(struct evhttp_request *ev, void *arg)
     }
 
     char allow[64];
-    enum route_match m = router_match(r->method, r->path, &r->route, &r->param, allow, sizeof(allow));
+    enum route_match m = router_match(r->method, r->path, &r->route, &r->param, r->param_text,
+                                      sizeof(r->param_text), allow, sizeof(allow));
     if (m != ROUTE_FOUND) {
         r->route = NULL;
         bool page = router_path_is_page(r->path);
@@ -422,6 +443,9 @@ static void on_request(struct evhttp_request *ev, void *arg)
         if (r->has_session && r->session.user_id)
             r->is_admin = accounts_is_admin(w->admins, r->session.email);
     }
+    char visitor[VISITOR_ID_LEN + 2];
+    if (!r->has_session && request_cookie(r, "visitor", visitor, sizeof(visitor)) && visitor_id_valid(visitor))
+        memcpy(r->visitor_id, visitor, sizeof(r->visitor_id));
 
     if (!begin_checks(w, r))
         dispatch(r);
@@ -503,9 +527,7 @@ int worker_run(const struct worker_params *params)
     w->wake_fd = params->wake_fd;
     w->index = params->index;
     metrics_use_slot(w->index);
-    unsigned char rnd[8];
-    crypto_random_bytes(rnd, sizeof(rnd));
-    crypto_hex_encode(rnd, sizeof(rnd), w->id_prefix);
+    request_id_gen_init(&w->request_ids);
 
     char err[512];
     w->db = db_open(w->settings->db_path, err, sizeof(err));
@@ -529,14 +551,13 @@ int worker_run(const struct worker_params *params)
     w->http = evhttp_new(w->base);
     evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
                                             EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
-    evhttp_set_max_body_size(w->http, (ev_ssize_t)w->settings->max_body_bytes);
+    evhttp_set_max_body_size(w->http, (ev_ssize_t)body_limit(w->settings));
     evhttp_set_max_headers_size(w->http, 16384);
     evhttp_set_timeout(w->http, 30);
     evhttp_set_gencb(w->http, on_request, w);
     w->guard = (struct http_guard_config){.max_head = 16384,
-                                          .max_body = (uint64_t)w->settings->max_body_bytes,
-                                          .id_prefix = w->id_prefix,
-                                          .id_counter = &w->id_counter};
+                                          .max_body = (uint64_t)body_limit(w->settings),
+                                          .request_ids = &w->request_ids};
     http_guard_install(w->http, &w->guard);
     w->bound = evhttp_accept_socket_with_handle(w->http, params->listen_fd);
     if (!w->bound) {

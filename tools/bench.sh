@@ -32,14 +32,20 @@
 #                             and what the checks cost GET /products (tools/bench-ratelimit-cost.sh,
 #                             BENCH_RATELIMIT_DURATION=4s per run); ratios into latest.json
 #   BENCH_TLS=1            also run tools/bench-tls.sh (TLS vs HAProxy), BENCH_TLS_DURATION=3s per run
-#   BENCH_EXTRA=1             also run tools/bench-dispatcher.sh
+#   BENCH_STATIC_PEER=1       also run tools/bench-static-peer.sh (GET /products and the inventory page
+#                             against nginx serving the same bytes, direct and through balancer/HAProxy),
+#                             BENCH_STATIC_PEER_DURATION=5s per run
+#   BENCH_DISPATCHER=1        also run tools/bench-dispatcher.sh (orders/s to a local DynamoDB behind
+#                             a proxy adding BENCH_DISPATCHER_LATENCY_MS=10 to every answer, backlog of
+#                             BENCH_DISPATCHER_ORDERS=3000, BENCH_RUNS runs; target 1000 orders/s)
 #   BENCH_SHOPD_WORKERS=      workers per shopd (empty: shopd's default, one per CPU)
 #   BENCH_RESULTS=bench/results    BENCH_KEEP=1 keeps the temporary folder (logs)
 #
 # Output: one table at the end (median requests/s of the runs, median p50 and p99, and
 # socket errors and non-2xx answers summed over the runs), bench/results/latest.json,
 # bench/results/latest.svg (gnuplot: requests/s and p99 per scenario and target), and the
-# peak RSS (VmHWM) of every process of the stack. Not part of make test.
+# peak RSS (VmHWM) of every process of the stack, each worker's RSS 10 s after the login runs,
+# and the dispatcher's orders/s. Not part of make test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -305,6 +311,25 @@ run_wrk() {
         "$(($(get connect) + $(get read) + $(get write) + $(get timeout)))" "$(get status)"
 }
 
+# Each login runs scrypt with a 32 MiB buffer (N=2^15, r=8) on a worker's offload threads:
+# that memory must go back to the system once the burst is over, not stay with the worker.
+# 10 s after the last login run, each worker's RSS (VmRSS) and peak (VmHWM), one line each.
+workers_rss_after_logins() {
+    sleep 10
+    local name pid child
+    for name in "${NAMES[@]}"; do
+        [[ $name == shopd-* ]] || continue
+        pid=${PID[$name]}
+        for child in $(cat "/proc/$pid/task/$pid/children" 2>/dev/null); do
+            grep -q dispatch "/proc/$child/comm" 2>/dev/null && continue
+            printf '%s\t%s\t%s\t%s\n' "$name" "$child" \
+                "$(awk '/^VmRSS:/ { print $2 }' "/proc/$child/status" 2>/dev/null || echo 0)" \
+                "$(awk '/^VmHWM:/ { print $2 }' "/proc/$child/status" 2>/dev/null || echo 0)"
+        done
+    done >"$WORK/rss-after-login.tsv"
+    say "worker RSS 10 s after the logins: $(awk '{ printf "%s%.1f MiB (peak %.1f)", NR > 1 ? ", " : "", $3 / 1024, $4 / 1024 }' "$WORK/rss-after-login.tsv")"
+}
+
 : >"$WORK/runs.tsv"
 RUN_SEQ=0
 START=$(date +%s)
@@ -321,6 +346,7 @@ for scen in $SCENARIOS; do
             for ((run = 1; run <= RUNS; run++)); do run_wrk "$scen" "$target" "$conns" "$run"; done
         done
     done
+    [ "$scen" != login ] || workers_rss_after_logins
     # Access logs grow by ~150 bytes a request: keep only the other lines (warnings, restarts)
     # and the access lines of answers >= 400.
     for f in "$WORK"/shopd-*.log "$WORK"/balancer.log; do
@@ -383,13 +409,22 @@ fi
 # TLS termination against HAProxy's (full and resumed handshakes, kept-alive requests).
 [ "${BENCH_TLS:-1}" = 1 ] && { BIN=$BIN RUNS=$RUNS OUT=$RESULTS/tls-vs-haproxy.txt JSON=$RESULTS/tls-vs-haproxy.json tools/bench-tls.sh "${BENCH_TLS_DURATION:-3s}" >/dev/null || echo "bench: tools/bench-tls.sh failed" >&2; }
 
-# The dispatcher's orders per second to dynalite.
-if [ "${BENCH_EXTRA:-0}" = 1 ]; then
-    if [ -x tools/bench-dispatcher.sh ]; then
-        say "dispatcher to a local DynamoDB (tools/bench-dispatcher.sh)"
-        SHOP_BIN=$BIN tools/bench-dispatcher.sh | tee "$RESULTS/dispatcher.txt" ||
-            echo "bench: tools/bench-dispatcher.sh failed" >&2
-    fi
+# shopd's pages against nginx serving the same bytes statically, directly and through
+# the balancer / HAProxy.
+if [ "${BENCH_STATIC_PEER:-1}" = 1 ]; then
+    say "shopd vs nginx serving the same bytes (tools/bench-static-peer.sh, ${BENCH_STATIC_PEER_DURATION:-5s} per run)"
+    BIN=$BIN RUNS=$RUNS OUT=$RESULTS/static-peer.txt JSON=$RESULTS/static-peer.json \
+        tools/bench-static-peer.sh "${BENCH_STATIC_PEER_DURATION:-5s}" >/dev/null ||
+        echo "bench: tools/bench-static-peer.sh failed" >&2
+fi
+
+# The dispatcher's orders per second to dynalite at DynamoDB's latency.
+rm -f "$RESULTS/dispatcher.txt"
+if [ "${BENCH_DISPATCHER:-1}" = 1 ]; then
+    say "dispatcher to a local DynamoDB behind a ${BENCH_DISPATCHER_LATENCY_MS:-10} ms proxy (tools/bench-dispatcher.sh)"
+    SHOP_BIN=$BIN tools/bench-dispatcher.sh "${BENCH_DISPATCHER_ORDERS:-3000}" "$RUNS" \
+        "${BENCH_DISPATCHER_LATENCY_MS:-10}" | tee "$RESULTS/dispatcher.txt" ||
+        echo "bench: tools/bench-dispatcher.sh failed" >&2
 fi
 
 # --- results --------------------------------------------------------------------------
@@ -429,6 +464,14 @@ for key in order:
         "runs": [{"requests_per_second": r["rps"], "p50_ms": r["p50_us"] / 1000, "p99_ms": r["p99_us"] / 1000,
                   "max_ms": r["max_us"] / 1000, "requests": int(r["requests"])} for r in runs],
     })
+
+after_login = []
+try:
+    for line in open(os.path.join(work, "rss-after-login.tsv")):
+        name, pid, kb, hwm = line.split()
+        after_login.append({"process": name, "pid": int(pid), "rss_kb": int(kb or 0), "peak_rss_kb": int(hwm or 0)})
+except (OSError, ValueError):
+    pass
 
 rss = []
 for line in open(os.path.join(work, "rss.tsv")):
@@ -470,6 +513,17 @@ def ratio_after(name, prefix):
         pass
     return None
 
+dispatcher = None
+try:
+    lines = open(os.path.join(results, "dispatcher.txt")).read().splitlines()
+    last = [l for l in lines if l.startswith("dispatcher throughput: median ")]
+    if last:
+        words = last[-1].split()
+        dispatcher = {"median_orders_per_second": float(words[3]), "latency_ms": int(words[12]),
+                      "target_met": "NOT met" not in last[-1], "lines": lines}
+except (OSError, ValueError, IndexError):
+    pass
+
 side_by_side = {
     "ratelimitd_over_raw_evalsha_1conn_depth64": ratio_after(
         "ratelimitd.txt", "ratelimitd / raw EVALSHA, one connection, depth 64:"),
@@ -484,6 +538,12 @@ except OSError:
 tls = None
 try:
     tls = json.load(open(os.path.join(results, "tls-vs-haproxy.json")))
+except (OSError, ValueError):
+    pass
+
+static_peer = None
+try:
+    static_peer = json.load(open(os.path.join(results, "static-peer.json")))
 except (OSError, ValueError):
     pass
 
@@ -506,6 +566,7 @@ doc = {
     "seconds_of_wrk": int(os.environ["BENCH_ELAPSED"]),
     "results": rows,
     "peak_rss": rss,
+    "worker_rss_10s_after_logins": after_login,
     "ratelimitd": {"decisions": int(metrics.get("ratelimitd_decisions_total", 0)),
                    "denied": int(metrics.get("ratelimitd_denied_total", 0)),
                    "degraded": int(metrics.get("ratelimitd_degraded_decisions_total", 0))},
@@ -515,6 +576,8 @@ doc = {
     "balancer_vs_haproxy": comparison,
     "side_by_side": side_by_side,
     "tls": tls,
+    "shopd_vs_static_nginx": static_peer,
+    "dispatcher": dispatcher,
 }
 with open(os.path.join(results, "latest.json"), "w") as f:
     json.dump(doc, f, indent=2)
@@ -564,6 +627,12 @@ print()
 print("Peak RSS (VmHWM):")
 for p in rss:
     print("  %-10s %-10s pid %-7d %8.1f MiB" % (p["process"], p["role"], p["pid"], p["peak_rss_kb"] / 1024))
+if after_login:
+    print()
+    print("Worker RSS 10 s after the login runs (each login's 32 MiB scrypt buffer goes back to the system):")
+    for p in after_login:
+        print("  %-10s worker     pid %-7d %8.1f MiB (peak %.1f MiB)" % (p["process"], p["pid"], p["rss_kb"] / 1024,
+                                                                   p["peak_rss_kb"] / 1024))
 rl = doc["ratelimitd"]
 print()
 print("ratelimitd: %d decisions, %d denied, %d degraded (budgets set high: every request checked, none refused)"
@@ -581,6 +650,9 @@ if refusals:
 if comparison:
     print()
     print("\n".join(comparison))
+if dispatcher:
+    print()
+    print("\n".join(dispatcher["lines"]))
 print()
 print("side by side (ratios measured in one run; targets: ratelimitd >= 1.0, checks on/off >= 0.90):")
 for k, v in side_by_side.items():

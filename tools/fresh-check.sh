@@ -30,7 +30,13 @@ die() {
     exit 1
 }
 [ "$(id -u)" -eq 0 ] || die "needs root (debootstrap, chroot, mounts)"
-command -v debootstrap >/dev/null || die "debootstrap is missing: apt-get install debootstrap"
+if ! command -v debootstrap >/dev/null; then
+    # Like every other tool the project needs, installed when it is missing.
+    say "installing debootstrap"
+    export DEBIAN_FRONTEND=noninteractive
+    { apt-get install -y -q debootstrap || { apt-get update -q && apt-get install -y -q debootstrap; }; } >/dev/null ||
+        die "could not install debootstrap: apt-get install debootstrap"
+fi
 git rev-parse --verify HEAD >/dev/null 2>&1 || die "not a git checkout"
 [ -z "$(git status --porcelain --untracked-files=no)" ] ||
     say "note: uncommitted changes are not checked (a clone of HEAD is)"

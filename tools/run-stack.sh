@@ -204,6 +204,8 @@ for p in "${SHOPD_PORTS[@]}"; do BACKENDS+="${BACKENDS:+,}127.0.0.1:$p"; done
 export BALANCER_BACKENDS=$BACKENDS
 export TEMPLATES_DIR=${TEMPLATES_DIR:-templates}
 export STATIC_DIR=${STATIC_DIR:-templates/static}
+# Product images uploaded by the admin, kept with the rest of the run's state.
+export UPLOADS_DIR=${UPLOADS_DIR:-run/uploads}
 
 NAMES=()     # started processes, in order
 declare -A PID PREFIXER

@@ -388,8 +388,10 @@ Test(pages, login_wrong_password_then_right_then_logout)
     http_resp_free(r);
 
     char *csrf = csrf_from("/browser/login");
-    char *anonymous = http_client_cookie(client, "session");
+    /* A visitor's form token rides on a signed visitor cookie: no session yet. */
+    char *anonymous = http_client_cookie(client, "visitor");
     cr_assert_not_null(anonymous);
+    cr_expect_null(http_client_cookie(client, "session"), "a session before login");
     char *body = xasprintf("csrf_token=%s&email=shopper%%40example.com&password=wrong-password", csrf);
     r = post_form("/browser/login", body);
     cr_expect_eq(r->status, 401);
@@ -401,7 +403,7 @@ Test(pages, login_wrong_password_then_right_then_logout)
     body = xasprintf("csrf_token=%s&email=shopper%%40example.com&password=" PASSWORD, csrf);
     post_expect_redirect("/browser/login", body, "/browser/inventory");
     free(body);
-    /* A new session on login: the anonymous token is not the logged-in one. */
+    /* The session starts at login, with a token of its own. */
     char *logged_in = http_client_cookie(client, "session");
     cr_assert_not_null(logged_in);
     cr_expect_str_neq(anonymous, logged_in);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "balancer/headers.h"
+#include "shared/request_id.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -33,8 +34,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (n < 9 || memcmp(out + n - 9, "192.0.2.1", 9) != 0)
             abort();
     }
-    if (headers_request_id_ok(value, vlen)) {
-        if (vlen == 0 || vlen > HEADERS_REQUEST_ID_MAX || memchr(value, '\r', vlen) || memchr(value, '\n', vlen) ||
+    if (request_id_valid(value, vlen)) {
+        if (vlen == 0 || vlen > REQUEST_ID_MAX || memchr(value, '\r', vlen) || memchr(value, '\n', vlen) ||
             memchr(value, ' ', vlen) || memchr(value, '"', vlen))
             abort();
     }

@@ -15,12 +15,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <event2/buffer.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include "balancer/tls.h"
+#include "shared/strbuf.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -87,16 +87,14 @@ static void init(void)
 /* The count of plain HTTP requests seen on the TLS port, from the metrics text. */
 static unsigned long long http_requests(void)
 {
-    struct evbuffer *o = evbuffer_new();
-    tls_metrics(NULL, o);
-    evbuffer_add(o, "", 1);
-    const char *text = (const char *)evbuffer_pullup(o, -1);
+    struct strbuf o = {0};
+    tls_metrics(NULL, &o);
     const char *key = "balancer_tls_handshake_failures_total{reason=\"http_request\"} ";
-    const char *p = strstr(text, key);
-    unsigned long long n = p ? strtoull(p + strlen(key), NULL, 10) : 0;
+    const char *p = o.p ? strstr(o.p, key) : NULL;
     if (!p)
         abort();
-    evbuffer_free(o);
+    unsigned long long n = strtoull(p + strlen(key), NULL, 10);
+    strbuf_free(&o);
     return n;
 }
 

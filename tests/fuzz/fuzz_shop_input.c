@@ -20,8 +20,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const char *const methods[] = {"GET", "POST", "PUT", "DELETE", "HEAD", "PATCH"};
     const struct route *rt;
     int64_t param;
-    char allow[64];
-    router_match(methods[size % 6], text, &rt, &param, allow, sizeof(allow));
+    char allow[64], segment[72];
+    router_match(methods[size % 6], text, &rt, &param, segment, sizeof(segment), allow, sizeof(allow));
     router_path_is_page(text);
     accounts_email_valid(text);
 

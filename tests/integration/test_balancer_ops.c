@@ -10,7 +10,7 @@
 
 #include "shared/xalloc.h"
 #include "tests/support/harness.h"
-#include "tests/support/test_backend.h"
+#include "tests/support/test_stack.h"
 
 static struct test_stack st;
 

@@ -16,7 +16,8 @@
 
 #include "shared/xalloc.h"
 #include "tests/support/harness.h"
-#include "tests/support/test_backend.h"
+#include "tests/support/test_stack.h"
+#include "tests/support/raw_socket.h"
 
 static struct test_stack st;
 static char *dir;

@@ -40,17 +40,6 @@ static void teardown(void)
 
 TestSuite(db_health, .fini = teardown, .timeout = 60);
 
-static int log_count(const char *path, const char *needle)
-{
-    struct strbuf b = {0};
-    int n = 0;
-    if (strbuf_read_file(&b, path, 16u << 20) == 0 && b.p)
-        for (const char *p = b.p; (p = strstr(p, needle)) != NULL; p += strlen(needle))
-            n++;
-    strbuf_free(&b);
-    return n;
-}
-
 /* shopd with one worker (the failure record is per process) on a file database in dir. */
 static void start_on_file(void)
 {
@@ -101,11 +90,11 @@ Test(db_health, a_full_disk_is_503_and_unhealthy)
     r = http_request(client, "GET", shop_url(shop, "/healthz"), NULL, NULL, NULL);
     expect_503(r, "full", "healthz on a full disk");
     http_resp_free(r);
-    cr_expect_eq(log_count(shop->log_path, "the disk holding the database is full"), 1,
+    cr_expect_eq(harness_count_in_file(shop->log_path, "the disk holding the database is full"), 1,
                  "the cause is logged once");
     r = register_user("full2@example.com");
     http_resp_free(r);
-    cr_expect_eq(log_count(shop->log_path, "register failed"), 0, "and not again for each request");
+    cr_expect_eq(harness_count_in_file(shop->log_path, "register failed"), 0, "and not again for each request");
 
     unlink(fill);
     free(fill);

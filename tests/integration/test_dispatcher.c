@@ -3,7 +3,8 @@
  * kept in a LevelDB folder so that it survives a restart), the Orders table
  * made by `shopd --create-table`. Orders arrive with every field, exactly once,
  * through an outage, a SIGKILL of the dispatcher, and missing credentials; an
- * order DynamoDB refuses is parked as failed and shown in /orders. */
+ * order DynamoDB refuses is parked as failed, shown with its error to admins
+ * (/admin/orders) and as a plain notice to the shopper (/orders). */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <signal.h>
@@ -17,6 +18,7 @@
 
 #include "shared/dynamo.h"
 #include "shared/xalloc.h"
+#include "tests/support/delay_proxy.h"
 #include "tests/support/harness.h"
 #include "tests/support/shop.h"
 
@@ -30,6 +32,8 @@ static char *dyn_log;
 static struct harness_proc *dynalite;
 static struct dynamo_client *verify; /* reads back what the dispatcher wrote */
 static struct shop_server *shop;
+static struct delay_proxy *proxy; /* between shopd and dynalite, for tests that need one */
+static struct shop_server *other; /* a second shopd on the same database */
 
 static uint64_t now_ms(void)
 {
@@ -157,6 +161,10 @@ static void teardown(void)
     char name[64];
     snprintf(name, sizeof(name), "dispatcher-shopd-%d.log", dyn_port);
     stop_shop(name);
+    shop_stop(other);
+    other = NULL;
+    delay_proxy_stop(proxy);
+    proxy = NULL;
     stop_dynalite();
     dynamo_client_free(verify);
     verify = NULL;
@@ -247,6 +255,12 @@ static int64_t insert_user(const char *email)
     return id;
 }
 
+/* The id insert_orders gives the i-th order of user_id. */
+static void order_id(int64_t user_id, int i, char out[40])
+{
+    snprintf(out, 40, "00000000-0000-4000-8000-%012d", i + 1000 * (int)user_id);
+}
+
 /* n pending orders written as checkout writes them (one transaction), with
  * one line whose name has name_len characters; ids (n of them) are filled. */
 static void insert_orders(int64_t user_id, int n, size_t name_len, char (*ids)[40])
@@ -266,7 +280,7 @@ static void insert_orders(int64_t user_id, int n, size_t name_len, char (*ids)[4
     cr_assert_eq(sqlite3_prepare_v2(h, "INSERT INTO order_lines VALUES (?1, 1, ?2, 50, 3)", -1, &l, NULL),
                  SQLITE_OK);
     for (int i = 0; i < n; i++) {
-        snprintf(ids[i], sizeof(ids[i]), "00000000-0000-4000-8000-%012d", i + 1000 * (int)user_id);
+        order_id(user_id, i, ids[i]);
         sqlite3_bind_text(o, 1, ids[i], -1, SQLITE_STATIC);
         sqlite3_bind_int64(o, 2, user_id);
         cr_assert_eq(sqlite3_step(o), SQLITE_DONE, "%s", sqlite3_errmsg(h));
@@ -350,9 +364,9 @@ static json_t *scan_ids(void)
 }
 
 /* Lines of shopd's log that contain every one of the NULL-terminated needles. */
-static int log_count(const char *needle, const char *also)
+static int log_count_in(const char *path, const char *needle, const char *also)
 {
-    FILE *f = fopen(shop->log_path, "r");
+    FILE *f = fopen(path, "r");
     cr_assert_not_null(f);
     char line[4096];
     int n = 0;
@@ -361,6 +375,11 @@ static int log_count(const char *needle, const char *also)
             n++;
     fclose(f);
     return n;
+}
+
+static int log_count(const char *needle, const char *also)
+{
+    return log_count_in(shop->log_path, needle, also);
 }
 
 /* Each order was written by exactly one successful PutItem: a repeated send
@@ -633,9 +652,20 @@ Test(dispatcher, an_order_dynamodb_refuses_is_parked_as_failed_and_shown)
     json_t *o = json_array_get(r->json, 0);
     cr_assert_str_eq(json_string_value(json_object_get(o, "order_id")), ids[0]);
     cr_assert_str_eq(json_string_value(json_object_get(o, "status")), "failed");
-    const char *shown = json_string_value(json_object_get(o, "error"));
-    cr_assert(shown && strstr(shown, "ValidationException"), "/orders error: %s", shown ? shown : "null");
+    /* The shopper reads a plain notice; DynamoDB's text is for the admins. */
+    cr_assert(json_is_null(json_object_get(o, "error")), "a shopper must not read the stored error");
+    cr_assert_str_eq(json_string_value(json_object_get(o, "notice")),
+                     "We could not send your order yet; we are on it.");
     http_resp_free(r);
+    struct http_client *admin = http_client_new();
+    shop_register_login(shop, admin, "admin@example.com", "correct horse battery");
+    r = call(admin, "GET", "/admin/orders", NULL);
+    cr_assert_eq(r->status, 200);
+    const char *shown = json_string_value(json_object_get(json_array_get(r->json, 0), "error"));
+    cr_assert(shown && strstr(shown, "ValidationException"), "/admin/orders error: %s",
+              shown ? shown : "null");
+    http_resp_free(r);
+    http_client_free(admin);
     cr_assert_eq(log_count(ids[0], "failed and is parked"), 1);
 
     /* The parked order blocks nothing: the next one goes out, and the parked one stays out of the table. */
@@ -715,9 +745,237 @@ Test(dispatcher, throughput_of_a_backlog)
     cr_assert(wait_sent_count(N, 60000), "backlog not delivered");
     double secs = (double)(now_ms() - t0) / 1000.0;
     double rate = (N - 1) / (secs > 0.001 ? secs : 0.001);
-    fprintf(stderr, "dispatcher throughput: %.0f orders/s\n", rate);
-    cr_assert_gt(rate, 20.0, "only %.1f orders/s", rate);
+    /* The rate is measured and judged by tools/bench-dispatcher.sh (make bench),
+     * with DynamoDB's latency; here the backlog must arrive, each order once. */
+    cr_log_info("dispatcher throughput: %.0f orders/s", rate);
+    json_t *in_table = scan_ids();
+    cr_assert_eq(json_object_size(in_table), N);
+    for (int i = 0; i < N; i++)
+        cr_assert_not_null(json_object_get(in_table, ids[i]), "order %s missing", ids[i]);
+    json_decref(in_table);
+    cr_assert_eq(query_int("SELECT count(*) FROM orders WHERE status = 'sent'", NULL), N);
+}
+
+/* --- several orders in flight ---------------------------------------------- */
+
+/* Points shopd's endpoint at a port where start_proxy will put a delay_proxy
+ * in front of dynalite (verify keeps reading dynalite directly). */
+static int use_proxy(void)
+{
+    int port = harness_free_port();
+    snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%d", port);
+    return port;
+}
+
+static void start_proxy(int port, struct delay_proxy_options o)
+{
+    o.upstream_port = dyn_port;
+    proxy = delay_proxy_start(port, &o);
+}
+
+static json_t *proxy_stats(void)
+{
+    char url[96];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/__proxy/stats", delay_proxy_port(proxy));
+    struct http_client *c = http_client_new();
+    struct http_resp *r = http_json(c, "GET", url, NULL);
+    cr_assert_eq(r->status, 200, "proxy stats: %ld", r->status);
+    json_t *stats = json_incref(r->json);
+    cr_assert(json_is_object(stats));
+    http_resp_free(r);
+    http_client_free(c);
+    return stats;
+}
+
+static long stat_of(json_t *stats, const char *name)
+{
+    json_t *v = json_object_get(stats, name);
+    cr_assert(json_is_integer(v), "proxy stats without %s", name);
+    return (long)json_integer_value(v);
+}
+
+Test(dispatcher, a_slow_order_does_not_hold_up_the_others)
+{
+    /* The oldest order of the backlog takes DynamoDB 3 s to answer. */
+    enum { N = 40 };
+    static char ids[N][40];
+    int port = use_proxy();
+    start_shop("test", NULL);
+    int64_t user = insert_user("slow@example.com");
+    char slow[40];
+    order_id(user, 0, slow);
+    start_proxy(port, (struct delay_proxy_options){.delay_ms = 5, .slow_match = slow, .slow_ms = 3000});
+    insert_orders(user, N, 20, ids);
+    cr_assert_str_eq(ids[0], slow);
+    uint64_t t0 = now_ms();
+    cr_assert(wait_sent_count(N - 1, 20000), "the others were not delivered");
+    uint64_t took = now_ms() - t0;
+    char *s = order_column(ids[0], "status");
+    cr_assert_str_eq(s, "pending", "the other %d orders waited for the slow one (%llu ms)", N - 1,
+                     (unsigned long long)took);
+    free(s);
+    cr_assert(wait_status(ids[0], "sent", 10000), "the slow order never arrived");
+    json_t *stats = proxy_stats();
+    cr_assert_eq(stat_of(stats, "slowed"), 1, "the slow order was sent more than once");
+    json_decref(stats);
     json_t *in_table = scan_ids();
     cr_assert_eq(json_object_size(in_table), N);
     json_decref(in_table);
+    assert_written_once(ids, N);
+}
+
+Test(dispatcher, a_failing_order_does_not_hold_up_the_others)
+{
+    /* DynamoDB answers 503 to one order, every time. */
+    enum { N = 40 };
+    static char ids[N][40];
+    int port = use_proxy();
+    start_shop("test", NULL);
+    int64_t user = insert_user("failing@example.com");
+    char failing[40];
+    order_id(user, 0, failing);
+    start_proxy(port, (struct delay_proxy_options){.delay_ms = 5, .fail_match = failing, .fail_status = 503});
+    insert_orders(user, N, 20, ids);
+    cr_assert_str_eq(ids[0], failing);
+    cr_assert(wait_sent_count(N - 1, 20000), "the others were not delivered");
+    char *s = order_column(ids[0], "status");
+    cr_assert_str_eq(s, "pending", "a retryable error does not park an order");
+    free(s);
+    cr_assert_geq(query_int("SELECT attempts FROM orders WHERE id = ?1", ids[0]), 1);
+    char *err = order_column(ids[0], "last_error");
+    cr_assert(strstr(err, "ServiceUnavailable"), "last_error: %s", err);
+    free(err);
+    json_t *in_table = scan_ids();
+    cr_assert_eq(json_object_size(in_table), N - 1);
+    cr_assert_null(json_object_get(in_table, ids[0]));
+    json_decref(in_table);
+    assert_written_once(ids + 1, N - 1);
+}
+
+Test(dispatcher, the_in_flight_bound_holds_over_kept_alive_connections)
+{
+    enum { N = 120 };
+    static char ids[N][40];
+    /* 20 ms a request: a dispatcher that can keep 4 in flight does. */
+    start_proxy(use_proxy(), (struct delay_proxy_options){.delay_ms = 20});
+    start_shop("test", "DISPATCHER_CONCURRENCY=4");
+    int64_t user = insert_user("bound@example.com");
+    insert_orders(user, N, 20, ids);
+    cr_assert(wait_sent_count(N, 30000), "backlog not delivered");
+    json_t *stats = proxy_stats();
+    char *text = json_dumps(stats, JSON_COMPACT);
+    cr_log_info("proxy: %s", text);
+    free(text);
+    cr_assert_eq(stat_of(stats, "max_in_flight"), 4, "not 4 requests in flight at most");
+    cr_assert_leq(stat_of(stats, "max_open"), 4, "more connections open than requests in flight");
+    cr_assert_leq(stat_of(stats, "connections"), 4, "connections were not kept alive");
+    cr_assert_geq(stat_of(stats, "requests"), N);
+    json_decref(stats);
+    json_t *in_table = scan_ids();
+    cr_assert_eq(json_object_size(in_table), N);
+    json_decref(in_table);
+    assert_written_once(ids, N);
+    cr_assert_eq(log_count("dispatcher started", "4 in flight at most"), 1);
+}
+
+Test(dispatcher, sigterm_waits_for_every_send_in_flight)
+{
+    /* 8 sends in flight, each answered after 400 ms: SIGTERM comes while
+     * they wait. Each one is recorded by the dispatcher that sent it, so its
+     * successor never finds an order already written. */
+    enum { N = 60 };
+    static char ids[N][40];
+    start_proxy(use_proxy(), (struct delay_proxy_options){.delay_ms = 400});
+    start_shop("test", "DISPATCHER_CONCURRENCY=8");
+    pid_t master = harness_pid(shop->proc);
+    pid_t first = wait_dispatcher(master, 0, 5000);
+    cr_assert_gt(first, 0);
+    int64_t user = insert_user("inflight@example.com");
+    insert_orders(user, N, 20, ids);
+    uint64_t deadline = now_ms() + 10000;
+    json_t *stats = NULL;
+    while (now_ms() < deadline) {
+        json_decref(stats);
+        stats = proxy_stats();
+        if (stat_of(stats, "in_flight") == 8)
+            break;
+        harness_sleep_ms(20);
+    }
+    cr_assert_eq(stat_of(stats, "in_flight"), 8, "the sends were not in flight");
+    json_decref(stats);
+    uint64_t t0 = now_ms();
+    cr_assert_eq(kill(first, SIGTERM), 0);
+    pid_t next = wait_dispatcher(master, first, 10000);
+    cr_assert_gt(next, 0);
+    uint64_t took = now_ms() - t0;
+    cr_assert(wait_sent_count(N, 30000), "not every order arrived after SIGTERM");
+    cr_assert_eq(log_count("exited with status 0", NULL), 1);
+    cr_assert_eq(log_count("already in DynamoDB", NULL), 0, "a send in flight was abandoned at SIGTERM");
+    cr_assert_eq(log_count("which is gone", NULL), 0, "claimed orders were not given back at SIGTERM");
+    assert_written_once(ids, N);
+    cr_log_info("the dispatcher stopped %llu ms after SIGTERM", (unsigned long long)took);
+}
+
+Test(dispatcher, two_dispatchers_share_a_backlog_and_send_each_order_once)
+{
+    /* Two shopd on one database, each with 4 sends in flight of 20 ms: both
+     * take part, no order is claimed by both, none is written twice. */
+    enum { N = 400 };
+    static char ids[N][40];
+    start_proxy(use_proxy(), (struct delay_proxy_options){.delay_ms = 20});
+    start_shop("test", "DISPATCHER_CONCURRENCY=4");
+    other = shop;
+    start_shop("test", "DISPATCHER_CONCURRENCY=4");
+    const struct shop_server *first = other, *second = shop;
+    int64_t user = insert_user("shared@example.com");
+    insert_orders(user, N, 20, ids);
+    cr_assert(wait_sent_count(N, 40000), "backlog not delivered");
+    const char *first_log = first->log_path;
+    int by_first = log_count_in(first_log, "sent to DynamoDB", NULL);
+    int by_second = log_count_in(second->log_path, "sent to DynamoDB", NULL);
+    for (int i = 0; i < N; i++) {
+        int sent = log_count_in(first_log, ids[i], "sent to DynamoDB") +
+                   log_count_in(second->log_path, ids[i], "sent to DynamoDB");
+        int again = log_count_in(first_log, ids[i], "already in DynamoDB") +
+                    log_count_in(second->log_path, ids[i], "already in DynamoDB");
+        cr_assert_eq(sent, 1, "order %s written %d times", ids[i], sent);
+        cr_assert_eq(again, 0, "order %s was sent by both dispatchers", ids[i]);
+    }
+    cr_log_info("first dispatcher sent %d, second %d", by_first, by_second);
+    cr_assert_eq(by_first + by_second, N);
+    cr_assert(by_first > 0 && by_second > 0, "one dispatcher sent everything (%d, %d): nothing shared",
+              by_first, by_second);
+    json_t *in_table = scan_ids();
+    cr_assert_eq(json_object_size(in_table), N);
+    json_decref(in_table);
+    json_t *stats = proxy_stats();
+    cr_assert_eq(stat_of(stats, "requests"), N, "an order was sent more than once");
+    cr_assert_leq(stat_of(stats, "max_in_flight"), 8);
+    json_decref(stats);
+}
+
+Test(dispatcher, a_bad_concurrency_setting_is_refused)
+{
+    char *bin = harness_bin("shopd");
+    char *out = xasprintf("%s/concurrency.log", dir);
+    static const char *const values[] = {"0", "257", "many"};
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+        char *e = xasprintf("DISPATCHER_CONCURRENCY=%s", values[i]);
+        const char *const argv[] = {bin, "--check", NULL};
+        const char *const env[] = {e, "SHOP_ENV=test", "SECRET_KEY=test-secret-key-0123456789abcdef", NULL};
+        struct harness_proc *p = harness_start(argv, env, dir, out);
+        int st = harness_wait_exit(p, 10000);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) != 0, "DISPATCHER_CONCURRENCY=%s accepted", values[i]);
+        free(e);
+    }
+    FILE *f = fopen(out, "r");
+    cr_assert_not_null(f);
+    char line[512];
+    int named = 0;
+    while (fgets(line, sizeof(line), f))
+        named += strstr(line, "DISPATCHER_CONCURRENCY") != NULL;
+    fclose(f);
+    cr_assert_geq(named, 3, "the reason does not name the setting");
+    free(out);
+    free(bin);
 }

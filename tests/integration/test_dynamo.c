@@ -9,9 +9,11 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "shared/dynamo.h"
+#include "shared/dynamo_multi.h"
 #include "shared/xalloc.h"
 #include "tests/support/harness.h"
 
@@ -248,6 +250,126 @@ Test(dynamo, session_token_is_sent_and_accepted)
 
 /* --- failures below HTTP (no DynamoDB needed) --------------------------------- */
 
+/* --- several requests in flight (dynamo_multi) ----------------------------- */
+
+static struct dynamo_multi *new_multi(const char *url, const char *key, size_t slots, long timeout_ms)
+{
+    char err[256];
+    struct dynamo_config cfg = {
+        .endpoint = url,
+        .access_key_id = key,
+        .secret_access_key = key ? "local-secret" : NULL,
+        .connect_timeout_ms = 1000,
+        .timeout_ms = timeout_ms,
+    };
+    struct dynamo_multi *m = dynamo_multi_new(&cfg, slots, err, sizeof(err));
+    cr_assert_not_null(m, "%s", err);
+    return m;
+}
+
+/* Waits until every started request has an answer; results[i] gets the
+ * class of the request tagged &results[i]. */
+static void drain_multi(struct dynamo_multi *m, enum dynamo_class *results, size_t n, size_t *taken)
+{
+    for (int rounds = 0; dynamo_multi_busy(m) > 0 && rounds < 1000; rounds++) {
+        cr_assert_eq(dynamo_multi_wait(m, NULL, NULL, 0, 100), 0);
+        void *tag;
+        struct dynamo_result r;
+        while (dynamo_multi_next(m, &tag, &r)) {
+            enum dynamo_class *slot = tag;
+            cr_assert(slot >= results && slot < results + n, "a tag that was never given");
+            *slot = r.cls;
+            (*taken)++;
+            dynamo_result_cleanup(&r);
+        }
+    }
+    cr_assert_eq(dynamo_multi_busy(m), 0, "requests still in flight");
+}
+
+Test(dynamo, multi_puts_each_item_once_over_its_slots)
+{
+    ensure();
+    enum { N = 60, SLOTS = 8 };
+    struct dynamo_multi *m = new_multi(endpoint, "AKIDLOCAL", SLOTS, 5000);
+    cr_assert_eq(dynamo_multi_slots(m), SLOTS);
+    enum dynamo_class results[N];
+    size_t started = 0, taken = 0;
+    for (int round = 0; round < 2; round++) {
+        /* The second round repeats every item: the condition refuses each. */
+        started = taken = 0;
+        for (size_t i = 0; i < N; i++)
+            results[i] = DYNAMO_RETRYABLE; /* what no answer looks like below */
+        while (taken < N) {
+            while (started < N && dynamo_multi_busy(m) < SLOTS) {
+                char id[40];
+                snprintf(id, sizeof(id), "0b7e4c8e-2222-4a7c-9d2e-%012zu", started);
+                json_t *item = order_item(id);
+                cr_assert_eq(dynamo_multi_put_item(m, TABLE, item, "attribute_not_exists(order_id)",
+                                                   &results[started]),
+                             0);
+                json_decref(item);
+                started++;
+            }
+            if (dynamo_multi_busy(m) == SLOTS) {
+                json_t *extra = order_item("0b7e4c8e-2222-4a7c-9d2e-ffffffffffff");
+                cr_assert_eq(dynamo_multi_put_item(m, TABLE, extra, NULL, NULL), -1,
+                             "a request started with every slot taken");
+                json_decref(extra);
+            }
+            cr_assert_eq(dynamo_multi_wait(m, NULL, NULL, 0, 1000), 0);
+            void *tag;
+            struct dynamo_result r;
+            while (dynamo_multi_next(m, &tag, &r)) {
+                *(enum dynamo_class *)tag = r.cls;
+                taken++;
+                dynamo_result_cleanup(&r);
+            }
+        }
+        for (size_t i = 0; i < N; i++)
+            cr_assert_eq(results[i], round == 0 ? DYNAMO_OK : DYNAMO_CONDITION_FAILED,
+                         "round %d, item %zu: %s", round, i, dynamo_class_name(results[i]));
+    }
+    struct dynamo_result r;
+    cr_assert_eq(dynamo_scan(client, TABLE, &r), DYNAMO_OK);
+    cr_assert_eq(json_integer_value(json_object_get(r.body, "Count")), N);
+    dynamo_result_cleanup(&r);
+    long connects = dynamo_multi_connects(m);
+    cr_assert(connects >= 1 && connects <= SLOTS, "%ld connections for %d slots: not kept alive", connects,
+              SLOTS);
+    dynamo_multi_free(m);
+}
+
+Test(dynamo, multi_without_credentials_answers_at_once)
+{
+    struct dynamo_multi *m = new_multi(endpoint, NULL, 2, 5000);
+    json_t *item = order_item("0b7e4c8e-3333-4a7c-9d2e-000000000001");
+    enum dynamo_class results[2];
+    cr_assert_eq(dynamo_multi_put_item(m, TABLE, item, NULL, &results[0]), 0);
+    void *tag;
+    struct dynamo_result r;
+    cr_assert(dynamo_multi_next(m, &tag, &r), "the refusal is not waiting");
+    cr_assert_eq(tag, &results[0]);
+    cr_assert_eq(r.cls, DYNAMO_FATAL);
+    cr_assert_str_eq(r.error_type, "MissingCredentials");
+    dynamo_result_cleanup(&r);
+    cr_assert_not(dynamo_multi_next(m, &tag, &r));
+    cr_assert_eq(dynamo_multi_busy(m), 0);
+    json_decref(item);
+    dynamo_multi_free(m);
+}
+
+Test(dynamo, multi_refuses_bad_slot_counts_and_endpoints)
+{
+    char err[256];
+    struct dynamo_config cfg = {.endpoint = endpoint, .access_key_id = "a", .secret_access_key = "b"};
+    cr_assert_null(dynamo_multi_new(&cfg, 0, err, sizeof(err)));
+    cr_assert(strstr(err, "1 to"), "reason: %s", err);
+    cr_assert_null(dynamo_multi_new(&cfg, 100000, err, sizeof(err)));
+    cfg.endpoint = "ftp://127.0.0.1:1";
+    cr_assert_null(dynamo_multi_new(&cfg, 4, err, sizeof(err)));
+    cr_assert(strstr(err, "http://"), "reason: %s", err);
+}
+
 /* No .timeout here: each test bounds itself with curl timeouts, and Criterion
  * 2.4's runner leaks under ASan when two suites in one binary set one. */
 TestSuite(dynamo_network);
@@ -279,6 +401,47 @@ Test(dynamo_network, closed_port_is_retryable)
     cr_assert_not_null(r.message);
     dynamo_result_cleanup(&r);
     dynamo_client_free(c);
+}
+
+Test(dynamo_network, multi_closed_port_is_retryable_for_every_request)
+{
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", harness_free_port());
+    struct dynamo_multi *m = new_multi(url, "AKID", 4, 2000);
+    enum dynamo_class results[4];
+    json_t *item = order_item("0b7e4c8e-4444-4a7c-9d2e-000000000001");
+    for (size_t i = 0; i < 4; i++)
+        cr_assert_eq(dynamo_multi_put_item(m, TABLE, item, NULL, &results[i]), 0);
+    json_decref(item);
+    size_t taken = 0;
+    drain_multi(m, results, 4, &taken);
+    cr_assert_eq(taken, 4);
+    for (size_t i = 0; i < 4; i++)
+        cr_assert_eq(results[i], DYNAMO_RETRYABLE);
+    dynamo_multi_free(m);
+}
+
+Test(dynamo_network, multi_wait_returns_when_a_caller_fd_is_readable)
+{
+    /* Nothing in flight, a pipe with a byte in it: the wait ends at once and says which. */
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", harness_free_port());
+    struct dynamo_multi *m = new_multi(url, "AKID", 2, 2000);
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    cr_assert_eq(write(p[1], "x", 1), 1);
+    int fds[2] = {p[0], p[1]};
+    bool readable[2] = {false, true};
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    cr_assert_eq(dynamo_multi_wait(m, fds, readable, 1, 5000), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    cr_assert(readable[0], "the pipe was not reported readable");
+    cr_assert_lt(ms, 1000, "waited %ld ms with a readable fd", ms);
+    close(p[0]);
+    close(p[1]);
+    dynamo_multi_free(m);
 }
 
 Test(dynamo_network, silent_server_times_out_as_retryable)

@@ -12,7 +12,8 @@
 #include "shared/xalloc.h"
 #include "tests/support/harness.h"
 #include "tests/support/shop.h"
-#include "tests/support/test_backend.h"
+#include "tests/support/balancer_proc.h"
+#include "tests/support/raw_socket.h"
 
 static struct shop_server *shop;
 static struct test_balancer *lb;

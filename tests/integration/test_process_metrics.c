@@ -14,7 +14,8 @@
 #include "tests/support/harness.h"
 #include "tests/support/services.h"
 #include "tests/support/shop.h"
-#include "tests/support/test_backend.h"
+#include "tests/support/test_stack.h"
+#include "tests/support/raw_socket.h"
 
 static struct shop_server *shop;
 static struct test_stack st;

@@ -17,6 +17,7 @@
 #include "tests/support/harness.h"
 #include "tests/support/services.h"
 #include "tests/support/test_backend.h"
+#include "tests/support/raw_socket.h"
 
 static char *dir;
 static int nfd = -1;

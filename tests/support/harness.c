@@ -252,6 +252,17 @@ void harness_dump_log(const char *path, int lines)
     free(cmd);
 }
 
+int harness_count_in_file(const char *path, const char *needle)
+{
+    struct strbuf b = {0};
+    int n = 0;
+    if (strbuf_read_file(&b, path, 64u << 20) == 0 && b.p)
+        for (const char *p = b.p; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+            n++;
+    strbuf_free(&b);
+    return n;
+}
+
 /* --- HTTP ----------------------------------------------------------------- */
 
 struct http_client {

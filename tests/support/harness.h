@@ -48,6 +48,8 @@ const char *harness_root(void);
 char *harness_output_path(const char *name);
 /* Prints the last lines of a log file to stderr (for failing tests). */
 void harness_dump_log(const char *path, int lines);
+/* How many times needle occurs in the file at path (0 when it cannot be read). */
+int harness_count_in_file(const char *path, const char *needle);
 /* Sleeps ms milliseconds. */
 void harness_sleep_ms(int ms);
 

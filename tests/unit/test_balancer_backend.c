@@ -7,6 +7,7 @@
 
 #include "balancer/backend.h"
 #include "balancer/headers.h"
+#include "shared/request_id.h"
 
 static struct backend *make(const char *host, int port, int weight)
 {
@@ -172,13 +173,13 @@ Test(balancer_headers, forwarded_for_and_request_id)
     cr_assert_eq(headers_build_xff(" 1.2.3.4 ", 9, "10.0.0.1", out, sizeof(out)), 17);
     cr_assert_str_eq(out, "1.2.3.4, 10.0.0.1");
     cr_assert_eq(headers_build_xff("1.2.3.4", 7, "10.0.0.1", out, 17), -1, "must not overflow");
-    cr_assert(headers_request_id_ok("abc-123_X.y:z", 13));
-    cr_assert_not(headers_request_id_ok("", 0));
-    cr_assert_not(headers_request_id_ok("a b", 3));
-    cr_assert_not(headers_request_id_ok("a\"b", 3));
+    cr_assert(request_id_valid("abc-123_X.y:z", 13));
+    cr_assert_not(request_id_valid("", 0));
+    cr_assert_not(request_id_valid("a b", 3));
+    cr_assert_not(request_id_valid("a\"b", 3));
     char longid[200];
     memset(longid, 'a', sizeof(longid));
-    cr_assert_not(headers_request_id_ok(longid, sizeof(longid)));
+    cr_assert_not(request_id_valid(longid, sizeof(longid)));
     cr_assert(headers_value_ok("plain value", 11));
     cr_assert_not(headers_value_ok("a\r\nX-Injected: 1", 16));
 }

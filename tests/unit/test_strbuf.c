@@ -67,3 +67,27 @@ Test(strbuf, reads_a_file_and_refuses_one_over_the_limit)
     cr_assert_eq(errno, ENOENT);
     strbuf_free(&b);
 }
+
+Test(strbuf, addf_formats_short_and_long_text_and_reset_keeps_memory)
+{
+    struct strbuf b = {0};
+    strbuf_addf(&b, "%s=%d;", "a", 1);
+    cr_assert_str_eq(b.p, "a=1;");
+    char big[5000];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    strbuf_addf(&b, "[%s]%d", big, 42); /* longer than the room reserved at first */
+    cr_assert_eq(b.len, 4 + 1 + 4999 + 1 + 2);
+    cr_assert_eq(memcmp(b.p + b.len - 4, "x]42", 4), 0);
+    cr_assert_eq(b.p[b.len], '\0');
+    char *mem = b.p;
+    size_t cap = b.cap;
+    strbuf_reset(&b);
+    cr_assert_eq(b.len, 0);
+    cr_assert_str_eq(b.p, "");
+    cr_assert_eq(b.p, mem, "reset gave the memory back");
+    cr_assert_eq(b.cap, cap);
+    strbuf_addf(&b, "%05.1f", 3.14159);
+    cr_assert_str_eq(b.p, "003.1");
+    strbuf_free(&b);
+}

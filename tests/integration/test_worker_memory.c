@@ -1,0 +1,178 @@
+/* What a burst of logins leaves in shopd's workers: each login derives scrypt
+ * with a 16-32 MiB buffer on an offload thread, and that memory must go back to
+ * the system once the logins are over, not stay with every worker for good.
+ * A real shopd (2 workers) on a SQLite file; users whose stored hashes use
+ * scrypt N=2^14 (16 MiB: Werkzeug hashes made with smaller parameters), the
+ * size glibc would keep in a thread's arena once its dynamic mmap threshold
+ * has risen. */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <openssl/evp.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "shared/xalloc.h"
+#include "tests/support/harness.h"
+#include "tests/support/shop.h"
+
+#define PASSWORD "correct horse battery"
+#define USERS 4
+
+static char *dir;
+static struct shop_server *shop;
+
+static void setup(void)
+{
+    dir = harness_tempdir("worker-memory");
+}
+
+static void teardown(void)
+{
+    shop_stop(shop);
+    shop = NULL;
+    harness_rmrf(dir);
+    free(dir);
+}
+
+TestSuite(worker_memory, .init = setup, .fini = teardown, .timeout = 120);
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* A Werkzeug-format hash of PASSWORD with scrypt N=2^14, r=8, p=1 (caller frees). */
+static char *werkzeug_scrypt_16mib(int i)
+{
+    char salt[32];
+    snprintf(salt, sizeof(salt), "memtestsalt%05d", i);
+    unsigned char key[64];
+    cr_assert_eq(EVP_PBE_scrypt(PASSWORD, strlen(PASSWORD), (const unsigned char *)salt, strlen(salt), 16384,
+                                8, 1, 64u << 20, key, sizeof(key)),
+                 1);
+    char hex[129];
+    for (size_t k = 0; k < sizeof(key); k++)
+        snprintf(hex + 2 * k, 3, "%02x", key[k]);
+    return xasprintf("scrypt:16384:8:1$%s$%s", salt, hex);
+}
+
+static void insert_users(const char *db_path)
+{
+    sqlite3 *h;
+    cr_assert_eq(sqlite3_open_v2(db_path, &h, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(h, 5000);
+    sqlite3_stmt *st;
+    cr_assert_eq(sqlite3_prepare_v2(h,
+                                    "INSERT INTO users (email, password_hash, created_at) VALUES (?1, ?2, 0)",
+                                    -1, &st, NULL),
+                 SQLITE_OK, "%s", sqlite3_errmsg(h));
+    for (int i = 0; i < USERS; i++) {
+        char email[64];
+        snprintf(email, sizeof(email), "mem%d@example.com", i);
+        char *hash = werkzeug_scrypt_16mib(i);
+        sqlite3_bind_text(st, 1, email, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 2, hash, -1, SQLITE_TRANSIENT);
+        cr_assert_eq(sqlite3_step(st), SQLITE_DONE, "%s", sqlite3_errmsg(h));
+        sqlite3_reset(st);
+        free(hash);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+}
+
+/* The workers of master (its children) with their VmRSS in KiB; returns how many. */
+static int worker_rss(pid_t master, pid_t *pids, long *rss_kb, int max)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)master, (int)master);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "no %s", path);
+    int n = 0, pid;
+    while (n < max && fscanf(f, "%d", &pid) == 1) {
+        char status[64], line[256];
+        snprintf(status, sizeof(status), "/proc/%d/status", pid);
+        FILE *s = fopen(status, "r");
+        if (!s)
+            continue;
+        long kb = -1;
+        while (fgets(line, sizeof(line), s))
+            if (strncmp(line, "VmRSS:", 6) == 0)
+                kb = atol(line + 6);
+        fclose(s);
+        if (kb >= 0) {
+            pids[n] = pid;
+            rss_kb[n++] = kb;
+        }
+    }
+    fclose(f);
+    return n;
+}
+
+Test(worker_memory, a_burst_of_logins_gives_the_scrypt_memory_back)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    /* ASan's allocator keeps freed blocks in quarantine: RSS says nothing there. */
+    cr_skip_test("RSS is not meaningful under AddressSanitizer");
+#endif
+    char *db_path = xasprintf("%s/shop.db", dir);
+    char *e_db = xasprintf("DATABASE_URL=sqlite:///%s", db_path);
+    const char *const env[] = {e_db, "SHOPD_WORKERS=2", NULL};
+    shop = shop_start(env);
+    pid_t master = harness_pid(shop->proc);
+    insert_users(db_path);
+
+    pid_t pids[8];
+    long before[8], after[8];
+    int n = worker_rss(master, pids, before, 8);
+    cr_assert_eq(n, 2, "%d workers", n);
+
+    /* Each login verifies a 16 MiB scrypt hash and rehashes it with the current
+     * parameters (32 MiB); two rounds, so every offload thread derives more than once. */
+    struct http_client *c = http_client_new();
+    for (int round = 0; round < 2; round++)
+        for (int i = 0; i < USERS; i++) {
+            char body[128];
+            snprintf(body, sizeof(body), "{\"email\":\"mem%d@example.com\",\"password\":\"" PASSWORD "\"}",
+                     i);
+            struct http_resp *r = http_json(c, "POST", shop_url(shop, "/login"), body);
+            cr_assert_eq(r->status, 200, "login %d: %ld %s", i, r->status, r->body);
+            http_resp_free(r);
+        }
+    http_client_free(c);
+    /* The first round replaced every hash: the second verified at 32 MiB. */
+    sqlite3 *h;
+    cr_assert_eq(sqlite3_open_v2(db_path, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st;
+    cr_assert_eq(sqlite3_prepare_v2(h, "SELECT count(*) FROM users WHERE password_hash LIKE 'scrypt:16384:%'",
+                                    -1, &st, NULL),
+                 SQLITE_OK);
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+    cr_assert_eq(sqlite3_column_int(st, 0), 0, "old hashes were not upgraded at login");
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+
+    /* Within 10 s every worker is back near where it started (a few MiB of
+     * sessions and caches, not a scrypt buffer per thread). */
+    uint64_t deadline = now_ms() + 10000;
+    bool back = false;
+    int m = 0;
+    while (!back && now_ms() < deadline) {
+        m = worker_rss(master, pids, after, 8);
+        back = m == n;
+        for (int i = 0; back && i < m; i++)
+            back = after[i] <= before[i] + 8 * 1024;
+        if (!back)
+            harness_sleep_ms(200);
+    }
+    for (int i = 0; i < m; i++)
+        cr_log_info("worker %d: %ld KiB before the logins, %ld KiB after", (int)pids[i], before[i], after[i]);
+    cr_assert(back, "a worker kept the scrypt memory: %ld -> %ld KiB, %ld -> %ld KiB", before[0], after[0],
+              m > 1 ? before[1] : 0, m > 1 ? after[1] : 0);
+    free(e_db);
+    free(db_path);
+}
