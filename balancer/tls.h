@@ -31,7 +31,7 @@ struct tls_options {
 };
 
 /* The TLS 1.2 ciphers of Mozilla's "intermediate" configuration (TLS 1.3
- * suites stay OpenSSL's, which are the same three). */
+ * uses its three suites in its order, AES-128-GCM first: fixed, not a setting). */
 #define TLS_INTERMEDIATE_CIPHERS                                                                             \
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"               \
     "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"                 \

@@ -284,6 +284,33 @@ Test(balancer_tls, resumption_tickets_and_cache)
     free(m);
 }
 
+/* A TLS 1.3 client that keeps only its latest session resumes from a resumed
+ * connection again: each resumption hands it a fresh ticket. */
+Test(balancer_tls, tls13_resumed_connection_gets_a_new_ticket)
+{
+    SSL_CTX *ctx = client_ctx(TLS1_3_VERSION, TLS1_3_VERSION);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT);
+    SSL_SESSION *sess = NULL;
+    for (int i = 0; i < 4; i++) {
+        struct tconn t;
+        cr_assert(tls_open(&t, ctx, "localhost", sess));
+        if (i > 0)
+            cr_assert(SSL_session_reused(t.ssl), "connection %d, after a resumed one, was a full handshake",
+                      i);
+        char *a = tls_get(&t, "/whoami"); /* reads the ticket that follows the handshake */
+        cr_assert(strstr(a, "200"), "%s", a);
+        free(a);
+        SSL_SESSION_free(sess);
+        sess = SSL_get1_session(t.ssl);
+        tls_close(&t);
+    }
+    SSL_SESSION_free(sess);
+    SSL_CTX_free(ctx);
+    char *m = metrics();
+    cr_assert(strstr(m, "balancer_tls_handshakes_total{kind=\"resumed\"} 3"), "%s", m);
+    free(m);
+}
+
 Test(balancer_tls, renegotiation_refused)
 {
     SSL_CTX *ctx = client_ctx(TLS1_2_VERSION, TLS1_2_VERSION);

@@ -4,7 +4,8 @@
 # test runs in its own subshell with `set -e`, in a fresh temporary folder ($T,
 # removed afterwards), with its output in SHOP_TEST_OUTPUT/tools-<suite>-<name>.log.
 # A test registers cleanup with `t_cleanup CMD...` (run when it ends, also when it
-# fails). t_main prints one "[PASS]"/"[FAIL]" line per test and closes with
+# fails), and ends early with `t_skip REASON` when a tool it needs is missing.
+# t_main prints one "[PASS]"/"[FAIL]"/"[SKIP]" line per test and closes with
 # "Synthesis: N passed, N failed", which tests/run.sh reads.
 #   tests/tools/test_x.sh [NAME...]     runs only the named tests
 set -uo pipefail
@@ -31,6 +32,13 @@ t_run_cleanups() {
 fail() {
     echo "FAILED: $*" >&2
     exit 1
+}
+
+# t_skip REASON: ends the current test as skipped (only for a tool that is not
+# installed: the reason is printed with the test's name, it never counts as passed).
+t_skip() {
+    echo "SKIPPED: $*" >&2
+    exit 77
 }
 
 # wait_until SECONDS CMD...: true as soon as CMD succeeds, false after SECONDS.
@@ -60,7 +68,7 @@ free_port() {
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 t_main() {
-    local names=("$@") passed=0 failed=0 name log
+    local names=("$@") passed=0 failed=0 name log rc
     if [ ${#names[@]} -eq 0 ]; then
         mapfile -t names < <(declare -F | awk '$3 ~ /^test_/ { print substr($3, 6) }')
     fi
@@ -72,9 +80,12 @@ t_main() {
             set -e
             "test_$name"
         ) >"$log" 2>&1
-        if [ $? -eq 0 ]; then
+        rc=$?
+        if [ $rc -eq 0 ]; then
             echo "[PASS] $T_SUITE::$name"
             passed=$((passed + 1))
+        elif [ $rc -eq 77 ]; then
+            echo "[SKIP] $T_SUITE::$name: $(sed -n 's/^SKIPPED: //p' "$log" | tail -n 1)"
         else
             echo "[FAIL] $T_SUITE::$name (log: $log)"
             tail -n 15 "$log" | sed 's/^/    /'
