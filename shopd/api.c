@@ -2,10 +2,13 @@
 #include "shopd/accounts.h"
 #include "shopd/cart.h"
 #include "shopd/catalog.h"
+#include "shopd/catalog_cache.h"
+#include "shopd/etag.h"
 #include "shopd/checkout.h"
 #include "shopd/metrics.h"
 #include "shopd/orders.h"
 #include "shopd/request.h"
+#include "shared/crypto.h"
 #include "shared/log.h"
 #include "shared/strbuf.h"
 
@@ -145,7 +148,8 @@ void api_logout(struct request *r)
 
 /* The Link header (RFC 8288) of a page: where the next one is, and for pages
    by number the first, previous and last one as well. */
-static void add_page_links(struct request *r, const struct catalog_query *q, const struct catalog_results *res)
+static void add_page_links(struct request *r, const struct catalog_query *q,
+                           const struct catalog_results *res)
 {
     struct strbuf link = {0};
     char *url;
@@ -182,17 +186,41 @@ static void add_page_links(struct request *r, const struct catalog_query *q, con
     strbuf_free(&link);
 }
 
+/* Sends the entity tag with the answer (clients then revalidate each time:
+ * Cache-Control: no-cache), and answers 304 with no body when the client's
+ * If-None-Match names it. True when it answered. */
+static bool reply_not_modified(struct request *r, const char *etag)
+{
+    reply_add_header(r, "ETag", etag);
+    reply_add_header(r, "Cache-Control", "no-cache");
+    if (!etag_none_match_hit(request_header(r, "If-None-Match"), etag))
+        return false;
+    struct evbuffer *empty = evbuffer_new();
+    reply_buffer(r, 304, NULL, empty);
+    evbuffer_free(empty);
+    return true;
+}
+
 void api_products_list(struct request *r)
 {
-    struct catalog_query_params p = {request_query(r, "q"), request_query(r, "sort"), request_query(r, "limit"),
-                                     request_query(r, "page"), request_query(r, "cursor")};
+    struct catalog_query_params p = {request_query(r, "q"), request_query(r, "sort"),
+                                     request_query(r, "limit"), request_query(r, "page"),
+                                     request_query(r, "cursor")};
     if (!catalog_query_given(&p)) {
-        json_t *list = catalog_list(r->db);
-        if (!list) {
+        /* The whole catalog: built once per catalog version (catalog_cache). */
+        size_t len;
+        char etag[CATALOG_ETAG_MAX];
+        const char *text = catalog_cache_list(r->db, &len, etag, sizeof(etag));
+        if (!text) {
             reply_message(r, 500, "Could not read the catalog");
             return;
         }
-        reply_json(r, 200, list);
+        if (reply_not_modified(r, etag))
+            return;
+        struct evbuffer *buf = evbuffer_new();
+        evbuffer_add(buf, text, len);
+        reply_buffer(r, 200, "application/json", buf);
+        evbuffer_free(buf);
         return;
     }
     struct catalog_query q;
@@ -200,6 +228,16 @@ void api_products_list(struct request *r)
     if (catalog_query_parse(&p, &q, msg, sizeof(msg)) != OUT_OK) {
         reply_message(r, 400, "%s", msg);
         return;
+    }
+    /* A search's answer depends on the catalog's version and on the query. */
+    char version[CATALOG_ETAG_MAX];
+    if (catalog_cache_etag(r->db, version, sizeof(version)) == 0) {
+        const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(r->ev));
+        char hash[CRYPTO_SHA256_HEX_LEN], etag[CATALOG_ETAG_MAX + 20];
+        crypto_sha256_hex(query ? query : "", query ? strlen(query) : 0, hash);
+        snprintf(etag, sizeof(etag), "%.*s-%.12s\"", (int)strlen(version) - 1, version, hash);
+        if (reply_not_modified(r, etag))
+            return;
     }
     struct catalog_results res;
     if (catalog_search(r->db, &q, &res) != OUT_OK) {
@@ -219,6 +257,10 @@ void api_products_list(struct request *r)
 
 void api_product_get(struct request *r)
 {
+    /* A product changes only with the catalog's version, which is its tag. */
+    char etag[CATALOG_ETAG_MAX];
+    if (catalog_cache_etag(r->db, etag, sizeof(etag)) == 0 && reply_not_modified(r, etag))
+        return;
     json_t *p = NULL;
     enum outcome o = catalog_get(r->db, r->param, &p);
     if (o != OUT_OK) {
@@ -392,8 +434,9 @@ void api_checkout(struct request *r)
     if (o == OUT_CONFLICT && res.changed) {
         metrics_checkout(METRICS_CHECKOUT_REFUSED);
         reply_json(r, 409,
-                   json_pack("{s:s, s:o, s:I, s:o}", "message", msg, "total", catalog_price_json(res.total_cents),
-                             "total_cents", (json_int_t)res.total_cents, "changed", res.changed));
+                   json_pack("{s:s, s:o, s:I, s:o}", "message", msg, "total",
+                             catalog_price_json(res.total_cents), "total_cents", (json_int_t)res.total_cents,
+                             "changed", res.changed));
         return;
     }
     if (o != OUT_OK) {

@@ -141,6 +141,26 @@ static const char *const migrations[] = {
     "    SELECT user_id, OLD.id, OLD.name, CAST(strftime('%s', 'now') AS INTEGER)"
     "    FROM cart_items WHERE product_id = OLD.id;"
     "  END;",
+    /* Version 4: a version number of the catalog, bumped by triggers in the
+       same transaction as any change to products (whoever makes it: this shopd,
+       another on the same database, SQL by hand), so that a worker's cached
+       catalog answers know when they are stale. The epoch tells databases
+       apart, so an entity tag of one never matches another's. A migration that
+       rebuilds products must create these triggers again. */
+    "CREATE TABLE catalog_version ("
+    "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+    "  epoch TEXT NOT NULL,"
+    "  version INTEGER NOT NULL);"
+    "INSERT INTO catalog_version VALUES (1, lower(hex(randomblob(8))), 1);"
+    "CREATE TRIGGER catalog_version_insert AFTER INSERT ON products BEGIN"
+    "  UPDATE catalog_version SET version = version + 1 WHERE id = 1;"
+    "  END;"
+    "CREATE TRIGGER catalog_version_update AFTER UPDATE ON products BEGIN"
+    "  UPDATE catalog_version SET version = version + 1 WHERE id = 1;"
+    "  END;"
+    "CREATE TRIGGER catalog_version_delete AFTER DELETE ON products BEGIN"
+    "  UPDATE catalog_version SET version = version + 1 WHERE id = 1;"
+    "  END;",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == DB_SCHEMA_VERSION, "DB_SCHEMA_VERSION");

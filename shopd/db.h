@@ -49,7 +49,7 @@ const char *db_errmsg(struct db *db);
 bool db_ping(struct db *db);
 
 /* The schema version this build writes (PRAGMA user_version). */
-#define DB_SCHEMA_VERSION 3
+#define DB_SCHEMA_VERSION 4
 
 /* How long a statement waits for another process's write lock. */
 #define DB_BUSY_TIMEOUT_MS 5000

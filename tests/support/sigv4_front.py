@@ -121,6 +121,10 @@ class Front(BaseHTTPRequestHandler):
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog of 5 drops connections that a client with
+    # several requests in flight opens at once (its SYN is retried only after a
+    # second, past the clients' connect timeouts in the tests).
+    request_queue_size = 128
 
 
 if __name__ == "__main__":

@@ -1,0 +1,104 @@
+#include "shopd/catalog_cache.h"
+#include "shopd/catalog.h"
+#include "shopd/db.h"
+#include "shared/log.h"
+#include "shared/strbuf.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char SQL_DATA_VERSION[] = "PRAGMA data_version";
+static const char SQL_VERSION[] = "SELECT epoch, version FROM catalog_version WHERE id = 1";
+
+static struct {
+    struct db *db;               /* the connection the figures below belong to */
+    int64_t data_version;        /* PRAGMA data_version when the version was read */
+    int64_t changes;             /* this connection's change count then */
+    char etag[CATALOG_ETAG_MAX]; /* the version then, as an entity tag ("" before the first read) */
+    char list_etag[CATALOG_ETAG_MAX];
+    struct strbuf list; /* GET /products' body for list_etag */
+    struct catalog_cache_stats stats;
+} cache;
+
+/* Reads the version row when anything could have changed it since the last
+ * read. Returns 0 or -1. */
+static int refresh(struct db *db)
+{
+    if (cache.db != db) {
+        cache.db = db;
+        cache.etag[0] = cache.list_etag[0] = '\0';
+    }
+    sqlite3_stmt *st = db_stmt(db, SQL_DATA_VERSION);
+    int64_t data_version = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    db_done(st);
+    int64_t changes = sqlite3_total_changes64(db_handle(db));
+    if (data_version < 0) {
+        db_log_error(db, "catalog version");
+        return -1;
+    }
+    if (cache.etag[0] && data_version == cache.data_version && changes == cache.changes)
+        return 0;
+    st = db_stmt(db, SQL_VERSION);
+    int rc = -1;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        snprintf(cache.etag, sizeof(cache.etag), "\"%s-%lld\"", (const char *)sqlite3_column_text(st, 0),
+                 (long long)sqlite3_column_int64(st, 1));
+        cache.data_version = data_version;
+        cache.changes = changes;
+        rc = 0;
+    } else {
+        db_log_error(db, "catalog version");
+        cache.etag[0] = '\0';
+    }
+    db_done(st);
+    return rc;
+}
+
+int catalog_cache_etag(struct db *db, char *etag, size_t len)
+{
+    if (refresh(db) < 0)
+        return -1;
+    snprintf(etag, len, "%s", cache.etag);
+    return 0;
+}
+
+const char *catalog_cache_list(struct db *db, size_t *len, char *etag, size_t etaglen)
+{
+    if (refresh(db) < 0)
+        return NULL;
+    if (strcmp(cache.list_etag, cache.etag) != 0) {
+        /* The version is read before the rows, so the rows are at least as new
+           as the tag they are kept under: a change in between only makes the
+           next request build again. */
+        char tag[CATALOG_ETAG_MAX];
+        snprintf(tag, sizeof(tag), "%s", cache.etag);
+        json_t *list = catalog_list(db);
+        if (!list)
+            return NULL;
+        char *text = json_dumps(list, JSON_COMPACT | JSON_REAL_PRECISION(12));
+        json_decref(list);
+        if (!text)
+            return NULL;
+        strbuf_reset(&cache.list);
+        strbuf_adds(&cache.list, text);
+        strbuf_addc(&cache.list, '\n');
+        free(text);
+        snprintf(cache.list_etag, sizeof(cache.list_etag), "%s", tag);
+        cache.stats.builds++;
+    } else {
+        cache.stats.hits++;
+    }
+    *len = cache.list.len;
+    if (etag)
+        snprintf(etag, etaglen, "%s", cache.list_etag);
+    return cache.list.p;
+}
+
+struct catalog_cache_stats catalog_cache_stats(void)
+{
+    return cache.stats;
+}

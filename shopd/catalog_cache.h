@@ -1,0 +1,42 @@
+/* catalog_cache: the catalog answers a worker builds once and reuses until the
+ * catalog changes.
+ *
+ * The catalog changes only when an admin edits it or a checkout takes stock,
+ * yet GET /products and the inventory page read it on every request. The
+ * database keeps a version number that triggers bump in the same transaction
+ * as every change to products (schema version 4), and a random epoch per
+ * database. Per request this module reads SQLite's PRAGMA data_version (which
+ * moves when another connection commits) and its own connection's change
+ * count; only when one of them moved does it read the version row. So a
+ * change made by any worker or any shopd on the same database is seen on the
+ * next request, and nothing served is staler than the version it carries.
+ *
+ * One cache per process (a worker is one thread); it belongs to one database
+ * connection at a time and starts over when given another. */
+#ifndef SHOPD_CATALOG_CACHE_H
+#define SHOPD_CATALOG_CACHE_H
+
+#include <stddef.h>
+
+struct db;
+
+/* Room for an entity tag, quotes included. */
+#define CATALOG_ETAG_MAX 64
+
+/* The catalog's entity tag, "\"<epoch>-<version>\"", into etag
+ * (CATALOG_ETAG_MAX bytes). Returns 0, or -1 on a database error. */
+int catalog_cache_etag(struct db *db, char *etag, size_t len);
+
+/* The whole catalog as GET /products answers it (catalog_list's JSON and a
+ * newline), built once per version: *len gets its length and etag (may be
+ * NULL) its entity tag. Valid until the next call. NULL on a database error. */
+const char *catalog_cache_list(struct db *db, size_t *len, char *etag, size_t etaglen);
+
+/* The cache's own figures, for tests and metrics: how many times the list was
+ * built and how many times it was served from the cache. */
+struct catalog_cache_stats {
+    unsigned long builds, hits;
+};
+struct catalog_cache_stats catalog_cache_stats(void);
+
+#endif
