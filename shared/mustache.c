@@ -1,3 +1,10 @@
+/* mustache: the template compiler (text to a node tree), the renderer (node
+ * tree and JSON to text) and template sets (partials from a folder).
+ *
+ * Longer than the ~600 lines the other modules keep to: all three work on the
+ * same private node tree, and the Mustache spec's cases (tests/spec/mustache)
+ * exercise them together; splitting would need a private header exposing the
+ * tree to three files. */
 #include "mustache.h"
 
 #include <dirent.h>
