@@ -2,7 +2,7 @@
 
 #include "tls.h"
 
-#include "balancer.h"
+#include "state.h"
 #include "pool.h"
 #include "proxy.h"
 #include "shared/admin_http.h"

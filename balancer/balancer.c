@@ -1,4 +1,5 @@
 #include "balancer.h"
+#include "state.h"
 
 #include "admin.h"
 #include "health.h"

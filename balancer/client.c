@@ -8,7 +8,7 @@
  * pool.c). */
 #include "client.h"
 
-#include "balancer.h"
+#include "state.h"
 #include "conn.h"
 #include "head.h"
 #include "headers.h"

@@ -1,6 +1,6 @@
 #include "health.h"
 
-#include "balancer.h"
+#include "state.h"
 #include "pool.h"
 #include "shared/clock.h"
 #include "shared/log.h"

@@ -2,7 +2,7 @@
  * the drain and the count of open clients (see proxy.h). */
 #include "proxy.h"
 
-#include "balancer.h"
+#include "state.h"
 #include "client.h"
 #include "pool.h"
 #include "shared/http_answer.h"

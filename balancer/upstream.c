@@ -2,7 +2,7 @@
 #include "upstream.h"
 
 #include "backend.h"
-#include "balancer.h"
+#include "state.h"
 #include "shared/log.h"
 #include "shared/xalloc.h"
 

@@ -1,6 +1,6 @@
 #include "shopd/metrics.h"
 #include "shopd/db.h"
-#include "shopd/router.h"
+#include "shopd/route.h"
 #include "shared/log.h"
 #include "shared/process_metrics.h"
 #include "shared/prom.h"
@@ -217,10 +217,19 @@ static void render_outbox_age(struct strbuf *out, struct db *db)
                age > 0 ? age : 0);
 }
 
+static const struct route *route_table;
+static size_t route_count;
+
+void metrics_use_routes(const struct route *routes, size_t count)
+{
+    route_table = routes;
+    route_count = count;
+}
+
 void metrics_render(struct evbuffer *out, struct db *db, int listen_port)
 {
-    size_t nroutes;
-    const struct route *routes = router_routes(&nroutes);
+    size_t nroutes = route_count;
+    const struct route *routes = route_table;
     size_t nrows = nroutes + 1 < MAX_ROUTES ? nroutes + 1 : MAX_ROUTES;
     static struct metrics_slot sum; /* one scrape at a time per worker */
     memset(&sum, 0, sizeof(sum));

@@ -21,11 +21,15 @@ int metrics_init(int workers);
 /* Selects the slot this worker writes to (worker, after the fork) and records
  * this process as worker `slot` for the process_* series. */
 void metrics_use_slot(int slot);
+/* The route table whose indexes metrics_request takes and whose names and
+ * methods label the series (the worker's router table; borrowed). */
+struct route;
+void metrics_use_routes(const struct route *routes, size_t count);
 /* Records this process as the dispatcher for the process_* series (after the fork). */
 void metrics_dispatcher_process(void);
 
-/* One answered request: route index from router_routes (or the route count for
- * "no route"), status code, duration. */
+/* One answered request: route index in the table of metrics_use_routes (or
+ * the route count for "no route"), status code, duration. */
 void metrics_request(size_t route, int status, uint64_t micros);
 void metrics_in_flight(int delta);
 void metrics_checkout(enum metrics_checkout result);

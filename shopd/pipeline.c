@@ -73,6 +73,9 @@ struct pipeline *pipeline_new(const struct pipeline_config *cfg)
                                   .error_page = pages_error,
                                   .held_done = on_held_done};
     p->admins = cfg->admins;
+    size_t nroutes;
+    const struct route *routes = router_routes(&nroutes);
+    metrics_use_routes(routes, nroutes);
     p->rl = cfg->rl;
     request_id_gen_init(&p->request_ids);
     return p;
@@ -270,7 +273,7 @@ static void dispatch(struct exchange *x)
     if (x->has_rl && x->rl.verdict == RL_DENY) {
         metrics_ratelimit(true, false);
         long secs = (x->rl.retry_after_ms + 999) / 1000;
-        if (router_is_page(rt))
+        if (route_is_page(rt))
             reply_error(r, 429, "Too many requests. Please wait %ld second%s and try again.", secs,
                         secs == 1 ? "" : "s");
         else
@@ -286,7 +289,7 @@ static void dispatch(struct exchange *x)
         return;
     }
     if ((rt->flags & ROUTE_NEEDS_USER) && !request_logged_in(r)) {
-        if (router_is_page(rt)) {
+        if (route_is_page(rt)) {
             request_set_flash(r, "info", "Please log in first.");
             reply_redirect(r, "/browser/login");
         } else {
@@ -296,14 +299,14 @@ static void dispatch(struct exchange *x)
         return;
     }
     if ((rt->flags & ROUTE_NEEDS_ADMIN) && !r->is_admin) {
-        if (router_is_page(rt))
+        if (route_is_page(rt))
             reply_error(r, 403, "This page is for the shop's administrators only.");
         else
             reply_message(r, 403, "Admin only");
         finish(x);
         return;
     }
-    if (!router_is_page(rt) && strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0 &&
+    if (!route_is_page(rt) && strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0 &&
         form_content_type(r)) {
         /* A cross-site HTML form can only send these types: refusing them keeps the
            JSON API out of reach of CSRF even for a browser that ignores SameSite. */

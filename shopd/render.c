@@ -2,7 +2,7 @@
 #include "shopd/cart.h"
 #include "shopd/catalog.h"
 #include "shopd/request.h"
-#include "shopd/router.h"
+#include "shopd/route.h"
 #include "shared/crypto.h"
 #include "shared/log.h"
 #include "shared/mustache.h"

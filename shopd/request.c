@@ -1,5 +1,5 @@
 #include "shopd/request.h"
-#include "shopd/router.h"
+#include "shopd/route.h"
 #include "shared/clock.h"
 #include "shared/crypto.h"
 #include "shared/log.h"
@@ -129,7 +129,7 @@ void reply_error(struct request *r, int status, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    if (r->route && router_is_page(r->route) && r->env && r->env->error_page) {
+    if (r->route && route_is_page(r->route) && r->env && r->env->error_page) {
         char msg[1024];
         vsnprintf(msg, sizeof(msg), fmt, ap);
         r->env->error_page(r, status, msg);

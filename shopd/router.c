@@ -173,11 +173,6 @@ static enum route_match match_method(const char *method, const char *path, const
     return path_known ? ROUTE_WRONG_METHOD : ROUTE_NOT_FOUND;
 }
 
-bool router_is_page(const struct route *route)
-{
-    return route && (route->flags & ROUTE_PAGE);
-}
-
 const struct route *router_routes(size_t *count)
 {
     *count = sizeof(routes) / sizeof(routes[0]);
