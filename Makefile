@@ -113,7 +113,8 @@ TEST_ENV = SHOP_ROOT=$(CURDIR) SHOP_BIN=$(abspath $(BIN)) SHOP_TEST_OUTPUT=$(CUR
 test: deps
 	$(Q)$(MAKE) --no-print-directory all $(TEST_BINS)
 	$(Q)$(MAKE) --no-print-directory fuzz-build
-	$(Q)$(TEST_ENV) tests/run.sh --fuzz --tools $(TEST_BINS)
+	$(Q)rc=0; python3 tools/include-cycles.py || rc=1; \
+	$(TEST_ENV) tests/run.sh --fuzz --tools $(TEST_BINS) || rc=1; exit $$rc
 
 test-unit: all $(UNIT_TESTS)
 	$(Q)$(TEST_ENV) tests/run.sh --no-e2e $(UNIT_TESTS)
