@@ -3,6 +3,7 @@
 #include "shopd/db.h"
 #include "shared/log.h"
 #include "shared/strbuf.h"
+#include "shared/xalloc.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -96,6 +97,51 @@ const char *catalog_cache_list(struct db *db, size_t *len, char *etag, size_t et
     if (etag)
         snprintf(etag, etaglen, "%s", cache.list_etag);
     return cache.list.p;
+}
+
+#define FRAGMENTS 32
+
+static struct fragment_slot {
+    char *key;
+    char etag[CATALOG_ETAG_MAX];
+    struct strbuf html;
+    long long total;
+    int has_more;
+} fragments[FRAGMENTS];
+static size_t next_slot;
+
+int catalog_cache_fragment(const char *key, const char *etag, struct catalog_fragment *out)
+{
+    for (size_t i = 0; i < FRAGMENTS; i++) {
+        struct fragment_slot *f = &fragments[i];
+        if (f->key && strcmp(f->key, key) == 0 && strcmp(f->etag, etag) == 0) {
+            *out = (struct catalog_fragment){f->html.p, f->html.len, f->total, f->has_more};
+            cache.stats.fragment_hits++;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+void catalog_cache_keep_fragment(const char *key, const char *etag, const char *html, size_t len,
+                                 long long total, int has_more)
+{
+    struct fragment_slot *f = NULL;
+    for (size_t i = 0; i < FRAGMENTS && !f; i++)
+        if (fragments[i].key && strcmp(fragments[i].key, key) == 0)
+            f = &fragments[i]; /* an older version of the same key */
+    if (!f) {
+        f = &fragments[next_slot];
+        next_slot = (next_slot + 1) % FRAGMENTS;
+        free(f->key);
+        f->key = xstrdup(key);
+    }
+    snprintf(f->etag, sizeof(f->etag), "%s", etag);
+    strbuf_reset(&f->html);
+    strbuf_add(&f->html, html, len);
+    f->total = total;
+    f->has_more = has_more;
+    cache.stats.fragment_builds++;
 }
 
 struct catalog_cache_stats catalog_cache_stats(void)

@@ -32,10 +32,29 @@ int catalog_cache_etag(struct db *db, char *etag, size_t len);
  * NULL) its entity tag. Valid until the next call. NULL on a database error. */
 const char *catalog_cache_list(struct db *db, size_t *len, char *etag, size_t etaglen);
 
+/* Rendered pieces of pages that depend only on the catalog and a key (the
+ * inventory's product cards for one search, sort and page), kept for the
+ * catalog version etag was read at, together with two figures the page needs
+ * besides (how many products matched, whether another page follows). A few
+ * dozen are kept, the oldest replaced first; a new version makes them all
+ * stale. */
+struct catalog_fragment {
+    const char *html; /* valid until the next catalog_cache_* call */
+    size_t len;
+    long long total;
+    int has_more;
+};
+/* The fragment kept for key at the version etag; 0 when there is one, -1 when not. */
+int catalog_cache_fragment(const char *key, const char *etag, struct catalog_fragment *out);
+/* Keeps html (copied) as key's fragment for the version etag. */
+void catalog_cache_keep_fragment(const char *key, const char *etag, const char *html, size_t len,
+                                 long long total, int has_more);
+
 /* The cache's own figures, for tests and metrics: how many times the list was
  * built and how many times it was served from the cache. */
 struct catalog_cache_stats {
-    unsigned long builds, hits;
+    unsigned long builds, hits;                   /* GET /products' list */
+    unsigned long fragment_builds, fragment_hits; /* kept fragments */
 };
 struct catalog_cache_stats catalog_cache_stats(void);
 

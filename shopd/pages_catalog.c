@@ -4,10 +4,14 @@
 #include "shopd/catalog.h"
 #include "shopd/pages.h"
 #include "shopd/render.h"
+#include "shared/xalloc.h"
+#include "shared/crypto.h"
+#include "shopd/catalog_cache.h"
 #include "shopd/request.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define LOW_STOCK 5
 #define INVENTORY_PAGE_SIZE 24
@@ -61,6 +65,36 @@ static json_t *inventory_controls(const struct catalog_query *q, const struct ca
     return ctl;
 }
 
+/* A random stand-in for the CSRF token in kept fragments, made once per
+ * process: it cannot occur in a product's escaped text by chance, and no
+ * client ever sees it. */
+static const char *csrf_stand_in(void)
+{
+    static char token[CRYPTO_SHA256_HEX_LEN];
+    if (!token[0]) {
+        unsigned char rnd[32];
+        crypto_random_bytes(rnd, sizeof(rnd));
+        crypto_hex_encode(rnd, sizeof(rnd), token);
+    }
+    return token;
+}
+
+/* html with every stand-in replaced by this answer's CSRF token (both are 64
+ * hex digits), as a JSON string the layout inserts as it is. */
+static json_t *with_csrf(const char *html, size_t len, const char *csrf)
+{
+    const char *stand_in = csrf_stand_in();
+    size_t n = strlen(stand_in);
+    char *copy = xmalloc(len + 1);
+    memcpy(copy, html, len);
+    copy[len] = '\0';
+    for (char *p = copy; (p = memmem(p, len - (size_t)(p - copy), stand_in, n)) != NULL; p += n)
+        memcpy(p, csrf, n);
+    json_t *s = json_stringn_nocheck(copy, len);
+    free(copy);
+    return s;
+}
+
 void pages_inventory(struct request *r)
 {
     if (!pages_ensure_session(r))
@@ -82,23 +116,50 @@ void pages_inventory(struct request *r)
     q.limit = INVENTORY_PAGE_SIZE;
     if (!q.page)
         q.page = 1;
-    struct catalog_results res;
-    if (catalog_search(r->db, &q, &res) != OUT_OK) {
-        pages_error(r, 500, "The inventory could not be read. Please try again.");
-        return;
+    /* The product cards depend only on the catalog and on q: rendered once per
+       catalog version (catalog_cache), with a stand-in for the CSRF token that
+       each answer replaces with its own. */
+    char etag[CATALOG_ETAG_MAX] = "", key[CATALOG_MAX_Q + 64];
+    snprintf(key, sizeof(key), "inventory\n%s\n%s\n%lld", q.q, catalog_sort_name(q.sort), (long long)q.page);
+    struct catalog_fragment cards;
+    char *built = NULL; /* this answer's own build, when nothing was kept */
+    bool cached =
+        catalog_cache_etag(r->db, etag, sizeof(etag)) == 0 && catalog_cache_fragment(key, etag, &cards) == 0;
+    if (!cached) {
+        struct catalog_results res;
+        if (catalog_search(r->db, &q, &res) != OUT_OK) {
+            pages_error(r, 500, "The inventory could not be read. Please try again.");
+            return;
+        }
+        size_t i;
+        json_t *prod;
+        json_array_foreach(res.items, i, prod) decorate_product(prod);
+        json_t *cctx = json_pack("{s:o, s:s}", "products", res.items, "csrf", csrf_stand_in());
+        size_t len;
+        char *html = render_fragment("product_cards", cctx, &len);
+        json_decref(cctx);
+        if (!html) {
+            pages_error(r, 500, "The inventory could not be shown. Please try again.");
+            return;
+        }
+        if (etag[0])
+            catalog_cache_keep_fragment(key, etag, html, len, (long long)res.total, res.has_more);
+        cards = (struct catalog_fragment){html, len, (long long)res.total, res.has_more};
+        built = html;
     }
+    struct catalog_results res = {.total = cards.total, .has_more = cards.has_more};
     int64_t pages = res.total ? (res.total + q.limit - 1) / q.limit : 1;
     if (q.page > pages) {
-        json_decref(res.items);
+        free(built);
         pages_error(r, 404, "The inventory has no page that far.");
         return;
     }
-    size_t i;
-    json_t *prod;
-    json_array_foreach(res.items, i, prod) decorate_product(prod);
-    json_t *ctx =
-        json_pack("{s:o, s:b, s:b, s:o}", "products", res.items, "empty", res.total == 0 && !q.q[0],
-                  "no_match", res.total == 0 && q.q[0], "search", inventory_controls(&q, &res, pages));
+    char csrf[CRYPTO_SHA256_HEX_LEN];
+    request_csrf_token(r, csrf);
+    json_t *ctx = json_pack("{s:o, s:b, s:b, s:o}", "cards", with_csrf(cards.html, cards.len, csrf), "empty",
+                            res.total == 0 && !q.q[0], "no_match", res.total == 0 && q.q[0], "search",
+                            inventory_controls(&q, &res, pages));
+    free(built);
     pages_add_cart_notices(r, ctx);
     render_page(r, 200, "inventory", "Inventory", "inventory", ctx);
 }

@@ -160,6 +160,19 @@ static char *render_framed(const char *name, json_t *ctx, size_t *len)
     return html;
 }
 
+char *render_fragment(const char *name, const json_t *ctx, size_t *len)
+{
+    const struct mustache_template *t = templates ? mustache_set_get(templates, name) : NULL;
+    if (!t) {
+        log_error("pages: no template \"%s\"", name);
+        return NULL;
+    }
+    char *text = mustache_render_string(t, ctx, templates, len);
+    if (!text)
+        log_error("pages: rendering \"%s\" hit a limit", name);
+    return text;
+}
+
 void render_page(struct request *r, int status, const char *name, const char *title, const char *nav,
                  json_t *ctx)
 {

@@ -29,6 +29,11 @@ void render_free(void);
 void render_page(struct request *r, int status, const char *name, const char *title, const char *nav,
                  json_t *ctx);
 
+/* Template `name` alone (no layout) rendered against ctx (borrowed): a new
+ * string (caller frees) and *len its length, or NULL when the template is
+ * missing or hits a limit. */
+char *render_fragment(const char *name, const json_t *ctx, size_t *len);
+
 /* Answers with the "error" template for status and message. Takes no flash
  * message (the user would miss it) and creates no session; the navigation
  * still shows a logged-in user. Works without templates (plain HTML). */

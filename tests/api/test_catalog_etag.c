@@ -145,3 +145,62 @@ Test(catalog_etag, a_change_on_another_shopd_is_seen_at_once)
     free(before);
     free(after);
 }
+
+/* The inventory's product cards are kept per catalog version: they still carry
+ * each visitor's own CSRF token, and follow a change made on another shopd. */
+static char *first_csrf(const char *html)
+{
+    const char *p = html ? strstr(html, "name=\"csrf_token\" value=\"") : NULL;
+    cr_assert_not_null(p, "no CSRF token in the page");
+    p += strlen("name=\"csrf_token\" value=\"");
+    return strndup(p, 64);
+}
+
+static int count_of(const char *html, const char *needle)
+{
+    int n = 0;
+    for (const char *p = html; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        n++;
+    return n;
+}
+
+Test(catalog_etag, kept_inventory_cards_carry_each_visitors_token_and_follow_changes)
+{
+    struct http_client *ann = http_client_new(), *bob = http_client_new();
+    shop_register_login(a, ann, "ann@example.com", "correct horse battery");
+    shop_register_login(a, bob, "bob@example.com", "correct horse battery");
+    char *tokens[2];
+    struct http_client *who[2] = {ann, bob};
+    for (int i = 0; i < 2; i++) {
+        struct http_resp *r =
+            http_request(who[i], "GET", shop_url(a, "/browser/inventory"), NULL, NULL, NULL);
+        cr_assert_eq(r->status, 200);
+        tokens[i] = first_csrf(r->body);
+        /* Every form of the page carries this visitor's token, none another's. */
+        char *needle = xasprintf("value=\"%s\"", tokens[i]);
+        cr_expect_eq(count_of(r->body, needle), count_of(r->body, "name=\"csrf_token\""), "%s", r->body);
+        free(needle);
+        http_resp_free(r);
+    }
+    cr_expect_str_neq(tokens[0], tokens[1], "two visitors got the same token from the kept cards");
+    /* Ann's token works for Ann and not for Bob. */
+    char *body = xasprintf("csrf_token=%s&product_id=1&quantity=1", tokens[0]);
+    struct http_resp *r = http_request(ann, "POST", shop_url(a, "/browser/cart/add"),
+                                       "application/x-www-form-urlencoded", body, NULL);
+    cr_expect_eq(r->status, 303);
+    http_resp_free(r);
+    r = http_request(bob, "POST", shop_url(a, "/browser/cart/add"), "application/x-www-form-urlencoded", body,
+                     NULL);
+    cr_expect_eq(r->status, 403);
+    http_resp_free(r);
+    free(body);
+    /* A price changed through the other shopd shows on a's next inventory page. */
+    admin_put(b, "/products/1", "{\"price\": 9.75}");
+    r = http_request(ann, "GET", shop_url(a, "/browser/inventory"), NULL, NULL, NULL);
+    cr_expect(r->body && strstr(r->body, "$9.75") != NULL, "the old price is still shown");
+    http_resp_free(r);
+    free(tokens[0]);
+    free(tokens[1]);
+    http_client_free(ann);
+    http_client_free(bob);
+}

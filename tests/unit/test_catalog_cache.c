@@ -140,3 +140,30 @@ Test(catalog_cache, two_databases_never_share_a_tag)
     db_close(db2);
     free(path2);
 }
+
+Test(catalog_cache, fragments_are_kept_per_key_and_version)
+{
+    char e1[CATALOG_ETAG_MAX], e2[CATALOG_ETAG_MAX];
+    cr_assert_eq(catalog_cache_etag(mine, e1, sizeof(e1)), 0);
+    struct catalog_fragment f;
+    cr_expect_eq(catalog_cache_fragment("k1", e1, &f), -1, "a fragment nobody kept");
+    catalog_cache_keep_fragment("k1", e1, "<ul>one</ul>", 12, 8, 1);
+    cr_assert_eq(catalog_cache_fragment("k1", e1, &f), 0);
+    cr_expect_eq(f.len, 12);
+    cr_expect(memcmp(f.html, "<ul>one</ul>", 12) == 0);
+    cr_expect(f.total == 8 && f.has_more == 1);
+    cr_expect_eq(catalog_cache_fragment("k2", e1, &f), -1, "another key");
+    set_price(other, 1, 123);
+    cr_assert_eq(catalog_cache_etag(mine, e2, sizeof(e2)), 0);
+    cr_expect_eq(catalog_cache_fragment("k1", e2, &f), -1, "a fragment of an older version");
+    /* Many keys: the oldest go, none is ever wrong. */
+    for (int i = 0; i < 100; i++) {
+        char key[16], html[16];
+        snprintf(key, sizeof(key), "key%d", i);
+        int n = snprintf(html, sizeof(html), "<p>%d</p>", i);
+        catalog_cache_keep_fragment(key, e2, html, (size_t)n, i, 0);
+    }
+    cr_assert_eq(catalog_cache_fragment("key99", e2, &f), 0);
+    cr_expect(f.len == 9 && memcmp(f.html, "<p>99</p>", 9) == 0 && f.total == 99);
+    cr_expect_eq(catalog_cache_fragment("key0", e2, &f), -1, "the oldest of 100 is still kept");
+}
