@@ -91,7 +91,7 @@ $(BIN)/%: $(BUILD)/%/main.o $(BUILD)/lib%.a $(BUILD)/libshared.a
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-$(BUILD)/libsupport.a: $(SUPPORT_OBJ) $(BUILD)/shared/xalloc.o
+$(BUILD)/libsupport.a: $(SUPPORT_OBJ)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
 # Tests link every daemon library: archives only pull in the modules a test uses.
