@@ -63,8 +63,9 @@ static struct answer change(int64_t user_id, const char *current, const char *ne
 static char *stored_hash(int64_t user_id)
 {
     sqlite3_stmt *st = NULL;
-    cr_assert_eq(sqlite3_prepare_v2(db_handle(db), "SELECT password_hash FROM users WHERE id = ?1", -1, &st, NULL),
-                 SQLITE_OK);
+    cr_assert_eq(
+        sqlite3_prepare_v2(db_handle(db), "SELECT password_hash FROM users WHERE id = ?1", -1, &st, NULL),
+        SQLITE_OK);
     sqlite3_bind_int64(st, 1, user_id);
     cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
     char *h = xstrdup((const char *)sqlite3_column_text(st, 0));
@@ -96,9 +97,9 @@ Test(accounts, email_addresses_are_checked)
     const char *good[] = {"a@b.co", "first.last+tag@mail.example.org", "x@sub.domain.example"};
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
         cr_expect(accounts_email_valid(good[i]), "%s refused", good[i]);
-    const char *bad[] = {"",         "plain",        "@example.com", "a@",           "a@b",         "a@@b.co",
-                         "a@b@c.co", "a b@c.co",     "a@b..co",      "a@.b.co",      "a@b.",        "<a>@b.co",
-                         "a,b@c.co", "\"a\"@b.co",   "a@b.co\n",     "a\x7f@b.co"};
+    const char *bad[] = {"",         "plain",      "@example.com", "a@",        "a@b",  "a@@b.co",
+                         "a@b@c.co", "a b@c.co",   "a@b..co",      "a@.b.co",   "a@b.", "<a>@b.co",
+                         "a,b@c.co", "\"a\"@b.co", "a@b.co\n",     "a\x7f@b.co"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         cr_expect_not(accounts_email_valid(bad[i]), "%s accepted", bad[i]);
     char longest[ACCOUNTS_MAX_EMAIL + 2];
@@ -187,10 +188,13 @@ Test(accounts, an_imported_pbkdf2_hash_verifies_and_is_upgraded)
 {
     /* werkzeug.security.generate_password_hash("correct horse",
        "pbkdf2:sha256:1000") with the salt "salt1234". */
-    cr_assert_eq(db_exec(db, "INSERT INTO users (email, password_hash, created_at) VALUES ('flask@example.com',"
-                             " 'pbkdf2:sha256:1000$salt1234$954e11abc7b5fa6ce04d81b33ef6da2e999495370b37bbd0599d847cb7f389d3',"
-                             " 0)"),
-                 0);
+    cr_assert_eq(
+        db_exec(
+            db,
+            "INSERT INTO users (email, password_hash, created_at) VALUES ('flask@example.com',"
+            " 'pbkdf2:sha256:1000$salt1234$954e11abc7b5fa6ce04d81b33ef6da2e999495370b37bbd0599d847cb7f389d3',"
+            " 0)"),
+        0);
     int64_t id = sqlite3_last_insert_rowid(db_handle(db));
     cr_assert_eq(login("flask@example.com", "wrong horse").o, OUT_UNAUTHORIZED);
     char *h = stored_hash(id);

@@ -108,7 +108,8 @@ Test(catalog, prices_come_as_dollars_or_cents)
     cr_assert_eq(in.price_cents, 29);
     cr_assert_eq(parse("{\"name\": \"A\", \"price\": 3, \"stock\": 1}", true, &in), OUT_OK, "%s", msg);
     cr_assert_eq(in.price_cents, 300);
-    cr_assert_eq(parse("{\"name\": \"A\", \"price_cents\": 1999, \"stock\": 1}", true, &in), OUT_OK, "%s", msg);
+    cr_assert_eq(parse("{\"name\": \"A\", \"price_cents\": 1999, \"stock\": 1}", true, &in), OUT_OK, "%s",
+                 msg);
     cr_assert_eq(in.price_cents, 1999);
     cr_assert_eq(parse("{\"name\": \"A\", \"price\": 0, \"stock\": 0.0}", true, &in), OUT_OK, "%s", msg);
     cr_assert_eq(in.price_cents, 0);
@@ -122,10 +123,12 @@ Test(catalog, bad_input_names_the_field)
     expect_invalid("{\"price\": 1, \"stock\": 1}", true, "name is required");
     expect_invalid("{\"name\": 5, \"price\": 1, \"stock\": 1}", true, "name must be a string");
     expect_invalid("{\"name\": \"   \", \"price\": 1, \"stock\": 1}", true, "name must not be empty");
-    expect_invalid("{\"name\": \"a\\u0007b\", \"price\": 1, \"stock\": 1}", true, "name contains control characters");
+    expect_invalid("{\"name\": \"a\\u0007b\", \"price\": 1, \"stock\": 1}", true,
+                   "name contains control characters");
     expect_invalid("{\"name\": \"A\", \"stock\": 1}", true, "price is required");
     expect_invalid("{\"name\": \"A\", \"price\": \"1.00\", \"stock\": 1}", true, "price must be a number");
-    expect_invalid("{\"name\": \"A\", \"price\": -1, \"stock\": 1}", true, "price must be a non-negative number");
+    expect_invalid("{\"name\": \"A\", \"price\": -1, \"stock\": 1}", true,
+                   "price must be a non-negative number");
     expect_invalid("{\"name\": \"A\", \"price\": 1.999, \"stock\": 1}", true,
                    "price must not have more than two decimals");
     expect_invalid("{\"name\": \"A\", \"price\": 1e300, \"stock\": 1}", true, "price is too large");
@@ -134,13 +137,16 @@ Test(catalog, bad_input_names_the_field)
     expect_invalid("{\"name\": \"A\", \"price_cents\": -1, \"stock\": 1}", true,
                    "price_cents must be a non-negative integer");
     expect_invalid("{\"name\": \"A\", \"price\": 1}", true, "stock is required");
-    expect_invalid("{\"name\": \"A\", \"price\": 1, \"stock\": -1}", true, "stock must be a non-negative integer");
-    expect_invalid("{\"name\": \"A\", \"price\": 1, \"stock\": 2.5}", true, "stock must be a non-negative integer");
-    expect_invalid("{\"name\": \"A\", \"price\": 1, \"stock\": \"3\"}", true, "stock must be a non-negative integer");
-    expect_invalid("{\"name\": \"A\", \"price\": 1, \"stock\": 1, \"image_url\": \"javascript:alert(1)\"}", true,
-                   "image_url must start with / or http(s)://");
-    expect_invalid("{\"name\": \"A\", \"price\": 1, \"stock\": 1, \"image_url\": \"//evil.example/x.png\"}", true,
-                   "image_url must start with / or http(s)://");
+    expect_invalid("{\"name\": \"A\", \"price\": 1, \"stock\": -1}", true,
+                   "stock must be a non-negative integer");
+    expect_invalid("{\"name\": \"A\", \"price\": 1, \"stock\": 2.5}", true,
+                   "stock must be a non-negative integer");
+    expect_invalid("{\"name\": \"A\", \"price\": 1, \"stock\": \"3\"}", true,
+                   "stock must be a non-negative integer");
+    expect_invalid("{\"name\": \"A\", \"price\": 1, \"stock\": 1, \"image_url\": \"javascript:alert(1)\"}",
+                   true, "image_url must start with / or http(s)://");
+    expect_invalid("{\"name\": \"A\", \"price\": 1, \"stock\": 1, \"image_url\": \"//evil.example/x.png\"}",
+                   true, "image_url must start with / or http(s)://");
     expect_invalid("{}", false, "nothing to change: give name, description, price, stock or image_url");
 }
 

@@ -137,8 +137,10 @@ Test(checkout, orders_come_newest_first)
     cr_assert_str_neq(first.order_id, second.order_id);
     json_t *orders = checkout_orders(db, 7);
     cr_assert_eq(json_array_size(orders), 2);
-    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(orders, 0), "order_id")), second.order_id);
-    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(orders, 1), "order_id")), first.order_id);
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(orders, 0), "order_id")),
+                     second.order_id);
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(orders, 1), "order_id")),
+                     first.order_id);
     json_decref(orders);
 }
 
@@ -252,7 +254,8 @@ Test(checkout, a_changed_price_is_refused_until_accepted)
     cr_assert_eq(checkout_place(db, 7, NULL, true, &r, msg, sizeof(msg)), OUT_OK, "%s", msg);
     cr_assert_null(r.changed);
     cr_assert_eq(r.total_cents, 285);
-    char *sql = xasprintf("SELECT unit_price_cents FROM order_lines WHERE product_id = %lld", (long long)apple);
+    char *sql =
+        xasprintf("SELECT unit_price_cents FROM order_lines WHERE product_id = %lld", (long long)apple);
     cr_assert_eq(count(sql), 80);
     free(sql);
 }

@@ -16,7 +16,8 @@
 
 static char *dir;
 static struct db *db;
-static const struct session_policy policy = {.secret = "test-secret", .idle_seconds = 3600, .max_seconds = 86400};
+static const struct session_policy policy = {
+    .secret = "test-secret", .idle_seconds = 3600, .max_seconds = 86400};
 
 static void setup(void)
 {
@@ -53,7 +54,8 @@ static void age(const char *key, long created_ago, long seen_ago)
 static long long count_rows(void)
 {
     sqlite3_stmt *st = NULL;
-    cr_assert_eq(sqlite3_prepare_v2(db_handle(db), "SELECT count(*) FROM sessions", -1, &st, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_prepare_v2(db_handle(db), "SELECT count(*) FROM sessions", -1, &st, NULL),
+                 SQLITE_OK);
     cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
     long long n = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
