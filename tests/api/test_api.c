@@ -66,9 +66,10 @@ Test(api, login_user)
 Test(api, login_invalid_credentials)
 {
     expect_status("POST", "/register", "{\"email\":\"who@example.com\",\"password\":\"password123\"}", 201, NULL);
-    struct http_resp *wrong = shop_send_json(srv, client, "POST", "/login", "{\"email\":\"who@example.com\",\"password\":\"nope12345\"}");
-    struct http_resp *unknown =
-        shop_send_json(srv, client, "POST", "/login", "{\"email\":\"nobody@example.com\",\"password\":\"password123\"}");
+    struct http_resp *wrong = shop_send_json(srv, client, "POST", "/login",
+                                             "{\"email\":\"who@example.com\",\"password\":\"nope12345\"}");
+    struct http_resp *unknown = shop_send_json(
+        srv, client, "POST", "/login", "{\"email\":\"nobody@example.com\",\"password\":\"password123\"}");
     cr_expect_eq(wrong->status, 401);
     cr_expect_eq(unknown->status, 401);
     /* The same answer for an unknown email and a wrong password. */
@@ -399,7 +400,8 @@ Test(api, headers_and_healthz)
 Test(api, session_cookie_flags)
 {
     expect_status("POST", "/register", "{\"email\":\"flags@example.com\",\"password\":\"password123\"}", 201, NULL);
-    struct http_resp *r = shop_send_json(srv, client, "POST", "/login", "{\"email\":\"flags@example.com\",\"password\":\"password123\"}");
+    struct http_resp *r = shop_send_json(srv, client, "POST", "/login",
+                                         "{\"email\":\"flags@example.com\",\"password\":\"password123\"}");
     const char *cookie = http_resp_header(r, "Set-Cookie");
     cr_assert_not_null(cookie);
     cr_expect(strstr(cookie, "HttpOnly") != NULL);
@@ -408,7 +410,8 @@ Test(api, session_cookie_flags)
     http_resp_free(r);
     /* A new token on every login. */
     char *first = http_client_cookie(client, "session");
-    r = shop_send_json(srv, client, "POST", "/login", "{\"email\":\"flags@example.com\",\"password\":\"password123\"}");
+    r = shop_send_json(srv, client, "POST", "/login",
+                       "{\"email\":\"flags@example.com\",\"password\":\"password123\"}");
     http_resp_free(r);
     char *second = http_client_cookie(client, "session");
     cr_expect(first && second && strcmp(first, second) != 0);
