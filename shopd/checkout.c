@@ -2,9 +2,11 @@
 #include "shopd/catalog.h"
 #include "shared/crypto.h"
 #include "shared/log.h"
+#include "shared/xalloc.h"
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
@@ -27,8 +29,6 @@ static const char SQL_ORDERS[] =
     " l.product_id, l.name, l.unit_price_cents, l.quantity"
     " FROM orders o LEFT JOIN order_lines l ON l.order_id = o.id"
     " WHERE o.user_id = ?1 ORDER BY o.seq DESC, l.product_id";
-
-#define MAX_LINES 500
 
 struct line {
     int64_t product_id, price_cents, quantity, stock;
@@ -85,14 +85,23 @@ static int find_by_key(struct db *db, int64_t user_id, const char *key, struct c
     return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
 
-static int read_cart(struct db *db, int64_t user_id, struct line *lines, size_t *n)
+/* Reads every line of the cart into *lines (a heap array the caller frees,
+   also on error; NULL when the cart is empty). A cart is ordered whole: a
+   fixed cap here would empty lines from the cart that the order never got. */
+static int read_cart(struct db *db, int64_t user_id, struct line **lines, size_t *n)
 {
     sqlite3_stmt *st = db_stmt(db, SQL_CART_LINES);
     sqlite3_bind_int64(st, 1, user_id);
     int rc;
+    size_t cap = 0;
+    *lines = NULL;
     *n = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < MAX_LINES) {
-        struct line *l = &lines[(*n)++];
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 16;
+            *lines = xrealloc(*lines, cap * sizeof(**lines));
+        }
+        struct line *l = &(*lines)[(*n)++];
         l->product_id = sqlite3_column_int64(st, 0);
         snprintf(l->name, sizeof(l->name), "%s", (const char *)sqlite3_column_text(st, 1));
         l->price_cents = sqlite3_column_int64(st, 2);
@@ -101,7 +110,11 @@ static int read_cart(struct db *db, int64_t user_id, struct line *lines, size_t 
         l->added_price_cents = sqlite3_column_int64(st, 5);
     }
     db_done(st);
-    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -1;
+    if (rc != SQLITE_DONE) {
+        db_log_error(db, "checkout: reading the cart failed");
+        return -1;
+    }
+    return 0;
 }
 
 /* The lines whose price moved since they were added, as a new JSON array. */
@@ -135,7 +148,7 @@ enum outcome checkout_place(struct db *db, int64_t user_id, const char *idem_key
         snprintf(msg, msglen, "database busy, try again");
         return OUT_ERROR;
     }
-    static struct line lines[MAX_LINES]; /* one request at a time per worker process */
+    struct line *lines = NULL;
     size_t n = 0;
     enum outcome o = OUT_ERROR;
     snprintf(msg, msglen, "database error");
@@ -146,7 +159,7 @@ enum outcome checkout_place(struct db *db, int64_t user_id, const char *idem_key
             goto done;
         }
     }
-    if (read_cart(db, user_id, lines, &n) < 0)
+    if (read_cart(db, user_id, &lines, &n) < 0)
         goto done;
     if (n == 0) {
         snprintf(msg, msglen, "Cart is empty");
@@ -232,6 +245,7 @@ done:
         o = OUT_ERROR;
     }
     db_rollback(db);
+    free(lines);
     if (o == OUT_OK)
         msg[0] = '\0';
     return o;

@@ -14,6 +14,7 @@
 #include "tests/support/harness.h"
 #include "tests/support/services.h"
 #include "tests/support/shop.h"
+#include "tests/support/shop_client.h"
 
 #define PASSWORD "password123"
 #define ADMIN "admin@example.com"
@@ -38,25 +39,12 @@ static void start(void)
     start_with(NULL);
 }
 
-static bool log_contains(const char *text)
-{
-    FILE *f = fopen(srv->log_path, "r");
-    if (!f)
-        return false;
-    char line[8192];
-    bool found = false;
-    while (!found && fgets(line, sizeof(line), f))
-        found = strstr(line, text) != NULL;
-    fclose(f);
-    return found;
-}
-
 static void stop(void)
 {
     if (srv) {
         const char *bad[] = {"AddressSanitizer", "runtime error:", "killed by signal", "did not reply"};
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-            cr_expect(!log_contains(bad[i]), "shopd's log reports '%s'", bad[i]);
+            cr_expect(!shop_log_contains(srv->log_path, bad[i]), "shopd's log reports '%s'", bad[i]);
     }
     shop_stop(srv);
     srv = NULL;
@@ -65,21 +53,6 @@ static void stop(void)
 TestSuite(account_admin, .init = start, .fini = stop, .timeout = 90);
 
 /* --- helpers -------------------------------------------------------------- */
-
-static struct http_resp *api(struct http_client *c, const char *method, const char *path, const char *body)
-{
-    return http_json(c, method, shop_url(srv, path), body);
-}
-
-static struct http_resp *get(struct http_client *c, const char *path)
-{
-    return http_request(c, "GET", shop_url(srv, path), NULL, NULL, NULL);
-}
-
-static struct http_resp *post_form(struct http_client *c, const char *path, const char *body)
-{
-    return http_request(c, "POST", shop_url(srv, path), "application/x-www-form-urlencoded", body, NULL);
-}
 
 static struct http_client *user(const char *email)
 {
@@ -93,51 +66,10 @@ static void expect_status(struct http_resp *r, long status, const char *what)
     cr_expect_eq(r->status, status, "%s: %ld %s", what, r->status, r->body ? r->body : "");
 }
 
-static const char *message_of(struct http_resp *r)
-{
-    return r->json ? json_string_value(json_object_get(r->json, "message")) : NULL;
-}
-
 static void expect_message(struct http_resp *r, const char *text)
 {
-    const char *m = message_of(r);
+    const char *m = shop_message(r);
     cr_expect(m && strstr(m, text), "message should contain '%s': %s", text, r->body ? r->body : "");
-}
-
-static void expect_contains(struct http_resp *r, const char *text)
-{
-    cr_expect(r->body && strstr(r->body, text), "page should contain '%s'", text);
-}
-
-static void expect_lacks(struct http_resp *r, const char *text)
-{
-    cr_expect(!r->body || !strstr(r->body, text), "page should not contain '%s'", text);
-}
-
-static void expect_html(struct http_resp *r)
-{
-    const char *ct = http_resp_header(r, "Content-Type");
-    cr_expect(ct && strncmp(ct, "text/html", 9) == 0, "Content-Type %s", ct ? ct : "(none)");
-}
-
-static void expect_redirect(struct http_resp *r, const char *location)
-{
-    cr_expect_eq(r->status, 303, "%ld %s", r->status, r->body ? r->body : "");
-    const char *loc = http_resp_header(r, "Location");
-    cr_expect(loc && strcmp(loc, location) == 0, "Location %s, expected %s", loc ? loc : "(none)", location);
-}
-
-/* The CSRF token of the first form on path (caller frees). */
-static char *csrf_of(struct http_client *c, const char *path)
-{
-    struct http_resp *r = get(c, path);
-    cr_assert_eq(r->status, 200, "GET %s: %ld", path, r->status);
-    const char *p = strstr(r->body, "name=\"csrf_token\" value=\"");
-    cr_assert_not_null(p, "no csrf_token on %s", path);
-    p += strlen("name=\"csrf_token\" value=\"");
-    char *t = strndup(p, 64);
-    http_resp_free(r);
-    return t;
 }
 
 /* Puts product_id in the cart and checks out; returns the order id (caller frees). */
@@ -145,10 +77,10 @@ static char *place_order(struct http_client *c, int product_id, int quantity)
 {
     char body[96];
     snprintf(body, sizeof(body), "{\"product_id\":%d,\"quantity\":%d}", product_id, quantity);
-    struct http_resp *r = api(c, "POST", "/cart/items", body);
+    struct http_resp *r = shop_send_json(srv, c, "POST", "/cart/items", body);
     cr_assert_eq(r->status, 201, "%s", r->body);
     http_resp_free(r);
-    r = api(c, "POST", "/checkout", NULL);
+    r = shop_send_json(srv, c, "POST", "/checkout", NULL);
     cr_assert_eq(r->status, 201, "%s", r->body);
     char *id = xstrdup(json_string_value(json_object_get(r->json, "order_id")));
     http_resp_free(r);
@@ -200,7 +132,7 @@ static char *product_image_url(struct http_client *c, int product_id)
 {
     char path[64];
     snprintf(path, sizeof(path), "/products/%d", product_id);
-    struct http_resp *r = api(c, "GET", path, NULL);
+    struct http_resp *r = shop_send_json(srv, c, "GET", path, NULL);
     cr_assert_eq(r->status, 200);
     char *url = xstrdup(json_string_value(json_object_get(r->json, "image_url")));
     http_resp_free(r);
@@ -218,35 +150,37 @@ Test(account_admin, password_change_ends_other_sessions_and_keeps_this_one)
     struct http_client *other = http_client_new();
     shop_register_login(srv, other, "ann@example.com", PASSWORD);
 
-    struct http_resp *r = api(here, "GET", "/account", NULL);
+    struct http_resp *r = shop_send_json(srv, here, "GET", "/account", NULL);
     expect_status(r, 200, "GET /account");
     cr_expect_str_eq(json_string_value(json_object_get(r->json, "email")), "ann@example.com");
     http_resp_free(r);
 
-    r = api(here, "POST", "/account/password",
-            "{\"current_password\":\"" PASSWORD "\",\"new_password\":\"a much better one\"}");
+    r = shop_send_json(srv, here, "POST", "/account/password",
+                       "{\"current_password\":\"" PASSWORD "\",\"new_password\":\"a much better one\"}");
     expect_status(r, 200, "password change");
     cr_expect_eq(json_integer_value(json_object_get(r->json, "sessions_ended")), 1);
     http_resp_free(r);
 
-    r = api(other, "GET", "/account", NULL);
+    r = shop_send_json(srv, other, "GET", "/account", NULL);
     expect_status(r, 401, "the old session cookie no longer works");
     http_resp_free(r);
-    r = api(other, "GET", "/cart", NULL);
+    r = shop_send_json(srv, other, "GET", "/cart", NULL);
     expect_status(r, 401, "nor for the cart");
     http_resp_free(r);
-    r = api(here, "GET", "/account", NULL);
+    r = shop_send_json(srv, here, "GET", "/account", NULL);
     expect_status(r, 200, "the current session goes on");
     http_resp_free(r);
 
     struct http_client *fresh = http_client_new();
-    r = api(fresh, "POST", "/login", "{\"email\":\"ann@example.com\",\"password\":\"" PASSWORD "\"}");
+    r = shop_send_json(srv, fresh, "POST", "/login",
+                       "{\"email\":\"ann@example.com\",\"password\":\"" PASSWORD "\"}");
     expect_status(r, 401, "the old password is gone");
     http_resp_free(r);
-    r = api(fresh, "POST", "/login", "{\"email\":\"ann@example.com\",\"password\":\"a much better one\"}");
+    r = shop_send_json(srv, fresh, "POST", "/login",
+                       "{\"email\":\"ann@example.com\",\"password\":\"a much better one\"}");
     expect_status(r, 200, "the new password logs in");
     http_resp_free(r);
-    cr_expect(log_contains("changed the password"));
+    cr_expect(shop_log_contains(srv->log_path, "changed the password"));
     http_client_free(fresh);
     http_client_free(other);
     http_client_free(here);
@@ -256,49 +190,50 @@ Test(account_admin, password_change_refuses_bad_input_with_a_message)
 {
     struct http_client *c = user("bob@example.com");
     struct http_resp *r =
-        api(c, "POST", "/account/password",
-            "{\"current_password\":\"not it at all\",\"new_password\":\"another password\"}");
+        shop_send_json(srv, c, "POST", "/account/password",
+                       "{\"current_password\":\"not it at all\",\"new_password\":\"another password\"}");
     expect_status(r, 403, "wrong current password");
     expect_message(r, "Current password is wrong");
     http_resp_free(r);
-    r = api(c, "POST", "/account/password",
-            "{\"current_password\":\"" PASSWORD "\",\"new_password\":\"short\"}");
+    r = shop_send_json(srv, c, "POST", "/account/password",
+                       "{\"current_password\":\"" PASSWORD "\",\"new_password\":\"short\"}");
     expect_status(r, 400, "too short");
     expect_message(r, "at least 8 characters");
     http_resp_free(r);
-    r = api(c, "POST", "/account/password", "{\"current_password\":\"" PASSWORD "\"}");
+    r = shop_send_json(srv, c, "POST", "/account/password", "{\"current_password\":\"" PASSWORD "\"}");
     expect_status(r, 400, "missing field");
     expect_message(r, "new_password");
     http_resp_free(r);
-    r = api(c, "POST", "/account/password", "{\"current_password\":1,\"new_password\":2}");
+    r = shop_send_json(srv, c, "POST", "/account/password", "{\"current_password\":1,\"new_password\":2}");
     expect_status(r, 400, "numbers");
     http_resp_free(r);
-    r = api(c, "POST", "/account/password", "{not json");
+    r = shop_send_json(srv, c, "POST", "/account/password", "{not json");
     expect_status(r, 400, "malformed JSON");
     expect_message(r, "Malformed JSON");
     http_resp_free(r);
     r = http_request(c, "POST", shop_url(srv, "/account/password"), "application/x-www-form-urlencoded",
                      "current_password=" PASSWORD "&new_password=whatever123", NULL);
     expect_status(r, 415, "a form body");
-    cr_expect_not_null(message_of(r));
+    cr_expect_not_null(shop_message(r));
     http_resp_free(r);
 
     /* Nothing changed: the password still logs in, and the session is still there. */
-    r = api(c, "GET", "/account", NULL);
+    r = shop_send_json(srv, c, "GET", "/account", NULL);
     expect_status(r, 200, "still logged in");
     http_resp_free(r);
     struct http_client *fresh = http_client_new();
-    r = api(fresh, "POST", "/login", "{\"email\":\"bob@example.com\",\"password\":\"" PASSWORD "\"}");
+    r = shop_send_json(srv, fresh, "POST", "/login",
+                       "{\"email\":\"bob@example.com\",\"password\":\"" PASSWORD "\"}");
     expect_status(r, 200, "the password is unchanged");
     http_resp_free(r);
 
     struct http_client *anon = http_client_new();
-    r = api(anon, "POST", "/account/password",
-            "{\"current_password\":\"a\",\"new_password\":\"bbbbbbbbbb\"}");
+    r = shop_send_json(srv, anon, "POST", "/account/password",
+                       "{\"current_password\":\"a\",\"new_password\":\"bbbbbbbbbb\"}");
     expect_status(r, 401, "anonymous");
     expect_message(r, "Login required");
     http_resp_free(r);
-    r = api(anon, "GET", "/account", NULL);
+    r = shop_send_json(srv, anon, "GET", "/account", NULL);
     expect_status(r, 401, "anonymous account");
     http_resp_free(r);
     http_client_free(anon);
@@ -312,17 +247,17 @@ Test(account_admin, logout_everywhere_ends_every_session_including_this_one)
     struct http_client *b = http_client_new();
     shop_register_login(srv, b, "cid@example.com", PASSWORD);
     struct http_client *someone = user("dee@example.com");
-    struct http_resp *r = api(a, "POST", "/account/logout-all", NULL);
+    struct http_resp *r = shop_send_json(srv, a, "POST", "/account/logout-all", NULL);
     expect_status(r, 200, "logout-all");
     cr_expect_eq(json_integer_value(json_object_get(r->json, "sessions_ended")), 2);
     http_resp_free(r);
-    r = api(a, "GET", "/account", NULL);
+    r = shop_send_json(srv, a, "GET", "/account", NULL);
     expect_status(r, 401, "this session ended too");
     http_resp_free(r);
-    r = api(b, "GET", "/account", NULL);
+    r = shop_send_json(srv, b, "GET", "/account", NULL);
     expect_status(r, 401, "the other session ended");
     http_resp_free(r);
-    r = api(someone, "GET", "/account", NULL);
+    r = shop_send_json(srv, someone, "GET", "/account", NULL);
     expect_status(r, 200, "another user's session is untouched");
     http_resp_free(r);
     http_client_free(someone);
@@ -340,7 +275,7 @@ Test(account_admin, an_order_is_readable_by_its_owner_only)
     char path[96];
     snprintf(path, sizeof(path), "/orders/%s", id);
 
-    struct http_resp *r = api(owner, "GET", path, NULL);
+    struct http_resp *r = shop_send_json(srv, owner, "GET", path, NULL);
     expect_status(r, 200, "own order");
     cr_expect_str_eq(json_string_value(json_object_get(r->json, "order_id")), id);
     cr_expect_str_eq(json_string_value(json_object_get(r->json, "status")), "pending");
@@ -357,28 +292,28 @@ Test(account_admin, an_order_is_readable_by_its_owner_only)
     http_resp_free(r);
 
     /* Another user's order and an unknown one answer exactly alike. */
-    r = api(stranger, "GET", path, NULL);
+    r = shop_send_json(srv, stranger, "GET", path, NULL);
     expect_status(r, 404, "another user's order");
     char *theirs = xstrdup(r->body);
     http_resp_free(r);
-    r = api(stranger, "GET", "/orders/00000000-0000-4000-8000-000000000000", NULL);
+    r = shop_send_json(srv, stranger, "GET", "/orders/00000000-0000-4000-8000-000000000000", NULL);
     expect_status(r, 404, "unknown order");
     cr_expect_str_eq(r->body, theirs);
     expect_message(r, "Order not found");
     http_resp_free(r);
     free(theirs);
-    r = api(owner, "GET", "/orders/not-an-order", NULL);
+    r = shop_send_json(srv, owner, "GET", "/orders/not-an-order", NULL);
     expect_status(r, 404, "malformed id");
     expect_message(r, "Order not found");
     http_resp_free(r);
 
     struct http_client *anon = http_client_new();
-    r = api(anon, "GET", path, NULL);
+    r = shop_send_json(srv, anon, "GET", path, NULL);
     expect_status(r, 401, "anonymous");
     http_resp_free(r);
 
     /* The account lists it among the recent orders. */
-    r = api(owner, "GET", "/account", NULL);
+    r = shop_send_json(srv, owner, "GET", "/account", NULL);
     json_t *recent = json_object_get(r->json, "recent_orders");
     cr_expect_eq(json_array_size(recent), 1);
     cr_expect_str_eq(json_string_value(json_object_get(json_array_get(recent, 0), "order_id")), id);
@@ -400,42 +335,42 @@ Test(account_admin, a_failed_order_shows_a_notice_to_the_shopper_and_the_error_t
     snprintf(path, sizeof(path), "/orders/%s", id);
     snprintf(page, sizeof(page), "/browser/orders/%s", id);
 
-    struct http_resp *r = api(shopper, "GET", path, NULL);
+    struct http_resp *r = shop_send_json(srv, shopper, "GET", path, NULL);
     expect_status(r, 200, "own failed order");
     cr_expect_str_eq(json_string_value(json_object_get(r->json, "status")), "failed");
     cr_expect_str_eq(json_string_value(json_object_get(r->json, "notice")), FAILED_NOTICE);
     cr_expect(json_is_null(json_object_get(r->json, "error")), "error is null for shoppers");
-    expect_lacks(r, "ValidationException");
+    shop_expect_lacks(r, "ValidationException");
     http_resp_free(r);
-    r = api(shopper, "GET", "/orders", NULL);
+    r = shop_send_json(srv, shopper, "GET", "/orders", NULL);
     expect_status(r, 200, "order list");
     cr_expect_str_eq(json_string_value(json_object_get(json_array_get(r->json, 0), "notice")), FAILED_NOTICE);
-    expect_lacks(r, "ValidationException");
+    shop_expect_lacks(r, "ValidationException");
     http_resp_free(r);
-    r = api(shopper, "GET", "/account", NULL);
-    expect_lacks(r, "ValidationException");
+    r = shop_send_json(srv, shopper, "GET", "/account", NULL);
+    shop_expect_lacks(r, "ValidationException");
     http_resp_free(r);
     const char *pages[] = {page, "/browser/orders", "/browser/account"};
     for (size_t i = 0; i < 3; i++) {
-        r = get(shopper, pages[i]);
+        r = shop_get(srv, shopper, pages[i]);
         expect_status(r, 200, pages[i]);
-        expect_contains(r, FAILED_NOTICE);
-        expect_lacks(r, "ValidationException");
+        shop_expect_contains(r, FAILED_NOTICE);
+        shop_expect_lacks(r, "ValidationException");
         http_resp_free(r);
     }
 
     struct http_client *admin = user(ADMIN);
-    r = api(admin, "GET", "/admin/orders", NULL);
+    r = shop_send_json(srv, admin, "GET", "/admin/orders", NULL);
     expect_status(r, 200, "admin orders");
     json_t *o = json_array_get(r->json, 0);
     cr_expect_str_eq(json_string_value(json_object_get(o, "order_id")), id);
     cr_expect_str_eq(json_string_value(json_object_get(o, "error")), DYNAMO_TEXT);
     cr_expect_str_eq(json_string_value(json_object_get(o, "user_email")), "gus@example.com");
     http_resp_free(r);
-    r = get(admin, "/browser/admin/orders");
+    r = shop_get(srv, admin, "/browser/admin/orders");
     expect_status(r, 200, "admin orders page");
-    expect_contains(r, DYNAMO_TEXT);
-    expect_contains(r, "Send again");
+    shop_expect_contains(r, DYNAMO_TEXT);
+    shop_expect_contains(r, "Send again");
     http_resp_free(r);
     free(id);
     http_client_free(admin);
@@ -450,62 +385,62 @@ Test(account_admin, admins_send_a_failed_order_again)
     char retry[128];
     snprintf(retry, sizeof(retry), "/admin/orders/%s/retry", id);
 
-    struct http_resp *r = api(admin, "POST", retry, NULL);
+    struct http_resp *r = shop_send_json(srv, admin, "POST", retry, NULL);
     expect_status(r, 409, "a pending order is not failed");
     expect_message(r, "Only a failed order");
     http_resp_free(r);
 
     park_as_failed(id);
-    r = api(shopper, "POST", retry, NULL);
+    r = shop_send_json(srv, shopper, "POST", retry, NULL);
     expect_status(r, 403, "a shopper may not");
     expect_message(r, "Admin only");
     http_resp_free(r);
     struct http_client *anon = http_client_new();
-    r = api(anon, "POST", retry, NULL);
+    r = shop_send_json(srv, anon, "POST", retry, NULL);
     expect_status(r, 401, "anonymous");
     http_resp_free(r);
-    r = api(admin, "POST", "/admin/orders/00000000-0000-4000-8000-000000000000/retry", NULL);
+    r = shop_send_json(srv, admin, "POST", "/admin/orders/00000000-0000-4000-8000-000000000000/retry", NULL);
     expect_status(r, 404, "unknown order");
     expect_message(r, "Order not found");
     http_resp_free(r);
-    r = api(shopper, "GET", "/admin/orders", NULL);
+    r = shop_send_json(srv, shopper, "GET", "/admin/orders", NULL);
     expect_status(r, 403, "a shopper may not list every order");
     http_resp_free(r);
 
-    r = api(admin, "POST", retry, NULL);
+    r = shop_send_json(srv, admin, "POST", retry, NULL);
     expect_status(r, 200, "retry");
     cr_expect_str_eq(json_string_value(json_object_get(r->json, "status")), "pending");
     http_resp_free(r);
     char path[96];
     snprintf(path, sizeof(path), "/orders/%s", id);
-    r = api(shopper, "GET", path, NULL);
+    r = shop_send_json(srv, shopper, "GET", path, NULL);
     cr_expect_str_eq(json_string_value(json_object_get(r->json, "status")), "pending");
     cr_expect_null(json_object_get(r->json, "notice"));
     http_resp_free(r);
-    r = api(admin, "POST", retry, NULL);
+    r = shop_send_json(srv, admin, "POST", retry, NULL);
     expect_status(r, 409, "only once: it is pending again");
     http_resp_free(r);
     char *line = xasprintf("admin: " ADMIN " sent order %s again", id);
-    cr_expect(log_contains(line), "the action is logged");
+    cr_expect(shop_log_contains(srv->log_path, line), "the action is logged");
     free(line);
 
     /* The same from the orders page, with its CSRF token. */
     park_as_failed(id);
-    char *csrf = csrf_of(admin, "/browser/admin/orders");
+    char *csrf = shop_csrf(srv, admin, "/browser/admin/orders");
     char form[128], action[128];
     snprintf(form, sizeof(form), "csrf_token=%s", csrf);
     snprintf(action, sizeof(action), "/browser/admin/orders/%s/retry", id);
-    r = post_form(admin, action, "csrf_token=wrong");
+    r = shop_post_form(srv, admin, action, "csrf_token=wrong");
     expect_status(r, 403, "no CSRF token");
-    expect_html(r);
+    shop_expect_html(r);
     http_resp_free(r);
-    r = post_form(admin, action, form);
-    expect_redirect(r, "/browser/admin/orders");
+    r = shop_post_form(srv, admin, action, form);
+    shop_expect_redirect(r, "/browser/admin/orders");
     http_resp_free(r);
-    r = get(admin, "/browser/admin/orders");
-    expect_contains(r, "queued to be sent again");
+    r = shop_get(srv, admin, "/browser/admin/orders");
+    shop_expect_contains(r, "queued to be sent again");
     http_resp_free(r);
-    r = api(shopper, "GET", path, NULL);
+    r = shop_send_json(srv, shopper, "GET", path, NULL);
     cr_expect_str_eq(json_string_value(json_object_get(r->json, "status")), "pending");
     http_resp_free(r);
     free(csrf);
@@ -524,71 +459,72 @@ Test(account_admin, account_page_changes_the_password_and_lists_recent_orders)
     shop_register_login(srv, other, "ida@example.com", PASSWORD);
     char *id = place_order(c, 3, 2);
 
-    struct http_resp *r = get(c, "/browser/account");
+    struct http_resp *r = shop_get(srv, c, "/browser/account");
     expect_status(r, 200, "account page");
-    expect_html(r);
-    expect_contains(r, "ida@example.com");
+    shop_expect_html(r);
+    shop_expect_contains(r, "ida@example.com");
     char *link = xasprintf("href=\"/browser/orders/%s\"", id);
-    expect_contains(r, link);
-    expect_contains(r, "action=\"/browser/account/password\"");
-    expect_contains(r, "action=\"/browser/account/logout-all\"");
+    shop_expect_contains(r, link);
+    shop_expect_contains(r, "action=\"/browser/account/password\"");
+    shop_expect_contains(r, "action=\"/browser/account/logout-all\"");
     http_resp_free(r);
 
-    char *csrf = csrf_of(c, "/browser/account");
+    char *csrf = shop_csrf(srv, c, "/browser/account");
     char body[256];
     snprintf(body, sizeof(body), "csrf_token=%s&current_password=wrong-one&new_password=brand+new+secret",
              csrf);
-    r = post_form(c, "/browser/account/password", body);
+    r = shop_post_form(srv, c, "/browser/account/password", body);
     expect_status(r, 403, "wrong current password");
-    expect_html(r);
-    expect_contains(r, "current password is not right");
+    shop_expect_html(r);
+    shop_expect_contains(r, "current password is not right");
     http_resp_free(r);
     snprintf(body, sizeof(body), "csrf_token=%s&current_password=" PASSWORD "&new_password=tiny", csrf);
-    r = post_form(c, "/browser/account/password", body);
+    r = shop_post_form(srv, c, "/browser/account/password", body);
     expect_status(r, 400, "too short");
-    expect_contains(r, "too short");
+    shop_expect_contains(r, "too short");
     http_resp_free(r);
-    r = post_form(c, "/browser/account/password",
-                  "current_password=" PASSWORD "&new_password=brand+new+secret");
+    r = shop_post_form(srv, c, "/browser/account/password",
+                       "current_password=" PASSWORD "&new_password=brand+new+secret");
     expect_status(r, 403, "no CSRF token");
     http_resp_free(r);
     snprintf(body, sizeof(body), "csrf_token=%s&current_password=" PASSWORD "&new_password=brand+new+secret",
              csrf);
-    r = post_form(c, "/browser/account/password", body);
-    expect_redirect(r, "/browser/account");
+    r = shop_post_form(srv, c, "/browser/account/password", body);
+    shop_expect_redirect(r, "/browser/account");
     http_resp_free(r);
-    r = get(c, "/browser/account");
+    r = shop_get(srv, c, "/browser/account");
     expect_status(r, 200, "still logged in here");
-    expect_contains(r, "Your password has been changed");
+    shop_expect_contains(r, "Your password has been changed");
     http_resp_free(r);
-    r = get(other, "/browser/account");
-    expect_redirect(r, "/browser/login");
+    r = shop_get(srv, other, "/browser/account");
+    shop_expect_redirect(r, "/browser/login");
     http_resp_free(r);
     struct http_client *fresh = http_client_new();
-    r = api(fresh, "POST", "/login", "{\"email\":\"ida@example.com\",\"password\":\"brand new secret\"}");
+    r = shop_send_json(srv, fresh, "POST", "/login",
+                       "{\"email\":\"ida@example.com\",\"password\":\"brand new secret\"}");
     expect_status(r, 200, "the new password works");
     http_resp_free(r);
 
     /* Log out everywhere from the page: this browser is out too. */
     free(csrf);
-    csrf = csrf_of(c, "/browser/account");
+    csrf = shop_csrf(srv, c, "/browser/account");
     snprintf(body, sizeof(body), "csrf_token=%s", csrf);
-    r = post_form(c, "/browser/account/logout-all", body);
-    expect_redirect(r, "/browser/login");
+    r = shop_post_form(srv, c, "/browser/account/logout-all", body);
+    shop_expect_redirect(r, "/browser/login");
     http_resp_free(r);
-    r = get(c, "/browser/login");
-    expect_contains(r, "logged out on every device");
+    r = shop_get(srv, c, "/browser/login");
+    shop_expect_contains(r, "logged out on every device");
     http_resp_free(r);
-    r = get(c, "/browser/account");
-    expect_redirect(r, "/browser/login");
+    r = shop_get(srv, c, "/browser/account");
+    shop_expect_redirect(r, "/browser/login");
     http_resp_free(r);
-    r = api(fresh, "GET", "/account", NULL);
+    r = shop_send_json(srv, fresh, "GET", "/account", NULL);
     expect_status(r, 401, "the session on the other client ended");
     http_resp_free(r);
 
     struct http_client *anon = http_client_new();
-    r = get(anon, "/browser/account");
-    expect_redirect(r, "/browser/login");
+    r = shop_get(srv, anon, "/browser/account");
+    shop_expect_redirect(r, "/browser/login");
     http_resp_free(r);
     http_client_free(anon);
     http_client_free(fresh);
@@ -608,43 +544,43 @@ Test(account_admin, order_page_and_confirmation_show_one_order_of_its_owner)
     snprintf(page, sizeof(page), "/browser/orders/%s", id);
     snprintf(confirm, sizeof(confirm), "/browser/checkout?order=%s", id);
 
-    struct http_resp *r = get(owner, page);
+    struct http_resp *r = shop_get(srv, owner, page);
     expect_status(r, 200, "order page");
-    expect_html(r);
-    expect_contains(r, id);
-    expect_contains(r, "Apple");
-    expect_contains(r, "4 &times; $0.50");
-    expect_contains(r, "$2.00");
-    expect_contains(r, "Received, being processed");
-    expect_contains(r, "Sent to the warehouse");
-    expect_contains(r, "Not yet");
+    shop_expect_html(r);
+    shop_expect_contains(r, id);
+    shop_expect_contains(r, "Apple");
+    shop_expect_contains(r, "4 &times; $0.50");
+    shop_expect_contains(r, "$2.00");
+    shop_expect_contains(r, "Received, being processed");
+    shop_expect_contains(r, "Sent to the warehouse");
+    shop_expect_contains(r, "Not yet");
     http_resp_free(r);
-    r = get(owner, confirm);
+    r = shop_get(srv, owner, confirm);
     expect_status(r, 200, "confirmation");
-    expect_contains(r, id);
-    expect_contains(r, "Thank you for your order");
+    shop_expect_contains(r, id);
+    shop_expect_contains(r, "Thank you for your order");
     http_resp_free(r);
 
-    r = get(stranger, page);
+    r = shop_get(srv, stranger, page);
     expect_status(r, 404, "another user's order page");
-    expect_html(r);
-    expect_lacks(r, "Apple");
+    shop_expect_html(r);
+    shop_expect_lacks(r, "Apple");
     http_resp_free(r);
-    r = get(stranger, confirm);
+    r = shop_get(srv, stranger, confirm);
     expect_status(r, 404, "another user's confirmation");
-    expect_lacks(r, "Apple");
+    shop_expect_lacks(r, "Apple");
     http_resp_free(r);
-    r = get(owner, "/browser/orders/00000000-0000-4000-8000-000000000000");
+    r = shop_get(srv, owner, "/browser/orders/00000000-0000-4000-8000-000000000000");
     expect_status(r, 404, "unknown order page");
-    expect_html(r);
+    shop_expect_html(r);
     http_resp_free(r);
     struct http_client *anon = http_client_new();
-    r = get(anon, page);
-    expect_redirect(r, "/browser/login");
+    r = shop_get(srv, anon, page);
+    shop_expect_redirect(r, "/browser/login");
     http_resp_free(r);
-    r = get(owner, "/browser/orders");
+    r = shop_get(srv, owner, "/browser/orders");
     char *link = xasprintf("href=\"/browser/orders/%s\"", id);
-    expect_contains(r, link);
+    shop_expect_contains(r, link);
     http_resp_free(r);
     free(link);
     http_client_free(anon);
@@ -662,30 +598,30 @@ Test(account_admin, admin_pages_are_refused_to_shoppers_and_visitors)
     const char *pages[] = {"/browser/admin/", "/browser/admin/products", "/browser/admin/products/1",
                            "/browser/admin/orders"};
     for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++) {
-        struct http_resp *r = get(shopper, pages[i]);
+        struct http_resp *r = shop_get(srv, shopper, pages[i]);
         expect_status(r, 403, pages[i]);
-        expect_html(r);
-        expect_contains(r, "administrators only");
+        shop_expect_html(r);
+        shop_expect_contains(r, "administrators only");
         http_resp_free(r);
-        r = get(anon, pages[i]);
-        expect_redirect(r, "/browser/login");
+        r = shop_get(srv, anon, pages[i]);
+        shop_expect_redirect(r, "/browser/login");
         http_resp_free(r);
     }
-    char *csrf = csrf_of(shopper, "/browser/account");
+    char *csrf = shop_csrf(srv, shopper, "/browser/account");
     char body[256];
     snprintf(body, sizeof(body), "csrf_token=%s&name=Hack&price=1&stock=1", csrf);
-    struct http_resp *r = post_form(shopper, "/browser/admin/products", body);
+    struct http_resp *r = shop_post_form(srv, shopper, "/browser/admin/products", body);
     expect_status(r, 403, "a shopper's create");
     http_resp_free(r);
     snprintf(body, sizeof(body), "csrf_token=%s", csrf);
-    r = post_form(shopper, "/browser/admin/products/1/delete", body);
+    r = shop_post_form(srv, shopper, "/browser/admin/products/1/delete", body);
     expect_status(r, 403, "a shopper's delete");
     http_resp_free(r);
     char *up = upload_body(csrf, "a.png", "image/png", PNG_BYTES);
     r = upload(shopper, 1, up);
     expect_status(r, 403, "a shopper's upload");
     http_resp_free(r);
-    r = api(shopper, "GET", "/products/1", NULL);
+    r = shop_send_json(srv, shopper, "GET", "/products/1", NULL);
     expect_status(r, 200, "the product is still there");
     cr_expect_str_eq(json_string_value(json_object_get(r->json, "name")), "Apple");
     http_resp_free(r);
@@ -698,24 +634,24 @@ Test(account_admin, admin_pages_are_refused_to_shoppers_and_visitors)
 Test(account_admin, admins_create_edit_restock_and_delete_products_in_the_browser)
 {
     struct http_client *admin = user(ADMIN);
-    struct http_resp *r = get(admin, "/browser/admin/products");
+    struct http_resp *r = shop_get(srv, admin, "/browser/admin/products");
     expect_status(r, 200, "product list");
-    expect_contains(r, "Apple");
-    expect_contains(r, "id=\"stock-1\"");
-    expect_contains(r, "href=\"/browser/admin/products\"");
+    shop_expect_contains(r, "Apple");
+    shop_expect_contains(r, "id=\"stock-1\"");
+    shop_expect_contains(r, "href=\"/browser/admin/products\"");
     http_resp_free(r);
-    r = get(admin, "/");
-    expect_contains(r, "href=\"/browser/admin/products\"");
+    r = shop_get(srv, admin, "/");
+    shop_expect_contains(r, "href=\"/browser/admin/products\"");
     http_resp_free(r);
 
-    char *csrf = csrf_of(admin, "/browser/admin/products");
+    char *csrf = shop_csrf(srv, admin, "/browser/admin/products");
     char body[512];
     snprintf(body, sizeof(body), "csrf_token=%s&name=Kiwi&description=Green+and+fuzzy&price=1.25&stock=40",
              csrf);
-    r = post_form(admin, "/browser/admin/products", "name=Kiwi&price=1.25&stock=40");
+    r = shop_post_form(srv, admin, "/browser/admin/products", "name=Kiwi&price=1.25&stock=40");
     expect_status(r, 403, "create without CSRF");
     http_resp_free(r);
-    r = post_form(admin, "/browser/admin/products", body);
+    r = shop_post_form(srv, admin, "/browser/admin/products", body);
     cr_assert_eq(r->status, 303, "%ld %s", r->status, r->body);
     const char *loc = http_resp_header(r, "Location");
     cr_assert(loc && strncmp(loc, "/browser/admin/products/", 24) == 0, "Location %s", loc ? loc : "-");
@@ -725,45 +661,45 @@ Test(account_admin, admins_create_edit_restock_and_delete_products_in_the_browse
     char page[64], api_path[48];
     snprintf(page, sizeof(page), "/browser/admin/products/%d", id);
     snprintf(api_path, sizeof(api_path), "/products/%d", id);
-    r = api(admin, "GET", api_path, NULL);
+    r = shop_send_json(srv, admin, "GET", api_path, NULL);
     expect_status(r, 200, "created");
     cr_expect_str_eq(json_string_value(json_object_get(r->json, "name")), "Kiwi");
     cr_expect_eq(json_integer_value(json_object_get(r->json, "price_cents")), 125);
     cr_expect_eq(json_integer_value(json_object_get(r->json, "stock")), 40);
     http_resp_free(r);
-    cr_expect(log_contains("admin: " ADMIN " created product"), "create is logged");
+    cr_expect(shop_log_contains(srv->log_path, "admin: " ADMIN " created product"), "create is logged");
 
     /* Bad input: the form again with a clear message and what was typed. */
     snprintf(body, sizeof(body), "csrf_token=%s&name=Plum&price=cheap&stock=3", csrf);
-    r = post_form(admin, "/browser/admin/products", body);
+    r = shop_post_form(srv, admin, "/browser/admin/products", body);
     expect_status(r, 400, "bad price");
-    expect_contains(r, "Please enter the price as an amount");
-    expect_contains(r, "value=\"Plum\"");
+    shop_expect_contains(r, "Please enter the price as an amount");
+    shop_expect_contains(r, "value=\"Plum\"");
     http_resp_free(r);
     snprintf(body, sizeof(body), "csrf_token=%s&price=1&stock=3", csrf);
-    r = post_form(admin, "/browser/admin/products", body);
+    r = shop_post_form(srv, admin, "/browser/admin/products", body);
     expect_status(r, 400, "no name");
-    expect_contains(r, "name is required");
+    shop_expect_contains(r, "name is required");
     http_resp_free(r);
     snprintf(body, sizeof(body), "csrf_token=%s&name=Plum&price=1&stock=-2", csrf);
-    r = post_form(admin, "/browser/admin/products", body);
+    r = shop_post_form(srv, admin, "/browser/admin/products", body);
     expect_status(r, 400, "negative stock");
-    expect_contains(r, "whole number");
+    shop_expect_contains(r, "whole number");
     http_resp_free(r);
 
     /* Edit. */
     snprintf(body, sizeof(body), "csrf_token=%s&name=Gold+Kiwi&description=Sweet&price=2.5&stock=12", csrf);
-    r = post_form(admin, page, body);
-    expect_redirect(r, page);
+    r = shop_post_form(srv, admin, page, body);
+    shop_expect_redirect(r, page);
     http_resp_free(r);
-    r = get(admin, page);
+    r = shop_get(srv, admin, page);
     expect_status(r, 200, "edit page");
-    expect_contains(r, "Saved your changes");
-    expect_contains(r, "value=\"Gold Kiwi\"");
-    expect_contains(r, "value=\"2.50\"");
+    shop_expect_contains(r, "Saved your changes");
+    shop_expect_contains(r, "value=\"Gold Kiwi\"");
+    shop_expect_contains(r, "value=\"2.50\"");
     http_resp_free(r);
     snprintf(body, sizeof(body), "csrf_token=%s&name=Gold+Kiwi&price=2.555&stock=12", csrf);
-    r = post_form(admin, page, body);
+    r = shop_post_form(srv, admin, page, body);
     expect_status(r, 400, "three decimals");
     http_resp_free(r);
 
@@ -771,17 +707,17 @@ Test(account_admin, admins_create_edit_restock_and_delete_products_in_the_browse
     char action[96];
     snprintf(action, sizeof(action), "/browser/admin/products/%d/stock", id);
     snprintf(body, sizeof(body), "csrf_token=%s&stock=7", csrf);
-    r = post_form(admin, action, body);
+    r = shop_post_form(srv, admin, action, body);
     cr_expect_eq(r->status, 303);
     http_resp_free(r);
     snprintf(body, sizeof(body), "csrf_token=%s&stock=lots", csrf);
-    r = post_form(admin, action, body);
+    r = shop_post_form(srv, admin, action, body);
     cr_expect_eq(r->status, 303);
     http_resp_free(r);
-    r = get(admin, "/browser/admin/products");
-    expect_contains(r, "Please enter the stock as a whole number");
+    r = shop_get(srv, admin, "/browser/admin/products");
+    shop_expect_contains(r, "Please enter the stock as a whole number");
     http_resp_free(r);
-    r = api(admin, "GET", api_path, NULL);
+    r = shop_send_json(srv, admin, "GET", api_path, NULL);
     cr_expect_str_eq(json_string_value(json_object_get(r->json, "name")), "Gold Kiwi");
     cr_expect_eq(json_integer_value(json_object_get(r->json, "price_cents")), 250);
     cr_expect_eq(json_integer_value(json_object_get(r->json, "stock")), 7, "the bad stock changed nothing");
@@ -790,18 +726,19 @@ Test(account_admin, admins_create_edit_restock_and_delete_products_in_the_browse
     /* Delete. */
     snprintf(action, sizeof(action), "/browser/admin/products/%d/delete", id);
     snprintf(body, sizeof(body), "csrf_token=%s", csrf);
-    r = post_form(admin, action, body);
-    expect_redirect(r, "/browser/admin/products");
+    r = shop_post_form(srv, admin, action, body);
+    shop_expect_redirect(r, "/browser/admin/products");
     http_resp_free(r);
-    r = api(admin, "GET", api_path, NULL);
+    r = shop_send_json(srv, admin, "GET", api_path, NULL);
     expect_status(r, 404, "deleted");
     http_resp_free(r);
-    r = get(admin, page);
+    r = shop_get(srv, admin, page);
     expect_status(r, 404, "its edit page is gone");
-    expect_html(r);
+    shop_expect_html(r);
     http_resp_free(r);
-    cr_expect(log_contains("admin: " ADMIN " deleted product"), "delete is logged");
-    cr_expect(log_contains("admin: " ADMIN " set the stock of product"), "stock is logged");
+    cr_expect(shop_log_contains(srv->log_path, "admin: " ADMIN " deleted product"), "delete is logged");
+    cr_expect(shop_log_contains(srv->log_path, "admin: " ADMIN " set the stock of product"),
+              "stock is logged");
     free(csrf);
     http_client_free(admin);
 }
@@ -811,15 +748,15 @@ Test(account_admin, admins_create_edit_restock_and_delete_products_in_the_browse
 Test(account_admin, uploaded_images_are_checked_by_their_bytes_stored_and_served)
 {
     struct http_client *admin = user(ADMIN);
-    char *csrf = csrf_of(admin, "/browser/admin/products/2");
+    char *csrf = shop_csrf(srv, admin, "/browser/admin/products/2");
     char *before = product_image_url(admin, 2);
 
     /* SVG, whatever it is called and whatever type the browser claims. */
     char *body = upload_body(csrf, "kiwi.png", "image/png", "<svg xmlns=\"http://www.w3.org/2000/svg\"/>");
     struct http_resp *r = upload(admin, 2, body);
     expect_status(r, 415, "SVG named .png");
-    expect_html(r);
-    expect_contains(r, "not a PNG, JPEG or WebP image");
+    shop_expect_html(r);
+    shop_expect_contains(r, "not a PNG, JPEG or WebP image");
     http_resp_free(r);
     free(body);
     body = upload_body(csrf, "notes.txt", "text/plain", "just some text");
@@ -830,13 +767,13 @@ Test(account_admin, uploaded_images_are_checked_by_their_bytes_stored_and_served
     body = upload_body(csrf, "", "application/octet-stream", "");
     r = upload(admin, 2, body);
     expect_status(r, 400, "no file");
-    expect_contains(r, "choose an image file");
+    shop_expect_contains(r, "choose an image file");
     http_resp_free(r);
     free(body);
     r = http_request(admin, "POST", shop_url(srv, "/browser/admin/products/2/image"),
                      "multipart/form-data; boundary=" BOUNDARY, "--" BOUNDARY "\r\nnonsense", NULL);
     expect_status(r, 403, "a malformed body has no CSRF token");
-    expect_html(r);
+    shop_expect_html(r);
     http_resp_free(r);
     char *still = product_image_url(admin, 2);
     cr_expect_str_eq(still, before, "refused uploads change nothing");
@@ -845,13 +782,13 @@ Test(account_admin, uploaded_images_are_checked_by_their_bytes_stored_and_served
     /* A PNG, called anything, with any claimed type. */
     body = upload_body(csrf, "photo.gif", "application/octet-stream", PNG_BYTES);
     r = upload(admin, 2, body);
-    expect_redirect(r, "/browser/admin/products/2");
+    shop_expect_redirect(r, "/browser/admin/products/2");
     http_resp_free(r);
     free(body);
     char *url = product_image_url(admin, 2);
     cr_assert(strncmp(url, "/uploads/", 9) == 0 && strlen(url) == 9 + 32 + 4, "image_url %s", url);
     cr_expect_str_eq(url + strlen(url) - 4, ".png");
-    r = get(admin, url);
+    r = shop_get(srv, admin, url);
     expect_status(r, 200, "the stored image");
     cr_expect_str_eq(http_resp_header(r, "Content-Type"), "image/png");
     const char *cc = http_resp_header(r, "Cache-Control");
@@ -862,12 +799,12 @@ Test(account_admin, uploaded_images_are_checked_by_their_bytes_stored_and_served
     cr_expect(memcmp(r->body, PNG_BYTES, strlen(PNG_BYTES)) == 0, "the same bytes come back");
     http_resp_free(r);
     /* The shop's pages show it and their CSP allows it. */
-    r = get(admin, "/browser/inventory");
-    expect_contains(r, url);
+    r = shop_get(srv, admin, "/browser/inventory");
+    shop_expect_contains(r, url);
     const char *csp = http_resp_header(r, "Content-Security-Policy");
     cr_expect(csp && strstr(csp, "img-src 'self'"), "CSP %s", csp ? csp : "-");
     http_resp_free(r);
-    cr_expect(log_contains("admin: " ADMIN " uploaded image"), "the upload is logged");
+    cr_expect(shop_log_contains(srv->log_path, "admin: " ADMIN " uploaded image"), "the upload is logged");
 
     /* JPEG and WebP by their magic. */
     body = upload_body(csrf, "a.jpg", "image/jpeg", "\xff\xd8\xff\xe0-JFIF-test");
@@ -877,7 +814,7 @@ Test(account_admin, uploaded_images_are_checked_by_their_bytes_stored_and_served
     free(body);
     char *jpg = product_image_url(admin, 3);
     cr_expect_str_eq(jpg + strlen(jpg) - 4, ".jpg");
-    r = get(admin, jpg);
+    r = shop_get(srv, admin, jpg);
     cr_expect_str_eq(http_resp_header(r, "Content-Type"), "image/jpeg");
     http_resp_free(r);
     free(jpg);
@@ -894,7 +831,7 @@ Test(account_admin, uploaded_images_are_checked_by_their_bytes_stored_and_served
     const char *bad[] = {"/uploads/", "/uploads/../shop.db", "/uploads/shop.db",
                          "/uploads/0123456789abcdef.png", "/uploads/0123456789abcdef0123456789abcdef.svg"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        r = get(admin, bad[i]);
+        r = shop_get(srv, admin, bad[i]);
         expect_status(r, 404, bad[i]);
         http_resp_free(r);
     }
@@ -912,7 +849,7 @@ Test(account_admin, uploaded_images_are_checked_by_their_bytes_stored_and_served
 Test(account_admin, uploads_take_images_up_to_their_own_limit)
 {
     struct http_client *admin = user(ADMIN);
-    char *csrf = csrf_of(admin, "/browser/admin/products/5");
+    char *csrf = shop_csrf(srv, admin, "/browser/admin/products/5");
     size_t n = 1536 * 1024;
     char *big = xmalloc(n + 1);
     memcpy(big, PNG_BYTES, strlen(PNG_BYTES));
@@ -920,10 +857,10 @@ Test(account_admin, uploads_take_images_up_to_their_own_limit)
     big[n] = '\0';
     char *body = upload_body(csrf, "big.png", "image/png", big);
     struct http_resp *r = upload(admin, 5, body);
-    expect_redirect(r, "/browser/admin/products/5");
+    shop_expect_redirect(r, "/browser/admin/products/5");
     http_resp_free(r);
     char *url = product_image_url(admin, 5);
-    r = get(admin, url);
+    r = shop_get(srv, admin, url);
     cr_expect_eq(r->len, n, "the whole image is stored");
     http_resp_free(r);
     free(url);
@@ -932,7 +869,7 @@ Test(account_admin, uploads_take_images_up_to_their_own_limit)
     /* The same body to a JSON route is over its limit. */
     r = http_json(admin, "POST", shop_url(srv, "/products"), big);
     expect_status(r, 413, "a JSON route keeps SHOPD_MAX_BODY");
-    cr_expect_not_null(message_of(r));
+    cr_expect_not_null(shop_message(r));
     http_resp_free(r);
     free(big);
     free(csrf);
@@ -945,7 +882,7 @@ Test(account_admin, an_image_over_upload_max_bytes_is_refused_with_a_message)
     const char *env[] = {"UPLOAD_MAX_BYTES=4096", NULL};
     start_with(env);
     struct http_client *admin = user(ADMIN);
-    char *csrf = csrf_of(admin, "/browser/admin/products/6");
+    char *csrf = shop_csrf(srv, admin, "/browser/admin/products/6");
     char big[6001];
     memcpy(big, PNG_BYTES, strlen(PNG_BYTES));
     memset(big + strlen(PNG_BYTES), 'q', sizeof(big) - 1 - strlen(PNG_BYTES));
@@ -953,8 +890,8 @@ Test(account_admin, an_image_over_upload_max_bytes_is_refused_with_a_message)
     char *body = upload_body(csrf, "big.png", "image/png", big);
     struct http_resp *r = upload(admin, 6, body);
     expect_status(r, 413, "over UPLOAD_MAX_BYTES");
-    expect_html(r);
-    expect_contains(r, "too large: the most is 4 KiB");
+    shop_expect_html(r);
+    shop_expect_contains(r, "too large: the most is 4 KiB");
     http_resp_free(r);
     char *url = product_image_url(admin, 6);
     cr_expect(strncmp(url, "/uploads/", 9) != 0, "nothing stored: %s", url);

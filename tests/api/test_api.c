@@ -6,6 +6,7 @@
 
 #include "tests/support/harness.h"
 #include "tests/support/shop.h"
+#include "tests/support/shop_client.h"
 
 static struct shop_server *srv;
 static struct http_client *client;
@@ -24,27 +25,12 @@ static void stop(void)
 
 TestSuite(api, .init = start, .fini = stop, .timeout = 60);
 
-static struct http_resp *get(const char *path)
-{
-    return http_request(client, "GET", shop_url(srv, path), NULL, NULL, NULL);
-}
-
-static struct http_resp *send_json(const char *method, const char *path, const char *body)
-{
-    return http_json(client, method, shop_url(srv, path), body);
-}
-
-static const char *message_of(struct http_resp *r)
-{
-    return r->json ? json_string_value(json_object_get(r->json, "message")) : NULL;
-}
-
 static void expect_status(const char *method, const char *path, const char *body, long status, const char *msg)
 {
-    struct http_resp *r = send_json(method, path, body);
+    struct http_resp *r = shop_send_json(srv, client, method, path, body);
     cr_expect_eq(r->status, status, "%s %s %s: got %ld %s", method, path, body ? body : "", r->status, r->body);
     if (msg) {
-        const char *m = message_of(r);
+        const char *m = shop_message(r);
         cr_expect(m && strstr(m, msg), "%s %s: message '%s' should contain '%s'", method, path, m ? m : "(none)",
                   msg);
     }
@@ -80,14 +66,15 @@ Test(api, login_user)
 Test(api, login_invalid_credentials)
 {
     expect_status("POST", "/register", "{\"email\":\"who@example.com\",\"password\":\"password123\"}", 201, NULL);
-    struct http_resp *wrong = send_json("POST", "/login", "{\"email\":\"who@example.com\",\"password\":\"nope12345\"}");
-    struct http_resp *unknown =
-        send_json("POST", "/login", "{\"email\":\"nobody@example.com\",\"password\":\"password123\"}");
+    struct http_resp *wrong = shop_send_json(srv, client, "POST", "/login",
+                                             "{\"email\":\"who@example.com\",\"password\":\"nope12345\"}");
+    struct http_resp *unknown = shop_send_json(
+        srv, client, "POST", "/login", "{\"email\":\"nobody@example.com\",\"password\":\"password123\"}");
     cr_expect_eq(wrong->status, 401);
     cr_expect_eq(unknown->status, 401);
     /* The same answer for an unknown email and a wrong password. */
     cr_expect_str_eq(wrong->body, unknown->body);
-    cr_expect_str_eq(message_of(wrong), "Invalid credentials");
+    cr_expect_str_eq(shop_message(wrong), "Invalid credentials");
     cr_expect_null(http_resp_header(wrong, "Set-Cookie"));
     http_resp_free(wrong);
     http_resp_free(unknown);
@@ -95,7 +82,7 @@ Test(api, login_invalid_credentials)
 
 Test(api, get_products)
 {
-    struct http_resp *r = get("/products");
+    struct http_resp *r = shop_get(srv, client, "/products");
     cr_assert_eq(r->status, 200);
     cr_assert(json_is_array(r->json));
     cr_assert_gt(json_array_size(r->json), 0, "the default inventory is seeded");
@@ -117,7 +104,7 @@ Test(api, add_view_remove_cart)
     expect_status("POST", "/cart/items", "{\"product_id\":2}", 201, NULL);
     /* Adding again adds to the existing line. */
     expect_status("POST", "/cart/items", "{\"product_id\":1,\"quantity\":1}", 201, NULL);
-    struct http_resp *r = get("/cart");
+    struct http_resp *r = shop_get(srv, client, "/cart");
     cr_assert_eq(r->status, 200);
     json_t *items = json_object_get(r->json, "items");
     cr_assert_eq(json_array_size(items), 2);
@@ -134,7 +121,7 @@ Test(api, add_view_remove_cart)
     expect_status("PUT", "/cart/items/2", "{\"quantity\":0}", 200, "Removed");
     expect_status("DELETE", "/cart/items/1", NULL, 200, NULL);
     expect_status("DELETE", "/cart/items/1", NULL, 404, NULL);
-    r = get("/cart");
+    r = shop_get(srv, client, "/cart");
     cr_expect_eq(json_array_size(json_object_get(r->json, "items")), 0);
     cr_expect_eq(json_integer_value(json_object_get(r->json, "total_cents")), 0);
     http_resp_free(r);
@@ -143,12 +130,12 @@ Test(api, add_view_remove_cart)
 Test(api, checkout_creates_order_and_empties_cart)
 {
     shop_register_login(srv, client, "buyer@example.com", "password123");
-    struct http_resp *before = get("/products/3");
+    struct http_resp *before = shop_get(srv, client, "/products/3");
     int64_t stock = json_integer_value(json_object_get(before->json, "stock"));
     int64_t price = json_integer_value(json_object_get(before->json, "price_cents"));
     http_resp_free(before);
     expect_status("POST", "/cart/items", "{\"product_id\":3,\"quantity\":4}", 201, NULL);
-    struct http_resp *r = send_json("POST", "/checkout", NULL);
+    struct http_resp *r = shop_send_json(srv, client, "POST", "/checkout", NULL);
     cr_assert_eq(r->status, 201, "%s", r->body);
     const char *order_id = json_string_value(json_object_get(r->json, "order_id"));
     cr_assert_not_null(order_id);
@@ -159,14 +146,14 @@ Test(api, checkout_creates_order_and_empties_cart)
     snprintf(id, sizeof(id), "%s", order_id);
     http_resp_free(r);
 
-    struct http_resp *after = get("/products/3");
+    struct http_resp *after = shop_get(srv, client, "/products/3");
     cr_expect_eq(json_integer_value(json_object_get(after->json, "stock")), stock - 4);
     http_resp_free(after);
-    struct http_resp *cart = get("/cart");
+    struct http_resp *cart = shop_get(srv, client, "/cart");
     cr_expect_eq(json_array_size(json_object_get(cart->json, "items")), 0);
     http_resp_free(cart);
 
-    struct http_resp *orders = get("/orders");
+    struct http_resp *orders = shop_get(srv, client, "/orders");
     cr_assert_eq(orders->status, 200);
     cr_assert_eq(json_array_size(orders->json), 1);
     json_t *o = json_array_get(orders->json, 0);
@@ -218,7 +205,7 @@ Test(api, register_rejects_bad_input)
 Test(api, unknown_route_and_wrong_method)
 {
     expect_status("GET", "/nope", NULL, 404, "Not found");
-    struct http_resp *r = send_json("PATCH", "/products", "{}");
+    struct http_resp *r = shop_send_json(srv, client, "PATCH", "/products", "{}");
     cr_expect_eq(r->status, 405);
     const char *allow = http_resp_header(r, "Allow");
     cr_expect(allow && strstr(allow, "GET") && strstr(allow, "POST"), "Allow: %s", allow ? allow : "(none)");
@@ -236,7 +223,7 @@ Test(api, body_over_limit_is_413)
     big[0] = '"';
     big[n - 1] = '"';
     big[n] = '\0';
-    struct http_resp *r = send_json("POST", "/register", big);
+    struct http_resp *r = shop_send_json(srv, client, "POST", "/register", big);
     cr_expect_eq(r->status, 413, "got %ld", r->status);
     http_resp_free(r);
     free(big);
@@ -278,7 +265,7 @@ Test(api, products_admin_only_and_validated)
     struct http_client *user_client = client;
     client = admin_client;
     shop_register_login(srv, client, "admin@example.com", "password123");
-    struct http_resp *r = send_json("POST", "/products", product);
+    struct http_resp *r = shop_send_json(srv, client, "POST", "/products", product);
     cr_assert_eq(r->status, 201, "%s", r->body);
     int64_t id = json_integer_value(json_object_get(r->json, "id"));
     cr_expect_eq(json_integer_value(json_object_get(r->json, "price_cents")), 125);
@@ -298,7 +285,7 @@ Test(api, products_admin_only_and_validated)
     char path[64];
     snprintf(path, sizeof(path), "/products/%lld", (long long)id);
     expect_status("PUT", path, "{\"stock\":7,\"price_cents\":199}", 200, NULL);
-    r = get(path);
+    r = shop_get(srv, client, path);
     cr_expect_eq(json_integer_value(json_object_get(r->json, "stock")), 7);
     cr_expect_eq(json_integer_value(json_object_get(r->json, "price_cents")), 199);
     cr_expect_str_eq(json_string_value(json_object_get(r->json, "name")), "Kiwi");
@@ -326,7 +313,7 @@ Test(api, state_changes_refuse_form_content_types)
         cr_expect_eq(r->status, 415, "%s: %ld", types[i], r->status);
         http_resp_free(r);
     }
-    struct http_resp *r = get("/cart");
+    struct http_resp *r = shop_get(srv, client, "/cart");
     cr_expect_eq(json_array_size(json_object_get(r->json, "items")), 1, "the cart is untouched");
     http_resp_free(r);
     /* A bodiless POST (curl -X POST) still works. */
@@ -347,7 +334,7 @@ Test(api, checkout_is_idempotent_with_key)
                      json_string_value(json_object_get(b->json, "order_id")));
     http_resp_free(a);
     http_resp_free(b);
-    struct http_resp *orders = get("/orders");
+    struct http_resp *orders = shop_get(srv, client, "/orders");
     cr_expect_eq(json_array_size(orders->json), 1);
     http_resp_free(orders);
 }
@@ -366,10 +353,10 @@ Test(api, stock_gone_keeps_cart)
     cr_assert_eq(r->status, 200);
     http_resp_free(r);
     expect_status("POST", "/checkout", NULL, 409, "stock");
-    r = get("/cart");
+    r = shop_get(srv, client, "/cart");
     cr_expect_eq(json_array_size(json_object_get(r->json, "items")), 1, "the cart is kept");
     http_resp_free(r);
-    r = get("/products/4");
+    r = shop_get(srv, client, "/products/4");
     cr_expect_eq(json_integer_value(json_object_get(r->json, "stock")), 2, "no stock was taken");
     http_resp_free(r);
     http_client_free(admin);
@@ -393,7 +380,7 @@ Test(api, carts_are_per_user)
 
 Test(api, headers_and_healthz)
 {
-    struct http_resp *r = get("/healthz");
+    struct http_resp *r = shop_get(srv, client, "/healthz");
     cr_expect_eq(r->status, 200);
     cr_expect_not_null(http_resp_header(r, "X-Request-Id"));
     cr_expect_str_eq(http_resp_header(r, "X-Content-Type-Options"), "nosniff");
@@ -413,7 +400,8 @@ Test(api, headers_and_healthz)
 Test(api, session_cookie_flags)
 {
     expect_status("POST", "/register", "{\"email\":\"flags@example.com\",\"password\":\"password123\"}", 201, NULL);
-    struct http_resp *r = send_json("POST", "/login", "{\"email\":\"flags@example.com\",\"password\":\"password123\"}");
+    struct http_resp *r = shop_send_json(srv, client, "POST", "/login",
+                                         "{\"email\":\"flags@example.com\",\"password\":\"password123\"}");
     const char *cookie = http_resp_header(r, "Set-Cookie");
     cr_assert_not_null(cookie);
     cr_expect(strstr(cookie, "HttpOnly") != NULL);
@@ -422,7 +410,8 @@ Test(api, session_cookie_flags)
     http_resp_free(r);
     /* A new token on every login. */
     char *first = http_client_cookie(client, "session");
-    r = send_json("POST", "/login", "{\"email\":\"flags@example.com\",\"password\":\"password123\"}");
+    r = shop_send_json(srv, client, "POST", "/login",
+                       "{\"email\":\"flags@example.com\",\"password\":\"password123\"}");
     http_resp_free(r);
     char *second = http_client_cookie(client, "session");
     cr_expect(first && second && strcmp(first, second) != 0);

@@ -15,6 +15,7 @@
 #include "shared/xalloc.h"
 #include "tests/support/harness.h"
 #include "tests/support/shop.h"
+#include "tests/support/shop_client.h"
 
 #define PASSWORD "password123"
 
@@ -29,21 +30,6 @@ static void start(void)
     admin = http_client_new();
 }
 
-/* True when shopd's log (a crashed worker is replaced, so the answers alone
-   would not show it) contains text. */
-static bool log_contains(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return false;
-    char line[4096];
-    bool found = false;
-    while (!found && fgets(line, sizeof(line), f))
-        found = strstr(line, text) != NULL;
-    fclose(f);
-    return found;
-}
-
 static void stop(void)
 {
     http_client_free(client);
@@ -51,7 +37,7 @@ static void stop(void)
     const char *bad[] = {"AddressSanitizer",   "LeakSanitizer",    "runtime error:",
                          "exited with status", "killed by signal", "did not reply"};
     for (size_t i = 0; srv && i < sizeof(bad) / sizeof(bad[0]); i++)
-        cr_expect(!log_contains(srv->log_path, bad[i]), "shopd's log reports '%s'", bad[i]);
+        cr_expect(!shop_log_contains(srv->log_path, bad[i]), "shopd's log reports '%s'", bad[i]);
     shop_stop(srv);
 }
 
@@ -59,31 +45,10 @@ TestSuite(catalog, .init = start, .fini = stop, .timeout = 90);
 
 /* --- helpers -------------------------------------------------------------- */
 
-static struct http_resp *get_with(struct http_client *c, const char *path)
-{
-    return http_request(c, "GET", shop_url(srv, path), NULL, NULL, NULL);
-}
-
-static struct http_resp *get(const char *path)
-{
-    return get_with(client, path);
-}
-
-static struct http_resp *send_with(struct http_client *c, const char *method, const char *path,
-                                   const char *body)
-{
-    return http_json(c, method, shop_url(srv, path), body);
-}
-
-static const char *message_of(struct http_resp *r)
-{
-    return r->json ? json_string_value(json_object_get(r->json, "message")) : NULL;
-}
-
 static void expect_json_status(struct http_client *c, const char *method, const char *path, const char *body,
                                long status)
 {
-    struct http_resp *r = send_with(c, method, path, body);
+    struct http_resp *r = shop_send_json(srv, c, method, path, body);
     cr_expect_eq(r->status, status, "%s %s %s: got %ld %s", method, path, body ? body : "", r->status,
                  r->body);
     http_resp_free(r);
@@ -101,7 +66,7 @@ static int64_t create_product(const char *name, const char *description, int64_t
     snprintf(body, sizeof(body),
              "{\"name\":\"%s\",\"description\":\"%s\",\"price_cents\":%lld,\"stock\":%lld}", name,
              description, (long long)price_cents, (long long)stock);
-    struct http_resp *r = send_with(admin, "POST", "/products", body);
+    struct http_resp *r = shop_send_json(srv, admin, "POST", "/products", body);
     cr_assert_eq(r->status, 201, "create %s: %ld %s", name, r->status, r->body);
     int64_t id = json_integer_value(json_object_get(r->json, "id"));
     http_resp_free(r);
@@ -126,7 +91,7 @@ static void delete_product(int64_t id)
 /* GETs path (a /products query) and asserts 200 and a JSON array. */
 static struct http_resp *list(const char *path)
 {
-    struct http_resp *r = get(path);
+    struct http_resp *r = shop_get(srv, client, path);
     cr_assert_eq(r->status, 200, "GET %s: %ld %s", path, r->status, r->body);
     cr_assert(json_is_array(r->json), "GET %s: not a list: %s", path, r->body);
     return r;
@@ -168,39 +133,11 @@ static void expect_bad(const char *query, const char *words)
 {
     char path[512];
     snprintf(path, sizeof(path), "/products?%s", query);
-    struct http_resp *r = get(path);
+    struct http_resp *r = shop_get(srv, client, path);
     cr_expect_eq(r->status, 400, "GET %s: %ld %s", path, r->status, r->body);
-    const char *m = message_of(r);
+    const char *m = shop_message(r);
     cr_expect(m && strstr(m, words), "GET %s: message '%s' should name '%s'", path, m ? m : "(none)", words);
     http_resp_free(r);
-}
-
-/* The value="..." of the first field called name in html (caller frees), or NULL. */
-static char *field_value(const char *html, const char *name)
-{
-    char needle[128];
-    snprintf(needle, sizeof(needle), "name=\"%s\" value=\"", name);
-    const char *p = html ? strstr(html, needle) : NULL;
-    if (!p)
-        return NULL;
-    p += strlen(needle);
-    const char *end = strchr(p, '"');
-    return end ? strndup(p, (size_t)(end - p)) : NULL;
-}
-
-static struct http_resp *post_form(const char *path, const char *body)
-{
-    return http_request(client, "POST", shop_url(srv, path), "application/x-www-form-urlencoded", body, NULL);
-}
-
-static void expect_contains(struct http_resp *r, const char *text)
-{
-    cr_expect(r->body && strstr(r->body, text), "page should contain '%s'", text);
-}
-
-static void expect_lacks(struct http_resp *r, const char *text)
-{
-    cr_expect(!r->body || !strstr(r->body, text), "page should not contain '%s'", text);
 }
 
 /* Position of text in the page body, or -1. */
@@ -215,7 +152,7 @@ static void expect_html(struct http_resp *r, long status)
     cr_expect_eq(r->status, status, "status %ld, expected %ld", r->status, status);
     const char *type = http_resp_header(r, "Content-Type");
     cr_expect(type && strstr(type, "text/html"), "Content-Type %s", type ? type : "(none)");
-    expect_contains(r, "</html>");
+    shop_expect_contains(r, "</html>");
 }
 
 /* --- GET /products ---------------------------------------------------------- */
@@ -449,7 +386,7 @@ Test(catalog, a_deleted_products_id_is_never_reused)
     delete_product(highest);
     int64_t next = create_product("Medlar", "", 130, 4);
     cr_expect_eq(next, 10, "a new id after deleting the highest one, got %lld", (long long)next);
-    struct http_resp *r = get("/products/9");
+    struct http_resp *r = shop_get(srv, client, "/products/9");
     cr_expect_eq(r->status, 404, "the old id names nothing");
     http_resp_free(r);
 }
@@ -531,7 +468,7 @@ Test(catalog, migration_keeps_the_data_and_never_reuses_old_ids)
 
     /* The old account logs in and finds its cart (at the price it had) and its order. */
     shop_register_login(srv, client, "old@example.com", PASSWORD);
-    r = get("/cart");
+    r = shop_get(srv, client, "/cart");
     cr_assert_eq(r->status, 200, "%s", r->body);
     json_t *line = json_array_get(json_object_get(r->json, "items"), 0);
     cr_expect_eq(json_integer_value(json_object_get(line, "product_id")), 2, "%s", r->body);
@@ -539,13 +476,13 @@ Test(catalog, migration_keeps_the_data_and_never_reuses_old_ids)
     cr_expect_eq(json_integer_value(json_object_get(line, "added_price_cents")), 420);
     cr_expect(json_is_false(json_object_get(line, "price_changed")));
     http_resp_free(r);
-    r = get("/orders");
+    r = shop_get(srv, client, "/orders");
     cr_expect_eq(json_array_size(r->json), 1, "%s", r->body);
     http_resp_free(r);
 
     /* New ids start above every id an order still names. */
-    r = send_with(admin, "POST", "/register",
-                  "{\"email\":\"admin@example.com\",\"password\":\"" PASSWORD "\"}");
+    r = shop_send_json(srv, admin, "POST", "/register",
+                       "{\"email\":\"admin@example.com\",\"password\":\"" PASSWORD "\"}");
     cr_assert_eq(r->status, 201, "%s", r->body);
     cr_expect_eq(json_integer_value(json_object_get(r->json, "id")), 6, "user ids continue after 5: %s",
                  r->body);
@@ -555,7 +492,7 @@ Test(catalog, migration_keeps_the_data_and_never_reuses_old_ids)
 
     /* Foreign keys are on again after the migration: deleting a product empties carts. */
     delete_product(2);
-    r = get("/cart");
+    r = shop_get(srv, client, "/cart");
     cr_expect_eq(json_array_size(json_object_get(r->json, "items")), 0, "%s", r->body);
     http_resp_free(r);
 
@@ -589,7 +526,7 @@ Test(catalog, deleting_a_product_keeps_orders_and_tells_carts)
 
     delete_product(id);
 
-    struct http_resp *r = get("/orders");
+    struct http_resp *r = shop_get(srv, client, "/orders");
     json_t *items = json_object_get(json_array_get(r->json, 0), "items");
     cr_assert_eq(json_array_size(items), 1, "%s", r->body);
     json_t *line = json_array_get(items, 0);
@@ -598,7 +535,7 @@ Test(catalog, deleting_a_product_keeps_orders_and_tells_carts)
     cr_expect_eq(json_integer_value(json_object_get(line, "quantity")), 2);
     http_resp_free(r);
 
-    r = get_with(other, "/cart");
+    r = shop_get(srv, other, "/cart");
     cr_assert_eq(r->status, 200);
     items = json_object_get(r->json, "items");
     cr_expect_eq(json_array_size(items), 1, "only the deleted product left the cart: %s", r->body);
@@ -608,11 +545,11 @@ Test(catalog, deleting_a_product_keeps_orders_and_tells_carts)
     cr_expect_str_eq(json_string_value(json_object_get(json_array_get(removed, 0), "message")),
                      "Passion fruit is no longer sold and was removed from your cart.");
     http_resp_free(r);
-    r = get_with(other, "/cart");
+    r = shop_get(srv, other, "/cart");
     cr_expect_eq(json_array_size(json_object_get(r->json, "removed")), 0, "said once");
     http_resp_free(r);
     /* The buyer's cart was empty: nothing to tell them. */
-    r = get("/cart");
+    r = shop_get(srv, client, "/cart");
     cr_expect_eq(json_array_size(json_object_get(r->json, "removed")), 0);
     http_resp_free(r);
     http_client_free(other);
@@ -628,7 +565,7 @@ Test(catalog, cart_marks_changed_prices_and_checkout_asks)
     expect_json_status(client, "POST", "/cart/items", "{\"product_id\":2,\"quantity\":1}", 201); /* 25 */
     set_price(1, 75);
 
-    struct http_resp *r = get("/cart");
+    struct http_resp *r = shop_get(srv, client, "/cart");
     cr_expect(json_is_true(json_object_get(r->json, "prices_changed")), "%s", r->body);
     json_t *apple = json_array_get(json_object_get(r->json, "items"), 0);
     cr_expect_eq(json_integer_value(json_object_get(apple, "price_cents")), 75, "the current price");
@@ -643,9 +580,9 @@ Test(catalog, cart_marks_changed_prices_and_checkout_asks)
 
     /* Adding more of the line does not accept the new price on the way. */
     expect_json_status(client, "POST", "/cart/items", "{\"product_id\":1,\"quantity\":1}", 201);
-    r = send_with(client, "POST", "/checkout", NULL);
+    r = shop_send_json(srv, client, "POST", "/checkout", NULL);
     cr_assert_eq(r->status, 409, "%s", r->body);
-    cr_expect(message_of(r) && strstr(message_of(r), "Prices changed"), "%s", r->body);
+    cr_expect(shop_message(r) && strstr(shop_message(r), "Prices changed"), "%s", r->body);
     cr_expect_eq(json_integer_value(json_object_get(r->json, "total_cents")), 250);
     cr_expect(json_real_value(json_object_get(r->json, "total")) == 2.5, "%s", r->body);
     json_t *changed = json_object_get(r->json, "changed");
@@ -656,26 +593,26 @@ Test(catalog, cart_marks_changed_prices_and_checkout_asks)
     cr_expect_eq(json_integer_value(json_object_get(c, "price_cents")), 75);
     cr_expect_eq(json_integer_value(json_object_get(c, "quantity")), 3);
     http_resp_free(r);
-    r = send_with(client, "POST", "/checkout", "{\"accept_price_changes\":false}");
+    r = shop_send_json(srv, client, "POST", "/checkout", "{\"accept_price_changes\":false}");
     cr_expect_eq(r->status, 409);
     http_resp_free(r);
-    r = send_with(client, "POST", "/checkout", "{\"accept_price_changes\":\"yes\"}");
+    r = shop_send_json(srv, client, "POST", "/checkout", "{\"accept_price_changes\":\"yes\"}");
     cr_expect_eq(r->status, 400, "%s", r->body);
-    cr_expect(message_of(r) && strstr(message_of(r), "accept_price_changes"));
+    cr_expect(shop_message(r) && strstr(shop_message(r), "accept_price_changes"));
     http_resp_free(r);
-    r = get("/cart");
+    r = shop_get(srv, client, "/cart");
     cr_expect_eq(json_array_size(json_object_get(r->json, "items")), 2, "the cart is kept");
     http_resp_free(r);
-    r = get("/products/1");
+    r = shop_get(srv, client, "/products/1");
     cr_expect_eq(json_integer_value(json_object_get(r->json, "stock")), 100, "no stock taken");
     http_resp_free(r);
 
-    r = send_with(client, "POST", "/checkout", "{\"accept_price_changes\":true}");
+    r = shop_send_json(srv, client, "POST", "/checkout", "{\"accept_price_changes\":true}");
     cr_assert_eq(r->status, 201, "%s", r->body);
     cr_expect_eq(json_integer_value(json_object_get(r->json, "total_cents")), 250,
                  "charged at today's prices");
     http_resp_free(r);
-    r = get("/orders");
+    r = shop_get(srv, client, "/orders");
     json_t *line = json_array_get(json_object_get(json_array_get(r->json, 0), "items"), 0);
     cr_expect_eq(json_integer_value(json_object_get(line, "unit_price_cents")), 75);
     http_resp_free(r);
@@ -689,15 +626,15 @@ Test(catalog, accepted_prices_are_not_asked_again)
     set_price(4, 400);
     expect_json_status(admin, "PUT", "/products/4", "{\"stock\":2}", 200);
     /* Accepted, but the stock is short: refused, and the acceptance stays. */
-    struct http_resp *r = send_with(client, "POST", "/checkout", "{\"accept_price_changes\":true}");
+    struct http_resp *r = shop_send_json(srv, client, "POST", "/checkout", "{\"accept_price_changes\":true}");
     cr_expect_eq(r->status, 409);
-    cr_expect(message_of(r) && strstr(message_of(r), "stock"), "%s", r->body);
+    cr_expect(shop_message(r) && strstr(shop_message(r), "stock"), "%s", r->body);
     http_resp_free(r);
-    r = get("/cart");
+    r = shop_get(srv, client, "/cart");
     cr_expect(json_is_false(json_object_get(r->json, "prices_changed")), "%s", r->body);
     http_resp_free(r);
     expect_json_status(admin, "PUT", "/products/4", "{\"stock\":10}", 200);
-    r = send_with(client, "POST", "/checkout", NULL);
+    r = shop_send_json(srv, client, "POST", "/checkout", NULL);
     cr_expect_eq(r->status, 201, "%s", r->body);
     cr_expect_eq(json_integer_value(json_object_get(r->json, "total_cents")), 1200);
     http_resp_free(r);
@@ -717,41 +654,41 @@ Test(catalog, a_price_back_where_it_was_is_no_change)
 
 Test(catalog, product_page_shows_the_product_with_an_add_form)
 {
-    struct http_resp *r = get("/browser/inventory");
-    expect_contains(r, "href=\"/browser/products/3\"");
+    struct http_resp *r = shop_get(srv, client, "/browser/inventory");
+    shop_expect_contains(r, "href=\"/browser/products/3\"");
     http_resp_free(r);
-    r = get("/browser/products/3");
+    r = shop_get(srv, client, "/browser/products/3");
     expect_html(r, 200);
-    expect_contains(r, "<h1 class=\"product-name\">Orange</h1>");
-    expect_contains(r, "Juicy oranges, full of vitamin C.");
-    expect_contains(r, "$0.75");
-    expect_contains(r, "80 in stock");
-    expect_contains(r, "src=\"/static/img/orange.svg\"");
-    expect_contains(r, "action=\"/browser/cart/add\"");
-    expect_contains(r, "<title>Orange");
-    char *csrf = field_value(r->body, "csrf_token");
+    shop_expect_contains(r, "<h1 class=\"product-name\">Orange</h1>");
+    shop_expect_contains(r, "Juicy oranges, full of vitamin C.");
+    shop_expect_contains(r, "$0.75");
+    shop_expect_contains(r, "80 in stock");
+    shop_expect_contains(r, "src=\"/static/img/orange.svg\"");
+    shop_expect_contains(r, "action=\"/browser/cart/add\"");
+    shop_expect_contains(r, "<title>Orange");
+    char *csrf = shop_field_value(r->body, "csrf_token");
     cr_assert_not_null(csrf);
     cr_expect_eq(strlen(csrf), 64);
     http_resp_free(r);
 
     /* Adding from it leads back to it, with the outcome. */
     shop_register_login(srv, client, "page@example.com", PASSWORD);
-    r = get("/browser/products/3");
+    r = shop_get(srv, client, "/browser/products/3");
     free(csrf);
-    csrf = field_value(r->body, "csrf_token");
+    csrf = shop_field_value(r->body, "csrf_token");
     http_resp_free(r);
     char *body = xasprintf("csrf_token=%s&product_id=3&quantity=2&return_to=product", csrf);
-    r = post_form("/browser/cart/add", body);
+    r = shop_post_form(srv, client, "/browser/cart/add", body);
     cr_expect_eq(r->status, 303);
     cr_expect_str_eq(http_resp_header(r, "Location"), "/browser/products/3");
     http_resp_free(r);
     free(body);
-    r = get("/browser/products/3");
-    expect_contains(r, "Added 2");
+    r = shop_get(srv, client, "/browser/products/3");
+    shop_expect_contains(r, "Added 2");
     http_resp_free(r);
     /* Anything else in return_to goes to the inventory, never elsewhere. */
     body = xasprintf("csrf_token=%s&product_id=3&quantity=1&return_to=https://evil.example/", csrf);
-    r = post_form("/browser/cart/add", body);
+    r = shop_post_form(srv, client, "/browser/cart/add", body);
     cr_expect_str_eq(http_resp_header(r, "Location"), "/browser/inventory#product-3");
     http_resp_free(r);
     free(body);
@@ -760,10 +697,10 @@ Test(catalog, product_page_shows_the_product_with_an_add_form)
     /* Sold out: no form, and it says so. */
     login_admin();
     expect_json_status(admin, "PUT", "/products/5", "{\"stock\":0}", 200);
-    r = get("/browser/products/5");
+    r = shop_get(srv, client, "/browser/products/5");
     expect_html(r, 200);
-    expect_contains(r, "Out of stock");
-    expect_lacks(r, "action=\"/browser/cart/add\"");
+    shop_expect_contains(r, "Out of stock");
+    shop_expect_lacks(r, "action=\"/browser/cart/add\"");
     http_resp_free(r);
 }
 
@@ -771,16 +708,16 @@ Test(catalog, unknown_product_page_is_an_html_404)
 {
     const char *paths[] = {"/browser/products/999", "/browser/products/0", "/browser/products/abc"};
     for (size_t i = 0; i < 3; i++) {
-        struct http_resp *r = get(paths[i]);
+        struct http_resp *r = shop_get(srv, client, paths[i]);
         expect_html(r, 404);
-        expect_contains(r, "Page not found");
+        shop_expect_contains(r, "Page not found");
         http_resp_free(r);
     }
     login_admin();
     delete_product(8);
-    struct http_resp *r = get("/browser/products/8");
+    struct http_resp *r = shop_get(srv, client, "/browser/products/8");
     expect_html(r, 404);
-    expect_contains(r, "no such product");
+    shop_expect_contains(r, "no such product");
     http_resp_free(r);
 }
 
@@ -790,38 +727,38 @@ Test(catalog, hostile_product_text_is_escaped_on_its_page)
     int64_t id = create_product("<script>alert(1)</script>", "\\\"><img src=x onerror=alert(2)>", 100, 2);
     char path[64];
     snprintf(path, sizeof(path), "/browser/products/%lld", (long long)id);
-    struct http_resp *r = get(path);
+    struct http_resp *r = shop_get(srv, client, path);
     expect_html(r, 200);
-    expect_lacks(r, "<script>alert");
-    expect_lacks(r, "<img src=x");
-    expect_contains(r, "&lt;script&gt;alert(1)&lt;/script&gt;");
+    shop_expect_lacks(r, "<script>alert");
+    shop_expect_lacks(r, "<img src=x");
+    shop_expect_contains(r, "&lt;script&gt;alert(1)&lt;/script&gt;");
     http_resp_free(r);
-    r = get("/browser/inventory?q=%3Cscript%3E");
-    expect_lacks(r, "<script>alert");
-    expect_contains(r, "value=\"&lt;script&gt;\"");
+    r = shop_get(srv, client, "/browser/inventory?q=%3Cscript%3E");
+    shop_expect_lacks(r, "<script>alert");
+    shop_expect_contains(r, "value=\"&lt;script&gt;\"");
     http_resp_free(r);
 }
 
 Test(catalog, inventory_searches_sorts_and_pages)
 {
-    struct http_resp *r = get("/browser/inventory?q=an&sort=price");
+    struct http_resp *r = shop_get(srv, client, "/browser/inventory?q=an&sort=price");
     expect_html(r, 200);
-    expect_contains(r, "value=\"an\"");
-    expect_contains(r, "<option value=\"price\" selected>");
-    expect_contains(r, "4 products match");
+    shop_expect_contains(r, "value=\"an\"");
+    shop_expect_contains(r, "<option value=\"price\" selected>");
+    shop_expect_contains(r, "4 products match");
     /* Banana 0.25, Lemon 0.40, Orange 0.75, Strawberries 3.50; nothing else. */
     long banana = where(r, "id=\"product-2\""), lemon = where(r, "id=\"product-8\""),
          orange = where(r, "id=\"product-3\""), straw = where(r, "id=\"product-4\"");
     cr_expect(banana > 0 && banana < lemon && lemon < orange && orange < straw, "ordered by price");
-    expect_lacks(r, "id=\"product-1\"");
-    expect_lacks(r, "class=\"pagination\"");
+    shop_expect_lacks(r, "id=\"product-1\"");
+    shop_expect_lacks(r, "class=\"pagination\"");
     http_resp_free(r);
 
-    r = get("/browser/inventory?q=durian");
+    r = shop_get(srv, client, "/browser/inventory?q=durian");
     expect_html(r, 200);
-    expect_contains(r, "No product matches &ldquo;durian&rdquo;");
-    expect_contains(r, "href=\"/browser/inventory\"");
-    expect_lacks(r, "class=\"product\"");
+    shop_expect_contains(r, "No product matches &ldquo;durian&rdquo;");
+    shop_expect_contains(r, "href=\"/browser/inventory\"");
+    shop_expect_lacks(r, "class=\"product\"");
     http_resp_free(r);
 
     /* 26 products: two pages of 24. */
@@ -831,28 +768,28 @@ Test(catalog, inventory_searches_sorts_and_pages)
         snprintf(name, sizeof(name), "Berry %d", i);
         create_product(name, "a berry", 100 + i, 10);
     }
-    r = get("/browser/inventory?sort=-id");
+    r = shop_get(srv, client, "/browser/inventory?sort=-id");
     expect_html(r, 200);
-    expect_contains(r, "Page 1 of 2");
-    expect_contains(r, "href=\"/browser/inventory?sort=-id&amp;page=2\"");
-    expect_lacks(r, "rel=\"prev\"");
-    expect_contains(r, "id=\"product-26\"");
-    expect_lacks(r, "id=\"product-2\"");
+    shop_expect_contains(r, "Page 1 of 2");
+    shop_expect_contains(r, "href=\"/browser/inventory?sort=-id&amp;page=2\"");
+    shop_expect_lacks(r, "rel=\"prev\"");
+    shop_expect_contains(r, "id=\"product-26\"");
+    shop_expect_lacks(r, "id=\"product-2\"");
     http_resp_free(r);
-    r = get("/browser/inventory?sort=-id&page=2");
+    r = shop_get(srv, client, "/browser/inventory?sort=-id&page=2");
     expect_html(r, 200);
-    expect_contains(r, "Page 2 of 2");
-    expect_contains(r, "id=\"product-2\"");
-    expect_contains(r, "id=\"product-1\"");
-    expect_lacks(r, "id=\"product-3\"");
-    expect_contains(r, "href=\"/browser/inventory?sort=-id&amp;page=1\"");
-    expect_lacks(r, "rel=\"next\"");
+    shop_expect_contains(r, "Page 2 of 2");
+    shop_expect_contains(r, "id=\"product-2\"");
+    shop_expect_contains(r, "id=\"product-1\"");
+    shop_expect_lacks(r, "id=\"product-3\"");
+    shop_expect_contains(r, "href=\"/browser/inventory?sort=-id&amp;page=1\"");
+    shop_expect_lacks(r, "rel=\"next\"");
     http_resp_free(r);
-    r = get("/browser/inventory?q=berry&page=1");
-    expect_contains(r, "18 products match");
-    expect_lacks(r, "class=\"pagination\"");
+    r = shop_get(srv, client, "/browser/inventory?q=berry&page=1");
+    shop_expect_contains(r, "18 products match");
+    shop_expect_lacks(r, "class=\"pagination\"");
     http_resp_free(r);
-    r = get("/browser/inventory?page=3");
+    r = shop_get(srv, client, "/browser/inventory?page=3");
     expect_html(r, 404);
     http_resp_free(r);
 }
@@ -862,15 +799,15 @@ Test(catalog, inventory_refuses_bad_parameters_with_an_html_page)
     const char *paths[] = {"/browser/inventory?sort=cheapest", "/browser/inventory?page=0",
                            "/browser/inventory?page=two", "/browser/inventory?q=a%01"};
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
-        struct http_resp *r = get(paths[i]);
+        struct http_resp *r = shop_get(srv, client, paths[i]);
         expect_html(r, 400);
-        expect_contains(r, "cannot be shown that way");
+        shop_expect_contains(r, "cannot be shown that way");
         http_resp_free(r);
     }
     /* The form's empty choices are no error. */
-    struct http_resp *r = get("/browser/inventory?q=&sort=");
+    struct http_resp *r = shop_get(srv, client, "/browser/inventory?q=&sort=");
     expect_html(r, 200);
-    expect_contains(r, "id=\"product-8\"");
+    shop_expect_contains(r, "id=\"product-8\"");
     http_resp_free(r);
 }
 
@@ -881,21 +818,21 @@ Test(catalog, removed_products_are_told_once_on_the_next_page)
     expect_json_status(client, "POST", "/cart/items", "{\"product_id\":6,\"quantity\":1}", 201);
     expect_json_status(client, "POST", "/cart/items", "{\"product_id\":7,\"quantity\":1}", 201);
     delete_product(6);
-    struct http_resp *r = get("/browser/inventory");
+    struct http_resp *r = shop_get(srv, client, "/browser/inventory");
     expect_html(r, 200);
-    expect_contains(r, "Pineapple is no longer sold and was removed from your cart.");
+    shop_expect_contains(r, "Pineapple is no longer sold and was removed from your cart.");
     http_resp_free(r);
-    r = get("/browser/cart");
-    expect_lacks(r, "Pineapple");
-    expect_contains(r, "Watermelon");
+    r = shop_get(srv, client, "/browser/cart");
+    shop_expect_lacks(r, "Pineapple");
+    shop_expect_contains(r, "Watermelon");
     http_resp_free(r);
     delete_product(7);
-    r = get("/browser/cart");
-    expect_contains(r, "Watermelon is no longer sold and was removed from your cart.");
-    expect_contains(r, "Your cart is empty");
+    r = shop_get(srv, client, "/browser/cart");
+    shop_expect_contains(r, "Watermelon is no longer sold and was removed from your cart.");
+    shop_expect_contains(r, "Your cart is empty");
     http_resp_free(r);
-    r = get("/browser/cart");
-    expect_lacks(r, "no longer sold");
+    r = shop_get(srv, client, "/browser/cart");
+    shop_expect_lacks(r, "no longer sold");
     http_resp_free(r);
 }
 
@@ -905,36 +842,36 @@ Test(catalog, browser_checkout_confirms_changed_prices_first)
     shop_register_login(srv, client, "review@example.com", PASSWORD);
     expect_json_status(client, "POST", "/cart/items", "{\"product_id\":5,\"quantity\":2}", 201); /* 2.99 */
     set_price(5, 349);
-    struct http_resp *r = get("/browser/cart");
+    struct http_resp *r = shop_get(srv, client, "/browser/cart");
     expect_html(r, 200);
-    expect_contains(r, "<del class=\"old-price\">$2.99</del>");
-    expect_contains(r, "<strong class=\"new-price\">$3.49</strong>");
-    expect_contains(r, "id=\"prices-changed\"");
-    expect_contains(r, "$6.98");
-    char *csrf = field_value(r->body, "csrf_token");
-    char *token = field_value(r->body, "checkout_token");
+    shop_expect_contains(r, "<del class=\"old-price\">$2.99</del>");
+    shop_expect_contains(r, "<strong class=\"new-price\">$3.49</strong>");
+    shop_expect_contains(r, "id=\"prices-changed\"");
+    shop_expect_contains(r, "$6.98");
+    char *csrf = shop_field_value(r->body, "csrf_token");
+    char *token = shop_field_value(r->body, "checkout_token");
     cr_assert(csrf && token);
     http_resp_free(r);
 
     char *body = xasprintf("csrf_token=%s&checkout_token=%s", csrf, token);
-    r = post_form("/browser/checkout", body);
+    r = shop_post_form(srv, client, "/browser/checkout", body);
     cr_expect_eq(r->status, 303);
     cr_expect_str_eq(http_resp_header(r, "Location"), "/browser/checkout/review");
     http_resp_free(r);
     free(body);
-    r = get("/browser/orders");
-    expect_contains(r, "You have not ordered anything yet");
+    r = shop_get(srv, client, "/browser/orders");
+    shop_expect_contains(r, "You have not ordered anything yet");
     http_resp_free(r);
 
-    r = get("/browser/checkout/review");
+    r = shop_get(srv, client, "/browser/checkout/review");
     expect_html(r, 200);
-    expect_contains(r, "Prices changed");
-    expect_contains(r, "<del>$2.99</del>");
-    expect_contains(r, "<strong>$3.49</strong>");
-    expect_contains(r, "price went up");
-    expect_contains(r, "Confirm and check out · $6.98");
-    char *review_token = field_value(r->body, "checkout_token");
-    char *total = field_value(r->body, "accept_total_cents");
+    shop_expect_contains(r, "Prices changed");
+    shop_expect_contains(r, "<del>$2.99</del>");
+    shop_expect_contains(r, "<strong>$3.49</strong>");
+    shop_expect_contains(r, "price went up");
+    shop_expect_contains(r, "Confirm and check out · $6.98");
+    char *review_token = shop_field_value(r->body, "checkout_token");
+    char *total = shop_field_value(r->body, "accept_total_cents");
     cr_assert(review_token && total);
     cr_expect_str_eq(total, "698");
     http_resp_free(r);
@@ -942,46 +879,46 @@ Test(catalog, browser_checkout_confirms_changed_prices_first)
     /* The price moves again before the button is pressed: asked again. */
     set_price(5, 399);
     body = xasprintf("csrf_token=%s&checkout_token=%s&accept_total_cents=%s", csrf, review_token, total);
-    r = post_form("/browser/checkout", body);
+    r = shop_post_form(srv, client, "/browser/checkout", body);
     cr_expect_eq(r->status, 303);
     cr_expect_str_eq(http_resp_header(r, "Location"), "/browser/checkout/review");
     http_resp_free(r);
     free(body);
-    r = get("/browser/checkout/review");
-    expect_contains(r, "Prices changed again");
-    expect_contains(r, "$7.98");
+    r = shop_get(srv, client, "/browser/checkout/review");
+    shop_expect_contains(r, "Prices changed again");
+    shop_expect_contains(r, "$7.98");
     free(total);
     free(review_token);
-    review_token = field_value(r->body, "checkout_token");
-    total = field_value(r->body, "accept_total_cents");
+    review_token = shop_field_value(r->body, "checkout_token");
+    total = shop_field_value(r->body, "accept_total_cents");
     http_resp_free(r);
 
     body = xasprintf("csrf_token=%s&checkout_token=%s&accept_total_cents=bogus", csrf, review_token);
-    r = post_form("/browser/checkout", body);
+    r = shop_post_form(srv, client, "/browser/checkout", body);
     cr_expect_str_eq(http_resp_header(r, "Location"), "/browser/checkout/review");
     http_resp_free(r);
     free(body);
 
     body = xasprintf("csrf_token=%s&checkout_token=%s&accept_total_cents=%s", csrf, review_token, total);
-    r = post_form("/browser/checkout", body);
+    r = shop_post_form(srv, client, "/browser/checkout", body);
     cr_expect_eq(r->status, 303);
     const char *loc = http_resp_header(r, "Location");
     cr_assert(loc && strncmp(loc, "/browser/checkout?order=", 24) == 0, "%s", loc ? loc : "(none)");
     char *loc_copy = strdup(loc);
     http_resp_free(r);
     /* A second click on the button names the same order. */
-    r = post_form("/browser/checkout", body);
+    r = shop_post_form(srv, client, "/browser/checkout", body);
     cr_expect_eq(r->status, 303);
     cr_expect_str_eq(http_resp_header(r, "Location"), loc_copy);
     http_resp_free(r);
     free(body);
     free(loc_copy);
-    r = get("/orders");
+    r = shop_get(srv, client, "/orders");
     cr_assert_eq(json_array_size(r->json), 1, "%s", r->body);
     cr_expect_eq(json_integer_value(json_object_get(json_array_get(r->json, 0), "total_cents")), 798);
     http_resp_free(r);
     /* Nothing left to review. */
-    r = get("/browser/checkout/review");
+    r = shop_get(srv, client, "/browser/checkout/review");
     cr_expect_eq(r->status, 303);
     cr_expect_str_eq(http_resp_header(r, "Location"), "/browser/cart");
     http_resp_free(r);

@@ -7,6 +7,7 @@
 
 #include "tests/support/harness.h"
 #include "tests/support/shop.h"
+#include "tests/support/shop_client.h"
 
 TestSuite(metrics, .timeout = 60);
 
@@ -26,7 +27,7 @@ static double sample(const char *text, const char *prefix)
 
 static char *scrape(struct shop_server *s, struct http_client *c)
 {
-    struct http_resp *r = http_request(c, "GET", shop_url(s, "/metrics"), NULL, NULL, NULL);
+    struct http_resp *r = shop_get(s, c, "/metrics");
     cr_assert_eq(r->status, 200);
     cr_assert(strncmp(http_resp_header(r, "Content-Type"), "text/plain", 10) == 0);
     char *text = strdup(r->body);
@@ -40,10 +41,10 @@ Test(metrics, counts_requests_of_every_worker)
     /* A fresh connection per request spreads them over both workers. */
     for (int i = 0; i < 12; i++) {
         struct http_client *c = http_client_new();
-        struct http_resp *r = http_request(c, "GET", shop_url(s, "/products"), NULL, NULL, NULL);
+        struct http_resp *r = shop_get(s, c, "/products");
         cr_assert_eq(r->status, 200);
         http_resp_free(r);
-        r = http_request(c, "GET", shop_url(s, "/no-such-page"), NULL, NULL, NULL);
+        r = shop_get(s, c, "/no-such-page");
         http_resp_free(r);
         http_client_free(c);
     }
@@ -62,12 +63,12 @@ Test(metrics, counts_requests_of_every_worker)
 
     /* A checkout shows up as a created checkout and a pending order. */
     shop_register_login(s, c, "metrics@example.com", "password123");
-    struct http_resp *r = http_json(c, "POST", shop_url(s, "/cart/items"), "{\"product_id\":1,\"quantity\":1}");
+    struct http_resp *r = shop_send_json(s, c, "POST", "/cart/items", "{\"product_id\":1,\"quantity\":1}");
     http_resp_free(r);
-    r = http_json(c, "POST", shop_url(s, "/checkout"), NULL);
+    r = shop_send_json(s, c, "POST", "/checkout", NULL);
     cr_assert_eq(r->status, 201);
     http_resp_free(r);
-    r = http_json(c, "POST", shop_url(s, "/checkout"), NULL);
+    r = shop_send_json(s, c, "POST", "/checkout", NULL);
     cr_assert_eq(r->status, 409);
     http_resp_free(r);
     text = scrape(s, c);

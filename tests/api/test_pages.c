@@ -12,6 +12,7 @@
 #include "tests/support/harness.h"
 #include "tests/support/services.h"
 #include "tests/support/shop.h"
+#include "tests/support/shop_client.h"
 
 #define PASSWORD "password123"
 
@@ -24,27 +25,12 @@ static void start(void)
     client = http_client_new();
 }
 
-/* True when the file at path contains text (the server's log: a crashed worker is
- * replaced, so the pages alone would not show it). */
-static bool log_contains(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return false;
-    char line[4096];
-    bool found = false;
-    while (!found && fgets(line, sizeof(line), f))
-        found = strstr(line, text) != NULL;
-    fclose(f);
-    return found;
-}
-
 static void expect_clean_log(const char *path)
 {
     const char *bad[] = {"AddressSanitizer", "runtime error:", "exited with status", "killed by signal",
                          "did not reply"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        cr_expect(!log_contains(path, bad[i]), "shopd's log reports '%s'", bad[i]);
+        cr_expect(!shop_log_contains(path, bad[i]), "shopd's log reports '%s'", bad[i]);
 }
 
 static void stop(void)
@@ -59,60 +45,10 @@ TestSuite(pages, .init = start, .fini = stop, .timeout = 60);
 
 /* --- helpers -------------------------------------------------------------- */
 
-static struct http_resp *get_with(struct http_client *c, const char *path)
-{
-    return http_request(c, "GET", shop_url(srv, path), NULL, NULL, NULL);
-}
-
-static struct http_resp *get(const char *path)
-{
-    return get_with(client, path);
-}
-
-static struct http_resp *post_form_with(struct http_client *c, const char *path, const char *body)
-{
-    return http_request(c, "POST", shop_url(srv, path), "application/x-www-form-urlencoded", body, NULL);
-}
-
-static struct http_resp *post_form(const char *path, const char *body)
-{
-    return post_form_with(client, path, body);
-}
-
-/* The value="..." of the first hidden field called name in html (caller frees), or NULL. */
-static char *field_value(const char *html, const char *name)
-{
-    char needle[128];
-    snprintf(needle, sizeof(needle), "name=\"%s\" value=\"", name);
-    const char *p = html ? strstr(html, needle) : NULL;
-    if (!p)
-        return NULL;
-    p += strlen(needle);
-    const char *end = strchr(p, '"');
-    return end ? strndup(p, (size_t)(end - p)) : NULL;
-}
-
-/* GETs path and returns the CSRF token of its first form (caller frees); asserts it is there. */
-static char *csrf_from_with(struct http_client *c, const char *path)
-{
-    struct http_resp *r = get_with(c, path);
-    cr_assert_eq(r->status, 200, "GET %s: %ld", path, r->status);
-    char *t = field_value(r->body, "csrf_token");
-    cr_assert_not_null(t, "no csrf_token on %s", path);
-    cr_assert_eq(strlen(t), 64);
-    http_resp_free(r);
-    return t;
-}
-
-static char *csrf_from(const char *path)
-{
-    return csrf_from_with(client, path);
-}
-
 /* POSTs the form and expects a 303 to location; returns nothing, frees everything. */
 static void post_expect_redirect(const char *path, const char *body, const char *location)
 {
-    struct http_resp *r = post_form(path, body);
+    struct http_resp *r = shop_post_form(srv, client, path, body);
     cr_assert_eq(r->status, 303, "POST %s %s: %ld %s", path, body, r->status, r->body);
     const char *loc = http_resp_header(r, "Location");
     cr_assert(loc && strcmp(loc, location) == 0, "POST %s: Location %s, expected %s", path,
@@ -120,27 +56,17 @@ static void post_expect_redirect(const char *path, const char *body, const char 
     http_resp_free(r);
 }
 
-static void expect_contains(struct http_resp *r, const char *text)
-{
-    cr_expect(r->body && strstr(r->body, text), "page should contain '%s'", text);
-}
-
-static void expect_lacks(struct http_resp *r, const char *text)
-{
-    cr_expect(!r->body || !strstr(r->body, text), "page should not contain '%s'", text);
-}
-
 /* GETs path expecting 200 and text (e.g. a flash message); a second GET must not show it again. */
 static void expect_flash_once(const char *path, const char *text)
 {
-    struct http_resp *r = get(path);
+    struct http_resp *r = shop_get(srv, client, path);
     cr_expect_eq(r->status, 200, "GET %s: %ld", path, r->status);
-    expect_contains(r, "class=\"flash");
-    expect_contains(r, text);
+    shop_expect_contains(r, "class=\"flash");
+    shop_expect_contains(r, text);
     http_resp_free(r);
-    r = get(path);
-    expect_lacks(r, text);
-    expect_lacks(r, "class=\"flash");
+    r = shop_get(srv, client, path);
+    shop_expect_lacks(r, text);
+    shop_expect_lacks(r, "class=\"flash");
     http_resp_free(r);
 }
 
@@ -154,7 +80,7 @@ static void login_as(const char *email)
 
 Test(pages, home_links_every_page_with_security_headers)
 {
-    struct http_resp *r = get("/");
+    struct http_resp *r = shop_get(srv, client, "/");
     cr_assert_eq(r->status, 200);
     const char *ct = http_resp_header(r, "Content-Type");
     cr_expect(ct && strncmp(ct, "text/html", 9) == 0);
@@ -163,8 +89,8 @@ Test(pages, home_links_every_page_with_security_headers)
                            "href=\"/browser/orders\"",    "href=\"/browser/logout\"",
                            "href=\"/static/style.css\""};
     for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++)
-        expect_contains(r, links[i]);
-    expect_contains(r, "How it works");
+        shop_expect_contains(r, links[i]);
+    shop_expect_contains(r, "How it works");
     const char *csp = http_resp_header(r, "Content-Security-Policy");
     cr_expect(csp && strstr(csp, "default-src 'self'"), "CSP: %s", csp ? csp : "(none)");
     const char *nosniff = http_resp_header(r, "X-Content-Type-Options");
@@ -173,25 +99,25 @@ Test(pages, home_links_every_page_with_security_headers)
     cr_expect(frame && strcmp(frame, "DENY") == 0);
     cr_expect_not_null(http_resp_header(r, "Referrer-Policy"));
     /* No inline styles or scripts (the CSP forbids them) and nothing from elsewhere. */
-    expect_lacks(r, "style=");
-    expect_lacks(r, "<script");
-    expect_lacks(r, "http://");
-    expect_lacks(r, "https://");
+    shop_expect_lacks(r, "style=");
+    shop_expect_lacks(r, "<script");
+    shop_expect_lacks(r, "http://");
+    shop_expect_lacks(r, "https://");
     /* Logged out: the layout offers log in and register, no cart badge. */
-    expect_contains(r, "Log in");
-    expect_lacks(r, "id=\"cart-count\"");
+    shop_expect_contains(r, "Log in");
+    shop_expect_lacks(r, "id=\"cart-count\"");
     http_resp_free(r);
 }
 
 Test(pages, static_files_and_product_images)
 {
-    struct http_resp *r = get("/static/style.css");
+    struct http_resp *r = shop_get(srv, client, "/static/style.css");
     cr_expect_eq(r->status, 200);
     const char *ct = http_resp_header(r, "Content-Type");
     cr_expect(ct && strncmp(ct, "text/css", 8) == 0);
     cr_expect(r->len > 1000, "the stylesheet is real, %zu bytes", r->len);
     http_resp_free(r);
-    r = get("/static/favicon.svg");
+    r = shop_get(srv, client, "/static/favicon.svg");
     cr_expect_eq(r->status, 200);
     http_resp_free(r);
     /* Every product of the default inventory has its local image. */
@@ -204,7 +130,7 @@ Test(pages, static_files_and_product_images)
     {
         const char *img = json_string_value(json_object_get(p, "image_url"));
         cr_assert(img && strncmp(img, "/static/img/", 12) == 0, "image_url %s", img ? img : "(none)");
-        struct http_resp *ir = get(img);
+        struct http_resp *ir = shop_get(srv, client, img);
         cr_expect_eq(ir->status, 200, "%s: %ld", img, ir->status);
         const char *ict = http_resp_header(ir, "Content-Type");
         cr_expect(ict && strcmp(ict, "image/svg+xml") == 0, "%s: %s", img, ict ? ict : "(none)");
@@ -212,13 +138,13 @@ Test(pages, static_files_and_product_images)
         http_resp_free(ir);
     }
     http_resp_free(r);
-    r = get("/static/img/placeholder.svg");
+    r = shop_get(srv, client, "/static/img/placeholder.svg");
     cr_expect_eq(r->status, 200);
     http_resp_free(r);
-    r = get("/static/../../../etc/passwd");
+    r = shop_get(srv, client, "/static/../../../etc/passwd");
     cr_expect_eq(r->status, 404);
     http_resp_free(r);
-    r = get("/static/%2e%2e/style.css");
+    r = shop_get(srv, client, "/static/%2e%2e/style.css");
     cr_expect_eq(r->status, 404);
     http_resp_free(r);
 }
@@ -227,28 +153,28 @@ Test(pages, static_files_and_product_images)
 
 Test(pages, inventory_lists_products_with_add_to_cart)
 {
-    struct http_resp *r = get("/browser/inventory");
+    struct http_resp *r = shop_get(srv, client, "/browser/inventory");
     cr_assert_eq(r->status, 200);
     const char *names[] = {"Apple",  "Banana",    "Orange",     "Strawberries",
                            "Grapes", "Pineapple", "Watermelon", "Lemon"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        expect_contains(r, names[i]);
-    expect_contains(r, "Crisp red apples");
-    expect_contains(r, "$0.50");
-    expect_contains(r, "$5.99");
-    expect_contains(r, "src=\"/static/img/apple.svg\"");
-    expect_contains(r, "100 in stock");
-    expect_contains(r, "name=\"quantity\"");
-    expect_contains(r, "action=\"/browser/cart/add\"");
-    expect_contains(r, "Add to cart");
-    expect_contains(r, "name=\"csrf_token\"");
-    expect_contains(r, "aria-current=\"page\">Inventory");
+        shop_expect_contains(r, names[i]);
+    shop_expect_contains(r, "Crisp red apples");
+    shop_expect_contains(r, "$0.50");
+    shop_expect_contains(r, "$5.99");
+    shop_expect_contains(r, "src=\"/static/img/apple.svg\"");
+    shop_expect_contains(r, "100 in stock");
+    shop_expect_contains(r, "name=\"quantity\"");
+    shop_expect_contains(r, "action=\"/browser/cart/add\"");
+    shop_expect_contains(r, "Add to cart");
+    shop_expect_contains(r, "name=\"csrf_token\"");
+    shop_expect_contains(r, "aria-current=\"page\">Inventory");
     http_resp_free(r);
     /* The Flask app's address shows the same inventory. */
-    r = get("/browser/products");
+    r = shop_get(srv, client, "/browser/products");
     cr_expect_eq(r->status, 200);
-    expect_contains(r, "Watermelon");
-    expect_contains(r, "Add to cart");
+    shop_expect_contains(r, "Watermelon");
+    shop_expect_contains(r, "Add to cart");
     http_resp_free(r);
 }
 
@@ -271,14 +197,14 @@ Test(pages, hostile_product_is_escaped_and_out_of_stock_says_so)
     int64_t plum = json_integer_value(json_object_get(r->json, "id"));
     http_resp_free(r);
 
-    r = get("/browser/inventory");
+    r = shop_get(srv, client, "/browser/inventory");
     cr_assert_eq(r->status, 200);
-    expect_contains(r, "&lt;script&gt;alert(1)&lt;/script&gt;");
-    expect_lacks(r, "<script>alert(1)");
-    expect_contains(r, "Tom &amp; &quot;Jerry&quot; &lt;b&gt;bold&lt;/b&gt; it&#39;s");
-    expect_lacks(r, "<b>bold</b>");
-    expect_lacks(r, "evil.example");
-    expect_contains(r, "/static/img/placeholder.svg");
+    shop_expect_contains(r, "&lt;script&gt;alert(1)&lt;/script&gt;");
+    shop_expect_lacks(r, "<script>alert(1)");
+    shop_expect_contains(r, "Tom &amp; &quot;Jerry&quot; &lt;b&gt;bold&lt;/b&gt; it&#39;s");
+    shop_expect_lacks(r, "<b>bold</b>");
+    shop_expect_lacks(r, "evil.example");
+    shop_expect_contains(r, "/static/img/placeholder.svg");
     /* The plum has no add-to-cart form, and says it is out of stock. */
     char anchor[64];
     snprintf(anchor, sizeof(anchor), "id=\"product-%lld\"", (long long)plum);
@@ -293,33 +219,33 @@ Test(pages, hostile_product_is_escaped_and_out_of_stock_says_so)
     http_resp_free(r);
 
     /* The same name in the cart, the confirmation and the order history. */
-    char *csrf = csrf_from("/browser/inventory");
+    char *csrf = shop_csrf(srv, client, "/browser/inventory");
     char *body = xasprintf("csrf_token=%s&product_id=%lld&quantity=2", csrf, (long long)hostile);
     char *back = xasprintf("/browser/inventory#product-%lld", (long long)hostile);
     post_expect_redirect("/browser/cart/add", body, back);
     free(body);
     free(back);
-    r = get("/browser/cart");
+    r = shop_get(srv, client, "/browser/cart");
     cr_assert_eq(r->status, 200);
-    expect_contains(r, "&lt;script&gt;alert(1)&lt;/script&gt;");
-    expect_lacks(r, "<script>alert(1)");
-    expect_contains(r, "Added 2 \xc3\x97 &lt;script&gt;");
-    char *token = field_value(r->body, "checkout_token");
+    shop_expect_contains(r, "&lt;script&gt;alert(1)&lt;/script&gt;");
+    shop_expect_lacks(r, "<script>alert(1)");
+    shop_expect_contains(r, "Added 2 \xc3\x97 &lt;script&gt;");
+    char *token = shop_field_value(r->body, "checkout_token");
     cr_assert_not_null(token);
     http_resp_free(r);
     body = xasprintf("csrf_token=%s&checkout_token=%s", csrf, token);
-    r = post_form("/browser/checkout", body);
+    r = shop_post_form(srv, client, "/browser/checkout", body);
     cr_assert_eq(r->status, 303);
     char *confirmation = xstrdup(http_resp_header(r, "Location"));
     http_resp_free(r);
-    r = get(confirmation);
+    r = shop_get(srv, client, confirmation);
     cr_expect_eq(r->status, 200);
-    expect_contains(r, "&lt;script&gt;alert(1)&lt;/script&gt;");
-    expect_lacks(r, "<script>alert(1)");
+    shop_expect_contains(r, "&lt;script&gt;alert(1)&lt;/script&gt;");
+    shop_expect_lacks(r, "<script>alert(1)");
     http_resp_free(r);
-    r = get("/browser/orders");
-    expect_contains(r, "&lt;script&gt;alert(1)&lt;/script&gt;");
-    expect_lacks(r, "<script>alert(1)");
+    r = shop_get(srv, client, "/browser/orders");
+    shop_expect_contains(r, "&lt;script&gt;alert(1)&lt;/script&gt;");
+    shop_expect_lacks(r, "<script>alert(1)");
     http_resp_free(r);
     free(confirmation);
     free(body);
@@ -331,50 +257,50 @@ Test(pages, hostile_product_is_escaped_and_out_of_stock_says_so)
 
 Test(pages, register_checks_input_and_confirms)
 {
-    struct http_resp *r = get("/browser/register");
+    struct http_resp *r = shop_get(srv, client, "/browser/register");
     cr_assert_eq(r->status, 200);
-    expect_contains(r, "name=\"email\"");
-    expect_contains(r, "name=\"password\"");
-    expect_contains(r, "At least 8 characters");
-    char *csrf = field_value(r->body, "csrf_token");
+    shop_expect_contains(r, "name=\"email\"");
+    shop_expect_contains(r, "name=\"password\"");
+    shop_expect_contains(r, "At least 8 characters");
+    char *csrf = shop_field_value(r->body, "csrf_token");
     cr_assert_not_null(csrf);
     http_resp_free(r);
 
     char *body = xasprintf("csrf_token=%s&email=not-an-email&password=" PASSWORD, csrf);
-    r = post_form("/browser/register", body);
+    r = shop_post_form(srv, client, "/browser/register", body);
     cr_expect_eq(r->status, 400);
-    expect_contains(r, "valid email address");
-    expect_contains(r, "value=\"not-an-email\""); /* what was typed stays in the form */
+    shop_expect_contains(r, "valid email address");
+    shop_expect_contains(r, "value=\"not-an-email\""); /* what was typed stays in the form */
     http_resp_free(r);
     free(body);
 
     body = xasprintf("csrf_token=%s&email=new%%40example.com&password=short", csrf);
-    r = post_form("/browser/register", body);
+    r = shop_post_form(srv, client, "/browser/register", body);
     cr_expect_eq(r->status, 400);
-    expect_contains(r, "at least 8 characters");
+    shop_expect_contains(r, "at least 8 characters");
     http_resp_free(r);
     free(body);
 
     /* Typed text is escaped when shown again. */
     body = xasprintf("csrf_token=%s&email=%%22%%3E%%3Cscript%%3Ex&password=" PASSWORD, csrf);
-    r = post_form("/browser/register", body);
+    r = shop_post_form(srv, client, "/browser/register", body);
     cr_expect_eq(r->status, 400);
-    expect_lacks(r, "\"><script>x");
-    expect_contains(r, "&quot;&gt;&lt;script&gt;x");
+    shop_expect_lacks(r, "\"><script>x");
+    shop_expect_contains(r, "&quot;&gt;&lt;script&gt;x");
     http_resp_free(r);
     free(body);
 
     /* No CSRF token: refused, nothing created. */
-    r = post_form("/browser/register", "email=new%40example.com&password=" PASSWORD);
+    r = shop_post_form(srv, client, "/browser/register", "email=new%40example.com&password=" PASSWORD);
     cr_expect_eq(r->status, 403);
     http_resp_free(r);
 
     body = xasprintf("csrf_token=%s&email=new%%40example.com&password=" PASSWORD, csrf);
     post_expect_redirect("/browser/register", body, "/browser/login");
     expect_flash_once("/browser/login", "Your account is ready");
-    r = post_form("/browser/register", body);
+    r = shop_post_form(srv, client, "/browser/register", body);
     cr_expect_eq(r->status, 409);
-    expect_contains(r, "already exists");
+    shop_expect_contains(r, "already exists");
     http_resp_free(r);
     free(body);
     free(csrf);
@@ -387,16 +313,16 @@ Test(pages, login_wrong_password_then_right_then_logout)
     cr_assert_eq(r->status, 201);
     http_resp_free(r);
 
-    char *csrf = csrf_from("/browser/login");
+    char *csrf = shop_csrf(srv, client, "/browser/login");
     /* A visitor's form token rides on a signed visitor cookie: no session yet. */
     char *anonymous = http_client_cookie(client, "visitor");
     cr_assert_not_null(anonymous);
     cr_expect_null(http_client_cookie(client, "session"), "a session before login");
     char *body = xasprintf("csrf_token=%s&email=shopper%%40example.com&password=wrong-password", csrf);
-    r = post_form("/browser/login", body);
+    r = shop_post_form(srv, client, "/browser/login", body);
     cr_expect_eq(r->status, 401);
-    expect_contains(r, "Wrong email or password");
-    expect_contains(r, "value=\"shopper@example.com\"");
+    shop_expect_contains(r, "Wrong email or password");
+    shop_expect_contains(r, "value=\"shopper@example.com\"");
     http_resp_free(r);
     free(body);
 
@@ -410,22 +336,22 @@ Test(pages, login_wrong_password_then_right_then_logout)
     expect_flash_once("/browser/inventory", "Welcome, shopper@example.com");
 
     /* The layout shows who is logged in and the empty cart. */
-    r = get("/browser/inventory");
-    expect_contains(r, "id=\"user-email\" title=\"Logged in\">shopper@example.com</span>");
-    expect_contains(r, "id=\"cart-count\" aria-label=\"0 items in cart\">0</span>");
-    expect_contains(r, "action=\"/browser/logout\"");
+    r = shop_get(srv, client, "/browser/inventory");
+    shop_expect_contains(r, "id=\"user-email\" title=\"Logged in\">shopper@example.com</span>");
+    shop_expect_contains(r, "id=\"cart-count\" aria-label=\"0 items in cart\">0</span>");
+    shop_expect_contains(r, "action=\"/browser/logout\"");
     http_resp_free(r);
 
-    r = get("/browser/logout");
+    r = shop_get(srv, client, "/browser/logout");
     cr_expect_eq(r->status, 200);
-    expect_contains(r, "logged in as <strong>shopper@example.com</strong>");
-    char *csrf2 = field_value(r->body, "csrf_token");
+    shop_expect_contains(r, "logged in as <strong>shopper@example.com</strong>");
+    char *csrf2 = shop_field_value(r->body, "csrf_token");
     http_resp_free(r);
     cr_assert_not_null(csrf2);
     cr_expect_str_neq(csrf, csrf2, "a new session brings a new CSRF token");
     /* The old session's token does not log out the new session. */
     body = xasprintf("csrf_token=%s", csrf);
-    r = post_form("/browser/logout", body);
+    r = shop_post_form(srv, client, "/browser/logout", body);
     cr_expect_eq(r->status, 403);
     http_resp_free(r);
     free(body);
@@ -452,22 +378,22 @@ Test(pages, logged_out_visitors_are_sent_to_login)
 {
     const char *paths[] = {"/browser/cart", "/browser/orders", "/browser/checkout?order=x"};
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
-        struct http_resp *r = get(paths[i]);
+        struct http_resp *r = shop_get(srv, client, paths[i]);
         cr_expect_eq(r->status, 303, "%s: %ld", paths[i], r->status);
         const char *loc = http_resp_header(r, "Location");
         cr_expect(loc && strcmp(loc, "/browser/login") == 0, "%s -> %s", paths[i], loc ? loc : "(none)");
         http_resp_free(r);
     }
-    char *csrf = csrf_from("/browser/inventory");
+    char *csrf = shop_csrf(srv, client, "/browser/inventory");
     char *body = xasprintf("csrf_token=%s&product_id=1&quantity=1", csrf);
     post_expect_redirect("/browser/cart/add", body, "/browser/login");
     expect_flash_once("/browser/login", "Please log in first");
     free(body);
     free(csrf);
     /* The logout page works logged out too. */
-    struct http_resp *r = get("/browser/logout");
+    struct http_resp *r = shop_get(srv, client, "/browser/logout");
     cr_expect_eq(r->status, 200);
-    expect_contains(r, "You are not logged in");
+    shop_expect_contains(r, "You are not logged in");
     http_resp_free(r);
 }
 
@@ -476,7 +402,7 @@ Test(pages, logged_out_visitors_are_sent_to_login)
 Test(pages, state_changing_posts_need_the_csrf_token)
 {
     login_as("csrf@example.com");
-    char *csrf = csrf_from("/browser/inventory");
+    char *csrf = shop_csrf(srv, client, "/browser/inventory");
     const char *attempts[] = {
         "product_id=1&quantity=1",                                                    /* missing */
         "csrf_token=&product_id=1&quantity=1",                                        /* empty */
@@ -485,27 +411,28 @@ Test(pages, state_changing_posts_need_the_csrf_token)
         "csrf_token=abc&product_id=1&quantity=1", /* wrong length */
     };
     for (size_t i = 0; i < sizeof(attempts) / sizeof(attempts[0]); i++) {
-        struct http_resp *r = post_form("/browser/cart/add", attempts[i]);
+        struct http_resp *r = shop_post_form(srv, client, "/browser/cart/add", attempts[i]);
         cr_expect_eq(r->status, 403, "%s: %ld", attempts[i], r->status);
         const char *ct = http_resp_header(r, "Content-Type");
         cr_expect(ct && strncmp(ct, "text/html", 9) == 0, "the refusal is a page");
-        expect_contains(r, "did not come from this site");
-        expect_contains(r, "403");
+        shop_expect_contains(r, "did not come from this site");
+        shop_expect_contains(r, "403");
         http_resp_free(r);
     }
     /* A token of another session is refused as well. */
     struct http_client *other = http_client_new();
-    char *foreign = csrf_from_with(other, "/browser/login");
+    char *foreign = shop_csrf(srv, other, "/browser/login");
     http_client_free(other);
     char *body = xasprintf("csrf_token=%s&product_id=1&quantity=1", foreign);
-    struct http_resp *r = post_form("/browser/cart/add", body);
+    struct http_resp *r = shop_post_form(srv, client, "/browser/cart/add", body);
     cr_expect_eq(r->status, 403);
     http_resp_free(r);
     free(body);
     const char *forms[] = {"/browser/cart/update", "/browser/cart/remove", "/browser/checkout",
                            "/browser/logout",      "/browser/login",       "/browser/register"};
     for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
-        r = post_form(forms[i], "product_id=1&quantity=0&email=a%40b.co&password=" PASSWORD);
+        r = shop_post_form(srv, client, forms[i],
+                           "product_id=1&quantity=0&email=a%40b.co&password=" PASSWORD);
         cr_expect_eq(r->status, 403, "%s without a token: %ld", forms[i], r->status);
         http_resp_free(r);
     }
@@ -527,13 +454,13 @@ Test(pages, state_changing_posts_need_the_csrf_token)
 Test(pages, cart_add_change_remove_with_flash_messages)
 {
     login_as("cart@example.com");
-    struct http_resp *r = get("/browser/cart");
+    struct http_resp *r = shop_get(srv, client, "/browser/cart");
     cr_assert_eq(r->status, 200);
-    expect_contains(r, "Your cart is empty");
-    expect_lacks(r, "action=\"/browser/checkout\"");
+    shop_expect_contains(r, "Your cart is empty");
+    shop_expect_lacks(r, "action=\"/browser/checkout\"");
     http_resp_free(r);
 
-    char *csrf = csrf_from("/browser/inventory");
+    char *csrf = shop_csrf(srv, client, "/browser/inventory");
     char *body = xasprintf("csrf_token=%s&product_id=1&quantity=2", csrf);
     post_expect_redirect("/browser/cart/add", body, "/browser/inventory#product-1");
     free(body);
@@ -542,35 +469,35 @@ Test(pages, cart_add_change_remove_with_flash_messages)
     post_expect_redirect("/browser/cart/add", body, "/browser/inventory#product-4");
     free(body);
 
-    r = get("/browser/cart");
+    r = shop_get(srv, client, "/browser/cart");
     cr_assert_eq(r->status, 200);
-    expect_contains(r, "Added 1 \xc3\x97 Strawberries");
-    expect_contains(r, "id=\"cart-count\" aria-label=\"3 items in cart\">3</span>");
-    expect_contains(r, "id=\"line-1\"");
-    expect_contains(r, "id=\"line-4\"");
-    expect_contains(r, "value=\"2\"");
-    expect_contains(r, "$1.00");                         /* 2 x 0.50 */
-    expect_contains(r, "id=\"order-total\">$4.50</td>"); /* 1.00 + 3.50 */
-    expect_contains(r, "action=\"/browser/checkout\"");
-    expect_contains(r, "aria-current=\"page\">Cart");
+    shop_expect_contains(r, "Added 1 \xc3\x97 Strawberries");
+    shop_expect_contains(r, "id=\"cart-count\" aria-label=\"3 items in cart\">3</span>");
+    shop_expect_contains(r, "id=\"line-1\"");
+    shop_expect_contains(r, "id=\"line-4\"");
+    shop_expect_contains(r, "value=\"2\"");
+    shop_expect_contains(r, "$1.00");                         /* 2 x 0.50 */
+    shop_expect_contains(r, "id=\"order-total\">$4.50</td>"); /* 1.00 + 3.50 */
+    shop_expect_contains(r, "action=\"/browser/checkout\"");
+    shop_expect_contains(r, "aria-current=\"page\">Cart");
     http_resp_free(r);
 
     body = xasprintf("csrf_token=%s&product_id=1&quantity=5", csrf);
     post_expect_redirect("/browser/cart/update", body, "/browser/cart");
     free(body);
-    r = get("/browser/cart");
-    expect_contains(r, "Updated Apple: 5 in your cart.");
-    expect_contains(r, "$2.50");
-    expect_contains(r, "id=\"order-total\">$6.00</td>");
+    r = shop_get(srv, client, "/browser/cart");
+    shop_expect_contains(r, "Updated Apple: 5 in your cart.");
+    shop_expect_contains(r, "$2.50");
+    shop_expect_contains(r, "id=\"order-total\">$6.00</td>");
     http_resp_free(r);
 
     body = xasprintf("csrf_token=%s&product_id=4", csrf);
     post_expect_redirect("/browser/cart/remove", body, "/browser/cart");
     free(body);
-    r = get("/browser/cart");
-    expect_contains(r, "Removed Strawberries from your cart.");
-    expect_lacks(r, "id=\"line-4\"");
-    expect_contains(r, "id=\"order-total\">$2.50</td>");
+    r = shop_get(srv, client, "/browser/cart");
+    shop_expect_contains(r, "Removed Strawberries from your cart.");
+    shop_expect_lacks(r, "id=\"line-4\"");
+    shop_expect_contains(r, "id=\"order-total\">$2.50</td>");
     http_resp_free(r);
 
     /* Quantity 0 on the cart page removes the line too. */
@@ -584,7 +511,7 @@ Test(pages, cart_add_change_remove_with_flash_messages)
 Test(pages, cart_refuses_bad_input_with_a_message)
 {
     login_as("bad-input@example.com");
-    char *csrf = csrf_from("/browser/inventory");
+    char *csrf = shop_csrf(srv, client, "/browser/inventory");
     const struct {
         const char *path, *fields, *location, *message;
     } cases[] = {
@@ -612,7 +539,7 @@ Test(pages, cart_refuses_bad_input_with_a_message)
         char *body = xasprintf("csrf_token=%s&%s", csrf, cases[i].fields);
         post_expect_redirect(cases[i].path, body, cases[i].location);
         free(body);
-        struct http_resp *r = get("/browser/cart");
+        struct http_resp *r = shop_get(srv, client, "/browser/cart");
         cr_expect(r->body && strstr(r->body, cases[i].message), "%s %s: expected '%s'", cases[i].path,
                   cases[i].fields, cases[i].message);
         http_resp_free(r);
@@ -651,13 +578,13 @@ static void *submit_checkout(void *arg)
 Test(pages, double_submitted_checkout_makes_one_order)
 {
     login_as("checkout@example.com");
-    char *csrf = csrf_from("/browser/inventory");
+    char *csrf = shop_csrf(srv, client, "/browser/inventory");
     char *body = xasprintf("csrf_token=%s&product_id=3&quantity=2", csrf);
     post_expect_redirect("/browser/cart/add", body, "/browser/inventory#product-3");
     free(body);
 
-    struct http_resp *r = get("/browser/cart");
-    char *token = field_value(r->body, "checkout_token");
+    struct http_resp *r = shop_get(srv, client, "/browser/cart");
+    char *token = shop_field_value(r->body, "checkout_token");
     http_resp_free(r);
     cr_assert_not_null(token);
     cr_expect_eq(strlen(token), 32);
@@ -676,7 +603,7 @@ Test(pages, double_submitted_checkout_makes_one_order)
     cr_expect_eq(b.status, 303);
     cr_expect(strncmp(a.location, "/browser/checkout?order=", 24) == 0, "%s", a.location);
     cr_expect_str_eq(a.location, b.location, "both submissions name the same order");
-    r = post_form("/browser/checkout", body);
+    r = shop_post_form(srv, client, "/browser/checkout", body);
     cr_expect_eq(r->status, 303);
     const char *loc = http_resp_header(r, "Location");
     cr_expect(loc && strcmp(loc, a.location) == 0);
@@ -692,31 +619,31 @@ Test(pages, double_submitted_checkout_makes_one_order)
     http_resp_free(r);
 
     /* The confirmation page. */
-    r = get(a.location);
+    r = shop_get(srv, client, a.location);
     cr_expect_eq(r->status, 200);
-    expect_contains(r, "Thank you for your order");
-    expect_contains(r, "Your order has been placed");
-    expect_contains(r, id);
-    expect_contains(r, "Orange");
-    expect_contains(r, "2 &times; $0.75");
-    expect_contains(r, "$1.50");
-    expect_contains(r, "Received, being processed");
-    expect_contains(r, "id=\"cart-count\" aria-label=\"0 items in cart\">0</span>");
+    shop_expect_contains(r, "Thank you for your order");
+    shop_expect_contains(r, "Your order has been placed");
+    shop_expect_contains(r, id);
+    shop_expect_contains(r, "Orange");
+    shop_expect_contains(r, "2 &times; $0.75");
+    shop_expect_contains(r, "$1.50");
+    shop_expect_contains(r, "Received, being processed");
+    shop_expect_contains(r, "id=\"cart-count\" aria-label=\"0 items in cart\">0</span>");
     http_resp_free(r);
 
     /* The history. */
-    r = get("/browser/orders");
+    r = shop_get(srv, client, "/browser/orders");
     cr_expect_eq(r->status, 200);
-    expect_contains(r, id);
-    expect_contains(r, "status-pending");
-    expect_contains(r, "$1.50");
+    shop_expect_contains(r, id);
+    shop_expect_contains(r, "status-pending");
+    shop_expect_contains(r, "$1.50");
     const char *first = strstr(r->body, "class=\"order card\"");
     cr_expect(first && !strstr(first + 1, "class=\"order card\""), "exactly one order in the history");
     http_resp_free(r);
 
     /* The cart is empty now; checking out again says so and makes no order. */
-    r = get("/browser/cart");
-    expect_contains(r, "Your cart is empty");
+    r = shop_get(srv, client, "/browser/cart");
+    shop_expect_contains(r, "Your cart is empty");
     http_resp_free(r);
     char *again = xasprintf("csrf_token=%s&checkout_token=0123456789abcdef0123456789abcdef", csrf);
     post_expect_redirect("/browser/checkout", again, "/browser/cart");
@@ -736,7 +663,7 @@ Test(pages, double_submitted_checkout_makes_one_order)
     http_resp_free(r);
 
     /* Someone else's or an unknown order id is not shown. */
-    r = get("/browser/checkout?order=00000000-0000-4000-8000-000000000000");
+    r = shop_get(srv, client, "/browser/checkout?order=00000000-0000-4000-8000-000000000000");
     cr_expect_eq(r->status, 404);
     http_resp_free(r);
     free(id);
@@ -749,10 +676,10 @@ Test(pages, double_submitted_checkout_makes_one_order)
 Test(pages, orders_page_empty_then_listed)
 {
     login_as("orders@example.com");
-    struct http_resp *r = get("/browser/orders");
+    struct http_resp *r = shop_get(srv, client, "/browser/orders");
     cr_assert_eq(r->status, 200);
-    expect_contains(r, "You have not ordered anything yet");
-    expect_contains(r, "aria-current=\"page\">Orders");
+    shop_expect_contains(r, "You have not ordered anything yet");
+    shop_expect_contains(r, "aria-current=\"page\">Orders");
     http_resp_free(r);
 }
 
@@ -760,32 +687,32 @@ Test(pages, orders_page_empty_then_listed)
 
 Test(pages, error_pages_are_html_in_the_layout)
 {
-    struct http_resp *r = get("/browser/x");
+    struct http_resp *r = shop_get(srv, client, "/browser/x");
     cr_expect_eq(r->status, 404);
     const char *ct = http_resp_header(r, "Content-Type");
     cr_expect(ct && strncmp(ct, "text/html", 9) == 0);
-    expect_contains(r, "Page not found");
-    expect_contains(r, "class=\"site-header\"");
-    expect_contains(r, "href=\"/static/style.css\"");
+    shop_expect_contains(r, "Page not found");
+    shop_expect_contains(r, "class=\"site-header\"");
+    shop_expect_contains(r, "href=\"/static/style.css\"");
     cr_expect_not_null(http_resp_header(r, "Content-Security-Policy"));
     http_resp_free(r);
 
     /* A path with markup in it is not echoed raw. */
-    r = get("/browser/%3Cscript%3Ealert(1)%3C%2Fscript%3E");
+    r = shop_get(srv, client, "/browser/%3Cscript%3Ealert(1)%3C%2Fscript%3E");
     cr_expect_eq(r->status, 404);
-    expect_lacks(r, "<script>alert(1)");
+    shop_expect_lacks(r, "<script>alert(1)");
     http_resp_free(r);
 
-    r = post_form("/", "x=1");
+    r = shop_post_form(srv, client, "/", "x=1");
     cr_expect_eq(r->status, 405);
-    expect_contains(r, "Method not allowed");
+    shop_expect_contains(r, "Method not allowed");
     http_resp_free(r);
 
     /* A logged-in user still sees who they are on an error page. */
     login_as("lost@example.com");
-    r = get("/browser/nowhere");
+    r = shop_get(srv, client, "/browser/nowhere");
     cr_expect_eq(r->status, 404);
-    expect_contains(r, "lost@example.com");
+    shop_expect_contains(r, "lost@example.com");
     http_resp_free(r);
 }
 
@@ -823,10 +750,10 @@ Test(pages_limits, spent_page_budget_answers_an_html_429, .timeout = 40)
               ct ? ct : "(none)");
     cr_expect_not_null(http_resp_header(r, "Retry-After"));
     cr_expect_not_null(http_resp_header(r, "Content-Security-Policy"));
-    expect_contains(r, "429");
-    expect_contains(r, "Slow down a little");
-    expect_contains(r, "Please wait");
-    expect_contains(r, "href=\"/static/style.css\"");
+    shop_expect_contains(r, "429");
+    shop_expect_contains(r, "Slow down a little");
+    shop_expect_contains(r, "Please wait");
+    shop_expect_contains(r, "href=\"/static/style.css\"");
     http_resp_free(r);
     /* Static files are not budgeted: the error page still has its stylesheet. */
     r = http_request(c, "GET", shop_url(limited, "/static/style.css"), NULL, NULL, NULL);

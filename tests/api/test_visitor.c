@@ -11,6 +11,7 @@
 #include "shared/xalloc.h"
 #include "tests/support/harness.h"
 #include "tests/support/shop.h"
+#include "tests/support/shop_client.h"
 
 static struct shop_server *srv;
 static char *dir, *db_path;
@@ -51,30 +52,6 @@ static long session_rows(void)
     return n;
 }
 
-static char *field_value(const char *html, const char *name)
-{
-    char needle[128];
-    snprintf(needle, sizeof(needle), "name=\"%s\" value=\"", name);
-    const char *p = html ? strstr(html, needle) : NULL;
-    if (!p)
-        return NULL;
-    p += strlen(needle);
-    const char *end = strchr(p, '"');
-    return end ? strndup(p, (size_t)(end - p)) : NULL;
-}
-
-static struct http_resp *get(struct http_client *c, const char *path)
-{
-    return http_request(c, "GET", shop_url(srv, path), NULL, NULL, NULL);
-}
-
-static struct http_resp *post_form(struct http_client *c, const char *path, const char *body, const char *cookie)
-{
-    const char *headers[] = {cookie, NULL};
-    return http_request(c, "POST", shop_url(srv, path), "application/x-www-form-urlencoded", body,
-                        cookie ? headers : NULL);
-}
-
 Test(visitor, a_hundred_cookieless_page_views_write_no_session)
 {
     long before = session_rows();
@@ -84,7 +61,7 @@ Test(visitor, a_hundred_cookieless_page_views_write_no_session)
     for (int round = 0; views < 100; round++)
         for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]) && views < 100; i++, views++) {
             struct http_client *c = http_client_new(); /* a new visitor each time, as a crawler is */
-            struct http_resp *r = get(c, pages[i]);
+            struct http_resp *r = shop_get(srv, c, pages[i]);
             cr_expect(r->status == 200 || r->status == 404 || r->status == 303, "%s: %ld", pages[i], r->status);
             http_resp_free(r);
             http_client_free(c);
@@ -100,14 +77,14 @@ Test(visitor, a_hundred_cookieless_page_views_write_no_session)
 Test(visitor, forms_need_the_token_of_their_own_visitor_cookie)
 {
     struct http_client *alice = http_client_new(), *mallory = http_client_new();
-    struct http_resp *r = get(alice, "/browser/register");
-    char *alice_token = field_value(r->body, "csrf_token");
+    struct http_resp *r = shop_get(srv, alice, "/browser/register");
+    char *alice_token = shop_field_value(r->body, "csrf_token");
     http_resp_free(r);
     char *alice_cookie = http_client_cookie(alice, "visitor");
     cr_assert_not_null(alice_token);
     cr_assert_not_null(alice_cookie);
-    r = get(mallory, "/browser/register");
-    char *mallory_token = field_value(r->body, "csrf_token");
+    r = shop_get(srv, mallory, "/browser/register");
+    char *mallory_token = shop_field_value(r->body, "csrf_token");
     http_resp_free(r);
     char *mallory_cookie = http_client_cookie(mallory, "visitor");
     cr_assert_str_neq(alice_token, mallory_token);
@@ -126,7 +103,8 @@ Test(visitor, forms_need_the_token_of_their_own_visitor_cookie)
         char *body = xasprintf(form, refused[i].token ? "&csrf_token=" : "", refused[i].token ? refused[i].token : "");
         char *cookie = refused[i].cookie_value ? xasprintf("Cookie: visitor=%s", refused[i].cookie_value) : NULL;
         struct http_client *fresh = http_client_new(); /* only the cookie we send */
-        r = post_form(fresh, "/browser/register", body, cookie);
+        const char *headers[] = {cookie, NULL};
+        r = shop_post_form_headers(srv, fresh, "/browser/register", body, headers);
         cr_expect_eq(r->status, 403, "%s: %ld", refused[i].what, r->status);
         cr_expect(r->body && strstr(r->body, "did not come from this site"), "%s", refused[i].what);
         http_resp_free(r);
@@ -137,7 +115,7 @@ Test(visitor, forms_need_the_token_of_their_own_visitor_cookie)
     /* Alice's own token with her own cookie works, and creates an account, not a session. */
     long sessions = session_rows();
     char *body = xasprintf(form, "&csrf_token=", alice_token);
-    r = post_form(alice, "/browser/register", body, NULL);
+    r = shop_post_form(srv, alice, "/browser/register", body);
     cr_expect_eq(r->status, 303, "%ld %s", r->status, r->body);
     http_resp_free(r);
     free(body);
@@ -154,15 +132,15 @@ Test(visitor, flash_messages_show_once_and_cannot_be_planted)
 {
     struct http_client *c = http_client_new();
     /* A logged-out visitor sent to the login page gets the notice in a cookie. */
-    struct http_resp *r = get(c, "/browser/cart");
+    struct http_resp *r = shop_get(srv, c, "/browser/cart");
     cr_assert_eq(r->status, 303);
     http_resp_free(r);
     char *flash = http_client_cookie(c, "flash");
     cr_assert_not_null(flash, "no flash cookie");
-    r = get(c, "/browser/login");
+    r = shop_get(srv, c, "/browser/login");
     cr_expect(r->body && strstr(r->body, "Please log in first"), "the notice is not shown");
     http_resp_free(r);
-    r = get(c, "/browser/login");
+    r = shop_get(srv, c, "/browser/login");
     cr_expect(r->body && !strstr(r->body, "Please log in first"), "the notice is shown twice");
     http_resp_free(r);
     http_client_free(c);
