@@ -26,6 +26,7 @@ out=${SHOP_TEST_OUTPUT:-$PWD/test-output}
 mkdir -p "$out"
 passed=0
 failed=0
+skipped=0
 failed_suites=()
 
 if [ "$only_e2e" -eq 0 ]; then
@@ -37,7 +38,8 @@ if [ "$only_e2e" -eq 0 ]; then
         # the two cores from being oversubscribed (and timing-sensitive checks honest).
         jobs=()
         case "$name" in integration/*|api/*) jobs=(--jobs=1) ;; esac
-        TERM=dumb timeout 900 "$b" "${jobs[@]}" >"$log" 2>&1
+        # --verbose: a skipped test says so ("[SKIP] suite::test: why").
+        TERM=dumb timeout 900 "$b" "${jobs[@]}" --verbose >"$log" 2>&1
         rc=$?
         synth=$(grep -a 'Synthesis:' "$log" | tail -n 1)
         t=$(sed -n 's/.*Tested: \([0-9]*\).*/\1/p' <<<"$synth")
@@ -45,6 +47,14 @@ if [ "$only_e2e" -eq 0 ]; then
         f=$(sed -n 's/.*Failing: \([0-9]*\).*/\1/p' <<<"$synth")
         c=$(sed -n 's/.*Crashing: \([0-9]*\).*/\1/p' <<<"$synth")
         t=${t:-0} p=${p:-0} f=${f:-0} c=${c:-0}
+        s=$(grep -a -c '^\[SKIP\]' "$log" || true)
+        if [ "$rc" -eq 0 ] && [ "$f" -eq 0 ] && [ "$c" -eq 0 ] && [ "$t" -eq 0 ] && [ "$s" -gt 0 ]; then
+            # Every test of the suite skipped itself, saying why: not a pass, not a failure.
+            grep -a '^\[SKIP\]' "$log" | sed 's/^/   /'
+            echo "   $s skipped"
+            skipped=$((skipped + s))
+            continue
+        fi
         if [ "$rc" -ne 0 ] || [ "$f" -ne 0 ] || [ "$c" -ne 0 ] || [ "$t" -eq 0 ]; then
             grep -a -E '\[(FAIL|----)\]|Assertion|Warning|CRASH|ERROR|Error|error' "$log" | head -n 60
             echo "   FAILED: $name (exit $rc, $t tested, $f failing, $c crashing; full log: $log)"
@@ -122,5 +132,5 @@ if [ "$e2e" -eq 1 ] && compgen -G "tests/e2e/*.test.mjs" >/dev/null; then
 fi
 
 [ ${#failed_suites[@]} -eq 0 ] || echo "Failed suites: ${failed_suites[*]}"
-echo "Tests: $passed passed, $failed failed"
+echo "Tests: $passed passed, $failed failed$([ "$skipped" -gt 0 ] && echo ", $skipped skipped")"
 [ "$failed" -eq 0 ]
