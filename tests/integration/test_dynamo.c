@@ -375,6 +375,10 @@ Test(dynamo, multi_puts_each_item_once_over_its_slots)
             struct dynamo_result r;
             while (dynamo_multi_next(m, &tag, &r)) {
                 *(enum dynamo_class *)tag = r.cls;
+                if (r.cls != (round == 0 ? DYNAMO_OK : DYNAMO_CONDITION_FAILED))
+                    cr_log_warn("round %d, item %zu: %s %s", round,
+                                (size_t)((enum dynamo_class *)tag - results),
+                                r.error_type ? r.error_type : "", r.message ? r.message : "");
                 taken++;
                 dynamo_result_cleanup(&r);
             }
