@@ -6,15 +6,16 @@
 // an admin manages the catalog, uploads an image (an SVG is refused) and sends
 // the failed order again until it is sent. Every page state passes axe-core on
 // a desktop and a phone viewport and needs no JavaScript (the pages have none).
+// The stand-in DynamoDB serves the file; each test starts its own shopd and
+// browser and places its own failed order, so that any test runs alone.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { axeViolations, freePort, launchBrowser, screenshot, startShop } from './lib.mjs';
+import { axeViolations, freePort, launchBrowser, screenshot, startShop, uniqueEmail } from './lib.mjs';
 
 const OWNER = 'owner@example.com';
-const SHOPPER = `shopper-${Date.now()}@example.com`;
 const PASSWORD = 'correct horse battery';
 const NEW_PASSWORD = 'a longer, better passphrase';
 const NOTICE = 'We could not send your order yet; we are on it.';
@@ -27,8 +28,10 @@ const PNG = Buffer.from(
 );
 
 let dynamo;
+let dynamoPort;
 let dynamoMode = 'refuse';
 const dynamoCalls = [];
+// The current test's shop and browser (tests run one after another).
 let shop;
 let browser;
 
@@ -49,29 +52,34 @@ before(async () => {
       }
     });
   });
-  const port = await freePort();
-  await new Promise((ok) => dynamo.listen(port, '127.0.0.1', ok));
+  dynamoPort = await freePort();
+  await new Promise((ok) => dynamo.listen(dynamoPort, '127.0.0.1', ok));
+});
+
+after(async () => {
+  if (dynamo) dynamo.close();
+});
+
+// A fresh shopd whose dispatcher sends to the stand-in (refusing again) and a
+// fresh browser, both stopped when test t ends.
+async function freshShop(t, log) {
+  dynamoMode = 'refuse';
   shop = await startShop(
     {
       ADMIN_EMAILS: OWNER,
       DISPATCHER_ENABLED: '1',
-      DYNAMODB_ENDPOINT: `http://127.0.0.1:${port}`,
+      DYNAMODB_ENDPOINT: `http://127.0.0.1:${dynamoPort}`,
       AWS_ACCESS_KEY_ID: 'test',
       AWS_SECRET_ACCESS_KEY: 'test',
     },
-    { logName: 'e2e-account-admin-shopd.log' },
+    { logName: `e2e-account-admin-${log}-shopd.log` },
   );
+  const stopShop = shop.stop;
+  t.after(() => stopShop());
   browser = await launchBrowser();
-});
-
-after(async () => {
-  try {
-    if (browser) await browser.close();
-  } finally {
-    if (shop) await shop.stop();
-    if (dynamo) dynamo.close();
-  }
-});
+  const closeBrowser = browser.close;
+  t.after(() => closeBrowser());
+}
 
 async function audit(page, label) {
   assert.equal(await page.evaluate(() => document.scripts.length), 0, `${label}: the page needs no script`);
@@ -110,23 +118,29 @@ async function waitForText(page, url, text, ms = 10000) {
   }
 }
 
-let orderId;
-
-test('a shopper follows a failed order, changes the password and logs out everywhere', async () => {
-  const { page } = browser;
-  await register(page, SHOPPER);
-  await login(page, SHOPPER);
+// A new shopper registers, logs in on page and checks out an apple; the
+// dispatcher tries once, DynamoDB refuses for good: the order is parked as
+// failed. Returns the order's id once its page shows the notice.
+async function placeFailedOrder(page, email) {
+  await register(page, email);
+  await login(page, email);
   await page.locator('#product-1').getByRole('button', { name: 'Add to cart' }).click();
   await page.waitForURL('**/browser/inventory#product-1');
   await page.goto(`${shop.base}/browser/cart`);
   await page.locator('#checkout').click();
   await page.waitForURL('**/browser/checkout?order=*');
-  orderId = new URL(page.url()).searchParams.get('order');
+  const orderId = new URL(page.url()).searchParams.get('order');
   assert.match(orderId, /^[0-9a-f-]{36}$/);
   assert.ok((await page.content()).includes(orderId), 'the confirmation shows the order');
-
-  // The dispatcher tries once, DynamoDB refuses for good: the order is parked as failed.
   await waitForText(page, `${shop.base}/browser/orders/${orderId}`, NOTICE);
+  return orderId;
+}
+
+test('a shopper follows a failed order, changes the password and logs out everywhere', async (t) => {
+  await freshShop(t, 'shopper');
+  const { page } = browser;
+  const SHOPPER = uniqueEmail('shopper');
+  const orderId = await placeFailedOrder(page, SHOPPER);
   const html = await page.content();
   assert.ok(!html.includes(DYNAMO_TEXT) && !html.includes('ValidationException'), 'no DynamoDB text for shoppers');
   assert.equal(await page.locator('#order-status').innerText(), 'Needs attention');
@@ -199,9 +213,19 @@ test('a shopper follows a failed order, changes the password and logs out everyw
   assert.deepEqual(browser.problems, [], 'no console errors, CSP violations or failed requests');
 });
 
-test('an admin manages the catalog, uploads an image and sends the failed order again', async () => {
+test('an admin manages the catalog, uploads an image and sends the failed order again', async (t) => {
+  await freshShop(t, 'admin');
   const { page } = browser;
-  assert.ok(orderId, 'the shopper test placed an order');
+  // A shopper's failed order, placed in a browser of its own.
+  const SHOPPER = uniqueEmail('shopper');
+  const shopper = await launchBrowser();
+  let orderId;
+  try {
+    orderId = await placeFailedOrder(shopper.page, SHOPPER);
+    assert.deepEqual(shopper.problems, []);
+  } finally {
+    await shopper.close();
+  }
   await register(page, OWNER);
   await login(page, OWNER);
   await page.getByRole('link', { name: 'Admin' }).click();

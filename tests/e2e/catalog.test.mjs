@@ -5,32 +5,40 @@
 // axe-core on a desktop and a phone viewport (screenshots go to
 // $SHOP_TEST_OUTPUT/screenshots-catalog/); the last test walks the same
 // forms and links again with JavaScript off, as plain HTML must allow.
-import { after, before, test } from 'node:test';
+// Each test starts its own shopd (an in-memory database with the eight seed
+// products) and browser, so that any test runs alone and in any order.
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { axeViolations, launchBrowser, screenshot, startShop } from './lib.mjs';
+import { axeViolations, launchBrowser, registerAndLogin, screenshot, startShop, uniqueEmail } from './lib.mjs';
 
 const ADMIN = 'owner@example.com';
 const PASSWORD = 'correct horse battery';
 const DESKTOP = { width: 1280, height: 800 };
 const PHONE = { width: 390, height: 844 };
 
+// The current test's shop, browser and admin session (tests run one after another).
 let shop;
 let browser;
 let adminCookie;
 
-before(async () => {
-  shop = await startShop({ ADMIN_EMAILS: ADMIN }, { logName: 'e2e-catalog-shopd.log' });
+// A fresh shopd, an admin logged in over the API and a fresh browser, stopped
+// when test t ends. The shopd log goes to $SHOP_TEST_OUTPUT/e2e-catalog-<log>.log.
+async function freshShop(t, log) {
+  shop = await startShop({ ADMIN_EMAILS: ADMIN }, { logName: `e2e-catalog-${log}-shopd.log` });
+  const stopShop = shop.stop;
+  t.after(() => stopShop());
   browser = await launchBrowser();
+  const closeBrowser = browser.close;
+  t.after(() => closeBrowser());
   adminCookie = await apiLogin(ADMIN);
-});
+}
 
-after(async () => {
-  try {
-    if (browser) await browser.close();
-  } finally {
-    if (shop) await shop.stop();
+// The 18 berries that make two pages of 24 with the eight seed products (ids 9 to 26).
+async function addBerries() {
+  for (let i = 1; i <= 18; i++) {
+    await admin('POST', '/products', { name: `Berry ${i}`, description: 'A small berry', price_cents: 100 + i, stock: 9 });
   }
-});
+}
 
 // Registers and logs in over the JSON API; returns the session cookie.
 async function apiLogin(email) {
@@ -78,7 +86,8 @@ const text = async (selector) => (await browser.page.locator(selector).first().t
 const cardIds = () =>
   browser.page.locator('li.product').evaluateAll((lis) => lis.map((li) => Number(li.id.replace('product-', ''))));
 
-test('search, sort and pages of the inventory', { timeout: 120000 }, async () => {
+test('search, sort and pages of the inventory', { timeout: 120000 }, async (t) => {
+  await freshShop(t, 'search');
   const { page } = browser;
   await page.goto(`${shop.base}/browser/inventory`);
   await audit('inventory');
@@ -103,10 +112,8 @@ test('search, sort and pages of the inventory', { timeout: 120000 }, async () =>
   await page.waitForURL(/\/browser\/inventory$/);
   assert.equal(await page.locator('li.product').count(), 8);
 
-  // Enough products for two pages of 24, also after a later test deletes one.
-  for (let i = 1; i <= 18; i++) {
-    await admin('POST', '/products', { name: `Berry ${i}`, description: 'A small berry', price_cents: 100 + i, stock: 9 });
-  }
+  // Enough products for two pages of 24.
+  await addBerries();
   await page.goto(`${shop.base}/browser/inventory?sort=-id`);
   assert.equal(await page.locator('li.product').count(), 24);
   assert.match(await text('.page-of'), /Page 1 of 2/);
@@ -128,7 +135,8 @@ test('search, sort and pages of the inventory', { timeout: 120000 }, async () =>
   await audit('inventory-bad-sort');
 });
 
-test('a product page shows the product and adds it to the cart', { timeout: 120000 }, async () => {
+test('a product page shows the product and adds it to the cart', { timeout: 120000 }, async (t) => {
+  await freshShop(t, 'product');
   const { page } = browser;
   await page.goto(`${shop.base}/browser/inventory`);
   await page.locator('#product-3').getByRole('link', { name: 'Orange' }).click();
@@ -157,16 +165,7 @@ test('a product page shows the product and adds it to the cart', { timeout: 1200
   await page.getByRole('button', { name: 'Add to cart' }).click();
   await page.waitForURL(/\/browser\/login/);
 
-  const email = `catalog-${Date.now()}@example.com`;
-  await page.goto(`${shop.base}/browser/register`);
-  await page.fill('#email', email);
-  await page.fill('#password', PASSWORD);
-  await page.getByRole('button', { name: 'Create account' }).click();
-  await page.waitForURL('**/browser/login');
-  await page.fill('#email', email);
-  await page.fill('#password', PASSWORD);
-  await page.getByRole('button', { name: 'Log in' }).click();
-  await page.waitForURL('**/browser/inventory');
+  await registerAndLogin(page, shop.base, uniqueEmail('catalog'), PASSWORD);
 
   await page.goto(`${shop.base}/browser/products/3`);
   await page.fill('#qty-3', '3');
@@ -181,9 +180,16 @@ test('a product page shows the product and adds it to the cart', { timeout: 1200
   await audit('product-404');
 });
 
-test('a changed price is marked in the cart and confirmed at checkout', { timeout: 120000 }, async () => {
+test('a changed price is marked in the cart and confirmed at checkout', { timeout: 120000 }, async (t) => {
+  await freshShop(t, 'price');
   const { page } = browser;
-  // The shopper from the previous test has 3 oranges at $0.75.
+  // A shopper puts 3 oranges at $0.75 in the cart.
+  await registerAndLogin(page, shop.base, uniqueEmail('price'), PASSWORD);
+  await page.goto(`${shop.base}/browser/products/3`);
+  await page.fill('#qty-3', '3');
+  await page.getByRole('button', { name: 'Add to cart' }).click();
+  await page.waitForURL('**/browser/products/3');
+  assert.match(await text('.flash'), /Added 3 × Orange to your cart/);
   await admin('PUT', '/products/3', { price_cents: 90 });
   await page.goto(`${shop.base}/browser/cart`);
   const cell = page.locator('#line-3 .cart-price');
@@ -214,8 +220,10 @@ test('a changed price is marked in the cart and confirmed at checkout', { timeou
   assert.match(await text('main'), /\$2\.85/);
 });
 
-test('a product deleted from the cart is named once on the next visit', { timeout: 120000 }, async () => {
+test('a product deleted from the cart is named once on the next visit', { timeout: 120000 }, async (t) => {
+  await freshShop(t, 'deleted');
   const { page } = browser;
+  await registerAndLogin(page, shop.base, uniqueEmail('deleted'), PASSWORD);
   await page.goto(`${shop.base}/browser/products/6`);
   await page.getByRole('button', { name: 'Add to cart' }).click();
   await page.waitForURL('**/browser/products/6');
@@ -235,21 +243,14 @@ test('a product deleted from the cart is named once on the next visit', { timeou
   assert.equal(res.status(), 404);
 });
 
-test('search, pages, the product page and the price review work without JavaScript', { timeout: 120000 }, async () => {
+test('search, pages, the product page and the price review work without JavaScript', { timeout: 120000 }, async (t) => {
+  await freshShop(t, 'nojs');
+  await addBerries();
   // axe-core needs JavaScript, so this browser only walks the forms and links.
   const nojs = await launchBrowser({ javaScriptEnabled: false });
   try {
     const { page } = nojs;
-    const email = `nojs-${Date.now()}@example.com`;
-    await page.goto(`${shop.base}/browser/register`);
-    await page.fill('#email', email);
-    await page.fill('#password', PASSWORD);
-    await page.getByRole('button', { name: 'Create account' }).click();
-    await page.waitForURL('**/browser/login');
-    await page.fill('#email', email);
-    await page.fill('#password', PASSWORD);
-    await page.getByRole('button', { name: 'Log in' }).click();
-    await page.waitForURL('**/browser/inventory');
+    await registerAndLogin(page, shop.base, uniqueEmail('nojs'), PASSWORD);
 
     await page.fill('#search-q', 'BERRY');
     await page.selectOption('#search-sort', '-price');

@@ -110,11 +110,13 @@ export async function startShop(env = {}, { logName } = {}) {
 // A headless Chromium with a fresh profile. Returns { context, page, problems,
 // close() }; problems collects console errors (CSP violations among them) and
 // failed subresource requests. javaScriptEnabled: false shows the pages as a
-// browser without JavaScript does.
+// browser without JavaScript does. ignoreHTTPSErrors is for Playwright's own
+// requests (context.request), which do not see Chromium's certificate flags.
 export async function launchBrowser({
   args = [],
   viewport = { width: 1280, height: 800 },
   javaScriptEnabled = true,
+  ignoreHTTPSErrors = false,
 } = {}) {
   const { chromium } = require('playwright-core');
   const profile = mkdtempSync(join(tmpdir(), 'shop-e2e-chromium-'));
@@ -133,6 +135,7 @@ export async function launchBrowser({
     ],
     viewport,
     javaScriptEnabled,
+    ignoreHTTPSErrors,
   });
   context.setDefaultTimeout(10000);
   const page = context.pages()[0] || (await context.newPage());
@@ -152,6 +155,28 @@ export async function launchBrowser({
     }
   }
   return { context, page, problems, close };
+}
+
+// An address no other test (nor an earlier run on the same shop) has used.
+let emailCount = 0;
+export function uniqueEmail(prefix) {
+  emailCount += 1;
+  return `${prefix}-${Date.now()}-${process.pid}-${emailCount}@example.com`;
+}
+
+// Registers a new account through the register page and logs in through the
+// login page, so that a test starts from its own session and empty cart.
+// Ends on the inventory page.
+export async function registerAndLogin(page, base, email, password) {
+  await page.goto(`${base}/browser/register`);
+  await page.fill('#email', email);
+  await page.fill('#password', password);
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await page.waitForURL('**/browser/login');
+  await page.fill('#email', email);
+  await page.fill('#password', password);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.waitForURL('**/browser/inventory');
 }
 
 const axeSource = () => readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');

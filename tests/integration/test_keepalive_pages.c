@@ -105,7 +105,11 @@ static void second_page_is_not_delayed(int port, const char *via)
             best_second = second;
     }
     cr_assert_gt(bytes, 15000, "%s: the page is %zu bytes, not the 20 KB the check needs", via, bytes);
-    cr_expect_lt(best_second, 10.0, "%s: the fastest second request took %.1f ms", via, best_second);
+    /* The bug (a small write held back by Nagle until the client's delayed ACK) costs the
+       40 ms of Linux's delayed ACK on every round; the best of five stays far below on a
+       loaded machine. */
+    cr_expect_lt(best_second, 25.0, "%s: the fastest second request took %.1f ms (a delayed ACK costs 40 ms)",
+                 via, best_second);
 }
 
 Test(keepalive_pages, second_request_on_a_connection_is_not_delayed)

@@ -160,7 +160,9 @@ Test(ratelimit_shopd, fails_open_when_ratelimitd_is_gone)
         long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
         cr_assert_eq(r->status, 200, "request %d: %ld %s", i, r->status, r->error);
         cr_assert_null(http_resp_header(r, "RateLimit-Limit"), "no budget was checked");
-        cr_assert_lt(ms, 1000, "request %d took %ld ms", i, ms);
+        /* Ten times the 200 ms check timeout: failing open at once or at the timeout both
+           pass, a request held while shopd waits on the missing daemon does not. */
+        cr_assert_lt(ms, 2000, "request %d took %ld ms (RATELIMIT_TIMEOUT_MS=200)", i, ms);
         http_resp_free(r);
     }
     cr_assert(harness_alive(shopd));
