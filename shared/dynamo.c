@@ -132,7 +132,8 @@ void dynamo_client_free(struct dynamo_client *c)
     free(c->path);
     free(c->access_key_id);
     if (c->secret_access_key) {
-        OPENSSL_cleanse(c->secret_access_key, strlen(c->secret_access_key)); /* a memset before free may be dropped */
+        OPENSSL_cleanse(c->secret_access_key,
+                        strlen(c->secret_access_key)); /* a memset before free may be dropped */
         free(c->secret_access_key);
     }
     free(c->session_token);

@@ -12,7 +12,8 @@
 #include <strings.h>
 #include <time.h>
 
-static const char SQL_INSERT_USER[] = "INSERT INTO users (email, password_hash, created_at) VALUES (?1, ?2, ?3)";
+static const char SQL_INSERT_USER[] =
+    "INSERT INTO users (email, password_hash, created_at) VALUES (?1, ?2, ?3)";
 static const char SQL_FIND_USER[] = "SELECT id, password_hash FROM users WHERE email = ?1";
 static const char SQL_REHASH[] = "UPDATE users SET password_hash = ?2 WHERE id = ?1";
 static const char SQL_USER_HASH[] = "SELECT password_hash FROM users WHERE id = ?1";
@@ -59,8 +60,8 @@ static enum outcome validate_new_account(const char *email, const char *password
 }
 
 /* Writes the new user with an already computed hash. */
-static enum outcome insert_user(struct db *db, const char *email, const char *hash, int64_t *user_id, char *msg,
-                                size_t msglen)
+static enum outcome insert_user(struct db *db, const char *email, const char *hash, int64_t *user_id,
+                                char *msg, size_t msglen)
 {
     sqlite3_stmt *st = db_stmt(db, SQL_INSERT_USER);
     sqlite3_bind_text(st, 1, email, -1, SQLITE_STATIC);
@@ -86,7 +87,7 @@ static enum outcome insert_user(struct db *db, const char *email, const char *ha
 struct account_job {
     struct db *db;
     char *email, *password;
-    char *stored;   /* login: the stored hash (NULL: unknown email) */
+    char *stored; /* login: the stored hash (NULL: unknown email) */
     int64_t user_id;
     bool verified;
     char *new_hash; /* register: the hash; login: an upgraded hash when the stored one is outdated */
@@ -104,8 +105,8 @@ static void job_free(struct account_job *j)
     free(j);
 }
 
-static struct account_job *job_new(struct db *db, const char *email, const char *password, accounts_done_fn done,
-                                   void *arg)
+static struct account_job *job_new(struct db *db, const char *email, const char *password,
+                                   accounts_done_fn done, void *arg)
 {
     struct account_job *j = xcalloc(1, sizeof(*j));
     j->db = db;

@@ -35,6 +35,7 @@ void api_metrics(struct request *r);
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-bool api_int_field(json_t *obj, const char *key, int64_t min, int64_t max, int64_t *out, char *msg, size_t msglen);
+bool api_int_field(json_t *obj, const char *key, int64_t min, int64_t max, int64_t *out, char *msg,
+                   size_t msglen);
 
 #endif

@@ -15,9 +15,10 @@ static const char SQL_PRODUCT_STOCK[] = "SELECT stock, name, price_cents FROM pr
 static const char SQL_LINE_QTY[] = "SELECT quantity FROM cart_items WHERE user_id = ?1 AND product_id = ?2";
 /* A line keeps the price it was first added at until the shopper accepts a
    change (cart_accept_prices): adding more of it does not silently accept one. */
-static const char SQL_UPSERT[] = "INSERT INTO cart_items (user_id, product_id, quantity, added_at, unit_price_cents)"
-                                 " VALUES (?1, ?2, ?3, ?4, ?5)"
-                                 " ON CONFLICT (user_id, product_id) DO UPDATE SET quantity = excluded.quantity";
+static const char SQL_UPSERT[] =
+    "INSERT INTO cart_items (user_id, product_id, quantity, added_at, unit_price_cents)"
+    " VALUES (?1, ?2, ?3, ?4, ?5)"
+    " ON CONFLICT (user_id, product_id) DO UPDATE SET quantity = excluded.quantity";
 static const char SQL_CHANGED_TOTALS[] =
     "SELECT coalesce(sum(p.price_cents * c.quantity), 0),"
     " count(CASE WHEN p.price_cents <> coalesce(c.unit_price_cents, p.price_cents) THEN 1 END)"
@@ -44,15 +45,16 @@ json_t *cart_view(struct db *db, int64_t user_id)
         count += qty;
         if (added != price)
             changed++;
-        json_array_append_new(
-            items, json_pack("{s:I, s:s, s:o, s:I, s:I, s:I, s:o, s:s, s:I, s:o, s:I, s:b}", "product_id",
-                             (json_int_t)sqlite3_column_int64(st, 0), "name", (const char *)sqlite3_column_text(st, 1),
-                             "price", catalog_price_json(price), "price_cents", (json_int_t)price, "quantity",
-                             (json_int_t)qty, "line_total_cents", (json_int_t)line, "line_total",
-                             catalog_price_json(line), "image_url", (const char *)sqlite3_column_text(st, 4),
-                             "stock", (json_int_t)sqlite3_column_int64(st, 5), "added_price",
-                             catalog_price_json(added), "added_price_cents", (json_int_t)added, "price_changed",
-                             added != price));
+        json_array_append_new(items, json_pack("{s:I, s:s, s:o, s:I, s:I, s:I, s:o, s:s, s:I, s:o, s:I, s:b}",
+                                               "product_id", (json_int_t)sqlite3_column_int64(st, 0), "name",
+                                               (const char *)sqlite3_column_text(st, 1), "price",
+                                               catalog_price_json(price), "price_cents", (json_int_t)price,
+                                               "quantity", (json_int_t)qty, "line_total_cents",
+                                               (json_int_t)line, "line_total", catalog_price_json(line),
+                                               "image_url", (const char *)sqlite3_column_text(st, 4), "stock",
+                                               (json_int_t)sqlite3_column_int64(st, 5), "added_price",
+                                               catalog_price_json(added), "added_price_cents",
+                                               (json_int_t)added, "price_changed", added != price));
     }
     db_done(st);
     if (rc != SQLITE_DONE) {
@@ -74,8 +76,8 @@ int64_t cart_count(struct db *db, int64_t user_id)
 }
 
 /* Reads a product's stock; OUT_NOT_FOUND when it does not exist. */
-static enum outcome product_stock(struct db *db, int64_t product_id, int64_t *stock, int64_t *price, char *name,
-                                  size_t namelen)
+static enum outcome product_stock(struct db *db, int64_t product_id, int64_t *stock, int64_t *price,
+                                  char *name, size_t namelen)
 {
     sqlite3_stmt *st = db_stmt(db, SQL_PRODUCT_STOCK);
     sqlite3_bind_int64(st, 1, product_id);
@@ -125,8 +127,8 @@ static enum outcome write_line(struct db *db, int64_t user_id, int64_t product_i
 }
 
 /* Read-check-write in one IMMEDIATE transaction so two concurrent adds cannot both pass the stock check. */
-static enum outcome change_line(struct db *db, int64_t user_id, int64_t product_id, int64_t quantity, bool add,
-                                char *msg, size_t msglen)
+static enum outcome change_line(struct db *db, int64_t user_id, int64_t product_id, int64_t quantity,
+                                bool add, char *msg, size_t msglen)
 {
     if (quantity < (add ? 1 : 0) || quantity > CART_MAX_QUANTITY) {
         snprintf(msg, msglen, "quantity must be a positive integer");
@@ -255,8 +257,8 @@ json_t *cart_take_notices(struct db *db, int64_t user_id)
         char message[512];
         snprintf(message, sizeof(message), "%s is no longer sold and was removed from your cart.", name);
         json_array_append_new(list, json_pack("{s:I, s:s, s:s}", "product_id",
-                                              (json_int_t)sqlite3_column_int64(st, 0), "name", name, "message",
-                                              message));
+                                              (json_int_t)sqlite3_column_int64(st, 0), "name", name,
+                                              "message", message));
     }
     db_done(st);
     if (rc != SQLITE_DONE) {

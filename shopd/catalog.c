@@ -8,7 +8,8 @@
 #include <string.h>
 #include <time.h>
 
-static const char SQL_LIST[] = "SELECT id, name, description, price_cents, stock, image_url FROM products ORDER BY id";
+static const char SQL_LIST[] =
+    "SELECT id, name, description, price_cents, stock, image_url FROM products ORDER BY id";
 static const char SQL_GET[] =
     "SELECT id, name, description, price_cents, stock, image_url FROM products WHERE id = ?1";
 static const char SQL_INSERT[] = "INSERT INTO products (name, description, price_cents, stock, image_url, "
@@ -27,11 +28,11 @@ static const char SQL_COUNT[] = "SELECT count(*) FROM products";
    key of the cursor's product (NULL: from the start), ?4 the row limit (-1:
    all), ?5 the offset. lower() folds ASCII letters only: SQLite without ICU
    knows no other case mapping. One statement per sort, so each is planned once. */
-#define SEARCH_WHERE                                                                                            \
+#define SEARCH_WHERE                                                                                         \
     " WHERE (?1 IS NULL OR instr(lower(name), lower(?1)) > 0 OR instr(lower(description), lower(?1)) > 0)"
-#define SEARCH_SQL(key, cmp, dir)                                                                               \
-    "SELECT id, name, description, price_cents, stock, image_url FROM products" SEARCH_WHERE                    \
-    " AND (?2 IS NULL OR (" key ", id) " cmp " (?3, ?2))"                                                       \
+#define SEARCH_SQL(key, cmp, dir)                                                                            \
+    "SELECT id, name, description, price_cents, stock, image_url FROM products" SEARCH_WHERE                 \
+    " AND (?2 IS NULL OR (" key ", id) " cmp " (?3, ?2))"                                                    \
     " ORDER BY " key " " dir ", id " dir " LIMIT ?4 OFFSET ?5"
 static const char *const SQL_SEARCH[] = {
     [CATALOG_SORT_ID] = SEARCH_SQL("id", ">", "ASC"),
@@ -57,11 +58,11 @@ json_t *catalog_price_json(int64_t cents)
 static json_t *row_to_json(sqlite3_stmt *st)
 {
     int64_t cents = sqlite3_column_int64(st, 3);
-    return json_pack("{s:I, s:s, s:s, s:o, s:I, s:I, s:s}", "id", (json_int_t)sqlite3_column_int64(st, 0), "name",
-                     (const char *)sqlite3_column_text(st, 1), "description",
-                     (const char *)sqlite3_column_text(st, 2), "price", catalog_price_json(cents), "price_cents",
-                     (json_int_t)cents, "stock", (json_int_t)sqlite3_column_int64(st, 4), "image_url",
-                     (const char *)sqlite3_column_text(st, 5));
+    return json_pack("{s:I, s:s, s:s, s:o, s:I, s:I, s:s}", "id", (json_int_t)sqlite3_column_int64(st, 0),
+                     "name", (const char *)sqlite3_column_text(st, 1), "description",
+                     (const char *)sqlite3_column_text(st, 2), "price", catalog_price_json(cents),
+                     "price_cents", (json_int_t)cents, "stock", (json_int_t)sqlite3_column_int64(st, 4),
+                     "image_url", (const char *)sqlite3_column_text(st, 5));
 }
 
 json_t *catalog_list(struct db *db)
@@ -202,7 +203,8 @@ static enum outcome take_string(json_t *body, const char *key, bool required, bo
 #define MAX_PRICE_CENTS 100000000000LL
 #define MAX_STOCK 1000000000LL
 
-static enum outcome take_price(json_t *body, bool required, struct product_input *out, char *msg, size_t msglen)
+static enum outcome take_price(json_t *body, bool required, struct product_input *out, char *msg,
+                               size_t msglen)
 {
     json_t *cents = json_object_get(body, "price_cents");
     json_t *price = json_object_get(body, "price");
@@ -248,7 +250,8 @@ static enum outcome take_price(json_t *body, bool required, struct product_input
     return OUT_OK;
 }
 
-static enum outcome take_stock(json_t *body, bool required, struct product_input *out, char *msg, size_t msglen)
+static enum outcome take_stock(json_t *body, bool required, struct product_input *out, char *msg,
+                               size_t msglen)
 {
     json_t *v = json_object_get(body, "stock");
     out->has_stock = false;

@@ -35,9 +35,9 @@ enum outcome catalog_parse_input(json_t *body, bool require_all, struct product_
 json_t *catalog_list(struct db *db);
 /* One page of a search (catalog_query.h says what q may ask). */
 struct catalog_results {
-    json_t *items;   /* the products, a new JSON array (caller decrefs) */
-    int64_t total;   /* how many products match q->q, over all pages */
-    bool has_more;   /* another page follows */
+    json_t *items; /* the products, a new JSON array (caller decrefs) */
+    int64_t total; /* how many products match q->q, over all pages */
+    bool has_more; /* another page follows */
     /* When has_more: the cursor that continues after this page (also for a
        page asked by number); else "". */
     char next_cursor[CATALOG_CURSOR_MAX];

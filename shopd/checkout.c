@@ -19,8 +19,9 @@ static const char SQL_CART_LINES[] = "SELECT p.id, p.name, p.price_cents, c.quan
                                      " WHERE c.user_id = ?1 ORDER BY c.added_at, p.id";
 static const char SQL_TAKE_STOCK[] = "UPDATE products SET stock = stock - ?2 WHERE id = ?1 AND stock >= ?2";
 static const char SQL_USER_EMAIL[] = "SELECT email FROM users WHERE id = ?1";
-static const char SQL_INSERT_ORDER[] = "INSERT INTO orders (id, user_id, user_email, total_cents, idempotency_key,"
-                                       " created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+static const char SQL_INSERT_ORDER[] =
+    "INSERT INTO orders (id, user_id, user_email, total_cents, idempotency_key,"
+    " created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 static const char SQL_INSERT_LINE[] = "INSERT INTO order_lines (order_id, product_id, name, unit_price_cents,"
                                       " quantity) VALUES (?1, ?2, ?3, ?4, ?5)";
 static const char SQL_CLEAR_CART[] = "DELETE FROM cart_items WHERE user_id = ?1";
@@ -125,12 +126,12 @@ static json_t *price_changes(const struct line *lines, size_t n)
         const struct line *l = &lines[i];
         if (l->price_cents == l->added_price_cents)
             continue;
-        json_array_append_new(changed,
-                              json_pack("{s:I, s:s, s:I, s:o, s:I, s:o, s:I}", "product_id", (json_int_t)l->product_id,
-                                        "name", l->name, "old_price_cents", (json_int_t)l->added_price_cents,
-                                        "old_price", catalog_price_json(l->added_price_cents), "price_cents",
-                                        (json_int_t)l->price_cents, "price", catalog_price_json(l->price_cents),
-                                        "quantity", (json_int_t)l->quantity));
+        json_array_append_new(
+            changed,
+            json_pack("{s:I, s:s, s:I, s:o, s:I, s:o, s:I}", "product_id", (json_int_t)l->product_id, "name",
+                      l->name, "old_price_cents", (json_int_t)l->added_price_cents, "old_price",
+                      catalog_price_json(l->added_price_cents), "price_cents", (json_int_t)l->price_cents,
+                      "price", catalog_price_json(l->price_cents), "quantity", (json_int_t)l->quantity));
     }
     return changed;
 }
@@ -271,23 +272,23 @@ json_t *checkout_orders(struct db *db, int64_t user_id)
         if (!current || strcmp(json_string_value(json_object_get(current, "order_id")), id) != 0) {
             int64_t total = sqlite3_column_int64(st, 2);
             const char *err = (const char *)sqlite3_column_text(st, 5);
-            current = json_pack("{s:s, s:s, s:I, s:o, s:s, s:s, s:[]}", "order_id", id, "created_at",
-                                (const char *)sqlite3_column_text(st, 1), "total_cents", (json_int_t)total,
-                                "total", catalog_price_json(total), "currency",
-                                (const char *)sqlite3_column_text(st, 3), "status",
-                                (const char *)sqlite3_column_text(st, 4), "items");
+            current =
+                json_pack("{s:s, s:s, s:I, s:o, s:s, s:s, s:[]}", "order_id", id, "created_at",
+                          (const char *)sqlite3_column_text(st, 1), "total_cents", (json_int_t)total, "total",
+                          catalog_price_json(total), "currency", (const char *)sqlite3_column_text(st, 3),
+                          "status", (const char *)sqlite3_column_text(st, 4), "items");
             json_object_set_new(current, "error", err ? json_string(err) : json_null());
             json_array_append_new(orders, current);
         }
         if (sqlite3_column_type(st, 6) == SQLITE_NULL)
             continue;
         int64_t price = sqlite3_column_int64(st, 8), qty = sqlite3_column_int64(st, 9);
-        json_array_append_new(json_object_get(current, "items"),
-                              json_pack("{s:I, s:s, s:I, s:o, s:I, s:I}", "product_id",
-                                        (json_int_t)sqlite3_column_int64(st, 6), "name",
-                                        (const char *)sqlite3_column_text(st, 7), "unit_price_cents",
-                                        (json_int_t)price, "unit_price", catalog_price_json(price), "quantity",
-                                        (json_int_t)qty, "line_total_cents", (json_int_t)(price * qty)));
+        json_array_append_new(
+            json_object_get(current, "items"),
+            json_pack("{s:I, s:s, s:I, s:o, s:I, s:I}", "product_id", (json_int_t)sqlite3_column_int64(st, 6),
+                      "name", (const char *)sqlite3_column_text(st, 7), "unit_price_cents", (json_int_t)price,
+                      "unit_price", catalog_price_json(price), "quantity", (json_int_t)qty,
+                      "line_total_cents", (json_int_t)(price * qty)));
     }
     db_done(st);
     if (rc != SQLITE_DONE) {

@@ -207,7 +207,8 @@ void pages_checkout(struct request *r)
         }
         enum outcome a = cart_accept_prices(r->db, r->session.user_id, shown, msg, sizeof(msg));
         if (a == OUT_CONFLICT) {
-            render_flash(r, "error", "Prices changed again while you were looking. Please review them once more.");
+            render_flash(r, "error",
+                         "Prices changed again while you were looking. Please review them once more.");
             reply_redirect(r, "/browser/checkout/review");
             return;
         }
@@ -266,8 +267,9 @@ void pages_checkout_review(struct request *r)
         set_money(line, "price_display", "price_cents");
         set_money(line, "added_price_display", "added_price_cents");
         set_image(line);
-        json_object_set_new(line, "went_up", json_boolean(json_integer_value(json_object_get(line, "price_cents")) >
-                                                          json_integer_value(json_object_get(line, "added_price_cents"))));
+        json_object_set_new(line, "went_up",
+                            json_boolean(json_integer_value(json_object_get(line, "price_cents")) >
+                                         json_integer_value(json_object_get(line, "added_price_cents"))));
         json_array_append(changed, line);
     }
     set_money(cart, "total_display", "total_cents");

@@ -50,10 +50,13 @@ static const struct route routes[] = {
     {"GET", "/browser/products", pages_inventory, "page", RL_KEY_ADDRESS, PAGE, "page_inventory"},
     {"GET", "/browser/cart", pages_cart, "page", RL_KEY_USER, PAGE | USER, "page_cart"},
     {"POST", "/browser/cart/add", pages_cart_add, "cart", RL_KEY_USER, PAGE | USER | CSRF, "page_cart_add"},
-    {"POST", "/browser/cart/update", pages_cart_update, "cart", RL_KEY_USER, PAGE | USER | CSRF, "page_cart_update"},
-    {"POST", "/browser/cart/remove", pages_cart_remove, "cart", RL_KEY_USER, PAGE | USER | CSRF, "page_cart_remove"},
+    {"POST", "/browser/cart/update", pages_cart_update, "cart", RL_KEY_USER, PAGE | USER | CSRF,
+     "page_cart_update"},
+    {"POST", "/browser/cart/remove", pages_cart_remove, "cart", RL_KEY_USER, PAGE | USER | CSRF,
+     "page_cart_remove"},
     {"GET", "/browser/checkout", pages_confirmation, "page", RL_KEY_USER, PAGE | USER, "page_checkout"},
-    {"POST", "/browser/checkout", pages_checkout, "checkout", RL_KEY_USER, PAGE | USER | CSRF, "page_checkout"},
+    {"POST", "/browser/checkout", pages_checkout, "checkout", RL_KEY_USER, PAGE | USER | CSRF,
+     "page_checkout"},
     {"GET", "/browser/orders", pages_orders, "page", RL_KEY_USER, PAGE | USER, "page_orders"},
     /* Browser: account and one order */
     {"GET", "/browser/account", pages_account, "page", RL_KEY_USER, PAGE | USER, "page_account"},
@@ -86,7 +89,8 @@ static const struct route routes[] = {
     {"HEAD", "/uploads/", pages_upload, NULL, RL_KEY_NONE, ROUTE_PAGE | ROUTE_PREFIX, "uploads"},
     /* Catalog pages */
     {"GET", "/browser/products/#", pages_product, "page", RL_KEY_ADDRESS, PAGE, "page_product"},
-    {"GET", "/browser/checkout/review", pages_checkout_review, "page", RL_KEY_USER, PAGE | USER, "page_checkout_review"},
+    {"GET", "/browser/checkout/review", pages_checkout_review, "page", RL_KEY_USER, PAGE | USER,
+     "page_checkout_review"},
     {"GET", "/static/", pages_static, NULL, RL_KEY_NONE, ROUTE_PAGE | ROUTE_PREFIX, "static"},
     {"HEAD", "/static/", pages_static, NULL, RL_KEY_NONE, ROUTE_PAGE | ROUTE_PREFIX, "static"},
 };

@@ -10,8 +10,9 @@
 
 static const char SQL_INSERT[] =
     "INSERT INTO sessions (token_hash, user_id, csrf, created_at, last_seen) VALUES (?1, ?2, ?3, ?4, ?4)";
-static const char SQL_LOOKUP[] = "SELECT s.user_id, coalesce(u.email, ''), s.csrf, s.created_at, s.last_seen"
-                                 " FROM sessions s LEFT JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?1";
+static const char SQL_LOOKUP[] =
+    "SELECT s.user_id, coalesce(u.email, ''), s.csrf, s.created_at, s.last_seen"
+    " FROM sessions s LEFT JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?1";
 static const char SQL_USER_EMAIL[] = "SELECT email FROM users WHERE id = ?1";
 static const char SQL_TOUCH[] = "UPDATE sessions SET last_seen = ?2 WHERE token_hash = ?1";
 static const char SQL_DELETE[] = "DELETE FROM sessions WHERE token_hash = ?1";
@@ -142,7 +143,8 @@ int sessions_set_flash(struct db *db, const char *key, const char *kind, const c
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
-bool sessions_take_flash(struct db *db, const char *key, char *kind, size_t kindlen, char *message, size_t msglen)
+bool sessions_take_flash(struct db *db, const char *key, char *kind, size_t kindlen, char *message,
+                         size_t msglen)
 {
     sqlite3_stmt *st = db_stmt(db, SQL_PEEK_FLASH);
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);

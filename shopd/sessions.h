@@ -16,10 +16,10 @@
 #define SESSION_TOKEN_LEN 64
 
 struct session {
-    char key[65];     /* HMAC of the token: the row's primary key */
-    int64_t user_id;  /* 0 when anonymous */
-    char email[256];  /* the user's email, empty when anonymous */
-    char csrf[65];    /* per-session CSRF token for HTML forms */
+    char key[65];    /* HMAC of the token: the row's primary key */
+    int64_t user_id; /* 0 when anonymous */
+    char email[256]; /* the user's email, empty when anonymous */
+    char csrf[65];   /* per-session CSRF token for HTML forms */
 };
 
 struct session_policy {

@@ -51,8 +51,8 @@ static void flash_sign(const char *secret, const char *text, size_t len, char *o
     free(signed_text);
 }
 
-bool visitor_flash_encode(const char *secret, const char *kind, const char *message, time_t expires, char *out,
-                          size_t outlen)
+bool visitor_flash_encode(const char *secret, const char *kind, const char *message, time_t expires,
+                          char *out, size_t outlen)
 {
     size_t klen = strlen(kind), mlen = strlen(message);
     if (!kind_ok(kind, klen) || outlen < VISITOR_FLASH_COOKIE_MAX)

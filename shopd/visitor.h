@@ -39,8 +39,8 @@ void visitor_csrf_token(const char *secret, const char *id, char *out);
 /* Writes the flash cookie value for kind ("success", "error" or "info") and
  * message, valid until expires, into out (VISITOR_FLASH_COOKIE_MAX bytes).
  * Returns false for another kind. */
-bool visitor_flash_encode(const char *secret, const char *kind, const char *message, time_t expires, char *out,
-                          size_t outlen);
+bool visitor_flash_encode(const char *secret, const char *kind, const char *message, time_t expires,
+                          char *out, size_t outlen);
 /* Reads a flash cookie value: true, with kind and message (NUL-terminated,
  * cut to their buffers), when its signature is right and it has not expired
  * at now; false for anything else. */

@@ -25,14 +25,16 @@ static void stop(void)
 
 TestSuite(api, .init = start, .fini = stop, .timeout = 60);
 
-static void expect_status(const char *method, const char *path, const char *body, long status, const char *msg)
+static void expect_status(const char *method, const char *path, const char *body, long status,
+                          const char *msg)
 {
     struct http_resp *r = shop_send_json(srv, client, method, path, body);
-    cr_expect_eq(r->status, status, "%s %s %s: got %ld %s", method, path, body ? body : "", r->status, r->body);
+    cr_expect_eq(r->status, status, "%s %s %s: got %ld %s", method, path, body ? body : "", r->status,
+                 r->body);
     if (msg) {
         const char *m = shop_message(r);
-        cr_expect(m && strstr(m, msg), "%s %s: message '%s' should contain '%s'", method, path, m ? m : "(none)",
-                  msg);
+        cr_expect(m && strstr(m, msg), "%s %s: message '%s' should contain '%s'", method, path,
+                  m ? m : "(none)", msg);
     }
     http_resp_free(r);
 }
@@ -51,7 +53,8 @@ Test(api, register_duplicate_user)
     expect_status("POST", "/register", body, 201, NULL);
     expect_status("POST", "/register", body, 409, "already");
     /* Emails compare case-insensitively. */
-    expect_status("POST", "/register", "{\"email\":\"DUP@example.com\",\"password\":\"password123\"}", 409, NULL);
+    expect_status("POST", "/register", "{\"email\":\"DUP@example.com\",\"password\":\"password123\"}", 409,
+                  NULL);
 }
 
 Test(api, login_user)
@@ -65,7 +68,8 @@ Test(api, login_user)
 
 Test(api, login_invalid_credentials)
 {
-    expect_status("POST", "/register", "{\"email\":\"who@example.com\",\"password\":\"password123\"}", 201, NULL);
+    expect_status("POST", "/register", "{\"email\":\"who@example.com\",\"password\":\"password123\"}", 201,
+                  NULL);
     struct http_resp *wrong = shop_send_json(srv, client, "POST", "/login",
                                              "{\"email\":\"who@example.com\",\"password\":\"nope12345\"}");
     struct http_resp *unknown = shop_send_json(
@@ -190,8 +194,10 @@ Test(api, register_rejects_bad_input)
 {
     expect_status("POST", "/register", "{\"email\":\"x@example.com\"}", 400, "required");
     expect_status("POST", "/register", "{\"password\":\"password123\"}", 400, "required");
-    expect_status("POST", "/register", "{\"email\":\"not-an-email\",\"password\":\"password123\"}", 400, "email");
-    expect_status("POST", "/register", "{\"email\":\"a@example.com\",\"password\":\"short\"}", 400, "at least");
+    expect_status("POST", "/register", "{\"email\":\"not-an-email\",\"password\":\"password123\"}", 400,
+                  "email");
+    expect_status("POST", "/register", "{\"email\":\"a@example.com\",\"password\":\"short\"}", 400,
+                  "at least");
     expect_status("POST", "/register", "{\"email\":42,\"password\":\"password123\"}", 400, "string");
     expect_status("POST", "/register", "[1,2]", 400, "object");
     expect_status("POST", "/register", "{\"email\":", 400, "Malformed");
@@ -279,7 +285,8 @@ Test(api, products_admin_only_and_validated)
     expect_status("POST", "/products", "{\"name\":\"X\",\"price\":1,\"stock\":-2}", 400, "stock");
     expect_status("POST", "/products", "{\"name\":\"X\",\"price\":1,\"stock\":2.5}", 400, "stock");
     expect_status("POST", "/products", "{\"name\":\"X\",\"price\":1}", 400, "stock");
-    expect_status("POST", "/products", "{\"name\":\"X\",\"price\":1,\"stock\":1,\"image_url\":\"javascript:x\"}", 400,
+    expect_status("POST", "/products",
+                  "{\"name\":\"X\",\"price\":1,\"stock\":1,\"image_url\":\"javascript:x\"}", 400,
                   "image_url");
 
     char path[64];
@@ -304,7 +311,8 @@ Test(api, state_changes_refuse_form_content_types)
     shop_register_login(srv, client, "csrf@example.com", "password123");
     expect_status("POST", "/cart/items", "{\"product_id\":1,\"quantity\":1}", 201, NULL);
     /* What a cross-site HTML form could send: refused before anything changes. */
-    const char *types[] = {"application/x-www-form-urlencoded", "text/plain", "multipart/form-data; boundary=x"};
+    const char *types[] = {"application/x-www-form-urlencoded", "text/plain",
+                           "multipart/form-data; boundary=x"};
     for (size_t i = 0; i < 3; i++) {
         struct http_resp *r = http_request(client, "POST", shop_url(srv, "/checkout"), types[i], "a=1", NULL);
         cr_expect_eq(r->status, 415, "%s: %ld", types[i], r->status);
@@ -399,7 +407,8 @@ Test(api, headers_and_healthz)
 
 Test(api, session_cookie_flags)
 {
-    expect_status("POST", "/register", "{\"email\":\"flags@example.com\",\"password\":\"password123\"}", 201, NULL);
+    expect_status("POST", "/register", "{\"email\":\"flags@example.com\",\"password\":\"password123\"}", 201,
+                  NULL);
     struct http_resp *r = shop_send_json(srv, client, "POST", "/login",
                                          "{\"email\":\"flags@example.com\",\"password\":\"password123\"}");
     const char *cookie = http_resp_header(r, "Set-Cookie");

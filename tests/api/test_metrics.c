@@ -50,10 +50,11 @@ Test(metrics, counts_requests_of_every_worker)
     }
     struct http_client *c = http_client_new();
     char *text = scrape(s, c);
-    cr_expect_eq(sample(text, "shopd_http_requests_total{route=\"products\",method=\"GET\",code=\"200\"}"), 12, "%s",
-                 text);
+    cr_expect_eq(sample(text, "shopd_http_requests_total{route=\"products\",method=\"GET\",code=\"200\"}"),
+                 12, "%s", text);
     cr_expect_eq(sample(text, "shopd_http_requests_total{route=\"none\",method=\"any\",code=\"404\"}"), 12);
-    cr_expect_eq(sample(text, "shopd_http_request_duration_seconds_count{route=\"products\",method=\"GET\"}"), 12);
+    cr_expect_eq(sample(text, "shopd_http_request_duration_seconds_count{route=\"products\",method=\"GET\"}"),
+                 12);
     cr_expect(strstr(text, "# TYPE shopd_http_request_duration_seconds histogram") != NULL);
     cr_expect_eq(sample(text, "shopd_orders{status=\"pending\"}"), 0);
     cr_expect_eq(sample(text, "shopd_worker_restarts_total"), 0);

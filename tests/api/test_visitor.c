@@ -43,8 +43,8 @@ static long session_rows(void)
     cr_assert_eq(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     sqlite3_busy_timeout(db, 2000);
     sqlite3_stmt *st;
-    cr_assert_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM sessions", -1, &st, NULL), SQLITE_OK,
-                 "%s", sqlite3_errmsg(db));
+    cr_assert_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM sessions", -1, &st, NULL), SQLITE_OK, "%s",
+                 sqlite3_errmsg(db));
     cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
     long n = (long)sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
@@ -55,14 +55,20 @@ static long session_rows(void)
 Test(visitor, a_hundred_cookieless_page_views_write_no_session)
 {
     long before = session_rows();
-    const char *pages[] = {"/", "/browser/login", "/browser/register", "/browser/inventory", "/browser/logout",
-                           "/browser/nowhere", "/browser/cart"};
+    const char *pages[] = {"/",
+                           "/browser/login",
+                           "/browser/register",
+                           "/browser/inventory",
+                           "/browser/logout",
+                           "/browser/nowhere",
+                           "/browser/cart"};
     int views = 0;
     for (int round = 0; views < 100; round++)
         for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]) && views < 100; i++, views++) {
             struct http_client *c = http_client_new(); /* a new visitor each time, as a crawler is */
             struct http_resp *r = shop_get(srv, c, pages[i]);
-            cr_expect(r->status == 200 || r->status == 404 || r->status == 303, "%s: %ld", pages[i], r->status);
+            cr_expect(r->status == 200 || r->status == 404 || r->status == 303, "%s: %ld", pages[i],
+                      r->status);
             http_resp_free(r);
             http_client_free(c);
         }
@@ -100,8 +106,10 @@ Test(visitor, forms_need_the_token_of_their_own_visitor_cookie)
         {"a token with a made-up cookie", alice_token, "0123456789abcdef0123456789abcdef"},
     };
     for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
-        char *body = xasprintf(form, refused[i].token ? "&csrf_token=" : "", refused[i].token ? refused[i].token : "");
-        char *cookie = refused[i].cookie_value ? xasprintf("Cookie: visitor=%s", refused[i].cookie_value) : NULL;
+        char *body =
+            xasprintf(form, refused[i].token ? "&csrf_token=" : "", refused[i].token ? refused[i].token : "");
+        char *cookie =
+            refused[i].cookie_value ? xasprintf("Cookie: visitor=%s", refused[i].cookie_value) : NULL;
         struct http_client *fresh = http_client_new(); /* only the cookie we send */
         const char *headers[] = {cookie, NULL};
         r = shop_post_form_headers(srv, fresh, "/browser/register", body, headers);
@@ -150,14 +158,17 @@ Test(visitor, flash_messages_show_once_and_cannot_be_planted)
     char *planted = xstrdup(flash);
     char *dot = strchr(strchr(planted, '.') + 1, '.');
     dot[1] = dot[1] == '4' ? '5' : '4'; /* one byte of the message */
-    const char *forged[] = {planted, "error.9999999999.3c7363726970743e.0000000000000000000000000000000000000000000000000000000000000000"};
+    const char *forged[] = {
+        planted,
+        "error.9999999999.3c7363726970743e.0000000000000000000000000000000000000000000000000000000000000000"};
     for (size_t i = 0; i < 2; i++) {
         struct http_client *fresh = http_client_new();
         char *cookie = xasprintf("Cookie: flash=%s", forged[i]);
         const char *headers[] = {cookie, NULL};
         r = http_request(fresh, "GET", shop_url(srv, "/browser/login"), NULL, NULL, headers);
         cr_expect_eq(r->status, 200);
-        cr_expect(r->body && !strstr(r->body, "class=\"flash"), "a forged flash cookie was shown: %s", forged[i]);
+        cr_expect(r->body && !strstr(r->body, "class=\"flash"), "a forged flash cookie was shown: %s",
+                  forged[i]);
         http_resp_free(r);
         free(cookie);
         http_client_free(fresh);

@@ -35,7 +35,8 @@ static void check_client_side(const char *line, size_t len)
                                      (long)(len % (RL_PROTO_MAX_COST + 1)));
     struct rl_proto_cmd cmd;
     const char *reason = NULL;
-    if (n < 2 || out[n - 2] != '\r' || rl_proto_parse(out, n - 2, &cmd, &reason) < 0 || cmd.type != RL_PROTO_CMD_CHECK)
+    if (n < 2 || out[n - 2] != '\r' || rl_proto_parse(out, n - 2, &cmd, &reason) < 0 ||
+        cmd.type != RL_PROTO_CMD_CHECK)
         abort(); /* the daemon refused what the client wrote */
 }
 
@@ -80,7 +81,8 @@ static void check_line(const char *line, size_t len, int64_t now)
     struct rl_proto_answer a;
     if (rl_proto_parse_answer(buf, n - 2, &a) < 0 || (a.verdict == RL_PROTO_ALLOW) != d.allowed ||
         a.limit != d.limit || a.window_s != d.window_s ||
-        (d.allowed ? a.remaining != d.remaining || a.reset_s != d.reset_s : a.retry_after_ms != d.retry_after_ms))
+        (d.allowed ? a.remaining != d.remaining || a.reset_s != d.reset_s
+                   : a.retry_after_ms != d.retry_after_ms))
         abort(); /* the client read another answer than the daemon wrote */
 }
 

@@ -94,7 +94,8 @@ Test(db_health, a_full_disk_is_503_and_unhealthy)
                  "the cause is logged once");
     r = register_user("full2@example.com");
     http_resp_free(r);
-    cr_expect_eq(harness_count_in_file(shop->log_path, "register failed"), 0, "and not again for each request");
+    cr_expect_eq(harness_count_in_file(shop->log_path, "register failed"), 0,
+                 "and not again for each request");
 
     unlink(fill);
     free(fill);

@@ -273,16 +273,20 @@ Test(dynamo, signatures_verify_against_an_independent_implementation)
     dynamo_result_cleanup(&r);
     json_decref(list);
     json_t *item = order_item("signed-1");
-    cr_assert_eq(dynamo_put_item(client, TABLE, item, "attribute_not_exists(order_id)", &r), DYNAMO_OK, "%s", r.message ? r.message : "");
+    cr_assert_eq(dynamo_put_item(client, TABLE, item, "attribute_not_exists(order_id)", &r), DYNAMO_OK, "%s",
+                 r.message ? r.message : "");
     dynamo_result_cleanup(&r);
     json_decref(item);
     char err[256];
-    struct dynamo_config cfg = {
-        .endpoint = endpoint, .access_key_id = "ASIATEMP", .secret_access_key = "s", .session_token = "tok/en+="};
+    struct dynamo_config cfg = {.endpoint = endpoint,
+                                .access_key_id = "ASIATEMP",
+                                .secret_access_key = "s",
+                                .session_token = "tok/en+="};
     struct dynamo_client *temp = dynamo_client_new(&cfg, err, sizeof(err));
     cr_assert_not_null(temp, "%s", err);
     item = order_item("signed-2");
-    cr_assert_eq(dynamo_put_item(temp, TABLE, item, "attribute_not_exists(order_id)", &r), DYNAMO_OK, "%s", r.message ? r.message : "");
+    cr_assert_eq(dynamo_put_item(temp, TABLE, item, "attribute_not_exists(order_id)", &r), DYNAMO_OK, "%s",
+                 r.message ? r.message : "");
     dynamo_result_cleanup(&r);
     json_decref(item);
     dynamo_client_free(temp);

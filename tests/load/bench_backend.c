@@ -86,15 +86,18 @@ int main(int argc, char **argv)
                         "\"price_cents\":1900,\"stock\":40,\"image_url\":\"/static/shirt.png\"},"
                         "{\"id\":3,\"name\":\"Poster\",\"description\":\"A3 print\",\"price\":5.25,"
                         "\"price_cents\":525,\"stock\":12,\"image_url\":\"/static/poster.png\"}]\n");
-    response_len = (size_t)snprintf(response, sizeof(response),
-                                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-                                    "\r\n%s",
-                                    blen, body);
+    response_len =
+        (size_t)snprintf(response, sizeof(response),
+                         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                         "\r\n%s",
+                         blen, body);
     struct event_base *base = event_base_new();
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(argv[1])),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)atoi(argv[1])),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    struct evconnlistener *l = evconnlistener_new_bind(base, on_accept, base, LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE,
-                                                       1024, (struct sockaddr *)&a, sizeof(a));
+    struct evconnlistener *l =
+        evconnlistener_new_bind(base, on_accept, base, LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE, 1024,
+                                (struct sockaddr *)&a, sizeof(a));
     if (!l) {
         perror("bench_backend: listen");
         return 1;

@@ -166,7 +166,8 @@ int harness_free_port(void)
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof(a);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || getsockname(fd, (struct sockaddr *)&a, &len) < 0)
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) < 0)
         abort();
     int port = ntohs(a.sin_port);
     close(fd);
@@ -189,8 +190,8 @@ static bool wait_connect(int domain, const struct sockaddr *addr, socklen_t len,
 
 bool harness_wait_port(int port, int timeout_ms)
 {
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in a = {
+        .sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     return wait_connect(AF_INET, (struct sockaddr *)&a, sizeof(a), timeout_ms);
 }
 
@@ -324,8 +325,8 @@ struct http_resp *http_request(struct http_client *c, const char *method, const 
         curl_easy_setopt(k, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(k, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
     }
-    curl_easy_setopt(k, CURLOPT_CUSTOMREQUEST, strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0 ? NULL
-                                                                                                          : method);
+    curl_easy_setopt(k, CURLOPT_CUSTOMREQUEST,
+                     strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0 ? NULL : method);
     if (!body && strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
         curl_easy_setopt(k, CURLOPT_POSTFIELDS, "");
         curl_easy_setopt(k, CURLOPT_POSTFIELDSIZE, 0L);

@@ -56,8 +56,8 @@ void harness_sleep_ms(int ms);
 /* --- HTTP client (libcurl), with a cookie jar per client ---------------- */
 
 struct http_resp {
-    long status;   /* 0 when the request failed at the transport level */
-    char *body;    /* NUL-terminated */
+    long status; /* 0 when the request failed at the transport level */
+    char *body;  /* NUL-terminated */
     size_t len;
     char *headers; /* raw response header block */
     json_t *json;  /* parsed body when it is JSON, else NULL */

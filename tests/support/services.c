@@ -19,8 +19,8 @@ struct harness_proc *services_start_redis(const char *dir, int port, const char 
 {
     char p[16];
     snprintf(p, sizeof(p), "%d", port);
-    const char *argv[] = {"/usr/bin/redis-server", "--port", p, "--bind", "127.0.0.1", "--save", "", "--appendonly",
-                          "no", NULL};
+    const char *argv[] = {"/usr/bin/redis-server", "--port", p,   "--bind", "127.0.0.1", "--save", "",
+                          "--appendonly",          "no",     NULL};
     struct harness_proc *redis = harness_start(argv, NULL, dir, log_path);
     cr_assert(harness_wait_port(port, 5000), "redis-server did not start on port %d", port);
     return redis;

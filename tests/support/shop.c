@@ -83,7 +83,8 @@ const char *shop_url(const struct shop_server *s, const char *path)
     return url;
 }
 
-void shop_register_login(struct shop_server *s, struct http_client *c, const char *email, const char *password)
+void shop_register_login(struct shop_server *s, struct http_client *c, const char *email,
+                         const char *password)
 {
     char body[512];
     snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"%s\"}", email, password);

@@ -24,6 +24,7 @@ int shop_stop(struct shop_server *s);
 const char *shop_url(const struct shop_server *s, const char *path);
 
 /* Registers email/password and logs the client in (asserts success). */
-void shop_register_login(struct shop_server *s, struct http_client *c, const char *email, const char *password);
+void shop_register_login(struct shop_server *s, struct http_client *c, const char *email,
+                         const char *password);
 
 #endif

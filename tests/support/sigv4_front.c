@@ -7,7 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-struct harness_proc *sigv4_front_start(int port, int upstream_port, const char *const keys[], const char *log_path)
+struct harness_proc *sigv4_front_start(int port, int upstream_port, const char *const keys[],
+                                       const char *log_path)
 {
     char *script = xasprintf("%s/tests/support/sigv4_front.py", harness_root());
     char p[16], up[16];
@@ -22,7 +23,8 @@ struct harness_proc *sigv4_front_start(int port, int upstream_port, const char *
     free(script);
     if (!harness_wait_port(port, 15000)) {
         harness_dump_log(log_path, 20);
-        cr_assert_fail("the SigV4 front did not listen on 127.0.0.1:%d (is python3-botocore installed?)", port);
+        cr_assert_fail("the SigV4 front did not listen on 127.0.0.1:%d (is python3-botocore installed?)",
+                       port);
     }
     return front;
 }

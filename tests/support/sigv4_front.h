@@ -11,7 +11,8 @@ struct harness_proc;
  * accepting the access keys of keys ("ID:SECRET", NULL-terminated); its one
  * line per request goes to log_path. Waits until it listens; aborts the test
  * when it does not start. */
-struct harness_proc *sigv4_front_start(int port, int upstream_port, const char *const keys[], const char *log_path);
+struct harness_proc *sigv4_front_start(int port, int upstream_port, const char *const keys[],
+                                       const char *log_path);
 /* How many requests of log_path's front were verified, and refused. */
 int sigv4_front_verified(const char *log_path);
 int sigv4_front_refused(const char *log_path);

@@ -24,8 +24,9 @@ Test(balancer_backend, parses_lists)
     struct backend_spec *s;
     size_t n;
     char err[256];
-    cr_assert_eq(backend_parse_list(" 127.0.0.1:8081 , localhost:8082=5,[::1]:9000=2", &s, &n, err, sizeof(err)), 0,
-                 "%s", err);
+    cr_assert_eq(
+        backend_parse_list(" 127.0.0.1:8081 , localhost:8082=5,[::1]:9000=2", &s, &n, err, sizeof(err)), 0,
+        "%s", err);
     cr_assert_eq(n, 3);
     cr_assert_str_eq(s[0].host, "127.0.0.1");
     cr_assert_eq(s[0].port, 8081);
@@ -40,10 +41,9 @@ Test(balancer_backend, parses_lists)
 
 Test(balancer_backend, refuses_bad_lists)
 {
-    static const char *const bad[] = {"",          "127.0.0.1",       "127.0.0.1:0",     "127.0.0.1:65536",
-                                      "a:1,,b:2",  "a:1,",            "a:1=0",           "a:1=1001",
-                                      "a:1=x",     "a:1=2=3",         "a:1,a:1",         "[::1:80",
-                                      ":80",       "a b:80",          "a:80x",           "a:-1"};
+    static const char *const bad[] = {
+        "",      "127.0.0.1", "127.0.0.1:0", "127.0.0.1:65536", "a:1,,b:2", "a:1,",   "a:1=0", "a:1=1001",
+        "a:1=x", "a:1=2=3",   "a:1,a:1",     "[::1:80",         ":80",      "a b:80", "a:80x", "a:-1"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct backend_spec *s = (void *)1;
         size_t n = 7;
@@ -151,11 +151,13 @@ Test(balancer_backend, latency_histogram)
 
 Test(balancer_headers, hop_by_hop_and_connection_tokens)
 {
-    static const char *const hop[] = {"Connection", "keep-alive", "TE", "Trailer", "Upgrade", "Proxy-Connection",
-                                      "proxy-authorization", "Proxy-Authenticate"};
+    static const char *const hop[] = {
+        "Connection",          "keep-alive",        "TE", "Trailer", "Upgrade", "Proxy-Connection",
+        "proxy-authorization", "Proxy-Authenticate"};
     for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
         cr_assert(headers_is_hop_by_hop(hop[i], strlen(hop[i])), "%s", hop[i]);
-    static const char *const end[] = {"Host", "Transfer-Encoding", "Set-Cookie", "TEx", "Upgrades", "Trailers"};
+    static const char *const end[] = {"Host", "Transfer-Encoding", "Set-Cookie",
+                                      "TEx",  "Upgrades",          "Trailers"};
     for (size_t i = 0; i < sizeof(end) / sizeof(end[0]); i++)
         cr_assert_not(headers_is_hop_by_hop(end[i], strlen(end[i])), "%s", end[i]);
     const char *v = " keep-alive ,X-Secret,, x-other\t";

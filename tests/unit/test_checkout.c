@@ -341,11 +341,12 @@ Test(checkout, a_cart_of_many_lines_is_ordered_whole)
 {
     /* More lines than any fixed buffer one might size for a cart: every line
        is ordered and paid, or none; none is emptied from the cart unordered. */
-    cr_assert_eq(db_exec(db, "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 600)"
-                             " INSERT INTO products (name, price_cents, stock, created_at, updated_at)"
-                             " SELECT 'Item ' || x, 1, 1, 0, 0 FROM n;"
-                             "INSERT INTO cart_items (user_id, product_id, quantity, added_at, unit_price_cents)"
-                             " SELECT 7, id, 1, 0, 1 FROM products WHERE name LIKE 'Item %'"),
+    cr_assert_eq(db_exec(db,
+                         "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 600)"
+                         " INSERT INTO products (name, price_cents, stock, created_at, updated_at)"
+                         " SELECT 'Item ' || x, 1, 1, 0, 0 FROM n;"
+                         "INSERT INTO cart_items (user_id, product_id, quantity, added_at, unit_price_cents)"
+                         " SELECT 7, id, 1, 0, 1 FROM products WHERE name LIKE 'Item %'"),
                  0);
     cr_assert_eq(cart_count(db, 7), 600);
     struct checkout_result r;

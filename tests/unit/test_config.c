@@ -57,7 +57,8 @@ Test(config, defaults_apply_without_env_file)
 
 Test(config, precedence_dotenv_environment_flag)
 {
-    write_file(".env", "# comment\nexport SHOPD_LISTEN=1.1.1.1:1\nSECRET_KEY=\"a b\\\"c\"\nFLASK_APP=app.py\n");
+    write_file(".env",
+               "# comment\nexport SHOPD_LISTEN=1.1.1.1:1\nSECRET_KEY=\"a b\\\"c\"\nFLASK_APP=app.py\n");
     char err[256];
     char *argv[] = {"prog", NULL};
     struct config *c = config_load("prog", "1", "x", settings, 1, argv, err, sizeof(err));

@@ -11,8 +11,8 @@ static const struct route *expect_found(const char *method, const char *path, in
     const struct route *rt = NULL;
     int64_t param = -1;
     char allow[128], text[ROUTE_MAX_TEXT + 1];
-    cr_assert_eq(router_match(method, path, &rt, &param, text, sizeof(text), allow, sizeof(allow)), ROUTE_FOUND, "%s %s", method,
-                 path);
+    cr_assert_eq(router_match(method, path, &rt, &param, text, sizeof(text), allow, sizeof(allow)),
+                 ROUTE_FOUND, "%s %s", method, path);
     cr_assert_not_null(rt);
     if (want_param >= 0)
         cr_expect_eq(param, want_param, "%s %s: param %lld", method, path, (long long)param);
@@ -24,8 +24,8 @@ static void expect_not_found(const char *method, const char *path)
     const struct route *rt = NULL;
     int64_t param;
     char allow[128], text[ROUTE_MAX_TEXT + 1];
-    cr_expect_eq(router_match(method, path, &rt, &param, text, sizeof(text), allow, sizeof(allow)), ROUTE_NOT_FOUND, "%s %s",
-                 method, path);
+    cr_expect_eq(router_match(method, path, &rt, &param, text, sizeof(text), allow, sizeof(allow)),
+                 ROUTE_NOT_FOUND, "%s %s", method, path);
 }
 
 Test(router, finds_routes_and_their_numeric_parameter)
@@ -47,12 +47,15 @@ Test(router, text_segments_take_order_ids_only)
     const char *id = "0f8fad5b-d9cb-469f-a165-70867728950e";
     char path[128];
     snprintf(path, sizeof(path), "/orders/%s", id);
-    cr_assert_eq(router_match("GET", path, &rt, &param, text, sizeof(text), allow, sizeof(allow)), ROUTE_FOUND);
+    cr_assert_eq(router_match("GET", path, &rt, &param, text, sizeof(text), allow, sizeof(allow)),
+                 ROUTE_FOUND);
     cr_expect_str_eq(text, id);
     const char *bad[] = {"/orders/a_b", "/orders/a.b", "/orders/%2e%2e", "/orders/a/b"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        enum route_match m = router_match("GET", bad[i], &rt, &param, text, sizeof(text), allow, sizeof(allow));
-        cr_expect(m != ROUTE_FOUND || strcmp(rt->pattern, "/orders/*") != 0, "%s reached %s", bad[i], rt->pattern);
+        enum route_match m =
+            router_match("GET", bad[i], &rt, &param, text, sizeof(text), allow, sizeof(allow));
+        cr_expect(m != ROUTE_FOUND || strcmp(rt->pattern, "/orders/*") != 0, "%s reached %s", bad[i],
+                  rt->pattern);
     }
 }
 
@@ -73,9 +76,11 @@ Test(router, a_known_path_with_another_method_names_the_allowed_ones)
     const struct route *rt = NULL;
     int64_t param;
     char allow[128], text[ROUTE_MAX_TEXT + 1];
-    cr_assert_eq(router_match("PATCH", "/products/3", &rt, &param, text, sizeof(text), allow, sizeof(allow)), ROUTE_WRONG_METHOD);
+    cr_assert_eq(router_match("PATCH", "/products/3", &rt, &param, text, sizeof(text), allow, sizeof(allow)),
+                 ROUTE_WRONG_METHOD);
     cr_expect(strstr(allow, "GET") && strstr(allow, "PUT") && strstr(allow, "DELETE"), "Allow: %s", allow);
-    cr_assert_eq(router_match("DELETE", "/cart", &rt, &param, text, sizeof(text), allow, sizeof(allow)), ROUTE_WRONG_METHOD);
+    cr_assert_eq(router_match("DELETE", "/cart", &rt, &param, text, sizeof(text), allow, sizeof(allow)),
+                 ROUTE_WRONG_METHOD);
     cr_expect_str_eq(allow, "GET");
     /* HEAD reaches the GET route when the path has no HEAD of its own. */
     cr_expect_str_eq(expect_found("HEAD", "/products", -1)->method, "GET");

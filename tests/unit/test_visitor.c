@@ -13,8 +13,12 @@ Test(visitor, ids_are_random_hex_and_checked_strictly)
     visitor_new_id(b);
     cr_expect(visitor_id_valid(a), "%s", a);
     cr_expect_str_neq(a, b);
-    const char *bad[] = {"", "0123456789abcdef0123456789abcde", "0123456789abcdef0123456789abcdef0",
-                         "0123456789ABCDEF0123456789abcdef", "0123456789abcdef0123456789abcdeg", "x"};
+    const char *bad[] = {"",
+                         "0123456789abcdef0123456789abcde",
+                         "0123456789abcdef0123456789abcdef0",
+                         "0123456789ABCDEF0123456789abcdef",
+                         "0123456789abcdef0123456789abcdeg",
+                         "x"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         cr_expect_not(visitor_id_valid(bad[i]), "accepted %s", bad[i]);
 }
@@ -44,7 +48,8 @@ Test(visitor, flash_cookies_round_trip_once_signed_and_until_they_expire)
     cr_expect_str_eq(kind, "success");
     cr_expect_str_eq(msg, text);
     cr_expect_not(visitor_flash_decode(SECRET, value, 1001, kind, sizeof(kind), msg, sizeof(msg)), "expired");
-    cr_expect_not(visitor_flash_decode("other", value, 1000, kind, sizeof(kind), msg, sizeof(msg)), "other key");
+    cr_expect_not(visitor_flash_decode("other", value, 1000, kind, sizeof(kind), msg, sizeof(msg)),
+                  "other key");
     cr_expect_not(visitor_flash_encode(SECRET, "script", "x", 1000, value, sizeof(value)), "unknown kind");
 }
 
@@ -62,10 +67,17 @@ Test(visitor, tampered_or_malformed_flash_cookies_are_ignored)
     strcpy(changed, value);
     changed[4 + 1] = '9'; /* a later expiry */
     cr_expect_not(visitor_flash_decode(SECRET, changed, 1000, kind, sizeof(kind), msg, sizeof(msg)));
-    const char *junk[] = {"", ".", "...", "info.1.68656c6c6f.", "info.x.68656c6c6f.", "info.1.6.",
-                          "info.9999999999.68656c6c6f.0000000000000000000000000000000000000000000000000000000000000000"};
+    const char *junk[] = {
+        "",
+        ".",
+        "...",
+        "info.1.68656c6c6f.",
+        "info.x.68656c6c6f.",
+        "info.1.6.",
+        "info.9999999999.68656c6c6f.0000000000000000000000000000000000000000000000000000000000000000"};
     for (size_t i = 0; i < sizeof(junk) / sizeof(junk[0]); i++)
-        cr_expect_not(visitor_flash_decode(SECRET, junk[i], 0, kind, sizeof(kind), msg, sizeof(msg)), "%s", junk[i]);
+        cr_expect_not(visitor_flash_decode(SECRET, junk[i], 0, kind, sizeof(kind), msg, sizeof(msg)), "%s",
+                      junk[i]);
     /* A long message is cut, never overflows. */
     char big[2000];
     memset(big, 'a', sizeof(big) - 1);
