@@ -7,6 +7,7 @@
 #   make test-tls-scan  testssl.sh against the balancer's HTTPS port (slow: not in make test)
 #   make install    PREFIX=/usr/local DESTDIR=...
 #   make deps       install missing Debian and npm packages
+#   make format     clang-format every C file; make format-check (part of make test) fails on any difference
 #   make fresh-check  make run and make test in a fresh Debian 12 root (root, debootstrap)
 #
 # BUILD and BIN may be pointed elsewhere (make BUILD=/tmp/b BIN=/tmp/b/bin) so
@@ -35,7 +36,7 @@ endif
 # make remakes an included file that is out of date and then reads the makefile
 # again, so the flags are computed after the install, never before. Goals that
 # build nothing do not need it.
-NO_CONFIG_GOALS := clean deps format fuzz fresh-check
+NO_CONFIG_GOALS := clean deps format format-check fuzz fresh-check
 ifneq ($(filter-out $(NO_CONFIG_GOALS),$(or $(MAKECMDGOALS),all)),)
 include $(BUILD)/config.mk
 endif
@@ -70,7 +71,7 @@ FUZZ_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,u
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz-bin/%,$(wildcard tests/fuzz/fuzz_*.c))
 
 .SECONDARY:
-.PHONY: fresh-check fuzz-build fuzz-targets all test test-unit test-api test-integration test-e2e test-tls-scan test-tools test-fuzz fuzz deps run bench install clean format
+.PHONY: format-check fresh-check fuzz-build fuzz-targets all test test-unit test-api test-integration test-e2e test-tls-scan test-tools test-fuzz fuzz deps run bench install clean format
 all: $(BINARIES)
 
 $(BUILD)/tests/%.o: ALL_CFLAGS += $(TEST_CFLAGS)
@@ -113,7 +114,7 @@ TEST_ENV = SHOP_ROOT=$(CURDIR) SHOP_BIN=$(abspath $(BIN)) SHOP_TEST_OUTPUT=$(CUR
 test: deps
 	$(Q)$(MAKE) --no-print-directory all $(TEST_BINS)
 	$(Q)$(MAKE) --no-print-directory fuzz-build
-	$(Q)rc=0; python3 tools/include-cycles.py || rc=1; \
+	$(Q)rc=0; tools/format-check.sh || rc=1; python3 tools/include-cycles.py || rc=1; \
 	$(TEST_ENV) tests/run.sh --fuzz --tools $(TEST_BINS) || rc=1; exit $$rc
 
 test-unit: all $(UNIT_TESTS)
@@ -153,6 +154,9 @@ install: all
 
 format:
 	$(Q)clang-format -i $$(git ls-files '*.c' '*.h')
+
+format-check:
+	$(Q)tools/format-check.sh
 
 clean:
 	rm -rf build build-san bin test-output
