@@ -16,8 +16,9 @@
 #include "shopd/db.h"
 #include "shopd/offload.h"
 #include "tests/support/harness.h"
+#include "tests/support/test_db.h"
 
-static char *dir;
+static struct test_db tdb;
 static struct db *db;
 
 struct answer {
@@ -75,19 +76,13 @@ static char *stored_hash(int64_t user_id)
 
 static void setup(void)
 {
-    dir = harness_tempdir("accounts");
-    char *path = xasprintf("%s/shop.db", dir);
-    char err[256];
-    db = db_open(path, err, sizeof(err));
-    free(path);
-    cr_assert_not_null(db, "%s", err);
+    test_db_open(&tdb, "accounts");
+    db = tdb.db;
 }
 
 static void teardown(void)
 {
-    db_close(db);
-    harness_rmrf(dir);
-    free(dir);
+    test_db_close(&tdb);
 }
 
 TestSuite(accounts, .init = setup, .fini = teardown, .timeout = 60);

@@ -13,50 +13,26 @@
 #include "shopd/catalog.h"
 #include "shopd/db.h"
 #include "tests/support/harness.h"
+#include "tests/support/test_db.h"
 
-static char *dir;
+static struct test_db tdb;
 static struct db *db;
 static int64_t apple, pear;
 static char msg[256];
 
-static int64_t product(const char *name, int64_t price_cents, int64_t stock)
-{
-    struct product_input in = {.has_name = true, .has_price = true, .has_stock = true};
-    snprintf(in.name, sizeof(in.name), "%s", name);
-    in.price_cents = price_cents;
-    in.stock = stock;
-    int64_t id = 0;
-    cr_assert_eq(catalog_create(db, &in, &id), OUT_OK);
-    return id;
-}
-
-static void set_price(int64_t id, int64_t cents)
-{
-    struct product_input in = {.has_price = true, .price_cents = cents};
-    cr_assert_eq(catalog_update(db, id, &in), OUT_OK);
-}
-
 static void setup(void)
 {
-    dir = harness_tempdir("cart");
-    char *path = xasprintf("%s/shop.db", dir);
-    char err[256];
-    db = db_open(path, err, sizeof(err));
-    free(path);
-    cr_assert_not_null(db, "%s", err);
-    cr_assert_eq(db_exec(db, "INSERT INTO users (id, email, password_hash, created_at) VALUES"
-                             " (7, 'u7@example.com', 'x', 0), (8, 'u8@example.com', 'x', 0)"),
-                 0);
-    apple = product("Apple", 50, 10);
-    pear = product("Pear", 125, 3);
+    test_db_open(&tdb, "cart");
+    db = tdb.db;
+    test_db_add_users(db);
+    apple = test_db_product(db, "Apple", 50, 10);
+    pear = test_db_product(db, "Pear", 125, 3);
     msg[0] = '\0';
 }
 
 static void teardown(void)
 {
-    db_close(db);
-    harness_rmrf(dir);
-    free(dir);
+    test_db_close(&tdb);
 }
 
 TestSuite(cart, .init = setup, .fini = teardown);
@@ -189,7 +165,7 @@ Test(cart, remove_takes_one_line)
 Test(cart, a_line_keeps_the_price_it_was_added_at)
 {
     cr_assert_eq(cart_add(db, 7, apple, 2, msg, sizeof(msg)), OUT_OK);
-    set_price(apple, 80);
+    test_db_set_price(db, apple, 80);
     /* Adding more does not silently accept the new price. */
     cr_assert_eq(cart_add(db, 7, apple, 1, msg, sizeof(msg)), OUT_OK);
     json_t *v = cart_view(db, 7);
@@ -207,7 +183,7 @@ Test(cart, accepting_prices_stores_todays)
 {
     cr_assert_eq(cart_add(db, 7, apple, 2, msg, sizeof(msg)), OUT_OK);
     cr_assert_eq(cart_add(db, 8, apple, 1, msg, sizeof(msg)), OUT_OK);
-    set_price(apple, 80);
+    test_db_set_price(db, apple, 80);
     cr_assert_eq(cart_accept_prices(db, 7, -1, msg, sizeof(msg)), OUT_OK, "%s", msg);
     json_t *v = cart_view(db, 7);
     cr_assert_eq(num(line(v, 0), "added_price_cents"), 80);
@@ -223,9 +199,9 @@ Test(cart, accepting_prices_stores_todays)
 Test(cart, accepting_at_a_total_that_changed_again_changes_nothing)
 {
     cr_assert_eq(cart_add(db, 7, apple, 2, msg, sizeof(msg)), OUT_OK);
-    set_price(apple, 80);
+    test_db_set_price(db, apple, 80);
     /* The shopper saw 160, then the price moved on to 90. */
-    set_price(apple, 90);
+    test_db_set_price(db, apple, 90);
     cr_assert_eq(cart_accept_prices(db, 7, 160, msg, sizeof(msg)), OUT_CONFLICT);
     cr_assert_str_eq(msg, "Prices changed again");
     json_t *v = cart_view(db, 7);

@@ -13,27 +13,22 @@
 #include "shopd/catalog.h"
 #include "shopd/db.h"
 #include "tests/support/harness.h"
+#include "tests/support/test_db.h"
 
-static char *dir;
+static struct test_db tdb;
 static struct db *db;
 static char msg[256];
 
 static void setup(void)
 {
-    dir = harness_tempdir("catalog");
-    char *path = xasprintf("%s/shop.db", dir);
-    char err[256];
-    db = db_open(path, err, sizeof(err));
-    free(path);
-    cr_assert_not_null(db, "%s", err);
+    test_db_open(&tdb, "catalog");
+    db = tdb.db;
     msg[0] = '\0';
 }
 
 static void teardown(void)
 {
-    db_close(db);
-    harness_rmrf(dir);
-    free(dir);
+    test_db_close(&tdb);
 }
 
 TestSuite(catalog, .init = setup, .fini = teardown);

@@ -17,28 +17,12 @@
 #include "shopd/checkout.h"
 #include "shopd/db.h"
 #include "tests/support/harness.h"
+#include "tests/support/test_db.h"
 
-static char *dir, *path;
+static struct test_db tdb;
 static struct db *db;
 static int64_t apple, pear;
 static char msg[256];
-
-static int64_t product(const char *name, int64_t price_cents, int64_t stock)
-{
-    struct product_input in = {.has_name = true, .has_price = true, .has_stock = true};
-    snprintf(in.name, sizeof(in.name), "%s", name);
-    in.price_cents = price_cents;
-    in.stock = stock;
-    int64_t id = 0;
-    cr_assert_eq(catalog_create(db, &in, &id), OUT_OK);
-    return id;
-}
-
-static void set_price(int64_t id, int64_t cents)
-{
-    struct product_input in = {.has_price = true, .price_cents = cents};
-    cr_assert_eq(catalog_update(db, id, &in), OUT_OK);
-}
 
 static void add(int64_t user, int64_t id, int64_t qty)
 {
@@ -66,25 +50,17 @@ static int64_t count(const char *sql)
 
 static void setup(void)
 {
-    dir = harness_tempdir("checkout");
-    path = xasprintf("%s/shop.db", dir);
-    char err[256];
-    db = db_open(path, err, sizeof(err));
-    cr_assert_not_null(db, "%s", err);
-    cr_assert_eq(db_exec(db, "INSERT INTO users (id, email, password_hash, created_at) VALUES"
-                             " (7, 'u7@example.com', 'x', 0), (8, 'u8@example.com', 'x', 0)"),
-                 0);
-    apple = product("Apple", 50, 10);
-    pear = product("Pear", 125, 3);
+    test_db_open(&tdb, "checkout");
+    db = tdb.db;
+    test_db_add_users(db);
+    apple = test_db_product(db, "Apple", 50, 10);
+    pear = test_db_product(db, "Pear", 125, 3);
     msg[0] = '\0';
 }
 
 static void teardown(void)
 {
-    db_close(db);
-    harness_rmrf(dir);
-    free(dir);
-    free(path);
+    test_db_close(&tdb);
 }
 
 TestSuite(checkout, .init = setup, .fini = teardown);
@@ -234,7 +210,7 @@ Test(checkout, a_changed_price_is_refused_until_accepted)
 {
     add(7, apple, 2);
     add(7, pear, 1);
-    set_price(apple, 80);
+    test_db_set_price(db, apple, 80);
     struct checkout_result r;
     cr_assert_eq(checkout_place(db, 7, NULL, false, &r, msg, sizeof(msg)), OUT_CONFLICT);
     cr_assert_str_eq(msg, "Prices changed since you added an item to your cart");
@@ -264,8 +240,8 @@ Test(checkout, accepted_prices_in_the_cart_let_checkout_through)
 {
     add(7, apple, 2);
     add(7, pear, 1);
-    set_price(apple, 80);
-    set_price(pear, 100);
+    test_db_set_price(db, apple, 80);
+    test_db_set_price(db, pear, 100);
     struct checkout_result r;
     cr_assert_eq(checkout_place(db, 7, NULL, false, &r, msg, sizeof(msg)), OUT_CONFLICT);
     cr_assert_str_eq(msg, "Prices changed since you added some items to your cart");
@@ -279,7 +255,7 @@ Test(checkout, accepted_prices_in_the_cart_let_checkout_through)
 Test(checkout, a_cheaper_price_asks_too)
 {
     add(7, apple, 2);
-    set_price(apple, 40);
+    test_db_set_price(db, apple, 40);
     struct checkout_result r;
     cr_assert_eq(checkout_place(db, 7, NULL, false, &r, msg, sizeof(msg)), OUT_CONFLICT);
     cr_assert_eq(r.total_cents, 80);
@@ -291,7 +267,7 @@ Test(checkout, a_cheaper_price_asks_too)
 static int child_checkout(int64_t user)
 {
     char err[256], m[256];
-    struct db *own = db_open(path, err, sizeof(err));
+    struct db *own = db_open(tdb.path, err, sizeof(err));
     if (!own)
         return 2;
     struct checkout_result r;
@@ -303,7 +279,7 @@ static int child_checkout(int64_t user)
 Test(checkout, concurrent_checkouts_never_oversell)
 {
     enum { SHOPPERS = 8 };
-    int64_t last = product("Last ones", 999, 5);
+    int64_t last = test_db_product(db, "Last ones", 999, 5);
     for (int i = 0; i < SHOPPERS; i++) {
         char *sql = xasprintf("INSERT INTO users (id, email, password_hash, created_at)"
                               " VALUES (%d, 's%d@example.com', 'x', 0)",

@@ -10,12 +10,13 @@
 #include "shopd/db.h"
 #include "shopd/orders.h"
 #include "tests/support/harness.h"
+#include "tests/support/test_db.h"
 
 #define A "6730f698-5aef-447a-b91e-fd8e1582bbc7"
 #define B "0b8e4f4e-7d1c-4a43-9c55-2f1f3e0d9a10"
 #define C "9d2c1b7a-3e4f-4a5b-8c6d-7e8f9a0b1c2d"
 
-static char *dir;
+static struct test_db tdb;
 static struct db *db;
 
 static void add_order(const char *id, int64_t user, const char *status, const char *error)
@@ -35,15 +36,9 @@ static void add_order(const char *id, int64_t user, const char *status, const ch
 
 static void setup(void)
 {
-    dir = harness_tempdir("orders");
-    char *path = xasprintf("%s/shop.db", dir);
-    char err[256];
-    db = db_open(path, err, sizeof(err));
-    free(path);
-    cr_assert_not_null(db, "%s", err);
-    cr_assert_eq(db_exec(db, "INSERT INTO users (id, email, password_hash, created_at) VALUES"
-                             " (7, 'u7@example.com', 'x', 0), (8, 'u8@example.com', 'x', 0)"),
-                 0);
+    test_db_open(&tdb, "orders");
+    db = tdb.db;
+    test_db_add_users(db);
     add_order(A, 7, "sent", NULL);
     add_order(B, 7, "failed", "'ValidationException: too big'");
     add_order(C, 8, "pending", NULL);
@@ -51,9 +46,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    db_close(db);
-    harness_rmrf(dir);
-    free(dir);
+    test_db_close(&tdb);
 }
 
 TestSuite(orders, .init = setup, .fini = teardown);

@@ -9,21 +9,18 @@
 #include "shopd/db.h"
 #include "shopd/outbox.h"
 #include "tests/support/harness.h"
+#include "tests/support/test_db.h"
 
 #define NOW 1800000000
 #define LEASE 30
 
-static char *dir;
+static struct test_db tdb;
 static struct db *db;
 
 static void setup(void)
 {
-    dir = harness_tempdir("outbox");
-    char *path = xasprintf("%s/shop.db", dir);
-    char err[256];
-    db = db_open(path, err, sizeof(err));
-    free(path);
-    cr_assert_not_null(db, "%s", err);
+    test_db_open(&tdb, "outbox");
+    db = tdb.db;
     cr_assert_eq(db_exec(db, "INSERT INTO users (id, email, password_hash, created_at)"
                              " VALUES (7, 'buyer@example.com', 'x', 0)"),
                  0);
@@ -31,9 +28,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    db_close(db);
-    harness_rmrf(dir);
-    free(dir);
+    test_db_close(&tdb);
 }
 
 TestSuite(outbox, .init = setup, .fini = teardown);
@@ -274,10 +269,8 @@ Test(outbox, an_order_without_lines_is_claimed_with_none)
 Test(outbox, claim_fails_cleanly_when_the_database_is_locked)
 {
     add_order("order-a", 0);
-    char *path = xasprintf("%s/shop.db", dir);
     sqlite3 *other;
-    cr_assert_eq(sqlite3_open(path, &other), SQLITE_OK);
-    free(path);
+    cr_assert_eq(sqlite3_open(tdb.path, &other), SQLITE_OK);
     cr_assert_eq(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_busy_timeout(db_handle(db), 50);
     struct outbox_order *o = (struct outbox_order *)1;

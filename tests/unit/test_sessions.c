@@ -13,30 +13,23 @@
 #include "shopd/db.h"
 #include "shopd/sessions.h"
 #include "tests/support/harness.h"
+#include "tests/support/test_db.h"
 
-static char *dir;
+static struct test_db tdb;
 static struct db *db;
 static const struct session_policy policy = {
     .secret = "test-secret", .idle_seconds = 3600, .max_seconds = 86400};
 
 static void setup(void)
 {
-    dir = harness_tempdir("sessions");
-    char *path = xasprintf("%s/shop.db", dir);
-    char err[256];
-    db = db_open(path, err, sizeof(err));
-    free(path);
-    cr_assert_not_null(db, "%s", err);
-    cr_assert_eq(db_exec(db, "INSERT INTO users (id, email, password_hash, created_at) VALUES"
-                             " (7, 'u7@example.com', 'x', 0), (8, 'u8@example.com', 'x', 0)"),
-                 0);
+    test_db_open(&tdb, "sessions");
+    db = tdb.db;
+    test_db_add_users(db);
 }
 
 static void teardown(void)
 {
-    db_close(db);
-    harness_rmrf(dir);
-    free(dir);
+    test_db_close(&tdb);
 }
 
 TestSuite(sessions, .init = setup, .fini = teardown);
