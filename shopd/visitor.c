@@ -1,5 +1,6 @@
 #include "shopd/visitor.h"
 #include "shared/crypto.h"
+#include "shared/xalloc.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -42,9 +43,7 @@ static bool kind_ok(const char *kind, size_t len)
 /* The signature of the cookie's first three fields (text, len bytes). */
 static void flash_sign(const char *secret, const char *text, size_t len, char *out)
 {
-    char *signed_text = malloc(len + 6);
-    if (!signed_text)
-        abort();
+    char *signed_text = xmalloc(len + 6);
     memcpy(signed_text, "flash", 6);
     memcpy(signed_text + 6, text, len);
     crypto_hmac_sha256_hex(secret, strlen(secret), signed_text, len + 6, out);
