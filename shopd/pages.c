@@ -156,19 +156,6 @@ void pages_static(struct request *r)
     }
     char etag[64];
     snprintf(etag, sizeof(etag), "\"%lx-%lx\"", (unsigned long)st.st_mtime, (unsigned long)st.st_size);
-    const char *inm = request_header(r, "If-None-Match");
     reply_add_header(r, "Cache-Control", "public, max-age=3600");
-    reply_add_header(r, "ETag", etag);
-    struct evbuffer *buf = evbuffer_new();
-    if (inm && strcmp(inm, etag) == 0) {
-        close(fd);
-        reply_buffer(r, 304, NULL, buf);
-    } else if (strcmp(r->method, "HEAD") == 0) {
-        close(fd);
-        reply_buffer(r, 200, type, buf);
-    } else {
-        evbuffer_add_file(buf, fd, 0, st.st_size); /* takes the fd */
-        reply_buffer(r, 200, type, buf);
-    }
-    evbuffer_free(buf);
+    send_file(r, fd, &st, type, etag);
 }
