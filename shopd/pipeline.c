@@ -191,9 +191,10 @@ static void finish(struct exchange *x)
     struct pipeline *p = x->pipeline;
     http_guard_answered(r->ev);
     p->in_flight--;
-    p->last_reply_us = clock_mono_us();
+    uint64_t now = clock_mono_us();
+    p->last_reply_us = now;
     metrics_in_flight(-1);
-    uint64_t us = clock_mono_us() - x->start_us;
+    uint64_t us = now - x->start_us;
     size_t nroutes;
     const struct route *routes = router_routes(&nroutes);
     metrics_request(r->route ? (size_t)(r->route - routes) : nroutes, r->cancelled ? 499 : r->status, us);
