@@ -20,8 +20,7 @@ static const char SQL_UPSERT[] =
     " VALUES (?1, ?2, ?3, ?4, ?5)"
     " ON CONFLICT (user_id, product_id) DO UPDATE SET quantity = excluded.quantity";
 static const char SQL_CHANGED_TOTALS[] =
-    "SELECT coalesce(sum(p.price_cents * c.quantity), 0),"
-    " count(CASE WHEN p.price_cents <> coalesce(c.unit_price_cents, p.price_cents) THEN 1 END)"
+    "SELECT coalesce(sum(p.price_cents * c.quantity), 0)"
     " FROM cart_items c JOIN products p ON p.id = c.product_id WHERE c.user_id = ?1";
 static const char SQL_ACCEPT_PRICES[] =
     "UPDATE cart_items SET unit_price_cents = (SELECT price_cents FROM products p WHERE p.id = product_id)"
