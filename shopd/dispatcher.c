@@ -559,7 +559,7 @@ int dispatcher_run(const struct shopd_settings *settings, int wake_fd)
     struct dispatcher d = {
         .settings = settings,
         .wake_fd = wake_fd,
-        .concurrency = settings->dispatcher_concurrency > 0 ? (size_t)settings->dispatcher_concurrency : 1,
+        .concurrency = (size_t)settings->dispatcher_concurrency, /* 1..256, checked by the settings */
     };
     char host[256] = "localhost";
     gethostname(host, sizeof(host) - 1);
