@@ -1,4 +1,5 @@
 #include "tests/support/delay_proxy.h"
+#include "tests/support/harness.h"
 #include "shared/xalloc.h"
 
 #include <arpa/inet.h>
@@ -339,23 +340,6 @@ struct delay_proxy {
     int port;
 };
 
-/* True once 127.0.0.1:port accepts a connection (within timeout_ms). */
-static bool wait_listening(int port, int timeout_ms)
-{
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((unsigned short)port)};
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    for (int waited = 0; waited < timeout_ms; waited += 10) {
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0;
-        if (fd >= 0)
-            close(fd);
-        if (ok)
-            return true;
-        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
-    }
-    return false;
-}
-
 struct delay_proxy *delay_proxy_start(int port, const struct delay_proxy_options *o)
 {
     pid_t parent = getpid();
@@ -374,7 +358,7 @@ struct delay_proxy *delay_proxy_start(int port, const struct delay_proxy_options
     struct delay_proxy *dp = xcalloc(1, sizeof(*dp));
     dp->pid = pid;
     dp->port = port;
-    if (!wait_listening(port, 5000)) {
+    if (!harness_wait_port(port, 5000)) {
         delay_proxy_stop(dp);
         fprintf(stderr, "delay_proxy did not start on port %d\n", port);
         abort();
