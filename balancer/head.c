@@ -95,7 +95,9 @@ const char *hdr_value(const struct head *hd, uint32_t i, size_t *len)
     return v;
 }
 
-bool hdr_listed_in_connection(const struct head *hd, uint32_t i, const uint32_t *conn, int nconn)
+/* True when one of the nconn Connection fields conn names field i (so that
+ * field is hop-by-hop too). */
+static bool hdr_listed_in_connection(const struct head *hd, uint32_t i, const uint32_t *conn, int nconn)
 {
     for (int k = 0; k < nconn; k++) {
         size_t vlen;
@@ -115,7 +117,8 @@ int head_collect_connection(const struct head *hd, uint32_t *conn, int max)
     return n;
 }
 
-void head_add_field(struct strbuf *sb, const char *name, size_t nlen, const char *value, size_t vlen)
+/* Appends "name: value\r\n" to sb. */
+static void head_add_field(struct strbuf *sb, const char *name, size_t nlen, const char *value, size_t vlen)
 {
     /* One reserve and plain copies: this runs for every forwarded field. */
     strbuf_reserve(sb, nlen + vlen + 4);

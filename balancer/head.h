@@ -55,12 +55,6 @@ const char *hdr_value(const struct head *hd, uint32_t i, size_t *len);
 /* Stores the indexes of up to max Connection fields of hd in conn; returns how
  * many. */
 int head_collect_connection(const struct head *hd, uint32_t *conn, int max);
-/* True when one of the nconn Connection fields conn names field i (so that
- * field is hop-by-hop too). */
-bool hdr_listed_in_connection(const struct head *hd, uint32_t i, const uint32_t *conn, int nconn);
-
-/* Appends "name: value\r\n" to sb. */
-void head_add_field(struct strbuf *sb, const char *name, size_t nlen, const char *value, size_t vlen);
 
 /* A parsed request and what the proxy knows about the connection it came on. */
 struct head_request {
