@@ -22,7 +22,7 @@ while read -r _ package _; do
 done < <(grep -v '^[[:space:]]*#' tools/libraries.list)
 if [ "$what" = all ]; then
     debs+=(clang libclang-rt-dev clang-format python3-botocore
-           redis-server curl chromium wrk haproxy nginx testssl.sh gnuplot-nox systemd prometheus sqlite3 ca-certificates fonts-dejavu-core
+           redis-server postgresql curl chromium wrk haproxy nginx testssl.sh gnuplot-nox systemd prometheus sqlite3 ca-certificates fonts-dejavu-core
            tmux)
     command -v node >/dev/null 2>&1 || debs+=(nodejs)
     command -v npm >/dev/null 2>&1 || debs+=(npm)
