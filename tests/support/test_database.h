@@ -1,0 +1,32 @@
+/* test_database: which engine the suites run on, and a database URL for it.
+ *
+ * SHOP_TEST_DATABASE=postgres runs them on PostgreSQL (the run-wide server of
+ * pg_server_shared, one fresh database per URL); anything else, or nothing,
+ * on SQLite. A test that only makes sense on one engine (a read-only SQLite
+ * file, :memory:, the file's permissions) skips itself on the other with
+ * TEST_DATABASE_ONLY_SQLITE. */
+#ifndef TESTS_SUPPORT_TEST_DATABASE_H
+#define TESTS_SUPPORT_TEST_DATABASE_H
+
+#include <criterion/criterion.h>
+#include <stdbool.h>
+
+/* True when SHOP_TEST_DATABASE=postgres. */
+bool test_database_is_postgres(void);
+/* "sqlite" or "postgres", for messages. Not to be freed. */
+const char *test_database_engine(void);
+/* A DATABASE_URL for a new, empty database: sqlite:///DIR/shop.db on SQLite
+ * (dir: an absolute folder), a fresh database on the run-wide server on
+ * PostgreSQL (dir unused). Caller frees. Aborts the test on failure. */
+char *test_database_url(const char *dir);
+/* The same, for SQLite a file of that name in dir (tests with several files). */
+char *test_database_url_named(const char *dir, const char *file);
+
+/* Skips the current test on PostgreSQL, saying why. */
+#define TEST_DATABASE_ONLY_SQLITE(reason)                                                                    \
+    do {                                                                                                     \
+        if (test_database_is_postgres())                                                                     \
+            cr_skip_test("SQLite only: %s", reason);                                                         \
+    } while (0)
+
+#endif
