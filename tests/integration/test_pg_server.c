@@ -1,5 +1,6 @@
 /* The PostgreSQL test server itself: what the suites on that engine rely on. */
 #include "tests/support/pg_server.h"
+#include "tests/support/test_database.h"
 
 #include "shared/xalloc.h"
 
@@ -129,5 +130,20 @@ Test(pg_server, a_private_server_restarts_on_the_same_socket_and_keeps_its_data)
     struct stat st;
     cr_expect_neq(stat(dir, &st), 0, "%s is still there", dir);
     free(dir);
+    free(url);
+}
+
+Test(pg_server, a_test_reaches_a_postgres_database_with_bound_parameters)
+{
+    char *url = pg_test_database(pg_server_shared(), "t_reach");
+    cr_assert_eq(test_database_exec(url, "CREATE TABLE notes (id int, body text)", NULL), 0);
+    const char *row[] = {"1", "it's $2, not a parameter", NULL};
+    cr_expect_eq(test_database_exec(url, "INSERT INTO notes VALUES ($1::int, $2)", row), 1);
+    const char *id[] = {"1", NULL};
+    char *body = test_database_value(url, "SELECT body FROM notes WHERE id = $1::int", id);
+    cr_expect_str_eq(body, "it's $2, not a parameter");
+    const char *none[] = {"2", NULL};
+    cr_expect_null(test_database_value(url, "SELECT body FROM notes WHERE id = $1::int", none));
+    free(body);
     free(url);
 }

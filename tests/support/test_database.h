@@ -22,6 +22,17 @@ char *test_database_url(const char *dir);
 /* The same, for SQLite a file of that name in dir (tests with several files). */
 char *test_database_url_named(const char *dir, const char *file);
 
+/* A test's own way into the database a shopd runs on (to set up a state the
+ * HTTP interface cannot make, or to check what a request stored). url is a
+ * DATABASE_URL of either engine; sql has $1, $2 ... parameters, given as text
+ * in params (NULL-terminated, may be NULL; a NULL text cannot be given).
+ * test_database_exec runs a statement and returns the rows it changed;
+ * test_database_value returns the first column of the first row (NULL when
+ * there is no row or the value is NULL; caller frees). Both abort the test
+ * on any failure. */
+long test_database_exec(const char *url, const char *sql, const char *const params[]);
+char *test_database_value(const char *url, const char *sql, const char *const params[]);
+
 /* Skips the current test on PostgreSQL, saying why. */
 #define TEST_DATABASE_ONLY_SQLITE(reason)                                                                    \
     do {                                                                                                     \
