@@ -106,3 +106,23 @@ char *test_database_value(const char *url, const char *sql, const char *const pa
 {
     return run_sql(url, sql, params).value;
 }
+
+void test_database_script(const char *url, const char *sql)
+{
+    if (strncmp(url, "sqlite:///", 10) == 0) {
+        sqlite3 *h;
+        cr_assert_eq(sqlite3_open_v2(url + 10, &h, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK, "open %s", url);
+        sqlite3_busy_timeout(h, 5000);
+        char *err = NULL;
+        int rc = sqlite3_exec(h, sql, NULL, NULL, &err);
+        cr_assert_eq(rc, SQLITE_OK, "%.200s: %s", sql, err ? err : sqlite3_errmsg(h));
+        sqlite3_close(h);
+        return;
+    }
+    PGconn *c = PQconnectdb(url);
+    cr_assert_eq(PQstatus(c), CONNECTION_OK, "connect %s: %s", url, PQerrorMessage(c));
+    PGresult *r = PQexec(c, sql);
+    cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%.200s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+}

@@ -32,6 +32,9 @@ char *test_database_url_named(const char *dir, const char *file);
  * on any failure. */
 long test_database_exec(const char *url, const char *sql, const char *const params[]);
 char *test_database_value(const char *url, const char *sql, const char *const params[]);
+/* Runs several statements without parameters (a BEGIN ... COMMIT script of
+ * literals the test made itself); aborts the test on failure. */
+void test_database_script(const char *url, const char *sql);
 
 /* Skips the current test on PostgreSQL, saying why. */
 #define TEST_DATABASE_ONLY_SQLITE(reason)                                                                    \
