@@ -1,7 +1,9 @@
 # Shop: build, test, run, bench, install.
 #
 #   make            build bin/shopd, bin/balancer, bin/ratelimitd
-#   make test       unit, API, integration and browser tests (SANITIZE=1 for ASan+UBSan)
+#   make test       unit, API, integration and browser tests (SANITIZE=1 for ASan+UBSan), then the
+#                   suites that touch the database again on PostgreSQL
+#   make test-postgres  only that PostgreSQL pass
 #   make run        the whole stack in the foreground, balancer on :8080
 #   make bench      wrk scenarios through the balancer and direct
 #   make test-tls-scan  testssl.sh against the balancer's HTTPS port (slow: not in make test)
@@ -63,6 +65,13 @@ UNIT_TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*
 API_TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/api/test_*.c))
 INTEGRATION_TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/integration/test_*.c))
 TEST_BINS := $(UNIT_TESTS) $(API_TESTS) $(INTEGRATION_TESTS)
+# The suites that touch the database run a second time on PostgreSQL: the unit tests
+# of the modules on tests/support/test_db, every API suite, and the integration
+# suites whose subject is the database (the outbox, the process and its --check,
+# health, the worker's memory) or the server of that pass.
+PG_UNIT_TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(shell grep -l 'support/test_db.h' tests/unit/test_*.c))
+PG_INTEGRATION := dispatcher shopd_process db_health config_cli ratelimit_shopd worker_memory pg_server
+PG_TEST_BINS := $(PG_UNIT_TESTS) $(API_TESTS) $(patsubst %,$(BUILD)/tests/integration/test_%,$(PG_INTEGRATION))
 
 # libFuzzer targets: built by clang into their own tree (make fuzz-build), run by
 # tools/fuzz.sh: replaying the committed corpus in make test, exploring in make fuzz.
@@ -71,7 +80,7 @@ FUZZ_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,u
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz-bin/%,$(wildcard tests/fuzz/fuzz_*.c))
 
 .SECONDARY:
-.PHONY: format-check fresh-check fuzz-build fuzz-targets all test test-unit test-api test-integration test-e2e test-tls-scan test-tools test-fuzz fuzz deps run bench install clean format
+.PHONY: format-check fresh-check fuzz-build fuzz-targets all test test-postgres test-unit test-api test-integration test-e2e test-tls-scan test-tools test-fuzz fuzz deps run bench install clean format
 all: $(BINARIES)
 
 $(BUILD)/tests/%.o: ALL_CFLAGS += $(TEST_CFLAGS)
@@ -115,7 +124,12 @@ test: deps
 	$(Q)$(MAKE) --no-print-directory all $(TEST_BINS)
 	$(Q)$(MAKE) --no-print-directory fuzz-build
 	$(Q)rc=0; tools/format-check.sh || rc=1; python3 tools/include-cycles.py || rc=1; \
-	$(TEST_ENV) tests/run.sh --fuzz --tools $(TEST_BINS) || rc=1; exit $$rc
+	$(TEST_ENV) tests/run.sh --fuzz --tools $(TEST_BINS) --postgres $(PG_TEST_BINS) || rc=1; exit $$rc
+
+# The PostgreSQL pass of make test alone.
+test-postgres: deps
+	$(Q)$(MAKE) --no-print-directory all $(PG_TEST_BINS)
+	$(Q)$(TEST_ENV) tests/run.sh --no-e2e --postgres $(PG_TEST_BINS)
 
 test-unit: all $(UNIT_TESTS)
 	$(Q)$(TEST_ENV) tests/run.sh --no-e2e $(UNIT_TESTS)

@@ -13,10 +13,13 @@
 #include <time.h>
 
 static const char SQL_INSERT_USER[] =
-    "INSERT INTO users (email, password_hash, created_at) VALUES (?1, ?2, ?3)";
-static const char SQL_FIND_USER[] = "SELECT id, password_hash FROM users WHERE email = ?1";
-static const char SQL_REHASH[] = "UPDATE users SET password_hash = ?2 WHERE id = ?1";
-static const char SQL_USER_HASH[] = "SELECT password_hash FROM users WHERE id = ?1";
+    "INSERT INTO users (email, password_hash, created_at) VALUES ($1, $2, $3) RETURNING id";
+/* Emails match whatever their case: SQLite's column is COLLATE NOCASE (and
+   its index serves the lookup); PostgreSQL's unique index is on lower(email). */
+static const char SQL_FIND_USER[] = "SELECT id, password_hash FROM users WHERE email = $1";
+static const char SQL_FIND_USER_PG[] = "SELECT id, password_hash FROM users WHERE lower(email) = lower($1)";
+static const char SQL_REHASH[] = "UPDATE users SET password_hash = $2 WHERE id = $1";
+static const char SQL_USER_HASH[] = "SELECT password_hash FROM users WHERE id = $1";
 
 bool accounts_email_valid(const char *email)
 {
@@ -63,22 +66,26 @@ static enum outcome validate_new_account(const char *email, const char *password
 static enum outcome insert_user(struct db *db, const char *email, const char *hash, int64_t *user_id,
                                 char *msg, size_t msglen)
 {
-    sqlite3_stmt *st = db_stmt(db, SQL_INSERT_USER);
-    sqlite3_bind_text(st, 1, email, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, (int64_t)time(NULL));
-    int rc = sqlite3_step(st);
+    struct db_stmt *st = db_stmt(db, SQL_INSERT_USER);
+    db_bind_text(st, 1, email);
+    db_bind_text(st, 2, hash);
+    db_bind_int64(st, 3, (int64_t)time(NULL));
+    int rc = db_step(st);
+    if (rc == DB_ROW) {
+        *user_id = db_column_int64(st, 0);
+        rc = db_step(st); /* the write is done (and may still fail) only then */
+    }
+    enum db_error e = rc == DB_ERROR ? db_error(db) : DB_ERR_NONE;
     db_done(st);
-    if (rc == SQLITE_CONSTRAINT_UNIQUE) {
+    if (e == DB_ERR_CONFLICT) {
         snprintf(msg, msglen, "Email already registered");
         return OUT_CONFLICT;
     }
-    if (rc != SQLITE_DONE) {
+    if (rc != DB_DONE) {
         db_log_error(db, "accounts: register failed");
         snprintf(msg, msglen, "Registration failed");
         return OUT_ERROR;
     }
-    *user_id = sqlite3_last_insert_rowid(db_handle(db));
     return OUT_OK;
 }
 
@@ -161,10 +168,10 @@ static void login_done(void *arg)
 {
     struct account_job *j = arg;
     if (j->verified && j->new_hash) {
-        sqlite3_stmt *up = db_stmt(j->db, SQL_REHASH);
-        sqlite3_bind_int64(up, 1, j->user_id);
-        sqlite3_bind_text(up, 2, j->new_hash, -1, SQLITE_STATIC);
-        if (sqlite3_step(up) != SQLITE_DONE)
+        struct db_stmt *up = db_stmt(j->db, SQL_REHASH);
+        db_bind_int64(up, 1, j->user_id);
+        db_bind_text(up, 2, j->new_hash);
+        if (db_step(up) != DB_DONE)
             log_warn("accounts: could not upgrade password hash of user %lld: %s", (long long)j->user_id,
                      db_errmsg(j->db));
         db_done(up);
@@ -179,16 +186,16 @@ static void login_done(void *arg)
 void accounts_authenticate_async(struct db *db, struct offload *pool, const char *email, const char *password,
                                  accounts_done_fn done, void *arg)
 {
-    sqlite3_stmt *st = db_stmt(db, SQL_FIND_USER);
-    sqlite3_bind_text(st, 1, email, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
+    struct db_stmt *st = db_stmt_for(db, SQL_FIND_USER, SQL_FIND_USER_PG);
+    db_bind_text(st, 1, email);
+    int rc = db_step(st);
     struct account_job *j = job_new(db, email, password, done, arg);
-    if (rc == SQLITE_ROW) {
-        j->user_id = sqlite3_column_int64(st, 0);
-        j->stored = xstrdup((const char *)sqlite3_column_text(st, 1));
+    if (rc == DB_ROW) {
+        j->user_id = db_column_int64(st, 0);
+        j->stored = xstrdup(db_column_text(st, 1));
     }
     db_done(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    if (rc != DB_ROW && rc != DB_DONE) {
         db_log_error(db, "accounts: lookup failed");
         job_free(j);
         done(OUT_ERROR, 0, "Login failed", arg);
@@ -213,14 +220,14 @@ static void change_done(void *arg)
     enum outcome o = OUT_FORBIDDEN;
     const char *msg = "Current password is wrong";
     if (j->verified) {
-        sqlite3_stmt *up = db_stmt(j->db, SQL_REHASH);
-        sqlite3_bind_int64(up, 1, j->user_id);
-        sqlite3_bind_text(up, 2, j->new_hash, -1, SQLITE_STATIC);
-        int rc = sqlite3_step(up);
+        struct db_stmt *up = db_stmt(j->db, SQL_REHASH);
+        db_bind_int64(up, 1, j->user_id);
+        db_bind_text(up, 2, j->new_hash);
+        int rc = db_step(up);
         db_done(up);
-        o = rc == SQLITE_DONE ? OUT_OK : OUT_ERROR;
-        msg = rc == SQLITE_DONE ? "" : "The password could not be changed";
-        if (rc != SQLITE_DONE)
+        o = rc == DB_DONE ? OUT_OK : OUT_ERROR;
+        msg = rc == DB_DONE ? "" : "The password could not be changed";
+        if (rc != DB_DONE)
             db_log_error(j->db, "accounts: password change of user %lld failed", (long long)j->user_id);
     }
     j->done(o, j->user_id, msg, j->arg);
@@ -237,13 +244,13 @@ void accounts_change_password_async(struct db *db, struct offload *pool, int64_t
         done(o, user_id, msg, arg);
         return;
     }
-    sqlite3_stmt *st = db_stmt(db, SQL_USER_HASH);
-    sqlite3_bind_int64(st, 1, user_id);
-    int rc = sqlite3_step(st);
-    char *stored = rc == SQLITE_ROW ? xstrdup((const char *)sqlite3_column_text(st, 0)) : NULL;
+    struct db_stmt *st = db_stmt(db, SQL_USER_HASH);
+    db_bind_int64(st, 1, user_id);
+    int rc = db_step(st);
+    char *stored = rc == DB_ROW ? xstrdup(db_column_text(st, 0)) : NULL;
     db_done(st);
     if (!stored) {
-        if (rc != SQLITE_DONE)
+        if (rc != DB_DONE)
             db_log_error(db, "accounts: lookup of user %lld failed", (long long)user_id);
         done(OUT_ERROR, user_id, "The password could not be changed", arg);
         return;

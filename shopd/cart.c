@@ -9,54 +9,56 @@
 static const char SQL_VIEW[] = "SELECT p.id, p.name, p.price_cents, c.quantity, p.image_url, p.stock,"
                                " coalesce(c.unit_price_cents, p.price_cents)"
                                " FROM cart_items c JOIN products p ON p.id = c.product_id"
-                               " WHERE c.user_id = ?1 ORDER BY c.added_at, p.id";
-static const char SQL_COUNT[] = "SELECT coalesce(sum(quantity), 0) FROM cart_items WHERE user_id = ?1";
-static const char SQL_PRODUCT_STOCK[] = "SELECT stock, name, price_cents FROM products WHERE id = ?1";
-static const char SQL_LINE_QTY[] = "SELECT quantity FROM cart_items WHERE user_id = ?1 AND product_id = ?2";
+                               " WHERE c.user_id = $1 ORDER BY c.added_at, p.id";
+static const char SQL_COUNT[] = "SELECT coalesce(sum(quantity), 0) FROM cart_items WHERE user_id = $1";
+static const char SQL_PRODUCT_STOCK[] = "SELECT stock, name, price_cents FROM products WHERE id = $1";
+/* PostgreSQL: the row stays locked to the end of the transaction, so that two
+   adds of the same product cannot both pass the stock check. */
+static const char SQL_PRODUCT_STOCK_PG[] =
+    "SELECT stock, name, price_cents FROM products WHERE id = $1 FOR UPDATE";
+static const char SQL_LINE_QTY[] = "SELECT quantity FROM cart_items WHERE user_id = $1 AND product_id = $2";
 /* A line keeps the price it was first added at until the shopper accepts a
    change (cart_accept_prices): adding more of it does not silently accept one. */
 static const char SQL_UPSERT[] =
     "INSERT INTO cart_items (user_id, product_id, quantity, added_at, unit_price_cents)"
-    " VALUES (?1, ?2, ?3, ?4, ?5)"
+    " VALUES ($1, $2, $3, $4, $5)"
     " ON CONFLICT (user_id, product_id) DO UPDATE SET quantity = excluded.quantity";
 static const char SQL_CHANGED_TOTALS[] =
     "SELECT coalesce(sum(p.price_cents * c.quantity), 0)"
-    " FROM cart_items c JOIN products p ON p.id = c.product_id WHERE c.user_id = ?1";
+    " FROM cart_items c JOIN products p ON p.id = c.product_id WHERE c.user_id = $1";
 static const char SQL_ACCEPT_PRICES[] =
     "UPDATE cart_items SET unit_price_cents = (SELECT price_cents FROM products p WHERE p.id = product_id)"
-    " WHERE user_id = ?1";
-static const char SQL_NOTICES[] = "SELECT product_id, name FROM cart_notices WHERE user_id = ?1 ORDER BY id";
-static const char SQL_CLEAR_NOTICES[] = "DELETE FROM cart_notices WHERE user_id = ?1";
-static const char SQL_DELETE_LINE[] = "DELETE FROM cart_items WHERE user_id = ?1 AND product_id = ?2";
+    " WHERE user_id = $1";
+static const char SQL_NOTICES[] = "SELECT product_id, name FROM cart_notices WHERE user_id = $1 ORDER BY id";
+static const char SQL_CLEAR_NOTICES[] = "DELETE FROM cart_notices WHERE user_id = $1";
+static const char SQL_DELETE_LINE[] = "DELETE FROM cart_items WHERE user_id = $1 AND product_id = $2";
 
 json_t *cart_view(struct db *db, int64_t user_id)
 {
-    sqlite3_stmt *st = db_stmt(db, SQL_VIEW);
-    sqlite3_bind_int64(st, 1, user_id);
+    struct db_stmt *st = db_stmt(db, SQL_VIEW);
+    db_bind_int64(st, 1, user_id);
     json_t *items = json_array();
     int64_t total = 0, count = 0, changed = 0;
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        int64_t price = sqlite3_column_int64(st, 2), qty = sqlite3_column_int64(st, 3);
-        int64_t added = sqlite3_column_int64(st, 6);
+    while ((rc = db_step(st)) == DB_ROW) {
+        int64_t price = db_column_int64(st, 2), qty = db_column_int64(st, 3);
+        int64_t added = db_column_int64(st, 6);
         int64_t line = price * qty;
         total += line;
         count += qty;
         if (added != price)
             changed++;
-        json_array_append_new(items, json_pack("{s:I, s:s, s:o, s:I, s:I, s:I, s:o, s:s, s:I, s:o, s:I, s:b}",
-                                               "product_id", (json_int_t)sqlite3_column_int64(st, 0), "name",
-                                               (const char *)sqlite3_column_text(st, 1), "price",
-                                               catalog_price_json(price), "price_cents", (json_int_t)price,
-                                               "quantity", (json_int_t)qty, "line_total_cents",
-                                               (json_int_t)line, "line_total", catalog_price_json(line),
-                                               "image_url", (const char *)sqlite3_column_text(st, 4), "stock",
-                                               (json_int_t)sqlite3_column_int64(st, 5), "added_price",
-                                               catalog_price_json(added), "added_price_cents",
-                                               (json_int_t)added, "price_changed", added != price));
+        json_array_append_new(
+            items, json_pack("{s:I, s:s, s:o, s:I, s:I, s:I, s:o, s:s, s:I, s:o, s:I, s:b}", "product_id",
+                             (json_int_t)db_column_int64(st, 0), "name", db_column_text(st, 1), "price",
+                             catalog_price_json(price), "price_cents", (json_int_t)price, "quantity",
+                             (json_int_t)qty, "line_total_cents", (json_int_t)line, "line_total",
+                             catalog_price_json(line), "image_url", db_column_text(st, 4), "stock",
+                             (json_int_t)db_column_int64(st, 5), "added_price", catalog_price_json(added),
+                             "added_price_cents", (json_int_t)added, "price_changed", added != price));
     }
     db_done(st);
-    if (rc != SQLITE_DONE) {
+    if (rc != DB_DONE) {
         db_log_error(db, "cart: view failed");
         json_decref(items);
         return NULL;
@@ -67,9 +69,9 @@ json_t *cart_view(struct db *db, int64_t user_id)
 
 int64_t cart_count(struct db *db, int64_t user_id)
 {
-    sqlite3_stmt *st = db_stmt(db, SQL_COUNT);
-    sqlite3_bind_int64(st, 1, user_id);
-    int64_t n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    struct db_stmt *st = db_stmt(db, SQL_COUNT);
+    db_bind_int64(st, 1, user_id);
+    int64_t n = db_step(st) == DB_ROW ? db_column_int64(st, 0) : -1;
     db_done(st);
     return n;
 }
@@ -78,16 +80,16 @@ int64_t cart_count(struct db *db, int64_t user_id)
 static enum outcome product_stock(struct db *db, int64_t product_id, int64_t *stock, int64_t *price,
                                   char *name, size_t namelen)
 {
-    sqlite3_stmt *st = db_stmt(db, SQL_PRODUCT_STOCK);
-    sqlite3_bind_int64(st, 1, product_id);
-    int rc = sqlite3_step(st);
+    struct db_stmt *st = db_stmt_for(db, SQL_PRODUCT_STOCK, SQL_PRODUCT_STOCK_PG);
+    db_bind_int64(st, 1, product_id);
+    int rc = db_step(st);
     enum outcome o = OUT_NOT_FOUND;
-    if (rc == SQLITE_ROW) {
-        *stock = sqlite3_column_int64(st, 0);
-        snprintf(name, namelen, "%s", (const char *)sqlite3_column_text(st, 1));
-        *price = sqlite3_column_int64(st, 2);
+    if (rc == DB_ROW) {
+        *stock = db_column_int64(st, 0);
+        snprintf(name, namelen, "%s", db_column_text(st, 1));
+        *price = db_column_int64(st, 2);
         o = OUT_OK;
-    } else if (rc != SQLITE_DONE) {
+    } else if (rc != DB_DONE) {
         db_log_error(db, "cart: product lookup failed");
         o = OUT_ERROR;
     }
@@ -98,11 +100,11 @@ static enum outcome product_stock(struct db *db, int64_t product_id, int64_t *st
 /* Quantity of the line in the cart; 0 when absent, -1 on error. */
 static int64_t line_quantity(struct db *db, int64_t user_id, int64_t product_id)
 {
-    sqlite3_stmt *st = db_stmt(db, SQL_LINE_QTY);
-    sqlite3_bind_int64(st, 1, user_id);
-    sqlite3_bind_int64(st, 2, product_id);
-    int rc = sqlite3_step(st);
-    int64_t q = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : rc == SQLITE_DONE ? 0 : -1;
+    struct db_stmt *st = db_stmt(db, SQL_LINE_QTY);
+    db_bind_int64(st, 1, user_id);
+    db_bind_int64(st, 2, product_id);
+    int rc = db_step(st);
+    int64_t q = rc == DB_ROW ? db_column_int64(st, 0) : rc == DB_DONE ? 0 : -1;
     db_done(st);
     return q;
 }
@@ -110,15 +112,15 @@ static int64_t line_quantity(struct db *db, int64_t user_id, int64_t product_id)
 static enum outcome write_line(struct db *db, int64_t user_id, int64_t product_id, int64_t quantity,
                                int64_t price_cents)
 {
-    sqlite3_stmt *st = db_stmt(db, SQL_UPSERT);
-    sqlite3_bind_int64(st, 1, user_id);
-    sqlite3_bind_int64(st, 2, product_id);
-    sqlite3_bind_int64(st, 3, quantity);
-    sqlite3_bind_int64(st, 4, (int64_t)time(NULL));
-    sqlite3_bind_int64(st, 5, price_cents);
-    int rc = sqlite3_step(st);
+    struct db_stmt *st = db_stmt(db, SQL_UPSERT);
+    db_bind_int64(st, 1, user_id);
+    db_bind_int64(st, 2, product_id);
+    db_bind_int64(st, 3, quantity);
+    db_bind_int64(st, 4, (int64_t)time(NULL));
+    db_bind_int64(st, 5, price_cents);
+    int rc = db_step(st);
     db_done(st);
-    if (rc != SQLITE_DONE) {
+    if (rc != DB_DONE) {
         db_log_error(db, "cart: write failed");
         return OUT_ERROR;
     }
@@ -133,7 +135,7 @@ static enum outcome change_line(struct db *db, int64_t user_id, int64_t product_
         snprintf(msg, msglen, "quantity must be a positive integer");
         return OUT_INVALID;
     }
-    if (db_begin_immediate(db) < 0) {
+    if (db_begin_write(db) < 0) {
         db_log_error(db, "cart: begin failed");
         snprintf(msg, msglen, "database busy");
         return OUT_ERROR;
@@ -193,34 +195,34 @@ enum outcome cart_set(struct db *db, int64_t user_id, int64_t product_id, int64_
 
 enum outcome cart_remove(struct db *db, int64_t user_id, int64_t product_id)
 {
-    sqlite3_stmt *st = db_stmt(db, SQL_DELETE_LINE);
-    sqlite3_bind_int64(st, 1, user_id);
-    sqlite3_bind_int64(st, 2, product_id);
-    int rc = sqlite3_step(st);
+    struct db_stmt *st = db_stmt(db, SQL_DELETE_LINE);
+    db_bind_int64(st, 1, user_id);
+    db_bind_int64(st, 2, product_id);
+    int rc = db_step(st);
     db_done(st);
-    if (rc != SQLITE_DONE) {
+    if (rc != DB_DONE) {
         db_log_error(db, "cart: remove failed");
         return OUT_ERROR;
     }
-    return sqlite3_changes(db_handle(db)) ? OUT_OK : OUT_NOT_FOUND;
+    return db_changes(db) ? OUT_OK : OUT_NOT_FOUND;
 }
 
 enum outcome cart_accept_prices(struct db *db, int64_t user_id, int64_t expected_total_cents, char *msg,
                                 size_t msglen)
 {
-    if (db_begin_immediate(db) < 0) {
+    if (db_begin_write(db) < 0) {
         db_log_error(db, "cart: begin failed");
         snprintf(msg, msglen, "database busy");
         return OUT_ERROR;
     }
     enum outcome o = OUT_ERROR;
     snprintf(msg, msglen, "database error");
-    sqlite3_stmt *st = db_stmt(db, SQL_CHANGED_TOTALS);
-    sqlite3_bind_int64(st, 1, user_id);
-    int rc = sqlite3_step(st);
-    int64_t total = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    struct db_stmt *st = db_stmt(db, SQL_CHANGED_TOTALS);
+    db_bind_int64(st, 1, user_id);
+    int rc = db_step(st);
+    int64_t total = rc == DB_ROW ? db_column_int64(st, 0) : -1;
     db_done(st);
-    if (rc != SQLITE_ROW) {
+    if (rc != DB_ROW) {
         db_log_error(db, "cart: totals failed");
         goto done;
     }
@@ -230,10 +232,10 @@ enum outcome cart_accept_prices(struct db *db, int64_t user_id, int64_t expected
         goto done;
     }
     st = db_stmt(db, SQL_ACCEPT_PRICES);
-    sqlite3_bind_int64(st, 1, user_id);
-    rc = sqlite3_step(st);
+    db_bind_int64(st, 1, user_id);
+    rc = db_step(st);
     db_done(st);
-    if (rc != SQLITE_DONE) {
+    if (rc != DB_DONE) {
         db_log_error(db, "cart: accepting prices failed");
         goto done;
     }
@@ -247,20 +249,20 @@ done:
 
 json_t *cart_take_notices(struct db *db, int64_t user_id)
 {
-    sqlite3_stmt *st = db_stmt(db, SQL_NOTICES);
-    sqlite3_bind_int64(st, 1, user_id);
+    struct db_stmt *st = db_stmt(db, SQL_NOTICES);
+    db_bind_int64(st, 1, user_id);
     json_t *list = json_array();
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *name = (const char *)sqlite3_column_text(st, 1);
+    while ((rc = db_step(st)) == DB_ROW) {
+        const char *name = db_column_text(st, 1);
         char message[512];
         snprintf(message, sizeof(message), "%s is no longer sold and was removed from your cart.", name);
-        json_array_append_new(list, json_pack("{s:I, s:s, s:s}", "product_id",
-                                              (json_int_t)sqlite3_column_int64(st, 0), "name", name,
-                                              "message", message));
+        json_array_append_new(list,
+                              json_pack("{s:I, s:s, s:s}", "product_id", (json_int_t)db_column_int64(st, 0),
+                                        "name", name, "message", message));
     }
     db_done(st);
-    if (rc != SQLITE_DONE) {
+    if (rc != DB_DONE) {
         db_log_error(db, "cart: notices failed");
         json_decref(list);
         return NULL;
@@ -268,10 +270,10 @@ json_t *cart_take_notices(struct db *db, int64_t user_id)
     if (json_array_size(list) == 0)
         return list;
     st = db_stmt(db, SQL_CLEAR_NOTICES);
-    sqlite3_bind_int64(st, 1, user_id);
-    rc = sqlite3_step(st);
+    db_bind_int64(st, 1, user_id);
+    rc = db_step(st);
     db_done(st);
-    if (rc != SQLITE_DONE) {
+    if (rc != DB_DONE) {
         db_log_error(db, "cart: clearing notices failed");
         json_decref(list);
         return NULL;

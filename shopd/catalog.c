@@ -11,29 +11,29 @@
 static const char SQL_LIST[] =
     "SELECT id, name, description, price_cents, stock, image_url FROM products ORDER BY id";
 static const char SQL_GET[] =
-    "SELECT id, name, description, price_cents, stock, image_url FROM products WHERE id = ?1";
+    "SELECT id, name, description, price_cents, stock, image_url FROM products WHERE id = $1";
 static const char SQL_INSERT[] = "INSERT INTO products (name, description, price_cents, stock, image_url, "
-                                 "created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)";
+                                 "created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id";
 static const char SQL_UPDATE[] = "UPDATE products SET"
-                                 " name = coalesce(?2, name),"
-                                 " description = coalesce(?3, description),"
-                                 " price_cents = coalesce(?4, price_cents),"
-                                 " stock = coalesce(?5, stock),"
-                                 " image_url = coalesce(?6, image_url),"
-                                 " updated_at = ?7 WHERE id = ?1";
-static const char SQL_DELETE[] = "DELETE FROM products WHERE id = ?1";
+                                 " name = coalesce($2, name),"
+                                 " description = coalesce($3, description),"
+                                 " price_cents = coalesce($4, price_cents),"
+                                 " stock = coalesce($5, stock),"
+                                 " image_url = coalesce($6, image_url),"
+                                 " updated_at = $7 WHERE id = $1";
+static const char SQL_DELETE[] = "DELETE FROM products WHERE id = $1";
 static const char SQL_COUNT[] = "SELECT count(*) FROM products";
 
-/* Search and pages: ?1 the search text (NULL: all), ?2 and ?3 the id and sort
-   key of the cursor's product (NULL: from the start), ?4 the row limit (-1:
-   all), ?5 the offset. lower() folds ASCII letters only: SQLite without ICU
+/* Search and pages: $1 the search text (NULL: all), $2 and $3 the id and sort
+   key of the cursor's product (NULL: from the start), $4 the row limit (-1:
+   all), $5 the offset. lower() folds ASCII letters only: SQLite without ICU
    knows no other case mapping. One statement per sort, so each is planned once. */
 #define SEARCH_WHERE                                                                                         \
-    " WHERE (?1 IS NULL OR instr(lower(name), lower(?1)) > 0 OR instr(lower(description), lower(?1)) > 0)"
+    " WHERE ($1 IS NULL OR instr(lower(name), lower($1)) > 0 OR instr(lower(description), lower($1)) > 0)"
 #define SEARCH_SQL(key, cmp, dir)                                                                            \
     "SELECT id, name, description, price_cents, stock, image_url FROM products" SEARCH_WHERE                 \
-    " AND (?2 IS NULL OR (" key ", id) " cmp " (?3, ?2))"                                                    \
-    " ORDER BY " key " " dir ", id " dir " LIMIT ?4 OFFSET ?5"
+    " AND ($2 IS NULL OR (" key ", id) " cmp " ($3, $2))"                                                    \
+    " ORDER BY " key " " dir ", id " dir " LIMIT $4 OFFSET $5"
 static const char *const SQL_SEARCH[] = {
     [CATALOG_SORT_ID] = SEARCH_SQL("id", ">", "ASC"),
     [CATALOG_SORT_ID_DESC] = SEARCH_SQL("id", "<", "DESC"),
@@ -43,6 +43,24 @@ static const char *const SQL_SEARCH[] = {
     [CATALOG_SORT_PRICE_DESC] = SEARCH_SQL("price_cents", "<", "DESC"),
 };
 static const char SQL_SEARCH_COUNT[] = "SELECT count(*) FROM products" SEARCH_WHERE;
+
+/* PostgreSQL has strpos for instr; NOCASE becomes lower() in byte order (the
+   "C" collation), as SQLite compares; "all rows" is LIMIT NULL, not -1. */
+#define SEARCH_WHERE_PG                                                                                      \
+    " WHERE ($1 IS NULL OR strpos(lower(name), lower($1)) > 0 OR strpos(lower(description), lower($1)) > 0)"
+#define SEARCH_SQL_PG(key, cursor_key, cmp, dir)                                                             \
+    "SELECT id, name, description, price_cents, stock, image_url FROM products" SEARCH_WHERE_PG              \
+    " AND ($2 IS NULL OR (" key ", id) " cmp " (" cursor_key ", $2))"                                        \
+    " ORDER BY " key " " dir ", id " dir " LIMIT nullif($4, -1) OFFSET $5"
+static const char *const SQL_SEARCH_PG[] = {
+    [CATALOG_SORT_ID] = SEARCH_SQL_PG("id", "$3", ">", "ASC"),
+    [CATALOG_SORT_ID_DESC] = SEARCH_SQL_PG("id", "$3", "<", "DESC"),
+    [CATALOG_SORT_NAME] = SEARCH_SQL_PG("lower(name) COLLATE \"C\"", "lower($3)", ">", "ASC"),
+    [CATALOG_SORT_NAME_DESC] = SEARCH_SQL_PG("lower(name) COLLATE \"C\"", "lower($3)", "<", "DESC"),
+    [CATALOG_SORT_PRICE] = SEARCH_SQL_PG("price_cents", "$3", ">", "ASC"),
+    [CATALOG_SORT_PRICE_DESC] = SEARCH_SQL_PG("price_cents", "$3", "<", "DESC"),
+};
+static const char SQL_SEARCH_COUNT_PG[] = "SELECT count(*) FROM products" SEARCH_WHERE_PG;
 
 void catalog_format_price(int64_t cents, char *buf, size_t len)
 {
@@ -55,25 +73,24 @@ json_t *catalog_price_json(int64_t cents)
     return json_real((double)cents / 100.0);
 }
 
-static json_t *row_to_json(sqlite3_stmt *st)
+static json_t *row_to_json(struct db_stmt *st)
 {
-    int64_t cents = sqlite3_column_int64(st, 3);
-    return json_pack("{s:I, s:s, s:s, s:o, s:I, s:I, s:s}", "id", (json_int_t)sqlite3_column_int64(st, 0),
-                     "name", (const char *)sqlite3_column_text(st, 1), "description",
-                     (const char *)sqlite3_column_text(st, 2), "price", catalog_price_json(cents),
-                     "price_cents", (json_int_t)cents, "stock", (json_int_t)sqlite3_column_int64(st, 4),
-                     "image_url", (const char *)sqlite3_column_text(st, 5));
+    int64_t cents = db_column_int64(st, 3);
+    return json_pack("{s:I, s:s, s:s, s:o, s:I, s:I, s:s}", "id", (json_int_t)db_column_int64(st, 0), "name",
+                     db_column_text(st, 1), "description", db_column_text(st, 2), "price",
+                     catalog_price_json(cents), "price_cents", (json_int_t)cents, "stock",
+                     (json_int_t)db_column_int64(st, 4), "image_url", db_column_text(st, 5));
 }
 
 json_t *catalog_list(struct db *db)
 {
-    sqlite3_stmt *st = db_stmt(db, SQL_LIST);
+    struct db_stmt *st = db_stmt(db, SQL_LIST);
     json_t *list = json_array();
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+    while ((rc = db_step(st)) == DB_ROW)
         json_array_append_new(list, row_to_json(st));
     db_done(st);
-    if (rc != SQLITE_DONE) {
+    if (rc != DB_DONE) {
         db_log_error(db, "catalog: list failed");
         json_decref(list);
         return NULL;
@@ -81,41 +98,41 @@ json_t *catalog_list(struct db *db)
     return list;
 }
 
-static void bind_search_text(sqlite3_stmt *st, const struct catalog_query *q)
+static void bind_search_text(struct db_stmt *st, const struct catalog_query *q)
 {
     if (q->q[0])
-        sqlite3_bind_text(st, 1, q->q, -1, SQLITE_STATIC);
+        db_bind_text(st, 1, q->q);
 }
 
 enum outcome catalog_search(struct db *db, const struct catalog_query *q, struct catalog_results *out)
 {
     memset(out, 0, sizeof(*out));
-    sqlite3_stmt *st = db_stmt(db, SQL_SEARCH_COUNT);
+    struct db_stmt *st = db_stmt_for(db, SQL_SEARCH_COUNT, SQL_SEARCH_COUNT_PG);
     bind_search_text(st, q);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        out->total = sqlite3_column_int64(st, 0);
+    int rc = db_step(st);
+    if (rc == DB_ROW)
+        out->total = db_column_int64(st, 0);
     db_done(st);
-    if (rc != SQLITE_ROW) {
+    if (rc != DB_ROW) {
         db_log_error(db, "catalog: count failed");
         return OUT_ERROR;
     }
-    st = db_stmt(db, SQL_SEARCH[q->sort]);
+    st = db_stmt_for(db, SQL_SEARCH[q->sort], SQL_SEARCH_PG[q->sort]);
     bind_search_text(st, q);
     if (q->has_cursor) {
-        sqlite3_bind_int64(st, 2, q->after_id);
+        db_bind_int64(st, 2, q->after_id);
         if (q->sort == CATALOG_SORT_NAME || q->sort == CATALOG_SORT_NAME_DESC)
-            sqlite3_bind_text(st, 3, q->after_name, -1, SQLITE_STATIC);
+            db_bind_text(st, 3, q->after_name);
         else if (q->sort == CATALOG_SORT_PRICE || q->sort == CATALOG_SORT_PRICE_DESC)
-            sqlite3_bind_int64(st, 3, q->after_price_cents);
+            db_bind_int64(st, 3, q->after_price_cents);
         else
-            sqlite3_bind_int64(st, 3, q->after_id);
+            db_bind_int64(st, 3, q->after_id);
     }
     /* One row more than the page holds tells whether a next page exists. */
-    sqlite3_bind_int64(st, 4, q->limit ? q->limit + 1 : -1);
-    sqlite3_bind_int64(st, 5, q->page > 1 ? (q->page - 1) * q->limit : 0);
+    db_bind_int64(st, 4, q->limit ? q->limit + 1 : -1);
+    db_bind_int64(st, 5, q->page > 1 ? (q->page - 1) * q->limit : 0);
     out->items = json_array();
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = db_step(st)) == DB_ROW) {
         if (q->limit && (int64_t)json_array_size(out->items) == q->limit) {
             out->has_more = true;
             break;
@@ -123,7 +140,7 @@ enum outcome catalog_search(struct db *db, const struct catalog_query *q, struct
         json_array_append_new(out->items, row_to_json(st));
     }
     db_done(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    if (rc != DB_ROW && rc != DB_DONE) {
         db_log_error(db, "catalog: search failed");
         json_decref(out->items);
         out->items = NULL;
@@ -142,14 +159,14 @@ enum outcome catalog_search(struct db *db, const struct catalog_query *q, struct
 
 enum outcome catalog_get(struct db *db, int64_t id, json_t **out)
 {
-    sqlite3_stmt *st = db_stmt(db, SQL_GET);
-    sqlite3_bind_int64(st, 1, id);
-    int rc = sqlite3_step(st);
+    struct db_stmt *st = db_stmt(db, SQL_GET);
+    db_bind_int64(st, 1, id);
+    int rc = db_step(st);
     enum outcome o = OUT_NOT_FOUND;
-    if (rc == SQLITE_ROW) {
+    if (rc == DB_ROW) {
         *out = row_to_json(st);
         o = OUT_OK;
-    } else if (rc != SQLITE_DONE) {
+    } else if (rc != DB_DONE) {
         db_log_error(db, "catalog: get %" PRId64 " failed", id);
         o = OUT_ERROR;
     }
@@ -316,58 +333,61 @@ enum outcome catalog_parse_input(json_t *body, bool require_all, struct product_
 
 enum outcome catalog_create(struct db *db, const struct product_input *in, int64_t *id)
 {
-    sqlite3_stmt *st = db_stmt(db, SQL_INSERT);
-    sqlite3_bind_text(st, 1, in->name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, in->has_description ? in->description : "", -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, in->price_cents);
-    sqlite3_bind_int64(st, 4, in->stock);
-    sqlite3_bind_text(st, 5, in->has_image_url ? in->image_url : "", -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 6, (int64_t)time(NULL));
-    int rc = sqlite3_step(st);
+    struct db_stmt *st = db_stmt(db, SQL_INSERT);
+    db_bind_text(st, 1, in->name);
+    db_bind_text(st, 2, in->has_description ? in->description : "");
+    db_bind_int64(st, 3, in->price_cents);
+    db_bind_int64(st, 4, in->stock);
+    db_bind_text(st, 5, in->has_image_url ? in->image_url : "");
+    db_bind_int64(st, 6, (int64_t)time(NULL));
+    int rc = db_step(st);
+    if (rc == DB_ROW) {
+        *id = db_column_int64(st, 0);
+        rc = db_step(st); /* the write is done (and may still fail) only then */
+    }
     db_done(st);
-    if (rc != SQLITE_DONE) {
+    if (rc != DB_DONE) {
         db_log_error(db, "catalog: insert failed");
         return OUT_ERROR;
     }
-    *id = sqlite3_last_insert_rowid(db_handle(db));
     return OUT_OK;
 }
 
 enum outcome catalog_update(struct db *db, int64_t id, const struct product_input *in)
 {
-    sqlite3_stmt *st = db_stmt(db, SQL_UPDATE);
-    sqlite3_bind_int64(st, 1, id);
+    struct db_stmt *st = db_stmt(db, SQL_UPDATE);
+    db_bind_int64(st, 1, id);
     if (in->has_name)
-        sqlite3_bind_text(st, 2, in->name, -1, SQLITE_STATIC);
+        db_bind_text(st, 2, in->name);
     if (in->has_description)
-        sqlite3_bind_text(st, 3, in->description, -1, SQLITE_STATIC);
+        db_bind_text(st, 3, in->description);
     if (in->has_price)
-        sqlite3_bind_int64(st, 4, in->price_cents);
+        db_bind_int64(st, 4, in->price_cents);
     if (in->has_stock)
-        sqlite3_bind_int64(st, 5, in->stock);
+        db_bind_int64(st, 5, in->stock);
     if (in->has_image_url)
-        sqlite3_bind_text(st, 6, in->image_url, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 7, (int64_t)time(NULL));
-    int rc = sqlite3_step(st);
+        db_bind_text(st, 6, in->image_url);
+    db_bind_int64(st, 7, (int64_t)time(NULL));
+    int rc = db_step(st);
     db_done(st);
-    if (rc != SQLITE_DONE) {
+    if (rc != DB_DONE) {
         db_log_error(db, "catalog: update %" PRId64 " failed", id);
         return OUT_ERROR;
     }
-    return sqlite3_changes(db_handle(db)) ? OUT_OK : OUT_NOT_FOUND;
+    return db_changes(db) ? OUT_OK : OUT_NOT_FOUND;
 }
 
 enum outcome catalog_delete(struct db *db, int64_t id)
 {
-    sqlite3_stmt *st = db_stmt(db, SQL_DELETE);
-    sqlite3_bind_int64(st, 1, id);
-    int rc = sqlite3_step(st);
+    struct db_stmt *st = db_stmt(db, SQL_DELETE);
+    db_bind_int64(st, 1, id);
+    int rc = db_step(st);
     db_done(st);
-    if (rc != SQLITE_DONE) {
+    if (rc != DB_DONE) {
         db_log_error(db, "catalog: delete %" PRId64 " failed", id);
         return OUT_ERROR;
     }
-    return sqlite3_changes(db_handle(db)) ? OUT_OK : OUT_NOT_FOUND;
+    return db_changes(db) ? OUT_OK : OUT_NOT_FOUND;
 }
 
 static const struct {
@@ -386,12 +406,12 @@ static const struct {
 
 int catalog_seed_if_empty(struct db *db)
 {
-    if (db_begin_immediate(db) < 0) {
+    if (db_begin_write(db) < 0) {
         db_log_error(db, "catalog: cannot seed");
         return -1;
     }
-    sqlite3_stmt *st = db_stmt(db, SQL_COUNT);
-    int64_t n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    struct db_stmt *st = db_stmt(db, SQL_COUNT);
+    int64_t n = db_step(st) == DB_ROW ? db_column_int64(st, 0) : -1;
     db_done(st);
     if (n != 0) {
         db_rollback(db);

@@ -12,13 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char SQL_DATA_VERSION[] = "PRAGMA data_version";
 static const char SQL_VERSION[] = "SELECT epoch, version FROM catalog_version WHERE id = 1";
 
 static struct {
     struct db *db;               /* the connection the figures below belong to */
-    int64_t data_version;        /* PRAGMA data_version when the version was read */
-    int64_t changes;             /* this connection's change count then */
+    struct db_mark seen;         /* what the connection had seen when the version was read */
     char etag[CATALOG_ETAG_MAX]; /* the version then, as an entity tag ("" before the first read) */
     char list_etag[CATALOG_ETAG_MAX];
     struct strbuf list; /* GET /products' body for list_etag */
@@ -33,23 +31,17 @@ static int refresh(struct db *db)
         cache.db = db;
         cache.etag[0] = cache.list_etag[0] = '\0';
     }
-    sqlite3_stmt *st = db_stmt(db, SQL_DATA_VERSION);
-    int64_t data_version = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
-    db_done(st);
-    int64_t changes = sqlite3_total_changes64(db_handle(db));
-    if (data_version < 0) {
-        db_log_error(db, "catalog version");
-        return -1;
-    }
-    if (cache.etag[0] && data_version == cache.data_version && changes == cache.changes)
+    if (cache.etag[0] && db_unchanged_since(db, &cache.seen))
         return 0;
-    st = db_stmt(db, SQL_VERSION);
+    /* The mark before the read: a change committed in between shows next time. */
+    struct db_mark seen;
+    db_mark_take(db, &seen);
+    struct db_stmt *st = db_stmt(db, SQL_VERSION);
     int rc = -1;
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        snprintf(cache.etag, sizeof(cache.etag), "\"%s-%lld\"", (const char *)sqlite3_column_text(st, 0),
-                 (long long)sqlite3_column_int64(st, 1));
-        cache.data_version = data_version;
-        cache.changes = changes;
+    if (db_step(st) == DB_ROW) {
+        snprintf(cache.etag, sizeof(cache.etag), "\"%s-%lld\"", db_column_text(st, 0),
+                 (long long)db_column_int64(st, 1));
+        cache.seen = seen;
         rc = 0;
     } else {
         db_log_error(db, "catalog version");

@@ -11,25 +11,33 @@
 #include <sys/time.h>
 #include <time.h>
 
+/* Checkouts of one shopper run one at a time: SQLite's write lock already
+   serialises every checkout; on PostgreSQL the shopper's row is locked, so a
+   repeated request (same Idempotency-Key, a double click) waits for the first
+   and then finds its order or its emptied cart. */
+static const char SQL_LOCK_SHOPPER[] = "SELECT id FROM users WHERE id = $1";
+static const char SQL_LOCK_SHOPPER_PG[] = "SELECT id FROM users WHERE id = $1 FOR UPDATE";
 static const char SQL_FIND_KEY[] =
-    "SELECT id, total_cents, status FROM orders WHERE user_id = ?1 AND idempotency_key = ?2";
+    "SELECT id, total_cents, status FROM orders WHERE user_id = $1 AND idempotency_key = $2";
+/* In product order: two checkouts taking stock of the same products lock
+   their rows in the same order and so never deadlock. */
 static const char SQL_CART_LINES[] = "SELECT p.id, p.name, p.price_cents, c.quantity, p.stock,"
                                      " coalesce(c.unit_price_cents, p.price_cents)"
                                      " FROM cart_items c JOIN products p ON p.id = c.product_id"
-                                     " WHERE c.user_id = ?1 ORDER BY c.added_at, p.id";
-static const char SQL_TAKE_STOCK[] = "UPDATE products SET stock = stock - ?2 WHERE id = ?1 AND stock >= ?2";
-static const char SQL_USER_EMAIL[] = "SELECT email FROM users WHERE id = ?1";
+                                     " WHERE c.user_id = $1 ORDER BY p.id";
+static const char SQL_TAKE_STOCK[] = "UPDATE products SET stock = stock - $2 WHERE id = $1 AND stock >= $2";
+static const char SQL_USER_EMAIL[] = "SELECT email FROM users WHERE id = $1";
 static const char SQL_INSERT_ORDER[] =
     "INSERT INTO orders (id, user_id, user_email, total_cents, idempotency_key,"
-    " created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+    " created_at) VALUES ($1, $2, $3, $4, $5, $6)";
 static const char SQL_INSERT_LINE[] = "INSERT INTO order_lines (order_id, product_id, name, unit_price_cents,"
-                                      " quantity) VALUES (?1, ?2, ?3, ?4, ?5)";
-static const char SQL_CLEAR_CART[] = "DELETE FROM cart_items WHERE user_id = ?1";
+                                      " quantity) VALUES ($1, $2, $3, $4, $5)";
+static const char SQL_CLEAR_CART[] = "DELETE FROM cart_items WHERE user_id = $1";
 static const char SQL_ORDERS[] =
     "SELECT o.id, o.created_at, o.total_cents, o.currency, o.status, o.last_error,"
     " l.product_id, l.name, l.unit_price_cents, l.quantity"
     " FROM orders o LEFT JOIN order_lines l ON l.order_id = o.id"
-    " WHERE o.user_id = ?1 ORDER BY o.seq DESC, l.product_id";
+    " WHERE o.user_id = $1 ORDER BY o.seq DESC, l.product_id";
 
 struct line {
     int64_t product_id, price_cents, quantity, stock;
@@ -58,11 +66,11 @@ static void rfc3339_now(char *buf, size_t len)
              tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000) % 1000);
 }
 
-static bool step_done(struct db *db, sqlite3_stmt *st, const char *what)
+static bool step_done(struct db *db, struct db_stmt *st, const char *what)
 {
-    int rc = sqlite3_step(st);
+    int rc = db_step(st);
     db_done(st);
-    if (rc != SQLITE_DONE) {
+    if (rc != DB_DONE) {
         db_log_error(db, "checkout: %s failed", what);
         return false;
     }
@@ -72,18 +80,18 @@ static bool step_done(struct db *db, sqlite3_stmt *st, const char *what)
 /* Looks up an earlier order with this key: 1 found, 0 none, -1 error. */
 static int find_by_key(struct db *db, int64_t user_id, const char *key, struct checkout_result *out)
 {
-    sqlite3_stmt *st = db_stmt(db, SQL_FIND_KEY);
-    sqlite3_bind_int64(st, 1, user_id);
-    sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        snprintf(out->order_id, sizeof(out->order_id), "%s", (const char *)sqlite3_column_text(st, 0));
-        out->total_cents = sqlite3_column_int64(st, 1);
-        snprintf(out->status, sizeof(out->status), "%s", (const char *)sqlite3_column_text(st, 2));
+    struct db_stmt *st = db_stmt(db, SQL_FIND_KEY);
+    db_bind_int64(st, 1, user_id);
+    db_bind_text(st, 2, key);
+    int rc = db_step(st);
+    if (rc == DB_ROW) {
+        snprintf(out->order_id, sizeof(out->order_id), "%s", db_column_text(st, 0));
+        out->total_cents = db_column_int64(st, 1);
+        snprintf(out->status, sizeof(out->status), "%s", db_column_text(st, 2));
         out->replayed = true;
     }
     db_done(st);
-    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+    return rc == DB_ROW ? 1 : rc == DB_DONE ? 0 : -1;
 }
 
 /* Reads every line of the cart into *lines (a heap array the caller frees,
@@ -91,27 +99,27 @@ static int find_by_key(struct db *db, int64_t user_id, const char *key, struct c
    fixed cap here would empty lines from the cart that the order never got. */
 static int read_cart(struct db *db, int64_t user_id, struct line **lines, size_t *n)
 {
-    sqlite3_stmt *st = db_stmt(db, SQL_CART_LINES);
-    sqlite3_bind_int64(st, 1, user_id);
+    struct db_stmt *st = db_stmt(db, SQL_CART_LINES);
+    db_bind_int64(st, 1, user_id);
     int rc;
     size_t cap = 0;
     *lines = NULL;
     *n = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = db_step(st)) == DB_ROW) {
         if (*n == cap) {
             cap = cap ? cap * 2 : 16;
             *lines = xrealloc(*lines, cap * sizeof(**lines));
         }
         struct line *l = &(*lines)[(*n)++];
-        l->product_id = sqlite3_column_int64(st, 0);
-        snprintf(l->name, sizeof(l->name), "%s", (const char *)sqlite3_column_text(st, 1));
-        l->price_cents = sqlite3_column_int64(st, 2);
-        l->quantity = sqlite3_column_int64(st, 3);
-        l->stock = sqlite3_column_int64(st, 4);
-        l->added_price_cents = sqlite3_column_int64(st, 5);
+        l->product_id = db_column_int64(st, 0);
+        snprintf(l->name, sizeof(l->name), "%s", db_column_text(st, 1));
+        l->price_cents = db_column_int64(st, 2);
+        l->quantity = db_column_int64(st, 3);
+        l->stock = db_column_int64(st, 4);
+        l->added_price_cents = db_column_int64(st, 5);
     }
     db_done(st);
-    if (rc != SQLITE_DONE) {
+    if (rc != DB_DONE) {
         db_log_error(db, "checkout: reading the cart failed");
         return -1;
     }
@@ -144,7 +152,7 @@ enum outcome checkout_place(struct db *db, int64_t user_id, const char *idem_key
         snprintf(msg, msglen, "Idempotency-Key must be 1 to %d printable characters", CHECKOUT_MAX_KEY);
         return OUT_INVALID;
     }
-    if (db_begin_immediate(db) < 0) {
+    if (db_begin_write(db) < 0) {
         db_log_error(db, "checkout: begin failed");
         snprintf(msg, msglen, "database busy, try again");
         return OUT_ERROR;
@@ -153,6 +161,15 @@ enum outcome checkout_place(struct db *db, int64_t user_id, const char *idem_key
     size_t n = 0;
     enum outcome o = OUT_ERROR;
     snprintf(msg, msglen, "database error");
+    struct db_stmt *lock = db_stmt_for(db, SQL_LOCK_SHOPPER, SQL_LOCK_SHOPPER_PG);
+    db_bind_int64(lock, 1, user_id);
+    int locked = db_step(lock);
+    db_done(lock);
+    if (locked != DB_ROW) {
+        if (locked == DB_ERROR)
+            db_log_error(db, "checkout: locking the shopper failed");
+        goto done;
+    }
     if (idem_key) {
         int found = find_by_key(db, user_id, idem_key, out);
         if (found != 0) {
@@ -188,11 +205,11 @@ enum outcome checkout_place(struct db *db, int64_t user_id, const char *idem_key
         }
         json_decref(changed);
     }
-    sqlite3_stmt *st = db_stmt(db, SQL_USER_EMAIL);
-    sqlite3_bind_int64(st, 1, user_id);
+    struct db_stmt *st = db_stmt(db, SQL_USER_EMAIL);
+    db_bind_int64(st, 1, user_id);
     char email[256] = "";
-    if (sqlite3_step(st) == SQLITE_ROW)
-        snprintf(email, sizeof(email), "%s", (const char *)sqlite3_column_text(st, 0));
+    if (db_step(st) == DB_ROW)
+        snprintf(email, sizeof(email), "%s", db_column_text(st, 0));
     db_done(st);
     if (!*email)
         goto done;
@@ -202,38 +219,38 @@ enum outcome checkout_place(struct db *db, int64_t user_id, const char *idem_key
     rfc3339_now(created, sizeof(created));
     for (size_t i = 0; i < n; i++) {
         st = db_stmt(db, SQL_TAKE_STOCK);
-        sqlite3_bind_int64(st, 1, lines[i].product_id);
-        sqlite3_bind_int64(st, 2, lines[i].quantity);
+        db_bind_int64(st, 1, lines[i].product_id);
+        db_bind_int64(st, 2, lines[i].quantity);
         if (!step_done(db, st, "take stock"))
             goto done;
-        if (sqlite3_changes(db_handle(db)) != 1) {
+        if (db_changes(db) != 1) {
             snprintf(msg, msglen, "Not enough stock for %s", lines[i].name);
             o = OUT_CONFLICT;
             goto done;
         }
     }
     st = db_stmt(db, SQL_INSERT_ORDER);
-    sqlite3_bind_text(st, 1, out->order_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, user_id);
-    sqlite3_bind_text(st, 3, email, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, total);
+    db_bind_text(st, 1, out->order_id);
+    db_bind_int64(st, 2, user_id);
+    db_bind_text(st, 3, email);
+    db_bind_int64(st, 4, total);
     if (idem_key)
-        sqlite3_bind_text(st, 5, idem_key, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, created, -1, SQLITE_STATIC);
+        db_bind_text(st, 5, idem_key);
+    db_bind_text(st, 6, created);
     if (!step_done(db, st, "insert order"))
         goto done;
     for (size_t i = 0; i < n; i++) {
         st = db_stmt(db, SQL_INSERT_LINE);
-        sqlite3_bind_text(st, 1, out->order_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, lines[i].product_id);
-        sqlite3_bind_text(st, 3, lines[i].name, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 4, lines[i].price_cents);
-        sqlite3_bind_int64(st, 5, lines[i].quantity);
+        db_bind_text(st, 1, out->order_id);
+        db_bind_int64(st, 2, lines[i].product_id);
+        db_bind_text(st, 3, lines[i].name);
+        db_bind_int64(st, 4, lines[i].price_cents);
+        db_bind_int64(st, 5, lines[i].quantity);
         if (!step_done(db, st, "insert order line"))
             goto done;
     }
     st = db_stmt(db, SQL_CLEAR_CART);
-    sqlite3_bind_int64(st, 1, user_id);
+    db_bind_int64(st, 1, user_id);
     if (!step_done(db, st, "clear cart"))
         goto done;
     out->total_cents = total;
@@ -262,36 +279,35 @@ int checkout_find(struct db *db, int64_t user_id, const char *idem_key, struct c
 
 json_t *checkout_orders(struct db *db, int64_t user_id)
 {
-    sqlite3_stmt *st = db_stmt(db, SQL_ORDERS);
-    sqlite3_bind_int64(st, 1, user_id);
+    struct db_stmt *st = db_stmt(db, SQL_ORDERS);
+    db_bind_int64(st, 1, user_id);
     json_t *orders = json_array();
     json_t *current = NULL;
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *id = (const char *)sqlite3_column_text(st, 0);
+    while ((rc = db_step(st)) == DB_ROW) {
+        const char *id = db_column_text(st, 0);
         if (!current || strcmp(json_string_value(json_object_get(current, "order_id")), id) != 0) {
-            int64_t total = sqlite3_column_int64(st, 2);
-            const char *err = (const char *)sqlite3_column_text(st, 5);
-            current =
-                json_pack("{s:s, s:s, s:I, s:o, s:s, s:s, s:[]}", "order_id", id, "created_at",
-                          (const char *)sqlite3_column_text(st, 1), "total_cents", (json_int_t)total, "total",
-                          catalog_price_json(total), "currency", (const char *)sqlite3_column_text(st, 3),
-                          "status", (const char *)sqlite3_column_text(st, 4), "items");
+            int64_t total = db_column_int64(st, 2);
+            const char *err = db_column_text(st, 5);
+            current = json_pack("{s:s, s:s, s:I, s:o, s:s, s:s, s:[]}", "order_id", id, "created_at",
+                                db_column_text(st, 1), "total_cents", (json_int_t)total, "total",
+                                catalog_price_json(total), "currency", db_column_text(st, 3), "status",
+                                db_column_text(st, 4), "items");
             json_object_set_new(current, "error", err ? json_string(err) : json_null());
             json_array_append_new(orders, current);
         }
-        if (sqlite3_column_type(st, 6) == SQLITE_NULL)
+        if (db_column_is_null(st, 6))
             continue;
-        int64_t price = sqlite3_column_int64(st, 8), qty = sqlite3_column_int64(st, 9);
-        json_array_append_new(
-            json_object_get(current, "items"),
-            json_pack("{s:I, s:s, s:I, s:o, s:I, s:I}", "product_id", (json_int_t)sqlite3_column_int64(st, 6),
-                      "name", (const char *)sqlite3_column_text(st, 7), "unit_price_cents", (json_int_t)price,
-                      "unit_price", catalog_price_json(price), "quantity", (json_int_t)qty,
-                      "line_total_cents", (json_int_t)(price * qty)));
+        int64_t price = db_column_int64(st, 8), qty = db_column_int64(st, 9);
+        json_array_append_new(json_object_get(current, "items"),
+                              json_pack("{s:I, s:s, s:I, s:o, s:I, s:I}", "product_id",
+                                        (json_int_t)db_column_int64(st, 6), "name", db_column_text(st, 7),
+                                        "unit_price_cents", (json_int_t)price, "unit_price",
+                                        catalog_price_json(price), "quantity", (json_int_t)qty,
+                                        "line_total_cents", (json_int_t)(price * qty)));
     }
     db_done(st);
-    if (rc != SQLITE_DONE) {
+    if (rc != DB_DONE) {
         db_log_error(db, "checkout: orders failed");
         json_decref(orders);
         return NULL;

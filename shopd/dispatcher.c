@@ -572,7 +572,7 @@ int dispatcher_run(const struct shopd_settings *settings, int wake_fd)
         log_warn("dispatcher: no signal pipe (%s): SIGTERM is seen within %d ms", strerror(errno), POLL_MS);
 
     char err[512];
-    d.db = db_open(settings->db_path, err, sizeof(err));
+    d.db = db_open(&settings->database, err, sizeof(err));
     if (!d.db) {
         log_error("dispatcher: %s", err);
         return 1;

@@ -122,18 +122,18 @@ static void log_bound_address(int fd)
 static int prepare_database(struct master *m, char *err, size_t errlen)
 {
     struct shopd_settings *s = m->settings;
-    if (s->db_memory) {
+    if (s->database.memory) {
         m->memory_db_path = db_memory_create();
-        free(s->db_path);
-        s->db_path = xstrdup(m->memory_db_path);
+        free(s->database.path);
+        s->database.path = xstrdup(m->memory_db_path);
     }
-    struct db *db = db_open(s->db_path, err, errlen);
+    struct db *db = db_open(&s->database, err, errlen);
     if (!db)
         return -1;
     int rc = catalog_seed_if_empty(db);
     db_close(db);
     if (rc < 0) {
-        snprintf(err, errlen, "cannot write the default inventory into %s", s->db_path);
+        snprintf(err, errlen, "cannot write the default inventory into %s", s->database.display);
         return -1;
     }
     /* Load the templates once here too, so that a broken template stops the start
@@ -342,15 +342,15 @@ static void reload(struct master *m)
     if (strcmp(fresh->listen_host, old->listen_host) != 0 || fresh->listen_port != old->listen_port)
         log_warn("reload: SHOPD_LISTEN changed; a restart is needed for that, keeping %s:%d",
                  old->listen_host, old->listen_port);
-    if (fresh->db_memory && old->db_memory) {
-        free(fresh->db_path);
-        fresh->db_path = xstrdup(old->db_path);
-    } else if (fresh->db_memory != old->db_memory ||
-               (fresh->db_path && old->db_path && strcmp(fresh->db_path, old->db_path) != 0)) {
+    /* The in-memory database keeps its file; any other change of DATABASE_URL
+       would split the workers between two databases. */
+    if (fresh->database.memory && old->database.memory) {
+        free(fresh->database.path);
+        fresh->database.path = xstrdup(old->database.path);
+    } else if (!db_target_same(&fresh->database, &old->database)) {
         log_warn("reload: DATABASE_URL changed; a restart is needed for that, keeping the current database");
-        free(fresh->db_path);
-        fresh->db_path = xstrdup(old->db_path);
-        fresh->db_memory = old->db_memory;
+        db_target_free(&fresh->database);
+        db_target_copy(&fresh->database, &old->database);
     }
     m->settings = fresh;
     log_info("reload: replacing %d workers one by one", fresh->workers);
@@ -462,7 +462,7 @@ int master_run(struct shopd_settings *settings, int argc, char **argv)
         spawn_dispatcher(m);
     log_info("shopd %s started: %d workers%s, database %s", SHOP_VERSION, settings->workers,
              settings->dispatcher_enabled ? " and the dispatcher" : "",
-             settings->db_memory ? "in memory" : settings->db_path);
+             settings->database.memory ? "in memory" : settings->database.display);
     readiness_ready();
 
     for (;;) {

@@ -207,10 +207,13 @@ static void render_outbox_age(struct strbuf *out, struct db *db)
     static const char SQL_OLDEST_PENDING[] = "SELECT coalesce((julianday('now') - julianday((SELECT "
                                              "created_at FROM orders WHERE status = 'pending'"
                                              " ORDER BY seq LIMIT 1))) * 86400.0, 0)";
+    static const char SQL_OLDEST_PENDING_PG[] =
+        "SELECT coalesce(extract(epoch FROM now() - (SELECT created_at::timestamptz FROM orders"
+        " WHERE status = 'pending' ORDER BY seq LIMIT 1)), 0)";
     double age = 0;
-    sqlite3_stmt *st = db_stmt(db, SQL_OLDEST_PENDING);
-    if (sqlite3_step(st) == SQLITE_ROW)
-        age = sqlite3_column_double(st, 0);
+    struct db_stmt *st = db_stmt_for(db, SQL_OLDEST_PENDING, SQL_OLDEST_PENDING_PG);
+    if (db_step(st) == DB_ROW)
+        age = db_column_double(st, 0);
     db_done(st);
     prom_gauge(out, "shopd_outbox_oldest_pending_age_seconds",
                "Age of the oldest order not yet sent by the dispatcher (0 when none is pending).",
@@ -306,12 +309,11 @@ void metrics_render(struct evbuffer *out, struct db *db, int listen_port)
     static const char SQL_ORDERS_BY_STATUS[] =
         "SELECT s.status, (SELECT count(*) FROM orders o WHERE o.status = s.status)"
         " FROM (SELECT 'pending' AS status UNION ALL SELECT 'sent' UNION ALL SELECT 'failed') s";
-    sqlite3_stmt *st = db_stmt(db, SQL_ORDERS_BY_STATUS);
-    while (sqlite3_step(st) == SQLITE_ROW)
-        prom_sample(
-            o, "shopd_orders",
-            prom_labels(labels, sizeof(labels), "status", (const char *)sqlite3_column_text(st, 0), NULL),
-            (double)sqlite3_column_int64(st, 1));
+    struct db_stmt *st = db_stmt(db, SQL_ORDERS_BY_STATUS);
+    while (db_step(st) == DB_ROW)
+        prom_sample(o, "shopd_orders",
+                    prom_labels(labels, sizeof(labels), "status", db_column_text(st, 0), NULL),
+                    (double)db_column_int64(st, 1));
     db_done(st);
     render_outbox_age(o, db);
     render_processes(o);

@@ -10,34 +10,42 @@
 /* The subquery picks the rows so that LIMIT works without SQLite's optional
  * UPDATE ... LIMIT; the partial index orders_pending serves its WHERE. */
 static const char SQL_CLAIM[] =
-    "UPDATE orders SET lease_owner = ?1, lease_until = ?2"
-    " WHERE seq IN (SELECT seq FROM orders WHERE status = 'pending' AND next_attempt_at <= ?3"
-    "               AND lease_until < ?3 ORDER BY seq LIMIT ?4)"
+    "UPDATE orders SET lease_owner = $1, lease_until = $2"
+    " WHERE seq IN (SELECT seq FROM orders WHERE status = 'pending' AND next_attempt_at <= $3"
+    "               AND lease_until < $3 ORDER BY seq LIMIT $4)"
+    " RETURNING seq, id, user_id, user_email, total_cents, currency, created_at, attempts, lease_until";
+/* PostgreSQL: dispatchers of several hosts claim at once; each skips the rows
+ * another is claiming right now instead of waiting for them (and then finding
+ * them leased). */
+static const char SQL_CLAIM_PG[] =
+    "UPDATE orders SET lease_owner = $1, lease_until = $2"
+    " WHERE seq IN (SELECT seq FROM orders WHERE status = 'pending' AND next_attempt_at <= $3"
+    "               AND lease_until < $3 ORDER BY seq LIMIT $4 FOR UPDATE SKIP LOCKED)"
     " RETURNING seq, id, user_id, user_email, total_cents, currency, created_at, attempts, lease_until";
 static const char SQL_LINES[] = "SELECT product_id, name, unit_price_cents, quantity FROM order_lines"
-                                " WHERE order_id = ?1 ORDER BY product_id";
+                                " WHERE order_id = $1 ORDER BY product_id";
 static const char SQL_RENEW[] =
-    "UPDATE orders SET lease_until = ?3 WHERE id = ?1 AND lease_owner = ?2 AND status = 'pending'";
-static const char SQL_SENT[] = "UPDATE orders SET status = 'sent', sent_at = ?2, lease_owner = NULL,"
-                               " lease_until = 0, last_error = NULL WHERE id = ?1 AND status = 'pending'";
+    "UPDATE orders SET lease_until = $3 WHERE id = $1 AND lease_owner = $2 AND status = 'pending'";
+static const char SQL_SENT[] = "UPDATE orders SET status = 'sent', sent_at = $2, lease_owner = NULL,"
+                               " lease_until = 0, last_error = NULL WHERE id = $1 AND status = 'pending'";
 static const char SQL_RETRY[] =
-    "UPDATE orders SET attempts = attempts + 1, next_attempt_at = ?3, last_error = ?4, lease_owner = NULL,"
-    " lease_until = 0 WHERE id = ?1 AND lease_owner = ?2 AND status = 'pending'";
+    "UPDATE orders SET attempts = attempts + 1, next_attempt_at = $3, last_error = $4, lease_owner = NULL,"
+    " lease_until = 0 WHERE id = $1 AND lease_owner = $2 AND status = 'pending'";
 static const char SQL_FAILED[] =
-    "UPDATE orders SET status = 'failed', attempts = attempts + 1, last_error = ?3, lease_owner = NULL,"
-    " lease_until = 0 WHERE id = ?1 AND lease_owner = ?2 AND status = 'pending'";
+    "UPDATE orders SET status = 'failed', attempts = attempts + 1, last_error = $3, lease_owner = NULL,"
+    " lease_until = 0 WHERE id = $1 AND lease_owner = $2 AND status = 'pending'";
 static const char SQL_RELEASE[] = "UPDATE orders SET lease_owner = NULL, lease_until = 0"
-                                  " WHERE id = ?1 AND lease_owner = ?2 AND status = 'pending'";
+                                  " WHERE id = $1 AND lease_owner = $2 AND status = 'pending'";
 static const char SQL_RELEASE_ALL[] = "UPDATE orders SET lease_owner = NULL, lease_until = 0"
-                                      " WHERE lease_owner = ?1 AND status = 'pending'";
+                                      " WHERE lease_owner = $1 AND status = 'pending'";
 static const char SQL_OWNERS[] = "SELECT DISTINCT lease_owner FROM orders WHERE status = 'pending'"
-                                 " AND lease_until >= ?1 AND lease_owner IS NOT NULL";
+                                 " AND lease_until >= $1 AND lease_owner IS NOT NULL";
 static const char SQL_PENDING[] = "SELECT count(*) FROM orders WHERE status = 'pending'";
 
-static char *column_dup(sqlite3_stmt *st, int col)
+static char *column_dup(struct db_stmt *st, int col)
 {
-    const unsigned char *s = sqlite3_column_text(st, col);
-    return xstrdup(s ? (const char *)s : "");
+    const char *s = db_column_text(st, col);
+    return xstrdup(s ? s : "");
 }
 
 struct claimed {
@@ -53,23 +61,23 @@ static int by_seq(const void *a, const void *b)
 
 static int read_lines(struct db *db, struct outbox_order *o)
 {
-    sqlite3_stmt *st = db_stmt(db, SQL_LINES);
-    sqlite3_bind_text(st, 1, o->id, -1, SQLITE_STATIC);
+    struct db_stmt *st = db_stmt(db, SQL_LINES);
+    db_bind_text(st, 1, o->id);
     size_t cap = 0;
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = db_step(st)) == DB_ROW) {
         if (o->nlines == cap) {
             cap = cap ? cap * 2 : 4;
             o->lines = xrealloc(o->lines, cap * sizeof(*o->lines));
         }
         struct outbox_line *l = &o->lines[o->nlines++];
-        l->product_id = sqlite3_column_int64(st, 0);
+        l->product_id = db_column_int64(st, 0);
         l->name = column_dup(st, 1);
-        l->unit_price_cents = sqlite3_column_int64(st, 2);
-        l->quantity = sqlite3_column_int64(st, 3);
+        l->unit_price_cents = db_column_int64(st, 2);
+        l->quantity = db_column_int64(st, 3);
     }
     db_done(st);
-    return rc == SQLITE_DONE ? 0 : -1;
+    return rc == DB_DONE ? 0 : -1;
 }
 
 int outbox_claim(struct db *db, const char *owner, int64_t now, int lease_seconds, size_t max,
@@ -78,33 +86,33 @@ int outbox_claim(struct db *db, const char *owner, int64_t now, int lease_second
     *out = NULL;
     if (max == 0)
         return 0;
-    if (db_begin_immediate(db) < 0) {
+    if (db_begin_write(db) < 0) {
         db_log_error(db, "outbox: cannot begin claim");
         return -1;
     }
     struct claimed *c = xcalloc(max, sizeof(*c));
     size_t n = 0;
-    sqlite3_stmt *st = db_stmt(db, SQL_CLAIM);
-    sqlite3_bind_text(st, 1, owner, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, now + lease_seconds);
-    sqlite3_bind_int64(st, 3, now);
-    sqlite3_bind_int64(st, 4, (sqlite3_int64)max);
+    struct db_stmt *st = db_stmt_for(db, SQL_CLAIM, SQL_CLAIM_PG);
+    db_bind_text(st, 1, owner);
+    db_bind_int64(st, 2, now + lease_seconds);
+    db_bind_int64(st, 3, now);
+    db_bind_int64(st, 4, (int64_t)max);
     int rc;
     /* RETURNING yields at most max rows; the bound check only guards the array. */
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < max) {
+    while ((rc = db_step(st)) == DB_ROW && n < max) {
         struct claimed *x = &c[n++];
-        x->seq = sqlite3_column_int64(st, 0);
+        x->seq = db_column_int64(st, 0);
         x->order.id = column_dup(st, 1);
-        x->order.user_id = sqlite3_column_int64(st, 2);
+        x->order.user_id = db_column_int64(st, 2);
         x->order.user_email = column_dup(st, 3);
-        x->order.total_cents = sqlite3_column_int64(st, 4);
+        x->order.total_cents = db_column_int64(st, 4);
         x->order.currency = column_dup(st, 5);
         x->order.created_at = column_dup(st, 6);
-        x->order.attempts = sqlite3_column_int64(st, 7);
-        x->order.lease_until = sqlite3_column_int64(st, 8);
+        x->order.attempts = db_column_int64(st, 7);
+        x->order.lease_until = db_column_int64(st, 8);
     }
     db_done(st);
-    bool ok = rc == SQLITE_DONE;
+    bool ok = rc == DB_DONE;
     for (size_t i = 0; ok && i < n; i++)
         ok = read_lines(db, &c[i].order) == 0;
     if (!ok || db_commit(db) < 0) {
@@ -147,23 +155,23 @@ void outbox_orders_free(struct outbox_order *orders, size_t n)
 }
 
 /* Steps a single-row UPDATE: 1 when a row changed, 0 when none, -1 on error. */
-static int step_update(struct db *db, sqlite3_stmt *st, const char *what)
+static int step_update(struct db *db, struct db_stmt *st, const char *what)
 {
-    int rc = sqlite3_step(st);
+    int rc = db_step(st);
     db_done(st);
-    if (rc != SQLITE_DONE) {
+    if (rc != DB_DONE) {
         db_log_error(db, "outbox: %s failed", what);
         return -1;
     }
-    return sqlite3_changes(db_handle(db)) > 0 ? 1 : 0;
+    return db_changes(db) > 0 ? 1 : 0;
 }
 
 int outbox_renew(struct db *db, const char *id, const char *owner, int64_t until)
 {
-    sqlite3_stmt *st = db_stmt(db, SQL_RENEW);
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, owner, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, until);
+    struct db_stmt *st = db_stmt(db, SQL_RENEW);
+    db_bind_text(st, 1, id);
+    db_bind_text(st, 2, owner);
+    db_bind_int64(st, 3, until);
     return step_update(db, st, "lease renewal");
 }
 
@@ -174,62 +182,62 @@ int outbox_mark_sent(struct db *db, const char *id, int64_t now)
     char stamp[32];
     gmtime_r(&t, &tm);
     strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    sqlite3_stmt *st = db_stmt(db, SQL_SENT);
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, stamp, -1, SQLITE_STATIC);
+    struct db_stmt *st = db_stmt(db, SQL_SENT);
+    db_bind_text(st, 1, id);
+    db_bind_text(st, 2, stamp);
     return step_update(db, st, "mark sent");
 }
 
 int outbox_schedule_retry(struct db *db, const char *id, const char *owner, int64_t next_attempt_at,
                           const char *error)
 {
-    sqlite3_stmt *st = db_stmt(db, SQL_RETRY);
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, owner, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, next_attempt_at);
-    sqlite3_bind_text(st, 4, error, -1, SQLITE_TRANSIENT);
+    struct db_stmt *st = db_stmt(db, SQL_RETRY);
+    db_bind_text(st, 1, id);
+    db_bind_text(st, 2, owner);
+    db_bind_int64(st, 3, next_attempt_at);
+    db_bind_text(st, 4, error);
     return step_update(db, st, "schedule retry");
 }
 
 int outbox_mark_failed(struct db *db, const char *id, const char *owner, const char *error)
 {
-    sqlite3_stmt *st = db_stmt(db, SQL_FAILED);
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, owner, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, error, -1, SQLITE_TRANSIENT);
+    struct db_stmt *st = db_stmt(db, SQL_FAILED);
+    db_bind_text(st, 1, id);
+    db_bind_text(st, 2, owner);
+    db_bind_text(st, 3, error);
     return step_update(db, st, "mark failed");
 }
 
 int outbox_release(struct db *db, const char *id, const char *owner)
 {
-    sqlite3_stmt *st = db_stmt(db, SQL_RELEASE);
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, owner, -1, SQLITE_STATIC);
+    struct db_stmt *st = db_stmt(db, SQL_RELEASE);
+    db_bind_text(st, 1, id);
+    db_bind_text(st, 2, owner);
     return step_update(db, st, "release");
 }
 
 int outbox_release_all(struct db *db, const char *owner)
 {
-    sqlite3_stmt *st = db_stmt(db, SQL_RELEASE_ALL);
-    sqlite3_bind_text(st, 1, owner, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
+    struct db_stmt *st = db_stmt(db, SQL_RELEASE_ALL);
+    db_bind_text(st, 1, owner);
+    int rc = db_step(st);
     db_done(st);
-    if (rc != SQLITE_DONE) {
+    if (rc != DB_DONE) {
         db_log_error(db, "outbox: release failed");
         return -1;
     }
-    return sqlite3_changes(db_handle(db));
+    return db_changes(db);
 }
 
 int outbox_each_lease_owner(struct db *db, int64_t now, void (*fn)(const char *owner, void *arg), void *arg)
 {
-    sqlite3_stmt *st = db_stmt(db, SQL_OWNERS);
-    sqlite3_bind_int64(st, 1, now);
+    struct db_stmt *st = db_stmt(db, SQL_OWNERS);
+    db_bind_int64(st, 1, now);
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        fn((const char *)sqlite3_column_text(st, 0), arg);
+    while ((rc = db_step(st)) == DB_ROW)
+        fn(db_column_text(st, 0), arg);
     db_done(st);
-    if (rc != SQLITE_DONE) {
+    if (rc != DB_DONE) {
         db_log_error(db, "outbox: reading lease owners failed");
         return -1;
     }
@@ -238,8 +246,8 @@ int outbox_each_lease_owner(struct db *db, int64_t now, void (*fn)(const char *o
 
 int64_t outbox_pending_count(struct db *db)
 {
-    sqlite3_stmt *st = db_stmt(db, SQL_PENDING);
-    int64_t n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    struct db_stmt *st = db_stmt(db, SQL_PENDING);
+    int64_t n = db_step(st) == DB_ROW ? db_column_int64(st, 0) : -1;
     db_done(st);
     return n;
 }

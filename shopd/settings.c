@@ -119,8 +119,7 @@ struct shopd_settings *shopd_settings_load(int argc, char **argv, char *err, siz
     }
 
     s->user = config_get(cfg, "SHOPD_USER");
-    s->db_path = db_path_from_url(config_get(cfg, "DATABASE_URL"), &s->db_memory, err, errlen);
-    if (!s->db_path && !s->db_memory)
+    if (db_target_parse(config_get(cfg, "DATABASE_URL"), &s->database, err, errlen) < 0)
         goto fail;
 
     const char *env = config_get(cfg, "SHOP_ENV");
@@ -206,6 +205,6 @@ void shopd_settings_free(struct shopd_settings *s)
     if (!s)
         return;
     config_free(s->cfg);
-    free(s->db_path);
+    db_target_free(&s->database);
     free(s);
 }

@@ -6,6 +6,8 @@
 #ifndef SHOPD_SETTINGS_H
 #define SHOPD_SETTINGS_H
 
+#include "shopd/db.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -14,9 +16,9 @@ struct shopd_settings {
     char listen_host[256];
     int listen_port;
     int workers;
-    const char *user;       /* SHOPD_USER: switch to it when started as root */
-    char *db_path;          /* resolved file path; for :memory: a file on /dev/shm made by the master */
-    bool db_memory;         /* DATABASE_URL=sqlite:///:memory: */
+    const char *user; /* SHOPD_USER: switch to it when started as root */
+    /* DATABASE_URL; for sqlite:///:memory: the master sets .path to a file on /dev/shm */
+    struct db_target database;
     const char *secret_key; /* never logged */
     bool development;       /* SHOP_ENV=development */
     const char *admin_emails;

@@ -122,7 +122,7 @@ int worker_run(const struct worker_params *params)
     metrics_use_slot(w->index);
 
     char err[512];
-    w->db = db_open(w->settings->db_path, err, sizeof(err));
+    w->db = db_open(&w->settings->database, err, sizeof(err));
     if (!w->db) {
         log_error("worker: %s", err);
         worker_free(w);

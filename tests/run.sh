@@ -5,6 +5,9 @@
 #   --only-e2e   run only the browser tests
 #   --fuzz       replay every fuzz target's corpus
 #   --tools      run the shell suites tests/tools/test_*.sh (build, make run)
+#   --postgres   the test binaries after it run (again) with SHOP_TEST_DATABASE=postgres
+#                against one PostgreSQL server for the whole run (tools/pg-test-server.sh);
+#                their logs end in .postgres.log
 set -uo pipefail
 cd "$(dirname "$0")/.."
 e2e=1
@@ -12,13 +15,16 @@ fuzz=0
 tools=0
 only_e2e=0
 bins=()
+pg_bins=()
+pg_pass=0
 for a in "$@"; do
     case "$a" in
     --no-e2e) e2e=0 ;;
     --only-e2e) only_e2e=1 ;;
     --fuzz) fuzz=1 ;;
     --tools) tools=1 ;;
-    *) bins+=("$a") ;;
+    --postgres) pg_pass=1 ;;
+    *) if [ "$pg_pass" -eq 1 ]; then pg_bins+=("$a"); else bins+=("$a"); fi ;;
     esac
 done
 
@@ -29,11 +35,19 @@ failed=0
 skipped=0
 failed_suites=()
 
-if [ "$only_e2e" -eq 0 ]; then
-    for b in "${bins[@]}"; do
+# Runs Criterion binaries: run_suites ENGINE BINARY...; ENGINE (sqlite or postgres)
+# names the log and the heading of the second pass.
+run_suites() {
+    local engine=$1 b name log suffix= label= rc synth t p f c s jobs
+    shift
+    if [ "$engine" = postgres ]; then
+        suffix=.postgres
+        label=" (postgres)"
+    fi
+    for b in "$@"; do
         name=${b#*/tests/}
-        log="$out/${name//\//_}.log"
-        echo "== $name"
+        log="$out/${name//\//_}$suffix.log"
+        echo "== $name$label"
         # Integration suites start servers: run their tests one after another to keep
         # the two cores from being oversubscribed (and timing-sensitive checks honest).
         jobs=()
@@ -57,14 +71,46 @@ if [ "$only_e2e" -eq 0 ]; then
         fi
         if [ "$rc" -ne 0 ] || [ "$f" -ne 0 ] || [ "$c" -ne 0 ] || [ "$t" -eq 0 ]; then
             grep -a -E '\[(FAIL|----)\]|Assertion|Warning|CRASH|ERROR|Error|error' "$log" | head -n 60
-            echo "   FAILED: $name (exit $rc, $t tested, $f failing, $c crashing; full log: $log)"
-            failed_suites+=("$name")
+            echo "   FAILED: $name$label (exit $rc, $t tested, $f failing, $c crashing; full log: $log)"
+            failed_suites+=("$name$label")
             failed=$((failed + (f + c > 0 ? f + c : 1)))
         else
             echo "   $p passed"
         fi
         passed=$((passed + p))
     done
+}
+
+if [ "$only_e2e" -eq 0 ] && [ ${#bins[@]} -gt 0 ]; then
+    SHOP_TEST_DATABASE=sqlite run_suites sqlite "${bins[@]}"
+fi
+
+# The second pass: the suites that touch the database, on PostgreSQL. One server for
+# all of them (one initdb per run); each test makes its own database in it.
+if [ "$only_e2e" -eq 0 ] && [ ${#pg_bins[@]} -gt 0 ]; then
+    echo "== PostgreSQL pass: one server for ${#pg_bins[@]} suites"
+    pg_root=$(mktemp -d /tmp/shop-pg-pass-XXXXXX)
+    # The server runs as the postgres user when we are root: it must enter the folder.
+    chmod 711 "$pg_root"
+    pg_cleanup() {
+        tools/pg-test-server.sh stop "$pg_root/server" >/dev/null 2>&1
+        rm -rf "$pg_root"
+    }
+    # Stopped whatever happens: a failed suite, a timeout, ^C.
+    trap pg_cleanup EXIT
+    trap 'pg_cleanup; exit 130' INT TERM
+    if pg_env=$(tools/pg-test-server.sh start "$pg_root/server" 2>"$out/pg-test-server.log"); then
+        export $pg_env
+        SHOP_TEST_DATABASE=postgres run_suites postgres "${pg_bins[@]}"
+        unset SHOP_TEST_PG_HOST SHOP_TEST_PG_PORT
+    else
+        sed 's/^/   /' "$out/pg-test-server.log"
+        echo "   FAILED: the PostgreSQL test server did not start (log: $out/pg-test-server.log)"
+        failed_suites+=("postgres server")
+        failed=$((failed + 1))
+    fi
+    pg_cleanup
+    trap - EXIT INT TERM
 fi
 
 # Shell suites: the build's configuration and make run, driven as a user would.
@@ -82,7 +128,7 @@ if [ "$tools" -eq 1 ] && [ "$only_e2e" -eq 0 ]; then
         p=${p:-0} f=${f:-0}
         if [ "$rc" -ne 0 ] || [ "$f" -ne 0 ] || [ "$p" -eq 0 ]; then
             grep -a -A 15 '^\[FAIL\]' "$log" | head -n 60
-            echo "   FAILED: $name (exit $rc, $f failing; full log: $log)"
+            echo "   FAILED: $name$label (exit $rc, $f failing; full log: $log)"
             failed_suites+=("$name")
             failed=$((failed + (f > 0 ? f : 1)))
         else

@@ -7,7 +7,8 @@
 #   make run    until the home page serves, then register, log in, add to cart and
 #               check out over curl until the order is `sent`, then a real SIGINT
 #               to make run and a check that no process of the stack is left;
-#   make test   the whole suite.
+#   make test   the whole suite, on SQLite and then its database suites on PostgreSQL
+#               (Debian's server in a temporary folder, run as the package's postgres user).
 # The host's apt sources and configuration and the CA bundle that SSL_CERT_FILE /
 # NODE_EXTRA_CA_CERTS name are carried in, so that apt and npm in the root reach
 # the registries the host does. make run uses free ports (RUN_*_PORT): the root
@@ -228,4 +229,7 @@ if ! in_root 'cd /root/shop && make test' >"$WORK/test.log" 2>&1; then
     die "make test failed in the fresh root"
 fi
 grep '^Tests:' "$WORK/test.log" | sed 's/^/[fresh-check] make test: /'
-step "make test"
+# The PostgreSQL pass needs the server of the postgresql package, run as its postgres
+# user: a root where the pass was left out has not proven that install step.
+grep -q '^== PostgreSQL pass' "$WORK/test.log" || die "make test ran no PostgreSQL pass in the fresh root"
+step "make test (SQLite and PostgreSQL)"

@@ -5,7 +5,6 @@
  * DynamoDB error, admins resend failed orders and manage the catalog in the
  * browser, and image uploads are accepted by their bytes only. */
 #include <criterion/criterion.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +14,7 @@
 #include "tests/support/services.h"
 #include "tests/support/shop.h"
 #include "tests/support/shop_client.h"
+#include "tests/support/test_database.h"
 
 #define PASSWORD "password123"
 #define ADMIN "admin@example.com"
@@ -26,8 +26,11 @@ static struct shop_server *srv;
 
 static void start_with(const char *const extra[])
 {
-    const char *env[8] = {"DATABASE_URL=sqlite:///shop.db", NULL};
-    size_t n = 1;
+    /* A file (not :memory:) so that park_as_failed reaches it; PostgreSQL gets shop_start's database. */
+    const char *env[8];
+    size_t n = 0;
+    if (!test_database_is_postgres())
+        env[n++] = "DATABASE_URL=sqlite:///shop.db";
     for (const char *const *e = extra; e && *e && n < 7; e++)
         env[n++] = *e;
     env[n] = NULL;
@@ -92,23 +95,12 @@ static char *place_order(struct http_client *c, int product_id, int quantity)
  * without a dispatcher, so they write the same row state directly. */
 static void park_as_failed(const char *order_id)
 {
-    char *path = xasprintf("%s/shop.db", srv->dir);
-    sqlite3 *db;
-    cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    sqlite3_stmt *st;
-    cr_assert_eq(sqlite3_prepare_v2(db,
-                                    "UPDATE orders SET status = 'failed', attempts = 1, last_error = ?2"
-                                    " WHERE id = ?1",
-                                    -1, &st, NULL),
-                 SQLITE_OK);
-    sqlite3_bind_text(st, 1, order_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, DYNAMO_TEXT, -1, SQLITE_STATIC);
-    cr_assert_eq(sqlite3_step(st), SQLITE_DONE);
-    cr_assert_eq(sqlite3_changes(db), 1);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    free(path);
+    const char *params[] = {order_id, DYNAMO_TEXT, NULL};
+    long changed = test_database_exec(srv->database_url,
+                                      "UPDATE orders SET status = 'failed', attempts = 1, last_error = $2"
+                                      " WHERE id = $1",
+                                      params);
+    cr_assert_eq(changed, 1, "order %s: %ld rows", order_id, changed);
 }
 
 /* A multipart/form-data body with the CSRF token and one file part (caller frees). */

@@ -8,6 +8,7 @@
 #include "shared/xalloc.h"
 #include "tests/support/harness.h"
 #include "tests/support/shop.h"
+#include "tests/support/test_database.h"
 
 static char *dir;
 static struct shop_server *a, *b;
@@ -16,7 +17,10 @@ static struct http_client *client;
 static void start(void)
 {
     dir = harness_tempdir("catalog_etag");
-    char *url = xasprintf("DATABASE_URL=sqlite:///%s/shop.db", dir);
+    /* Both instances on one database: the tags must agree across them. */
+    char *database = test_database_url(dir);
+    char *url = xasprintf("DATABASE_URL=%s", database);
+    free(database);
     const char *env[] = {url, NULL};
     a = shop_start(env);
     b = shop_start(env);

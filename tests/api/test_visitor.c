@@ -3,7 +3,6 @@
  * by a CSRF token bound to the visitor cookie, and flash messages ride in a
  * signed cookie that cannot be forged. */
 #include <criterion/criterion.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,15 +11,16 @@
 #include "tests/support/harness.h"
 #include "tests/support/shop.h"
 #include "tests/support/shop_client.h"
+#include "tests/support/test_database.h"
 
 static struct shop_server *srv;
-static char *dir, *db_path;
+static char *dir, *database_url;
 
 static void start(void)
 {
     dir = harness_tempdir("visitor");
-    db_path = xasprintf("%s/shop.db", dir);
-    char *url = xasprintf("DATABASE_URL=sqlite:///%s", db_path);
+    database_url = test_database_url(dir);
+    char *url = xasprintf("DATABASE_URL=%s", database_url);
     const char *env[] = {url, NULL};
     srv = shop_start(env);
     free(url);
@@ -30,7 +30,7 @@ static void stop(void)
 {
     shop_stop(srv);
     harness_rmrf(dir);
-    free(db_path);
+    free(database_url);
     free(dir);
 }
 
@@ -39,16 +39,9 @@ TestSuite(visitor, .init = start, .fini = stop, .timeout = 60);
 /* Rows of the sessions table, read with a connection of our own. */
 static long session_rows(void)
 {
-    sqlite3 *db;
-    cr_assert_eq(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_busy_timeout(db, 2000);
-    sqlite3_stmt *st;
-    cr_assert_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM sessions", -1, &st, NULL), SQLITE_OK, "%s",
-                 sqlite3_errmsg(db));
-    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
-    long n = (long)sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
+    char *count = test_database_value(database_url, "SELECT count(*) FROM sessions", NULL);
+    long n = strtol(count, NULL, 10);
+    free(count);
     return n;
 }
 

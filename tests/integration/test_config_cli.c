@@ -10,6 +10,7 @@
 #include "shared/xalloc.h"
 #include "tests/support/harness.h"
 #include "tests/support/services.h"
+#include "tests/support/test_database.h"
 
 static char *dir;
 
@@ -61,9 +62,13 @@ static void run_free(struct run *r)
 
 static char *shop_env(void)
 {
-    return xasprintf("SHOP_ENV=development TEMPLATES_DIR=%s/templates STATIC_DIR=%s/templates/static "
-                     "DATABASE_URL=sqlite:///%s/shop.db",
-                     harness_root(), harness_root(), dir);
+    /* Quoted: a PostgreSQL URL has '?' and '&'. */
+    char *database = test_database_url(dir);
+    char *env = xasprintf("SHOP_ENV=development TEMPLATES_DIR=%s/templates STATIC_DIR=%s/templates/static "
+                          "DATABASE_URL='%s'",
+                          harness_root(), harness_root(), database);
+    free(database);
+    return env;
 }
 
 Test(config_cli, shopd_check_passes_a_good_configuration_and_binds_nothing)
@@ -86,6 +91,7 @@ Test(config_cli, shopd_check_passes_a_good_configuration_and_binds_nothing)
 
 Test(config_cli, shopd_check_lists_what_is_wrong)
 {
+    TEST_DATABASE_ONLY_SQLITE("makes a database of a newer shopd with sqlite3's user_version");
     char *env = xasprintf("SHOP_ENV=development TEMPLATES_DIR=/nonexistent STATIC_DIR=/nonexistent "
                           "DATABASE_URL=sqlite:///%s/new.db",
                           dir);

@@ -14,6 +14,7 @@
 #include "shared/xalloc.h"
 #include "tests/support/harness.h"
 #include "tests/support/shop.h"
+#include "tests/support/test_database.h"
 
 static struct shop_server *shop;
 static struct harness_proc *holder;
@@ -67,6 +68,7 @@ static void expect_503(struct http_resp *r, const char *reason_part, const char 
 
 Test(db_health, a_full_disk_is_503_and_unhealthy)
 {
+    TEST_DATABASE_ONLY_SQLITE("fills the filesystem of the database file");
     dir = harness_tempdir("dbfull");
     if (mount("tmpfs", dir, "tmpfs", 0, "size=2m") != 0)
         cr_skip_test("cannot mount a small tmpfs here (%m): the full-disk case needs one");
@@ -115,6 +117,7 @@ Test(db_health, a_full_disk_is_503_and_unhealthy)
 
 Test(db_health, a_write_lock_held_elsewhere_is_503)
 {
+    TEST_DATABASE_ONLY_SQLITE("holds the file's write lock with another connection");
     dir = harness_tempdir("dblock");
     start_on_file();
     char *db = xasprintf("%s/shop.db", dir);

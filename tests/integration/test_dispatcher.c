@@ -8,7 +8,6 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <signal.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,16 +16,18 @@
 #include <unistd.h>
 
 #include "shared/dynamo.h"
+#include "shared/strbuf.h"
 #include "shared/xalloc.h"
 #include "tests/support/delay_proxy.h"
 #include "tests/support/harness.h"
 #include "tests/support/shop.h"
 #include "tests/support/sigv4_front.h"
+#include "tests/support/test_database.h"
 
 #define TABLE "Orders"
 
-static char *dir;     /* the test's folder: database and dynalite's data */
-static char *db_path; /* the shop's SQLite file */
+static char *dir;          /* the test's folder: database and dynalite's data */
+static char *database_url; /* the shop's database */
 static int dyn_port;
 static char endpoint[64];
 static char *dyn_log;
@@ -102,7 +103,7 @@ static int create_table(const char *table, const char *key_id, const char *out_l
 
 static void start_shop(const char *key_id, const char *extra)
 {
-    char *e_db = xasprintf("DATABASE_URL=sqlite:///%s", db_path);
+    char *e_db = xasprintf("DATABASE_URL=%s", database_url);
     char *e_endpoint = xasprintf("DYNAMODB_ENDPOINT=%s", endpoint);
     char *e_key = xasprintf("AWS_ACCESS_KEY_ID=%s", key_id);
     const char *const env[] = {e_db,
@@ -142,7 +143,7 @@ static void stop_shop(const char *name)
 static void setup(void)
 {
     dir = harness_tempdir("dispatcher");
-    db_path = xasprintf("%s/shop.db", dir);
+    database_url = test_database_url(dir);
     dyn_port = harness_free_port();
     front_port = harness_free_port();
     snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%d", front_port);
@@ -188,7 +189,7 @@ static void teardown(void)
     verify = NULL;
     harness_rmrf(dir);
     free(dir);
-    free(db_path);
+    free(database_url);
     free(dyn_log);
 }
 
@@ -196,43 +197,25 @@ TestSuite(dispatcher, .init = setup, .fini = teardown, .timeout = 80);
 
 /* --- the shop's database, read and written beside shopd ------------------- */
 
-static sqlite3 *open_db(void)
-{
-    sqlite3 *h;
-    cr_assert_eq(sqlite3_open_v2(db_path, &h, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-    sqlite3_busy_timeout(h, 5000);
-    return h;
-}
-
 static int64_t query_int(const char *sql, const char *arg)
 {
-    sqlite3 *h = open_db();
-    sqlite3_stmt *st;
-    cr_assert_eq(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK, "%s", sqlite3_errmsg(h));
-    if (arg)
-        sqlite3_bind_text(st, 1, arg, -1, SQLITE_TRANSIENT);
-    cr_assert_eq(sqlite3_step(st), SQLITE_ROW, "%s", sql);
-    int64_t v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(h);
-    return v;
+    const char *params[] = {arg, NULL};
+    char *v = test_database_value(database_url, sql, params);
+    cr_assert_not_null(v, "no value: %s", sql);
+    int64_t n = strtoll(v, NULL, 10);
+    free(v);
+    return n;
 }
 
 /* Column col of order id (caller frees); "(null)" for NULL. */
 static char *order_column(const char *id, const char *col)
 {
-    char *sql = xasprintf("SELECT %s FROM orders WHERE id = ?1", col);
-    sqlite3 *h = open_db();
-    sqlite3_stmt *st;
-    cr_assert_eq(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
-    cr_assert_eq(sqlite3_step(st), SQLITE_ROW, "no order %s", id);
-    const unsigned char *v = sqlite3_column_text(st, 0);
-    char *out = xstrdup(v ? (const char *)v : "(null)");
-    sqlite3_finalize(st);
-    sqlite3_close(h);
+    cr_assert_eq(query_int("SELECT count(*) FROM orders WHERE id = $1", id), 1, "no order %s", id);
+    char *sql = xasprintf("SELECT %s FROM orders WHERE id = $1", col);
+    const char *params[] = {id, NULL};
+    char *v = test_database_value(database_url, sql, params);
     free(sql);
-    return out;
+    return v ? v : xstrdup("(null)");
 }
 
 static bool wait_status(const char *id, const char *status, int timeout_ms)
@@ -263,14 +246,12 @@ static bool wait_sent_count(int64_t n, int timeout_ms)
 /* A user made straight in the database, for tests that need no login. */
 static int64_t insert_user(const char *email)
 {
-    sqlite3 *h = open_db();
-    char *sql =
-        xasprintf("INSERT INTO users (email, password_hash, created_at) VALUES ('%s', 'x', 0)", email);
-    cr_assert_eq(sqlite3_exec(h, sql, NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(h));
-    int64_t id = sqlite3_last_insert_rowid(h);
-    sqlite3_close(h);
-    free(sql);
-    return id;
+    const char *params[] = {email, NULL};
+    cr_assert_eq(
+        test_database_exec(
+            database_url, "INSERT INTO users (email, password_hash, created_at) VALUES ($1, 'x', 0)", params),
+        1);
+    return query_int("SELECT id FROM users WHERE email = $1", email);
 }
 
 /* The id insert_orders gives the i-th order of user_id. */
@@ -280,39 +261,29 @@ static void order_id(int64_t user_id, int i, char out[40])
 }
 
 /* n pending orders written as checkout writes them (one transaction), with
- * one line whose name has name_len characters; ids (n of them) are filled. */
+ * one line whose name has name_len characters; ids (n of them) are filled.
+ * The values are the test's own (ids, 'n' repeated), so they are written as
+ * literals into one script. */
 static void insert_orders(int64_t user_id, int n, size_t name_len, char (*ids)[40])
 {
-    sqlite3 *h = open_db();
     char *name = xmalloc(name_len + 1);
     memset(name, 'n', name_len);
     name[name_len] = '\0';
-    cr_assert_eq(sqlite3_exec(h, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_stmt *o, *l;
-    cr_assert_eq(
-        sqlite3_prepare_v2(h,
-                           "INSERT INTO orders (id, user_id, user_email, total_cents, created_at)"
-                           " SELECT ?1, id, email, 150, '2026-11-26T21:40:00.000Z' FROM users WHERE id = ?2",
-                           -1, &o, NULL),
-        SQLITE_OK);
-    cr_assert_eq(sqlite3_prepare_v2(h, "INSERT INTO order_lines VALUES (?1, 1, ?2, 50, 3)", -1, &l, NULL),
-                 SQLITE_OK);
+    struct strbuf sql = {0};
+    strbuf_adds(&sql, "BEGIN;\n");
     for (int i = 0; i < n; i++) {
         order_id(user_id, i, ids[i]);
-        sqlite3_bind_text(o, 1, ids[i], -1, SQLITE_STATIC);
-        sqlite3_bind_int64(o, 2, user_id);
-        cr_assert_eq(sqlite3_step(o), SQLITE_DONE, "%s", sqlite3_errmsg(h));
-        cr_assert_eq(sqlite3_changes(h), 1);
-        sqlite3_reset(o);
-        sqlite3_bind_text(l, 1, ids[i], -1, SQLITE_STATIC);
-        sqlite3_bind_text(l, 2, name, -1, SQLITE_STATIC);
-        cr_assert_eq(sqlite3_step(l), SQLITE_DONE, "%s", sqlite3_errmsg(h));
-        sqlite3_reset(l);
+        strbuf_addf(&sql,
+                    "INSERT INTO orders (id, user_id, user_email, total_cents, created_at)"
+                    " SELECT '%s', id, email, 150, '2026-11-26T21:40:00.000Z' FROM users WHERE id = %lld;\n"
+                    "INSERT INTO order_lines VALUES ('%s', 1, '%s', 50, 3);\n",
+                    ids[i], (long long)user_id, ids[i], name);
     }
-    sqlite3_finalize(o);
-    sqlite3_finalize(l);
-    cr_assert_eq(sqlite3_exec(h, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(h);
+    strbuf_adds(&sql, "COMMIT;\n");
+    test_database_script(database_url, sql.p);
+    strbuf_free(&sql);
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(query_int("SELECT count(*) FROM orders WHERE id = $1", ids[i]), 1, "order %s", ids[i]);
     free(name);
 }
 
@@ -465,7 +436,7 @@ Test(dispatcher, orders_arrive_with_every_field_soon_after_checkout)
     start_shop("test", NULL);
     struct http_client *c = http_client_new();
     shop_register_login(shop, c, "fields@example.com", "correct horse battery");
-    int64_t user_id = query_int("SELECT id FROM users WHERE email = ?1", "fields@example.com");
+    int64_t user_id = query_int("SELECT id FROM users WHERE email = $1", "fields@example.com");
 
     /* Apple 0.50 x 2, Strawberries 3.50 x 1, Lemon 0.40 x 3: 1.00 + 3.50 + 1.20 = 5.70 */
     static const int64_t lines[][2] = {{1, 2}, {4, 1}, {8, 3}};
@@ -656,7 +627,7 @@ Test(dispatcher, an_order_dynamodb_refuses_is_parked_as_failed_and_shown)
     start_shop("test", NULL);
     struct http_client *c = http_client_new();
     shop_register_login(shop, c, "refused@example.com", "correct horse battery");
-    int64_t user = query_int("SELECT id FROM users WHERE email = ?1", "refused@example.com");
+    int64_t user = query_int("SELECT id FROM users WHERE email = $1", "refused@example.com");
     /* An order whose item is over DynamoDB's 400 KB item limit (a line name
      * of 410 000 characters): DynamoDB and dynalite alike answer 400
      * ValidationException, which no retry can fix. */
@@ -667,7 +638,7 @@ Test(dispatcher, an_order_dynamodb_refuses_is_parked_as_failed_and_shown)
     cr_assert(strstr(err, "ValidationException"), "last_error: %s", err);
     cr_assert(strstr(err, "Item size"), "last_error: %s", err);
     free(err);
-    cr_assert_eq(query_int("SELECT attempts FROM orders WHERE id = ?1", ids[0]), 1,
+    cr_assert_eq(query_int("SELECT attempts FROM orders WHERE id = $1", ids[0]), 1,
                  "parked at the first answer");
 
     struct http_resp *r = call(c, "GET", "/orders", NULL);
@@ -864,7 +835,7 @@ Test(dispatcher, a_failing_order_does_not_hold_up_the_others)
     char *s = order_column(ids[0], "status");
     cr_assert_str_eq(s, "pending", "a retryable error does not park an order");
     free(s);
-    cr_assert_geq(query_int("SELECT attempts FROM orders WHERE id = ?1", ids[0]), 1);
+    cr_assert_geq(query_int("SELECT attempts FROM orders WHERE id = $1", ids[0]), 1);
     char *err = order_column(ids[0], "last_error");
     cr_assert(strstr(err, "ServiceUnavailable"), "last_error: %s", err);
     free(err);

@@ -11,6 +11,7 @@
 #include "shared/xalloc.h"
 #include "tests/support/harness.h"
 #include "tests/support/services.h"
+#include "tests/support/test_database.h"
 
 /* Tight budgets so the test reaches them quickly; one token an hour so nothing refills. */
 static const char rules_text[] = "api       1/1h burst=3\n"
@@ -46,14 +47,12 @@ static void setup(void)
     char *sbin = harness_bin("shopd");
     char *e_listen = xasprintf("SHOPD_LISTEN=127.0.0.1:%d", shop_port);
     const char *argv2[] = {sbin, NULL};
+    char *database = test_database_is_postgres() ? test_database_url(dir) : xstrdup("sqlite:///:memory:");
+    char *e_database = xasprintf("DATABASE_URL=%s", database);
     /* Run from the checkout: templates and static files are found relative to it. */
-    const char *env2[] = {e_listen,
-                          e_sock,
-                          "SHOPD_WORKERS=1",
-                          "DATABASE_URL=sqlite:///:memory:",
-                          "SHOP_ENV=development",
-                          "RATELIMIT_TIMEOUT_MS=200",
-                          NULL};
+    const char *env2[] = {
+        e_listen, e_sock, "SHOPD_WORKERS=1", e_database, "SHOP_ENV=development", "RATELIMIT_TIMEOUT_MS=200",
+        NULL};
     shopd = harness_start(argv2, env2, harness_root(), shopd_log);
     if (!harness_wait_port(shop_port, 10000)) {
         harness_dump_log(shopd_log, 30);
@@ -63,6 +62,8 @@ static void setup(void)
     free(sbin);
     free(e_sock);
     free(e_listen);
+    free(database);
+    free(e_database);
 }
 
 static void teardown(void)

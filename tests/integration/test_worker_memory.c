@@ -8,7 +8,6 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <openssl/evp.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +16,7 @@
 #include "shared/xalloc.h"
 #include "tests/support/harness.h"
 #include "tests/support/shop.h"
+#include "tests/support/test_database.h"
 
 #define PASSWORD "correct horse battery"
 #define USERS 4
@@ -61,28 +61,19 @@ static char *werkzeug_scrypt_16mib(int i)
     return xasprintf("scrypt:16384:8:1$%s$%s", salt, hex);
 }
 
-static void insert_users(const char *db_path)
+static void insert_users(const char *database_url)
 {
-    sqlite3 *h;
-    cr_assert_eq(sqlite3_open_v2(db_path, &h, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-    sqlite3_busy_timeout(h, 5000);
-    sqlite3_stmt *st;
-    cr_assert_eq(sqlite3_prepare_v2(h,
-                                    "INSERT INTO users (email, password_hash, created_at) VALUES (?1, ?2, 0)",
-                                    -1, &st, NULL),
-                 SQLITE_OK, "%s", sqlite3_errmsg(h));
     for (int i = 0; i < USERS; i++) {
         char email[64];
         snprintf(email, sizeof(email), "mem%d@example.com", i);
         char *hash = werkzeug_scrypt_16mib(i);
-        sqlite3_bind_text(st, 1, email, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 2, hash, -1, SQLITE_TRANSIENT);
-        cr_assert_eq(sqlite3_step(st), SQLITE_DONE, "%s", sqlite3_errmsg(h));
-        sqlite3_reset(st);
+        const char *params[] = {email, hash, NULL};
+        cr_assert_eq(test_database_exec(
+                         database_url,
+                         "INSERT INTO users (email, password_hash, created_at) VALUES ($1, $2, 0)", params),
+                     1);
         free(hash);
     }
-    sqlite3_finalize(st);
-    sqlite3_close(h);
 }
 
 /* The workers of master (its children) with their VmRSS in KiB; returns how many. */
@@ -119,12 +110,12 @@ Test(worker_memory, a_burst_of_logins_gives_the_scrypt_memory_back)
     /* ASan's allocator keeps freed blocks in quarantine: RSS says nothing there. */
     cr_skip_test("RSS is not meaningful under AddressSanitizer");
 #endif
-    char *db_path = xasprintf("%s/shop.db", dir);
-    char *e_db = xasprintf("DATABASE_URL=sqlite:///%s", db_path);
+    char *database_url = test_database_url(dir);
+    char *e_db = xasprintf("DATABASE_URL=%s", database_url);
     const char *const env[] = {e_db, "SHOPD_WORKERS=2", NULL};
     shop = shop_start(env);
     pid_t master = harness_pid(shop->proc);
-    insert_users(db_path);
+    insert_users(database_url);
 
     pid_t pids[8];
     long before[8], after[8];
@@ -145,16 +136,10 @@ Test(worker_memory, a_burst_of_logins_gives_the_scrypt_memory_back)
         }
     http_client_free(c);
     /* The first round replaced every hash: the second verified at 32 MiB. */
-    sqlite3 *h;
-    cr_assert_eq(sqlite3_open_v2(db_path, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_stmt *st;
-    cr_assert_eq(sqlite3_prepare_v2(h, "SELECT count(*) FROM users WHERE password_hash LIKE 'scrypt:16384:%'",
-                                    -1, &st, NULL),
-                 SQLITE_OK);
-    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
-    cr_assert_eq(sqlite3_column_int(st, 0), 0, "old hashes were not upgraded at login");
-    sqlite3_finalize(st);
-    sqlite3_close(h);
+    char *old = test_database_value(
+        database_url, "SELECT count(*) FROM users WHERE password_hash LIKE 'scrypt:16384:%'", NULL);
+    cr_assert_str_eq(old, "0", "old hashes were not upgraded at login");
+    free(old);
 
     /* Within 10 s every worker is back near where it started (a few MiB of
      * sessions and caches, not a scrypt buffer per thread). */
@@ -174,5 +159,5 @@ Test(worker_memory, a_burst_of_logins_gives_the_scrypt_memory_back)
     cr_assert(back, "a worker kept the scrypt memory: %ld -> %ld KiB, %ld -> %ld KiB", before[0], after[0],
               m > 1 ? before[1] : 0, m > 1 ? after[1] : 0);
     free(e_db);
-    free(db_path);
+    free(database_url);
 }

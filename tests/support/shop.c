@@ -1,10 +1,26 @@
 #include "shop.h"
 #include "shared/xalloc.h"
+#include "test_database.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The last DATABASE_URL of env (the one shopd reads), a relative SQLite path
+ * resolved against shopd's folder dir, so that a test can reach the same
+ * database. Caller frees. */
+static char *absolute_database_url(const char *const env[], const char *dir)
+{
+    const char *url = NULL;
+    for (const char *const *e = env; *e; e++)
+        if (strncmp(*e, "DATABASE_URL=", 13) == 0)
+            url = *e + 13;
+    const char *path = strncmp(url, "sqlite:///", 10) == 0 ? url + 10 : NULL;
+    if (path && *path != '/' && strcmp(path, ":memory:") != 0)
+        return xasprintf("sqlite:///%s/%s", dir, path);
+    return xstrdup(url);
+}
 
 struct shop_server *shop_start(const char *const extra_env[])
 {
@@ -18,8 +34,10 @@ struct shop_server *shop_start(const char *const extra_env[])
     char *listen = xasprintf("SHOPD_LISTEN=127.0.0.1:%d", s->port);
     char *templates = xasprintf("TEMPLATES_DIR=%s/templates", root_abs);
     char *statics = xasprintf("STATIC_DIR=%s/templates/static", root_abs);
+    char *database = test_database_is_postgres() ? test_database_url(s->dir) : xstrdup("sqlite:///:memory:");
+    char *database_env = xasprintf("DATABASE_URL=%s", database);
     const char *base_env[] = {listen,
-                              "DATABASE_URL=sqlite:///:memory:",
+                              database_env,
                               "SHOP_ENV=test",
                               "SECRET_KEY=test-secret-key-0123456789abcdef",
                               "RATELIMIT_ENABLED=0",
@@ -38,6 +56,7 @@ struct shop_server *shop_start(const char *const extra_env[])
     for (const char *const *e = extra_env; e && *e && n < 63; e++)
         env[n++] = *e;
     env[n] = NULL;
+    s->database_url = absolute_database_url(env, s->dir);
     char *bin = harness_bin("shopd");
     const char *argv[] = {bin, NULL};
     s->proc = harness_start(argv, env, s->dir, s->log_path);
@@ -57,6 +76,8 @@ struct shop_server *shop_start(const char *const extra_env[])
     free(templates);
     free(statics);
     free(root_abs);
+    free(database);
+    free(database_env);
     if (!up) {
         harness_dump_log(s->log_path, 30);
         cr_assert_fail("shopd did not become healthy on port %d", s->port);
@@ -72,6 +93,7 @@ int shop_stop(struct shop_server *s)
     harness_rmrf(s->dir);
     free(s->dir);
     free(s->log_path);
+    free(s->database_url);
     free(s);
     return st;
 }

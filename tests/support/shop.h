@@ -8,12 +8,14 @@
 struct shop_server {
     struct harness_proc *proc;
     int port;
-    char base[64];  /* "http://127.0.0.1:PORT" */
-    char *dir;      /* temporary working folder */
-    char *log_path; /* shopd's stderr */
+    char base[64];      /* "http://127.0.0.1:PORT" */
+    char *dir;          /* temporary working folder */
+    char *log_path;     /* shopd's stderr */
+    char *database_url; /* the DATABASE_URL it runs on (a relative SQLite path made absolute) */
 };
 
-/* Starts shopd with an in-memory database, 2 workers, rate limiting and the
+/* Starts shopd with an in-memory database (on PostgreSQL, see test_database.h:
+ * a fresh database of the run-wide server), 2 workers, rate limiting and the
  * dispatcher off, ADMIN_EMAILS=admin@example.com, templates from the checkout;
  * extra_env ("K=V", NULL-terminated, may be NULL) overrides or adds settings.
  * Waits until /healthz answers; aborts the test (cr_assert) if it does not. */

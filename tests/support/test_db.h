@@ -4,13 +4,14 @@
 #ifndef TESTS_SUPPORT_TEST_DB_H
 #define TESTS_SUPPORT_TEST_DB_H
 
+#include "shopd/db.h"
+
 #include <stdint.h>
 
-struct db;
-
 struct test_db {
-    char *dir;  /* the temporary folder (removed by test_db_close) */
-    char *path; /* the database file in it */
+    char *dir;               /* the temporary folder (removed by test_db_close) */
+    char *path;              /* the database file in it */
+    struct db_target target; /* where it is, for a second connection (db_open) */
     struct db *db;
 };
 
@@ -22,6 +23,11 @@ void test_db_close(struct test_db *t);
 void test_db_add_users(struct db *db);
 /* Creates a product and returns its id. */
 int64_t test_db_product(struct db *db, const char *name, int64_t price_cents, int64_t stock);
+/* Runs a one-off query (no parameters: values written into the text) and
+ * returns the first column of its first row; asserts there is a row. */
+int64_t test_db_int(struct db *db, const char *sql);
+/* The same for text: a copy (caller frees), "(null)" for NULL. */
+char *test_db_text(struct db *db, const char *sql);
 /* Sets a product's price. */
 void test_db_set_price(struct db *db, int64_t id, int64_t cents);
 

@@ -63,14 +63,9 @@ static struct answer change(int64_t user_id, const char *current, const char *ne
 
 static char *stored_hash(int64_t user_id)
 {
-    sqlite3_stmt *st = NULL;
-    cr_assert_eq(
-        sqlite3_prepare_v2(db_handle(db), "SELECT password_hash FROM users WHERE id = ?1", -1, &st, NULL),
-        SQLITE_OK);
-    sqlite3_bind_int64(st, 1, user_id);
-    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
-    char *h = xstrdup((const char *)sqlite3_column_text(st, 0));
-    sqlite3_finalize(st);
+    char *sql = xasprintf("SELECT password_hash FROM users WHERE id = %lld", (long long)user_id);
+    char *h = test_db_text(db, sql);
+    free(sql);
     return h;
 }
 
@@ -190,7 +185,7 @@ Test(accounts, an_imported_pbkdf2_hash_verifies_and_is_upgraded)
             " 'pbkdf2:sha256:1000$salt1234$954e11abc7b5fa6ce04d81b33ef6da2e999495370b37bbd0599d847cb7f389d3',"
             " 0)"),
         0);
-    int64_t id = sqlite3_last_insert_rowid(db_handle(db));
+    int64_t id = test_db_int(db, "SELECT id FROM users WHERE email = 'flask@example.com'");
     cr_assert_eq(login("flask@example.com", "wrong horse").o, OUT_UNAUTHORIZED);
     char *h = stored_hash(id);
     cr_assert(strncmp(h, "pbkdf2:", 7) == 0, "a failed login changed the hash to %s", h);

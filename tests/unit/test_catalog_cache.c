@@ -12,29 +12,27 @@
 #include "shopd/catalog_cache.h"
 #include "shopd/db.h"
 #include "tests/support/harness.h"
+#include "tests/support/test_db.h"
 
-static char *dir, *path;
+static struct test_db tdb, tdb2;
 static struct db *mine, *other;
 
 static void setup(void)
 {
-    dir = harness_tempdir("catalog_cache");
-    path = xasprintf("%s/shop.db", dir);
+    test_db_open(&tdb, "catalog_cache");
+    mine = tdb.db;
     char err[256];
-    mine = db_open(path, err, sizeof(err));
-    cr_assert_not_null(mine, "%s", err);
-    other = db_open(path, err, sizeof(err));
+    other = db_open(&tdb.target, err, sizeof(err));
     cr_assert_not_null(other, "%s", err);
     cr_assert_eq(catalog_seed_if_empty(mine), 0);
 }
 
 static void teardown(void)
 {
-    db_close(mine);
     db_close(other);
-    harness_rmrf(dir);
-    free(path);
-    free(dir);
+    test_db_close(&tdb);
+    if (tdb2.db)
+        test_db_close(&tdb2);
 }
 
 TestSuite(catalog_cache, .init = setup, .fini = teardown);
@@ -128,17 +126,13 @@ Test(catalog_cache, writes_elsewhere_do_not_bump_the_version)
 
 Test(catalog_cache, two_databases_never_share_a_tag)
 {
-    char *path2 = xasprintf("%s/other.db", dir);
-    char err[256];
-    struct db *db2 = db_open(path2, err, sizeof(err));
-    cr_assert_not_null(db2, "%s", err);
+    test_db_open(&tdb2, "catalog_cache_other");
+    struct db *db2 = tdb2.db;
     cr_assert_eq(catalog_seed_if_empty(db2), 0);
     char e1[CATALOG_ETAG_MAX], e2[CATALOG_ETAG_MAX];
     cr_assert_eq(catalog_cache_etag(mine, e1, sizeof(e1)), 0);
     cr_assert_eq(catalog_cache_etag(db2, e2, sizeof(e2)), 0);
     cr_expect_str_neq(e1, e2);
-    db_close(db2);
-    free(path2);
 }
 
 Test(catalog_cache, fragments_are_kept_per_key_and_version)

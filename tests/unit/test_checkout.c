@@ -40,12 +40,7 @@ static int64_t stock_of(int64_t id)
 
 static int64_t count(const char *sql)
 {
-    sqlite3_stmt *st = NULL;
-    cr_assert_eq(sqlite3_prepare_v2(db_handle(db), sql, -1, &st, NULL), SQLITE_OK);
-    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
-    int64_t n = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return n;
+    return test_db_int(db, sql);
 }
 
 static void setup(void)
@@ -267,7 +262,7 @@ Test(checkout, a_cheaper_price_asks_too)
 static int child_checkout(int64_t user)
 {
     char err[256], m[256];
-    struct db *own = db_open(tdb.path, err, sizeof(err));
+    struct db *own = db_open(&tdb.target, err, sizeof(err));
     if (!own)
         return 2;
     struct checkout_result r;

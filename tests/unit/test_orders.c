@@ -130,13 +130,7 @@ Test(orders, only_a_failed_order_is_sent_again)
     cr_assert_eq(json_integer_value(json_object_get(o, "attempts")), 0);
     cr_assert_str_eq(str(o, "error"), "ValidationException: too big", "kept for the admins until sent");
     json_decref(o);
-    sqlite3_stmt *st;
-    cr_assert_eq(sqlite3_prepare_v2(db_handle(db), "SELECT next_attempt_at FROM orders WHERE id = '" B "'",
-                                    -1, &st, NULL),
-                 SQLITE_OK);
-    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
-    cr_assert_eq(sqlite3_column_int64(st, 0), 0, "due at once");
-    sqlite3_finalize(st);
+    cr_assert_eq(test_db_int(db, "SELECT next_attempt_at FROM orders WHERE id = '" B "'"), 0, "due at once");
 
     cr_assert_eq(orders_retry(db, B), OUT_CONFLICT, "pending now");
     cr_assert_eq(orders_retry(db, A), OUT_CONFLICT, "sent");

@@ -49,14 +49,8 @@ static void add_order(const char *id, int64_t next_attempt_at)
 /* One text column of order id (caller frees), "(null)" for NULL. */
 static char *column(const char *id, const char *col)
 {
-    char *sql = xasprintf("SELECT %s FROM orders WHERE id = ?1", col);
-    sqlite3_stmt *st;
-    cr_assert_eq(sqlite3_prepare_v2(db_handle(db), sql, -1, &st, NULL), SQLITE_OK);
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    cr_assert_eq(sqlite3_step(st), SQLITE_ROW, "no order %s", id);
-    const unsigned char *v = sqlite3_column_text(st, 0);
-    char *out = xstrdup(v ? (const char *)v : "(null)");
-    sqlite3_finalize(st);
+    char *sql = xasprintf("SELECT %s FROM orders WHERE id = '%s'", col, id);
+    char *out = test_db_text(db, sql);
     free(sql);
     return out;
 }
@@ -269,15 +263,18 @@ Test(outbox, an_order_without_lines_is_claimed_with_none)
 Test(outbox, claim_fails_cleanly_when_the_database_is_locked)
 {
     add_order("order-a", 0);
-    sqlite3 *other;
-    cr_assert_eq(sqlite3_open(tdb.path, &other), SQLITE_OK);
-    cr_assert_eq(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_busy_timeout(db_handle(db), 50);
+    /* Another connection holds SQLite's write lock for longer than the claim
+       waits for it (DB_BUSY_TIMEOUT_MS). */
+    char err[256];
+    struct db *other = db_open(&tdb.target, err, sizeof(err));
+    cr_assert_not_null(other, "%s", err);
+    cr_assert_eq(db_begin_write(other), 0);
     struct outbox_order *o = (struct outbox_order *)1;
     cr_assert_eq(outbox_claim(db, "A", NOW, LEASE, 10, &o), -1);
     cr_assert_null(o);
-    sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL);
-    sqlite3_close(other);
+    cr_assert_eq(db_error(db), DB_ERR_BUSY);
+    db_rollback(other);
+    db_close(other);
     cr_assert_eq(claim("A", NOW, 10, &o), 1, "nothing was claimed by the failed attempt");
     outbox_orders_free(o, 1);
 }

@@ -46,13 +46,7 @@ static void age(const char *key, long created_ago, long seen_ago)
 
 static long long count_rows(void)
 {
-    sqlite3_stmt *st = NULL;
-    cr_assert_eq(sqlite3_prepare_v2(db_handle(db), "SELECT count(*) FROM sessions", -1, &st, NULL),
-                 SQLITE_OK);
-    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
-    long long n = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return n;
+    return test_db_int(db, "SELECT count(*) FROM sessions");
 }
 
 Test(sessions, a_token_finds_its_user_session)
@@ -77,12 +71,9 @@ Test(sessions, the_database_keeps_no_token)
     struct session s;
     char *token = sessions_create(db, &policy, 7, &s);
     cr_assert_str_neq(s.key, token);
-    sqlite3_stmt *st = NULL;
-    sqlite3_prepare_v2(db_handle(db), "SELECT count(*) FROM sessions WHERE token_hash = ?1", -1, &st, NULL);
-    sqlite3_bind_text(st, 1, token, -1, SQLITE_STATIC);
-    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
-    cr_assert_eq(sqlite3_column_int64(st, 0), 0);
-    sqlite3_finalize(st);
+    char *sql = xasprintf("SELECT count(*) FROM sessions WHERE token_hash = '%s'", token);
+    cr_assert_eq(test_db_int(db, sql), 0);
+    free(sql);
     free(token);
 }
 
@@ -174,7 +165,7 @@ Test(sessions, a_lookup_keeps_an_active_session_alive)
                           s.key, now - 5);
     cr_assert_eq(db_exec(db, sql), 0);
     free(sql);
-    cr_assert_eq(sqlite3_changes(db_handle(db)), 1, "last_seen was not refreshed");
+    cr_assert_eq(db_changes(db), 1, "last_seen was not refreshed");
     cr_assert(sessions_lookup(db, &policy, token, &found));
     free(token);
 }
