@@ -185,9 +185,6 @@ start_postgres() {
     wait_up postgres 30 "$PG_BIN/pg_isready" -q -h "$IP_DATA" -p $PG_PORT
     "$PG_BIN/createdb" -h "$IP_DATA" -p $PG_PORT -U shop shop
     DATABASE_URL=postgresql://shop@$IP_DATA:$PG_PORT/shop
-    if [ "${MULTIHOST_DATABASE:-}" = sqlite ]; then
-        DATABASE_URL=sqlite:///$T/shop.db
-    fi
     echo "database: $DATABASE_URL"
 }
 
@@ -338,10 +335,7 @@ all_in_dynamo() {
 
 # db_order_ids: the ids of every order in the shared database.
 db_order_ids() {
-    case $DATABASE_URL in
-    sqlite:*) sqlite3 "${DATABASE_URL#sqlite://}" 'SELECT id FROM orders' ;;
-    *) psql -q -A -t -h "$IP_DATA" -p $PG_PORT -U shop -d shop -c 'SELECT id FROM orders' ;;
-    esac
+    psql -q -A -t -h "$IP_DATA" -p $PG_PORT -U shop -d shop -c 'SELECT id FROM orders'
 }
 
 # dynamo_matches_db: the table holds exactly the orders of the database.
