@@ -45,20 +45,24 @@ static const char *const SQL_SEARCH[] = {
 static const char SQL_SEARCH_COUNT[] = "SELECT count(*) FROM products" SEARCH_WHERE;
 
 /* PostgreSQL has strpos for instr; NOCASE becomes lower() in byte order (the
-   "C" collation), as SQLite compares; "all rows" is LIMIT NULL, not -1. */
+   "C" collation), as SQLite compares; "all rows" is LIMIT NULL, not -1; and a
+   parameter first met in "IS NULL" needs its type said. */
 #define SEARCH_WHERE_PG                                                                                      \
-    " WHERE ($1 IS NULL OR strpos(lower(name), lower($1)) > 0 OR strpos(lower(description), lower($1)) > 0)"
+    " WHERE (CAST($1 AS TEXT) IS NULL OR strpos(lower(name), lower(CAST($1 AS TEXT))) > 0"                   \
+    " OR strpos(lower(description), lower(CAST($1 AS TEXT))) > 0)"
 #define SEARCH_SQL_PG(key, cursor_key, cmp, dir)                                                             \
     "SELECT id, name, description, price_cents, stock, image_url FROM products" SEARCH_WHERE_PG              \
-    " AND ($2 IS NULL OR (" key ", id) " cmp " (" cursor_key ", $2))"                                        \
-    " ORDER BY " key " " dir ", id " dir " LIMIT nullif($4, -1) OFFSET $5"
+    " AND (CAST($2 AS BIGINT) IS NULL OR (" key ", id) " cmp " (" cursor_key ", CAST($2 AS BIGINT)))"        \
+    " ORDER BY " key " " dir ", id " dir " LIMIT nullif(CAST($4 AS BIGINT), -1) OFFSET $5"
+#define CURSOR_NUMBER "CAST($3 AS BIGINT)"
+#define CURSOR_NAME "lower(CAST($3 AS TEXT))"
 static const char *const SQL_SEARCH_PG[] = {
-    [CATALOG_SORT_ID] = SEARCH_SQL_PG("id", "$3", ">", "ASC"),
-    [CATALOG_SORT_ID_DESC] = SEARCH_SQL_PG("id", "$3", "<", "DESC"),
-    [CATALOG_SORT_NAME] = SEARCH_SQL_PG("lower(name) COLLATE \"C\"", "lower($3)", ">", "ASC"),
-    [CATALOG_SORT_NAME_DESC] = SEARCH_SQL_PG("lower(name) COLLATE \"C\"", "lower($3)", "<", "DESC"),
-    [CATALOG_SORT_PRICE] = SEARCH_SQL_PG("price_cents", "$3", ">", "ASC"),
-    [CATALOG_SORT_PRICE_DESC] = SEARCH_SQL_PG("price_cents", "$3", "<", "DESC"),
+    [CATALOG_SORT_ID] = SEARCH_SQL_PG("id", CURSOR_NUMBER, ">", "ASC"),
+    [CATALOG_SORT_ID_DESC] = SEARCH_SQL_PG("id", CURSOR_NUMBER, "<", "DESC"),
+    [CATALOG_SORT_NAME] = SEARCH_SQL_PG("lower(name) COLLATE \"C\"", CURSOR_NAME, ">", "ASC"),
+    [CATALOG_SORT_NAME_DESC] = SEARCH_SQL_PG("lower(name) COLLATE \"C\"", CURSOR_NAME, "<", "DESC"),
+    [CATALOG_SORT_PRICE] = SEARCH_SQL_PG("price_cents", CURSOR_NUMBER, ">", "ASC"),
+    [CATALOG_SORT_PRICE_DESC] = SEARCH_SQL_PG("price_cents", CURSOR_NUMBER, "<", "DESC"),
 };
 static const char SQL_SEARCH_COUNT_PG[] = "SELECT count(*) FROM products" SEARCH_WHERE_PG;
 

@@ -144,7 +144,8 @@ static const char *const migrations[] = {
     "  id BIGINT PRIMARY KEY CHECK (id = 1),"
     "  epoch TEXT NOT NULL,"
     "  version BIGINT NOT NULL);"
-    "INSERT INTO catalog_version VALUES (1, substr(md5(random()::text || clock_timestamp()::text), 1, 16), 1);"
+    "INSERT INTO catalog_version VALUES (1, substr(md5(random()::text || clock_timestamp()::text), 1, 16), "
+    "1);"
     "CREATE FUNCTION catalog_version_bump() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
     "  UPDATE catalog_version SET version = version + 1 WHERE id = 1;"
     "  RETURN NULL;"
@@ -240,12 +241,19 @@ static const char *pg_errmsg(struct db *db)
    user timeout notice a cut network within seconds, not the kernel's hours. */
 static PGconn *connect_to(const char *conninfo)
 {
-    static const char *const keys[] = {"connect_timeout", "application_name", "options", "keepalives_idle",
-                                       "keepalives_interval", "keepalives_count", "tcp_user_timeout", "dbname",
+    static const char *const keys[] = {"connect_timeout",
+                                       "application_name",
+                                       "options",
+                                       "keepalives_idle",
+                                       "keepalives_interval",
+                                       "keepalives_count",
+                                       "tcp_user_timeout",
+                                       "dbname",
                                        NULL};
     char options[160];
-    snprintf(options, sizeof(options), "-c lock_timeout=%d -c statement_timeout=%d -c client_min_messages=warning",
-             DB_BUSY_TIMEOUT_MS, 3 * DB_BUSY_TIMEOUT_MS);
+    snprintf(options, sizeof(options),
+             "-c lock_timeout=%d -c statement_timeout=%d -c client_min_messages=warning", DB_BUSY_TIMEOUT_MS,
+             3 * DB_BUSY_TIMEOUT_MS);
     const char *values[] = {"5", "shopd", options, "5", "2", "3", "10000", conninfo, NULL};
     return PQconnectdbParams(keys, values, 1);
 }
@@ -426,7 +434,8 @@ static int pg_step(struct db_stmt *st)
     if (!s->result) {
         if (!connection_ready(p) || !prepared(p, s))
             return DB_ERROR;
-        PGresult *r = PQexecPrepared(p->conn, s->name, s->nparams, (const char *const *)s->values, NULL, NULL, 0);
+        PGresult *r =
+            PQexecPrepared(p->conn, s->name, s->nparams, (const char *const *)s->values, NULL, NULL, 0);
         ExecStatusType status = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
         if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
             record_failure(p, r);
@@ -617,11 +626,15 @@ static PGconn *open_connection(const char *conninfo, const char *display, char *
 /* The version in shop_schema, 0 when the table does not exist; -1 on error. */
 static int read_version(struct pg_db *p)
 {
-    PGresult *r = run_text(p, "SELECT CASE WHEN to_regclass('shop_schema') IS NULL THEN 0 ELSE"
-                              " (SELECT coalesce(max(version), 0) FROM shop_schema) END");
-    int v = -1;
-    if (r && PQntuples(r) == 1)
-        v = atoi(PQgetvalue(r, 0, 0));
+    PGresult *r = run_text(p, "SELECT to_regclass('shop_schema') IS NOT NULL");
+    if (!r)
+        return -1;
+    bool exists = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    PQclear(r);
+    if (!exists)
+        return 0;
+    r = run_text(p, "SELECT coalesce(max(version), 0) FROM shop_schema");
+    int v = r && PQntuples(r) == 1 ? atoi(PQgetvalue(r, 0, 0)) : -1;
     PQclear(r);
     return v;
 }
@@ -648,7 +661,8 @@ static int migrate(struct pg_db *p, char *err, size_t errlen)
     }
     for (; v < target; v++) {
         char record[96];
-        snprintf(record, sizeof(record), "DELETE FROM shop_schema; INSERT INTO shop_schema VALUES (%d)", v + 1);
+        snprintf(record, sizeof(record), "DELETE FROM shop_schema; INSERT INTO shop_schema VALUES (%d)",
+                 v + 1);
         if (pg_exec(&p->base, migrations[v]) < 0 || pg_exec(&p->base, record) < 0) {
             snprintf(err, errlen, "schema migration %d failed: %s", v + 1, p->errmsg);
             pg_rollback(&p->base);

@@ -450,7 +450,8 @@ static int user_version(sqlite3 *h)
 {
     sqlite3_stmt *st;
     int v = -1;
-    if (sqlite3_prepare_v2(h, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+    if (sqlite3_prepare_v2(h, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
         v = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
     return v;
@@ -494,8 +495,8 @@ struct db *db_sqlite_open(const char *path, char *err, size_t errlen)
     s->base.ops = &sqlite_ops;
     s->base.engine = DB_SQLITE;
     struct db *db = &s->base;
-    int rc = sqlite3_open_v2(path, &s->handle, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             NULL);
+    int rc = sqlite3_open_v2(path, &s->handle,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         snprintf(err, errlen, "cannot open database %s: %s", path,
                  s->handle ? sqlite3_errmsg(s->handle) : sqlite3_errstr(rc));
@@ -504,7 +505,8 @@ struct db *db_sqlite_open(const char *path, char *err, size_t errlen)
     }
     sqlite3_busy_timeout(s->handle, DB_BUSY_TIMEOUT_MS);
     sqlite3_extended_result_codes(s->handle, 1);
-    if (sqlite_exec(db, "PRAGMA journal_mode = WAL") < 0 || sqlite_exec(db, "PRAGMA synchronous = NORMAL") < 0) {
+    if (sqlite_exec(db, "PRAGMA journal_mode = WAL") < 0 ||
+        sqlite_exec(db, "PRAGMA synchronous = NORMAL") < 0) {
         snprintf(err, errlen, "cannot configure database %s: %s", path, sqlite3_errmsg(s->handle));
         sqlite_close(db);
         return NULL;

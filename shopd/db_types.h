@@ -25,7 +25,14 @@ enum db_error { DB_ERR_NONE, DB_ERR_BUSY, DB_ERR_CONFLICT, DB_ERR_UNAVAILABLE, D
 
 /* Why writes fail when the fault is the database's, not the request's (see
  * db_failures.h). */
-enum db_failure { DB_FAIL_NONE, DB_FAIL_BUSY, DB_FAIL_FULL, DB_FAIL_READONLY, DB_FAIL_IO, DB_FAIL_UNREACHABLE };
+enum db_failure {
+    DB_FAIL_NONE,
+    DB_FAIL_BUSY,
+    DB_FAIL_FULL,
+    DB_FAIL_READONLY,
+    DB_FAIL_IO,
+    DB_FAIL_UNREACHABLE
+};
 
 /* A mark of what a connection has seen; db_unchanged_since (db.h) says whether
  * the database certainly has not changed since the mark was taken (SQLite:

@@ -17,7 +17,7 @@ static const char SQL_USER_EMAIL[] = "SELECT email FROM users WHERE id = $1";
 static const char SQL_TOUCH[] = "UPDATE sessions SET last_seen = $2 WHERE token_hash = $1";
 static const char SQL_DELETE[] = "DELETE FROM sessions WHERE token_hash = $1";
 static const char SQL_DELETE_USER[] =
-    "DELETE FROM sessions WHERE user_id = $1 AND ($2 IS NULL OR token_hash <> $2)";
+    "DELETE FROM sessions WHERE user_id = $1 AND (CAST($2 AS TEXT) IS NULL OR token_hash <> $2)";
 static const char SQL_SET_FLASH[] = "UPDATE sessions SET flash = $2 WHERE token_hash = $1";
 /* RETURNING shows the row after the update (flash already NULL), so the message is read
  * first and then cleared only if it is still the same, which keeps it shown once even when

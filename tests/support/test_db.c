@@ -1,6 +1,7 @@
 #include "test_db.h"
 
 #include "harness.h"
+#include "test_database.h"
 #include "shared/xalloc.h"
 #include "shopd/catalog.h"
 #include "shopd/db.h"
@@ -15,7 +16,8 @@ void test_db_open(struct test_db *t, const char *prefix)
     t->dir = harness_tempdir(prefix);
     t->path = xasprintf("%s/shop.db", t->dir);
     char err[256];
-    char *url = xasprintf("sqlite:///%s", t->path);
+    /* SHOP_TEST_DATABASE picks the engine (test_database.h). */
+    char *url = test_database_url(t->dir);
     cr_assert_eq(db_target_parse(url, &t->target, err, sizeof(err)), 0, "%s", err);
     free(url);
     t->db = db_open(&t->target, err, sizeof(err));

@@ -1,6 +1,7 @@
 /* test_db: a real shop database for the unit tests of the domain modules: a
- * SQLite file in a fresh temporary folder, opened with db_open, so the schema
- * and the migrations are the real ones. Aborts the test when it cannot. */
+ * SQLite file in a fresh temporary folder, or a fresh PostgreSQL database when
+ * SHOP_TEST_DATABASE=postgres (test_database.h), opened with db_open, so the
+ * schema and the migrations are the real ones. Aborts the test when it cannot. */
 #ifndef TESTS_SUPPORT_TEST_DB_H
 #define TESTS_SUPPORT_TEST_DB_H
 

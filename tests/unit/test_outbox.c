@@ -9,6 +9,7 @@
 #include "shopd/db.h"
 #include "shopd/outbox.h"
 #include "tests/support/harness.h"
+#include "tests/support/test_database.h"
 #include "tests/support/test_db.h"
 
 #define NOW 1800000000
@@ -262,6 +263,7 @@ Test(outbox, an_order_without_lines_is_claimed_with_none)
 
 Test(outbox, claim_fails_cleanly_when_the_database_is_locked)
 {
+    TEST_DATABASE_ONLY_SQLITE("PostgreSQL has no database-wide write lock: claims skip locked rows instead");
     add_order("order-a", 0);
     /* Another connection holds SQLite's write lock for longer than the claim
        waits for it (DB_BUSY_TIMEOUT_MS). */
