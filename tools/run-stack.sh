@@ -12,6 +12,10 @@
 #                database run/shop.db
 #   balancer     on RUN_HOST:RUN_BALANCER_PORT (127.0.0.1:8080), admin on
 #                127.0.0.1:RUN_ADMIN_PORT (8090)
+# With RUN_DATABASE=postgres (make run RUN_DATABASE=postgres), a local PostgreSQL
+# (Debian's postgresql package) with its data in run/postgres/ and only a unix socket
+# in run/pg/ comes first, and both shopd share its database "shop" instead of
+# run/shop.db: the setup of several shop hosts, on one machine.
 # Every line a process prints is shown prefixed with its name. Ctrl-C, SIGTERM or
 # closing the terminal (SIGHUP) stops everything this script started, balancer
 # first, and waits for it, also when the output goes to a pipe (| tee) that the
@@ -83,6 +87,16 @@ command -v redis-server >/dev/null || die "redis-server is not installed (run ma
 command -v node >/dev/null || die "node is not installed (run make deps)"
 [ -d tools/node_modules/dynalite ] || die "dynalite is not installed in tools/node_modules (run make deps)"
 command -v curl >/dev/null || die "curl is not installed (run make deps)"
+DATABASE=${RUN_DATABASE:-sqlite}
+case $DATABASE in
+sqlite) ;;
+postgres | postgresql)
+    DATABASE=postgres
+    PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+    [ -x "$PG_BIN/initdb" ] || die "RUN_DATABASE=postgres needs PostgreSQL's server (run make deps)"
+    ;;
+*) die "RUN_DATABASE=$DATABASE: expected sqlite (the default) or postgres" ;;
+esac
 
 # --- .env --------------------------------------------------------------------------
 
@@ -189,6 +203,9 @@ echo $$ >"$PIDS/stack"
 export REDIS_URL="unix://$REDIS_SOCK"
 export RATELIMITD_SOCKET=$RL_SOCK
 export DATABASE_URL=sqlite:///run/shop.db
+# PostgreSQL's socket path must fit in sun_path too.
+PG_SOCK_DIR=$RUN/pg
+[ ${#PG_SOCK_DIR} -le 90 ] || PG_SOCK_DIR=$(mktemp -d /tmp/shop-run-pg.XXXXXX)
 export DYNAMODB_ENDPOINT="http://127.0.0.1:$DYNAMO_PORT"
 export AWS_ACCESS_KEY_ID=local-development-only
 export AWS_SECRET_ACCESS_KEY=local-development-only
@@ -363,6 +380,33 @@ if command -v redis-cli >/dev/null; then
     wait_for redis 10 sh -c '[ "$(redis-cli -s "$1" ping)" = PONG ]' _ "$REDIS_SOCK"
 else
     wait_for redis 10 test -S "$REDIS_SOCK"
+fi
+
+if [ "$DATABASE" = postgres ]; then
+    # PostgreSQL refuses to run as root: then its files and process belong to
+    # the postgres user the package made, and shopd connects over the socket.
+    as_pg=()
+    if [ "$(id -u)" -eq 0 ]; then
+        id postgres >/dev/null 2>&1 || die "the postgres user is missing (reinstall Debian's postgresql package)"
+        as_pg=(setpriv --reuid=postgres --regid=postgres --init-groups --)
+    fi
+    mkdir -p "$RUN/postgres" "$PG_SOCK_DIR"
+    [ ${#as_pg[@]} -eq 0 ] || chown postgres: "$RUN/postgres" "$PG_SOCK_DIR"
+    if [ ! -f "$RUN/postgres/PG_VERSION" ]; then
+        say "creating a PostgreSQL cluster in $RUN/postgres"
+        "${as_pg[@]}" "$PG_BIN/initdb" -D "$RUN/postgres" -U shop --auth=trust -E UTF8 --locale=C.UTF-8 \
+            >"$RUN/postgres-initdb.log" 2>&1 || die "initdb failed (see $RUN/postgres-initdb.log)"
+    fi
+    start postgres "${as_pg[@]}" "$PG_BIN/postgres" -D "$RUN/postgres" -c listen_addresses= \
+        -c unix_socket_directories="$PG_SOCK_DIR" -c unix_socket_permissions=0777
+    wait_for postgres 20 test -S "$PG_SOCK_DIR/.s.PGSQL.5432"
+    wait_for postgres 20 "${as_pg[@]}" "$PG_BIN/psql" -h "$PG_SOCK_DIR" -U shop -d postgres -Atc "SELECT 1"
+    if [ "$("${as_pg[@]}" "$PG_BIN/psql" -h "$PG_SOCK_DIR" -U shop -d postgres -Atc \
+        "SELECT 1 FROM pg_database WHERE datname = 'shop'")" != 1 ]; then
+        "${as_pg[@]}" "$PG_BIN/createdb" -h "$PG_SOCK_DIR" -U shop shop || die "could not create the database shop"
+    fi
+    export DATABASE_URL="postgresql://shop@/shop?host=$PG_SOCK_DIR"
+    say "database: PostgreSQL in $RUN/postgres ($DATABASE_URL)"
 fi
 
 mkdir -p "$RUN/dynamodb"
