@@ -70,19 +70,25 @@ static const char SQL_TARGET_USED[] =
     "SELECT (SELECT count(*) FROM users) + (SELECT count(*) FROM products) + "
     "(SELECT count(*) FROM orders) + (SELECT count(*) FROM sessions) + (SELECT count(*) FROM cart_items)";
 
-/* The highest id the source ever handed out: SQLite remembers ids of deleted
- * rows in sqlite_sequence; order lines still name products deleted since. */
+/* The highest id the source ever handed out: ids of deleted rows live on in
+ * SQLite's sqlite_sequence and PostgreSQL's identity sequences; orders and
+ * order lines still name users and products deleted since. */
 static const char SQL_SQLITE_HIGH_USER[] =
     "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'users'), 0), "
     "coalesce((SELECT max(id) FROM users), 0), coalesce((SELECT max(user_id) FROM orders), 0))";
-static const char SQL_POSTGRES_HIGH_USER[] = "SELECT greatest(coalesce((SELECT max(id) FROM users), 0), "
-                                             "coalesce((SELECT max(user_id) FROM orders), 0))";
+static const char SQL_POSTGRES_HIGH_USER[] =
+    "SELECT greatest(coalesce((SELECT max(id) FROM users), 0), "
+    "coalesce((SELECT max(user_id) FROM orders), 0), "
+    "coalesce((SELECT max(last_value) FROM pg_sequences WHERE schemaname = current_schema() "
+    "AND sequencename = 'users_id_seq'), 0))";
 static const char SQL_SQLITE_HIGH_PRODUCT[] =
     "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'products'), 0), "
     "coalesce((SELECT max(id) FROM products), 0), coalesce((SELECT max(product_id) FROM order_lines), 0))";
 static const char SQL_POSTGRES_HIGH_PRODUCT[] =
     "SELECT greatest(coalesce((SELECT max(id) FROM products), 0), "
-    "coalesce((SELECT max(product_id) FROM order_lines), 0))";
+    "coalesce((SELECT max(product_id) FROM order_lines), 0), "
+    "coalesce((SELECT max(last_value) FROM pg_sequences WHERE schemaname = current_schema() "
+    "AND sequencename = 'products_id_seq'), 0))";
 
 static const char SQL_SQLITE_SET_SEQ[] =
     "INSERT OR REPLACE INTO sqlite_sequence (rowid, name, seq) "
