@@ -1,6 +1,7 @@
 /* shopd: the shop server. See master.h for the process model and README.md for
  * the settings. */
 #include "shopd/check.h"
+#include "shopd/copy_database.h"
 #include "shopd/dispatcher.h"
 #include "shopd/master.h"
 #include "shopd/settings.h"
@@ -24,6 +25,11 @@ int main(int argc, char **argv)
     if (!settings) {
         fprintf(stderr, "shopd: %s\n", err);
         return 2;
+    }
+    if (settings->copy_database) {
+        int rc = copy_database_run(&settings->copy_from, &settings->copy_to);
+        shopd_settings_free(settings);
+        return rc;
     }
     if (settings->check_only) {
         int rc = check_run(settings);

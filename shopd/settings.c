@@ -68,6 +68,12 @@ static const struct config_setting shopd_settings_table[] = {
      .is_flag = true,
      .help =
          "check the settings, templates and database schema without starting anything, then exit (0: good)"},
+    {.name = "COPY_DATABASE",
+     .is_flag = true,
+     .help = "copy every row of --from into the empty database --to (any engine to any engine), then exit; "
+             "both are migrated to this version's schema first, as a start of shopd would"},
+    {.name = "FROM", .default_value = "", .help = "--copy-database: the database URL to copy from"},
+    {.name = "TO", .default_value = "", .help = "--copy-database: the empty database URL to copy into"},
     {.name = "CREATE_TABLE",
      .is_flag = true,
      .help = "create the DynamoDB orders table if missing, then exit"},
@@ -129,11 +135,21 @@ struct shopd_settings *shopd_settings_load(int argc, char **argv, char *err, siz
     }
     s->development = strcmp(env, "production") != 0;
     s->create_table = config_get(cfg, "CREATE_TABLE") && strcmp(config_get(cfg, "CREATE_TABLE"), "1") == 0;
+    s->copy_database = config_get(cfg, "COPY_DATABASE") && strcmp(config_get(cfg, "COPY_DATABASE"), "1") == 0;
+    if (s->copy_database) {
+        if (!nonempty(config_get(cfg, "FROM")) || !nonempty(config_get(cfg, "TO"))) {
+            snprintf(err, errlen, "--copy-database needs --from URL and --to URL");
+            goto fail;
+        }
+        if (db_target_parse(config_get(cfg, "FROM"), &s->copy_from, err, errlen) < 0 ||
+            db_target_parse(config_get(cfg, "TO"), &s->copy_to, err, errlen) < 0)
+            goto fail;
+    }
     s->check_only = config_get(cfg, "CHECK") && strcmp(config_get(cfg, "CHECK"), "1") == 0;
     s->secret_key = config_get(cfg, "SECRET_KEY");
     if (!s->secret_key || !*s->secret_key) {
-        /* --create-table only talks to DynamoDB: it needs no key for sessions. */
-        if (!s->development && !s->create_table) {
+        /* --create-table and --copy-database make no sessions: they need no key. */
+        if (!s->development && !s->create_table && !s->copy_database) {
             snprintf(err, errlen, "SECRET_KEY is not set (required unless SHOP_ENV=development)");
             goto fail;
         }
@@ -206,5 +222,7 @@ void shopd_settings_free(struct shopd_settings *s)
         return;
     config_free(s->cfg);
     db_target_free(&s->database);
+    db_target_free(&s->copy_from);
+    db_target_free(&s->copy_to);
     free(s);
 }

@@ -36,8 +36,11 @@ struct shopd_settings {
        one (upload routes take bodies this large, however small SHOPD_MAX_BODY). */
     const char *uploads_dir;
     long upload_max_bytes;
-    bool create_table; /* --create-table: make the DynamoDB table and exit */
-    bool check_only;   /* --check: validate everything it would read, start nothing */
+    bool create_table;          /* --create-table: make the DynamoDB table and exit */
+    bool copy_database;         /* --copy-database --from URL --to URL */
+    struct db_target copy_from; /* parsed only for --copy-database */
+    struct db_target copy_to;
+    bool check_only; /* --check: validate everything it would read, start nothing */
     /* DynamoDB (the dispatcher) */
     const char *aws_region;
     const char *aws_access_key_id;
