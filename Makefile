@@ -70,7 +70,8 @@ TEST_BINS := $(UNIT_TESTS) $(API_TESTS) $(INTEGRATION_TESTS)
 # suites whose subject is the database (the outbox, the process and its --check,
 # health, the worker's memory) or the server of that pass.
 PG_UNIT_TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(shell grep -l 'support/test_db.h' tests/unit/test_*.c))
-PG_INTEGRATION := dispatcher shopd_process db_health config_cli ratelimit_shopd worker_memory pg_server copy_database
+PG_INTEGRATION := dispatcher shopd_process db_health config_cli ratelimit_shopd worker_memory pg_server copy_database \
+                  two_shops
 PG_TEST_BINS := $(PG_UNIT_TESTS) $(API_TESTS) $(patsubst %,$(BUILD)/tests/integration/test_%,$(PG_INTEGRATION))
 
 # libFuzzer targets: built by clang into their own tree (make fuzz-build), run by
