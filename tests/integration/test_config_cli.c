@@ -9,6 +9,7 @@
 #include "shared/strbuf.h"
 #include "shared/xalloc.h"
 #include "tests/support/harness.h"
+#include "tests/support/pg_server.h"
 #include "tests/support/services.h"
 #include "tests/support/test_database.h"
 
@@ -182,4 +183,66 @@ Test(config_cli, print_config_shows_values_sources_and_hides_secrets)
     cr_expect(strstr(r.out, "REDIS_URL=redis://:***@127.0.0.1:6379/0  # environment\n") != NULL, "%s", r.out);
     cr_expect_null(strstr(r.out, "hunter2"), "%s", r.out);
     run_free(&r);
+}
+
+/* Runs shopd (started for real, and with --check) on DATABASE_URL=url and
+   expects both to refuse with one line holding want and never the password. */
+static void expect_refused(const char *url, const char *want, const char *password)
+{
+    char *env = xasprintf("SHOP_ENV=development TEMPLATES_DIR=%s/templates STATIC_DIR=%s/templates/static "
+                          "DATABASE_URL='%s'",
+                          harness_root(), harness_root(), url);
+    char *listen = xasprintf("--shopd-listen 127.0.0.1:%d", harness_free_port());
+    char *check = xasprintf("--check %s", listen);
+    const char *modes[] = {listen, check};
+    for (int i = 0; i < 2; i++) {
+        struct run r = run(env, "shopd", modes[i]);
+        cr_expect_neq(r.status, 0, "%s started on %s", modes[i], url);
+        cr_expect(strstr(r.err, want), "%s: want '%s' in: %s", modes[i], want, r.err);
+        if (password)
+            cr_expect_null(strstr(r.err, password), "%s: the password is in: %s", modes[i], r.err);
+        const char *first = strstr(r.err, want);
+        cr_expect(!first || !strstr(first + 1, want), "%s: said more than once: %s", modes[i], r.err);
+        run_free(&r);
+    }
+    free(check);
+    free(listen);
+    free(env);
+}
+
+Test(config_cli, a_postgresql_database_that_cannot_serve_stops_shopd_with_one_line)
+{
+    if (!test_database_is_postgres())
+        cr_skip_test("PostgreSQL only: the server's refusals");
+    struct pg_server *pg = pg_server_shared();
+    const char *host = pg_server_host(pg);
+    int port = pg_server_port(pg);
+    char *db = pg_test_database(pg, "refusals");
+    const char *name = strstr(db, ":///") + 4;
+    int name_len = (int)strcspn(name, "?");
+
+    char *url = xasprintf("postgresql://" PG_TEST_PASSWORD_ROLE ":wrong-secret-4711@/%.*s?host=%s&port=%d",
+                          name_len, name, host, port);
+    expect_refused(url, "password authentication failed", "wrong-secret-4711");
+    free(url);
+
+    url = xasprintf("postgresql+psycopg2://shop:pw-4711@/%.*s?host=%s/no-such-dir&port=%d", name_len, name,
+                    host, port);
+    expect_refused(url, "cannot connect", "pw-4711");
+    free(url);
+
+    url = xasprintf("postgresql://shop:pw-4711@localhost");
+    expect_refused(url, "names no database", "pw-4711");
+    free(url);
+
+    /* A database a newer shopd made. */
+    char err[256];
+    char dbname[128];
+    snprintf(dbname, sizeof(dbname), "%.*s", name_len, name);
+    cr_assert(
+        pg_server_exec(pg, dbname, "CREATE TABLE shop_schema (version INTEGER NOT NULL)", err, sizeof(err)),
+        "%s", err);
+    cr_assert(pg_server_exec(pg, dbname, "INSERT INTO shop_schema VALUES (99)", err, sizeof(err)), "%s", err);
+    expect_refused(db, "newer than this shopd", NULL);
+    free(db);
 }
