@@ -2,6 +2,7 @@
  * a fresh target of the run's engine (PostgreSQL with SHOP_TEST_DATABASE),
  * then the refusal of a second copy and of a bad URL. */
 #include <criterion/criterion.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,8 @@
 #include "shared/strbuf.h"
 #include "shared/xalloc.h"
 #include "tests/support/harness.h"
+#include "tests/support/shop.h"
+#include "tests/support/shop_client.h"
 #include "tests/support/test_database.h"
 
 static char *dir;
@@ -139,4 +142,56 @@ Test(copy_database, a_bad_url_is_one_line_without_the_password)
     run_free(&r);
     free(args);
     free(from);
+}
+
+Test(copy_database, a_shop_used_through_shopd_goes_on_after_the_copy)
+{
+    char *source_file = xasprintf("%s/used.db", dir);
+    char *from = xasprintf("sqlite:///%s", source_file);
+    char *from_env = xasprintf("DATABASE_URL=%s", from);
+    const char *source_env[] = {from_env, NULL};
+    struct shop_server *shop = shop_start(source_env);
+    struct http_client *c = http_client_new();
+    shop_register_login(shop, c, "old-shopper@example.com", "an old password 1");
+    struct http_resp *resp =
+        shop_send_json(shop, c, "POST", "/cart/items", "{\"product_id\":2,\"quantity\":3}");
+    cr_assert_eq(resp->status, 201, "%s", resp->body);
+    http_resp_free(resp);
+    http_client_free(c);
+    shop_stop(shop);
+
+    char *to = test_database_url_named(dir, "moved.db");
+    char *args = copy_args(from, to);
+    struct run r = run_shopd(args);
+    cr_assert_eq(r.status, 0, "exit %d: %s%s", r.status, r.out, r.err);
+    run_free(&r);
+
+    /* On the new database: the old password logs in, the cart is there, and
+       checkout takes the stock. */
+    char *to_env = xasprintf("DATABASE_URL=%s", to);
+    const char *target_env[] = {to_env, NULL};
+    shop = shop_start(target_env);
+    c = http_client_new();
+    resp = shop_send_json(shop, c, "POST", "/login",
+                          "{\"email\":\"old-shopper@example.com\",\"password\":\"an old password 1\"}");
+    cr_assert_eq(resp->status, 200, "login after the copy: %s", resp->body);
+    http_resp_free(resp);
+    resp = http_json(c, "GET", shop_url(shop, "/cart"), NULL);
+    cr_assert_eq(resp->status, 200);
+    cr_assert_eq(json_integer_value(json_object_get(resp->json, "count")), 3, "%s", resp->body);
+    http_resp_free(resp);
+    resp = http_request(c, "POST", shop_url(shop, "/checkout"), NULL, NULL, NULL);
+    cr_assert_eq(resp->status, 201, "checkout after the copy: %s", resp->body);
+    http_resp_free(resp);
+    resp = http_json(c, "GET", shop_url(shop, "/products/2"), NULL);
+    cr_assert_eq(json_integer_value(json_object_get(resp->json, "stock")), 150 - 3, "%s", resp->body);
+    http_resp_free(resp);
+    http_client_free(c);
+    shop_stop(shop);
+    free(to_env);
+    free(args);
+    free(to);
+    free(from_env);
+    free(from);
+    free(source_file);
 }
