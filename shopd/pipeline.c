@@ -499,6 +499,17 @@ void pipeline_handle(struct evhttp_request *ev, void *arg)
         const struct shopd_settings *s = p->env.settings;
         struct session_policy policy = {s->secret_key, s->session_idle_seconds, s->session_max_seconds};
         r->has_session = sessions_lookup(p->env.db, &policy, token, &r->session);
+        if (!r->has_session && db_failure_count() != r->db_failures_at_start) {
+            /* The session could not be read (the database is away): answering
+               as if logged out would send the shopper to the login page. The
+               500 becomes a 503 with Retry-After (request.c). */
+            if (router_path_is_page(r->path))
+                pages_error(r, 500, "The database is not available");
+            else
+                reply_message(r, 500, "The database is not available");
+            finish(x);
+            return;
+        }
         if (r->has_session && r->session.user_id)
             r->is_admin = accounts_is_admin(p->admins, r->session.email);
     }
