@@ -38,6 +38,10 @@
 #   BENCH_DISPATCHER=1        also run tools/bench-dispatcher.sh (orders/s to a local DynamoDB behind
 #                             a proxy adding BENCH_DISPATCHER_LATENCY_MS=10 to every answer, backlog of
 #                             BENCH_DISPATCHER_ORDERS=3000, BENCH_RUNS runs; target 1000 orders/s)
+#   BENCH_DATABASE=1          also run tools/bench-database.sh (one shopd on SQLite and one on a private
+#                             PostgreSQL, side by side: the catalog pages, add-to-cart, checkout),
+#                             BENCH_DATABASE_DURATION=3s per run, BENCH_DATABASE_CONNECTIONS=32;
+#                             targets PostgreSQL / SQLite: reads >= 0.70, checkout >= 0.50
 #   BENCH_SHOPD_WORKERS=      workers per shopd (empty: shopd's default, one per CPU)
 #   BENCH_RESULTS=bench/results    BENCH_KEEP=1 keeps the temporary folder (logs)
 #
@@ -427,6 +431,19 @@ if [ "${BENCH_DISPATCHER:-1}" = 1 ]; then
         echo "bench: tools/bench-dispatcher.sh failed" >&2
 fi
 
+# The same shop on SQLite and on PostgreSQL (skipped without a PostgreSQL server).
+rm -f "$RESULTS/database.txt" "$RESULTS/database.json"
+if [ "${BENCH_DATABASE:-1}" = 1 ]; then
+    say "shopd on SQLite vs PostgreSQL (tools/bench-database.sh, ${BENCH_DATABASE_DURATION:-3s} per run)"
+    if compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null; then
+        BIN=$BIN RUNS=$RUNS CONNS=${BENCH_DATABASE_CONNECTIONS:-32} OUT=$RESULTS/database.txt \
+            JSON=$RESULTS/database.json tools/bench-database.sh "${BENCH_DATABASE_DURATION:-3s}" >/dev/null ||
+            echo "bench: tools/bench-database.sh failed" >&2
+    else
+        echo "bench: no PostgreSQL server installed; skipping SQLite vs PostgreSQL" >&2
+    fi
+fi
+
 # --- results --------------------------------------------------------------------------
 
 export BENCH_DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ) BENCH_ELAPSED=$ELAPSED BENCH_DURATION=$DURATION
@@ -547,6 +564,15 @@ try:
 except (OSError, ValueError):
     pass
 
+database = None
+try:
+    database = {"cells": json.load(open(os.path.join(results, "database.json"))),
+                "lines": open(os.path.join(results, "database.txt")).read().splitlines()}
+    for c in database["cells"]:
+        side_by_side["%s_postgres_over_sqlite" % c["cell"].replace("-", "_")] = c["rps_ratio"]
+except (OSError, ValueError, KeyError):
+    database = None
+
 cpu = ""
 try:
     cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
@@ -578,6 +604,7 @@ doc = {
     "tls": tls,
     "shopd_vs_static_nginx": static_peer,
     "dispatcher": dispatcher,
+    "postgres_vs_sqlite": database,
 }
 with open(os.path.join(results, "latest.json"), "w") as f:
     json.dump(doc, f, indent=2)
@@ -653,8 +680,12 @@ if comparison:
 if dispatcher:
     print()
     print("\n".join(dispatcher["lines"]))
+if database:
+    print()
+    print("\n".join(database["lines"]))
 print()
-print("side by side (ratios measured in one run; targets: ratelimitd >= 1.0, checks on/off >= 0.90):")
+print("side by side (ratios measured in one run; targets: ratelimitd >= 1.0, checks on/off >= 0.90,"
+      " postgres/sqlite reads >= 0.70, checkout >= 0.50):")
 for k, v in side_by_side.items():
     print("  %-45s %s" % (k, "not measured" if v is None else "%.2f" % v))
 PY
