@@ -67,11 +67,13 @@ INTEGRATION_TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/inte
 TEST_BINS := $(UNIT_TESTS) $(API_TESTS) $(INTEGRATION_TESTS)
 # The suites that touch the database run a second time on PostgreSQL: the unit tests
 # of the modules on tests/support/test_db, every API suite, and the integration
-# suites whose subject is the database (the outbox, the process and its --check,
-# health, the worker's memory) or the server of that pass.
+# suites whose subject is the database (the outbox and the dispatcher, --check and
+# the start's refusals, health, copying, two instances on one database) or the
+# server of that pass. Process management (shopd_process, worker_memory,
+# ratelimit_shopd) does not depend on the engine and runs once, keeping make test
+# within its ten minutes.
 PG_UNIT_TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(shell grep -l 'support/test_db.h' tests/unit/test_*.c))
-PG_INTEGRATION := dispatcher shopd_process db_health config_cli ratelimit_shopd worker_memory pg_server copy_database \
-                  two_shops
+PG_INTEGRATION := dispatcher db_health config_cli pg_server copy_database two_shops
 PG_TEST_BINS := $(PG_UNIT_TESTS) $(API_TESTS) $(patsubst %,$(BUILD)/tests/integration/test_%,$(PG_INTEGRATION))
 
 # libFuzzer targets: built by clang into their own tree (make fuzz-build), run by
