@@ -324,12 +324,15 @@ static void delivered(struct dispatcher *d, const struct outbox_order *o, const 
     d->failures = 0;
     free(d->hold_reason);
     d->hold_reason = NULL;
-    int rc = outbox_mark_sent(d->db, o->id, (int64_t)time(NULL));
+    /* What DynamoDB answered is logged before the outbox learns it: a
+       dispatcher killed in between leaves the order pending, its successor's
+       send then finds the item (and says so), and the log names every write. */
     if (r->cls == DYNAMO_CONDITION_FAILED)
         log_info("order %s was already in DynamoDB (an earlier send got through); marked sent", o->id);
     else
         log_info("order %s sent to DynamoDB in %" PRIu64 " ms (attempt %" PRId64 ")", o->id, ms,
                  o->attempts + 1);
+    int rc = outbox_mark_sent(d->db, o->id, (int64_t)time(NULL));
     if (rc == 0)
         log_info("order %s had been marked by another dispatcher already", o->id);
     /* rc < 0: the lease runs out and the next send finds the item: no loss, no double. */

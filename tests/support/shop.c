@@ -100,7 +100,8 @@ int shop_stop(struct shop_server *s)
 
 const char *shop_url(const struct shop_server *s, const char *path)
 {
-    static char url[512];
+    /* One buffer per thread: the race tests call this from several at once. */
+    static _Thread_local char url[512];
     snprintf(url, sizeof(url), "%s%s", s->base, path);
     return url;
 }

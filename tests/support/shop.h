@@ -22,7 +22,7 @@ struct shop_server {
 struct shop_server *shop_start(const char *const extra_env[]);
 /* SIGTERM, wait, clean up; returns shopd's wait status. NULL is a no-op. */
 int shop_stop(struct shop_server *s);
-/* "base + path" in a static buffer (valid until the next call). */
+/* "base + path" in a buffer of the calling thread (valid until its next call). */
 const char *shop_url(const struct shop_server *s, const char *path);
 
 /* Registers email/password and logs the client in (asserts success). */
