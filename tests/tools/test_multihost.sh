@@ -82,6 +82,12 @@ network_up() {
     if ! err=$(ip netns add "$ID-probe" 2>&1); then
         t_skip "this machine refuses network namespaces (ip netns add: $err)"
     fi
+    # ip netns exec needs a mount namespace of its own too, which a chroot
+    # (whose / is no mount point) refuses.
+    if ! err=$(ip netns exec "$ID-probe" true 2>&1); then
+        ip netns del "$ID-probe"
+        t_skip "this machine cannot enter network namespaces (ip netns exec: $err)"
+    fi
     ip netns del "$ID-probe"
     ip link add "$BRIDGE" type bridge
     t_cleanup "ip link del $BRIDGE"
