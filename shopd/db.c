@@ -258,14 +258,6 @@ const char *db_errmsg(struct db *db)
     return db->ops->errmsg(db);
 }
 
-bool db_ping(struct db *db)
-{
-    struct db_stmt *st = db_stmt(db, "SELECT count(*) FROM products");
-    bool ok = db_step(st) == DB_ROW;
-    db_done(st);
-    return ok;
-}
-
 void db_mark_take(struct db *db, struct db_mark *mark)
 {
     db->ops->mark_take(db, mark);

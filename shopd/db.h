@@ -120,9 +120,6 @@ enum db_error db_error(struct db *db);
 /* The engine's text for the last failure of db. */
 const char *db_errmsg(struct db *db);
 
-/* True when the database answers a trivial query (health checks). */
-bool db_ping(struct db *db);
-
 /* Logs "<what>: <the engine's message>" for a statement that failed on db: at
  * error level, or at debug level when the database is busy or unavailable
  * (db_failures.h logged the cause was logged once already; one line per request would flood). */

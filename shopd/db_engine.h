@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 struct db;
 struct db_stmt;
@@ -50,6 +51,24 @@ struct db {
 struct db_stmt {
     struct db *db;
 };
+
+/* Walks the shared dialect's SQL: returns N when s starts a parameter $N
+ * outside quoted text, else 0, keeping *quote (the open quote character, or
+ * 0) up to date. SQLite's engine renames the parameters with it, PostgreSQL's
+ * counts them. */
+static inline int db_param_at(const char *s, char *quote)
+{
+    if (*quote) {
+        if (*s == *quote)
+            *quote = 0;
+        return 0;
+    }
+    if (*s == '\'' || *s == '"') {
+        *quote = *s;
+        return 0;
+    }
+    return *s == '$' && s[1] >= '0' && s[1] <= '9' ? atoi(s + 1) : 0;
+}
 
 /* Connects and migrates; NULL with one line in err. */
 struct db *db_sqlite_open(const char *path, char *err, size_t errlen);

@@ -204,13 +204,13 @@ static void first_line(char *out, size_t outlen, const char *msg)
 /* Records why the last statement failed (result may be NULL: no answer). */
 static void record_failure(struct pg_db *p, const PGresult *result)
 {
-    const char *state = result ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : NULL;
-    if (PQstatus(p->conn) != CONNECTION_OK)
-        state = NULL;
+    /* Without a connection, or without an answer, libpq's connection message
+       says why, and there is no SQLSTATE (error_of reads "" as unavailable). */
+    bool answered = result && PQstatus(p->conn) == CONNECTION_OK;
+    const char *state = answered ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : NULL;
+    const char *msg = answered ? PQresultErrorMessage(result) : "";
     snprintf(p->sqlstate, sizeof(p->sqlstate), "%s", state ? state : "");
-    first_line(p->errmsg, sizeof(p->errmsg), result ? PQresultErrorMessage(result) : PQerrorMessage(p->conn));
-    if (!*p->errmsg || (!state && PQstatus(p->conn) != CONNECTION_OK))
-        first_line(p->errmsg, sizeof(p->errmsg), PQerrorMessage(p->conn));
+    first_line(p->errmsg, sizeof(p->errmsg), *msg ? msg : PQerrorMessage(p->conn));
     db_note_failure(failure_of(p->sqlstate), p->errmsg);
 }
 
@@ -296,6 +296,14 @@ static PGresult *run_text(struct pg_db *p, const char *sql)
     return r;
 }
 
+/* run_text for a command whose result nothing reads. */
+static bool run_command(struct pg_db *p, const char *sql)
+{
+    PGresult *r = run_text(p, sql);
+    PQclear(r);
+    return r != NULL;
+}
+
 static int pg_exec(struct db *db, const char *sql)
 {
     struct pg_db *p = pg_of(db);
@@ -319,16 +327,9 @@ static int count_params(const char *sql)
     int max = 0;
     char quote = 0;
     for (const char *s = sql; *s; s++) {
-        if (quote) {
-            if (*s == quote)
-                quote = 0;
-        } else if (*s == '\'' || *s == '"') {
-            quote = *s;
-        } else if (*s == '$' && s[1] >= '0' && s[1] <= '9') {
-            int n = (int)strtol(s + 1, NULL, 10);
-            if (n > max)
-                max = n;
-        }
+        int n = db_param_at(s, &quote);
+        if (n > max)
+            max = n;
     }
     return max;
 }
@@ -504,9 +505,7 @@ static int64_t pg_changes(struct db *db)
 
 static int pg_begin_write(struct db *db)
 {
-    PGresult *r = run_text(pg_of(db), "BEGIN");
-    PQclear(r);
-    return r ? 0 : -1;
+    return run_command(pg_of(db), "BEGIN") ? 0 : -1;
 }
 
 static int pg_commit(struct db *db)
@@ -514,7 +513,7 @@ static int pg_commit(struct db *db)
     struct pg_db *p = pg_of(db);
     /* COMMIT of a transaction a failed statement aborted answers ROLLBACK. */
     if (PQtransactionStatus(p->conn) == PQTRANS_INERROR) {
-        PQclear(run_text(p, "ROLLBACK"));
+        run_command(p, "ROLLBACK");
         snprintf(p->errmsg, sizeof(p->errmsg), "the transaction was aborted by an earlier failure");
         return -1;
     }
@@ -544,15 +543,9 @@ static int pg_probe_write(struct db *db)
     struct pg_db *p = pg_of(db);
     char sql[160];
     snprintf(sql, sizeof(sql), "UPDATE health SET checked_at = %lld WHERE id = 1", (long long)time(NULL));
-    PGresult *r = run_text(p, "BEGIN");
-    if (!r)
+    if (!run_command(p, "BEGIN"))
         return -1;
-    PQclear(r);
-    bool ok = (r = run_text(p, "SET LOCAL lock_timeout = 250")) != NULL;
-    PQclear(r);
-    ok = ok && (r = run_text(p, sql)) != NULL;
-    PQclear(ok ? r : NULL);
-    if (!ok) {
+    if (!run_command(p, "SET LOCAL lock_timeout = 250") || !run_command(p, sql)) {
         pg_rollback(db);
         return -1;
     }

@@ -243,18 +243,8 @@ static char *sqlite_dialect(const char *sql)
 {
     struct strbuf out = {0};
     char quote = 0;
-    for (const char *p = sql; *p; p++) {
-        if (quote) {
-            if (*p == quote)
-                quote = 0;
-        } else if (*p == '\'' || *p == '"') {
-            quote = *p;
-        } else if (*p == '$' && p[1] >= '0' && p[1] <= '9') {
-            strbuf_addc(&out, '?');
-            continue;
-        }
-        strbuf_addc(&out, *p);
-    }
+    for (const char *p = sql; *p; p++)
+        strbuf_addc(&out, db_param_at(p, &quote) ? '?' : *p);
     return strbuf_take(&out, NULL);
 }
 
