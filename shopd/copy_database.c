@@ -66,6 +66,8 @@ static const struct copied_table copied_tables[] = {
      {COL_TEXT, COL_INT, COL_TEXT, COL_INT, COL_INT}},
 };
 
+#define NTABLES (sizeof(copied_tables) / sizeof(copied_tables[0]))
+
 static const char SQL_TARGET_USED[] =
     "SELECT (SELECT count(*) FROM users) + (SELECT count(*) FROM products) + "
     "(SELECT count(*) FROM orders) + (SELECT count(*) FROM sessions) + (SELECT count(*) FROM cart_items)";
@@ -94,24 +96,12 @@ static const char SQL_SQLITE_SET_SEQ[] =
     "INSERT OR REPLACE INTO sqlite_sequence (rowid, name, seq) "
     "VALUES ((SELECT rowid FROM sqlite_sequence WHERE name = $1), $1, $2)";
 static const char SQL_POSTGRES_SET_SEQ[] = "SELECT setval(pg_get_serial_sequence($1, 'id'), $2)";
-static const char SQL_SQLITE_SET_ORDER_SEQ[] =
-    "INSERT OR REPLACE INTO sqlite_sequence (rowid, name, seq) "
-    "VALUES ((SELECT rowid FROM sqlite_sequence WHERE name = $1), $1, $2)";
+/* Only PostgreSQL's orders.seq is an identity column (SQLite's is a rowid). */
 static const char SQL_POSTGRES_SET_ORDER_SEQ[] = "SELECT setval(pg_get_serial_sequence($1, 'seq'), $2)";
 static const char SQL_MAX_ORDER_SEQ[] = "SELECT coalesce(max(seq), 0) FROM orders";
 static const char SQL_MAX_NOTICE[] = "SELECT coalesce(max(id), 0) FROM cart_notices";
 
 static const char SQL_BUMP_CATALOG[] = "UPDATE catalog_version SET version = version + 1000 WHERE id = 1";
-
-static int scalar(struct db *db, const char *sql, int64_t *out)
-{
-    struct db_stmt *st = db_stmt(db, sql);
-    int rc = db_step(st);
-    if (rc == DB_ROW)
-        *out = db_column_int64(st, 0);
-    db_done(st);
-    return rc == DB_ROW ? 0 : -1;
-}
 
 static int scalar_for(struct db *db, const char *sqlite_sql, const char *postgres_sql, int64_t *out)
 {
@@ -121,6 +111,11 @@ static int scalar_for(struct db *db, const char *sqlite_sql, const char *postgre
         *out = db_column_int64(st, 0);
     db_done(st);
     return rc == DB_ROW ? 0 : -1;
+}
+
+static int scalar(struct db *db, const char *sql, int64_t *out)
+{
+    return scalar_for(db, sql, sql, out);
 }
 
 static int copy_table(struct db *from, struct db *to, const struct copied_table *t, int64_t *rows)
@@ -189,7 +184,7 @@ static int set_sequences(struct db *from, struct db *to)
     /* SQLite's orders.seq and cart_notices.id are plain rowids: only
      * PostgreSQL's identity columns need telling. */
     if (db_engine(to) != DB_SQLITE &&
-        (set_sequence(to, "orders", SQL_SQLITE_SET_ORDER_SEQ, SQL_POSTGRES_SET_ORDER_SEQ, seq) < 0 ||
+        (set_sequence(to, "orders", SQL_SQLITE_SET_SEQ, SQL_POSTGRES_SET_ORDER_SEQ, seq) < 0 ||
          set_sequence(to, "cart_notices", SQL_SQLITE_SET_SEQ, SQL_POSTGRES_SET_SEQ, notices) < 0))
         return -1;
     return 0;
@@ -230,8 +225,8 @@ int copy_database_run(const struct db_target *from_target, const struct db_targe
         fprintf(stderr, "shopd: starting a transaction on %s: %s\n", to_target->display, db_errmsg(to));
         goto out;
     }
-    int64_t rows[sizeof(copied_tables) / sizeof(copied_tables[0])];
-    for (size_t i = 0; i < sizeof(copied_tables) / sizeof(copied_tables[0]); i++) {
+    int64_t rows[NTABLES];
+    for (size_t i = 0; i < NTABLES; i++) {
         if (copy_table(from, to, &copied_tables[i], &rows[i]) < 0)
             goto rollback;
     }
@@ -249,7 +244,7 @@ int copy_database_run(const struct db_target *from_target, const struct db_targe
         fprintf(stderr, "shopd: committing on %s: %s\n", to_target->display, db_errmsg(to));
         goto rollback;
     }
-    for (size_t i = 0; i < sizeof(copied_tables) / sizeof(copied_tables[0]); i++)
+    for (size_t i = 0; i < NTABLES; i++)
         printf("%-13s %lld rows copied\n", copied_tables[i].name, (long long)rows[i]);
     printf("copied %s to %s\n", from_target->display, to_target->display);
     status = 0;
