@@ -28,37 +28,10 @@ static void teardown(void)
 
 TestSuite(config_cli, .init = setup, .fini = teardown, .timeout = 30);
 
-struct run {
-    int status;
-    char *out, *err;
-};
-
-/* Runs "env ENV BIN ARGS" in dir, capturing stdout and stderr. */
-static struct run run(const char *env, const char *bin, const char *args)
+/* Runs "env ENV BIN ARGS" in the suite's folder, capturing stdout and stderr. */
+static struct harness_run run(const char *env, const char *bin, const char *args)
 {
-    char *exe = harness_bin(bin);
-    char *out = xasprintf("%s/out", dir), *err = xasprintf("%s/err", dir);
-    char *cmd = xasprintf("cd '%s' && env -i PATH=/usr/bin:/bin %s '%s' %s >'%s' 2>'%s'", dir, env, exe, args,
-                          out, err);
-    struct run r = {0};
-    int st = system(cmd);
-    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    struct strbuf b = {0};
-    strbuf_read_file(&b, out, 1 << 20);
-    r.out = strbuf_take(&b, NULL);
-    strbuf_read_file(&b, err, 1 << 20);
-    r.err = strbuf_take(&b, NULL);
-    free(cmd);
-    free(out);
-    free(err);
-    free(exe);
-    return r;
-}
-
-static void run_free(struct run *r)
-{
-    free(r->out);
-    free(r->err);
+    return harness_run_bin(dir, env, bin, args);
 }
 
 static char *shop_env(void)
@@ -76,7 +49,7 @@ Test(config_cli, shopd_check_passes_a_good_configuration_and_binds_nothing)
 {
     char *env = shop_env();
     char *args = xasprintf("--check --shopd-listen 127.0.0.1:%d", harness_free_port());
-    struct run r = run(env, "shopd", args);
+    struct harness_run r = run(env, "shopd", args);
     cr_expect_eq(r.status, 0, "exit %d: %s%s", r.status, r.out, r.err);
     cr_expect(strstr(r.out, "shopd: configuration OK") && strstr(r.out, "will be created"), "%s", r.out);
     char *db = xasprintf("%s/shop.db", dir);
@@ -85,7 +58,7 @@ Test(config_cli, shopd_check_passes_a_good_configuration_and_binds_nothing)
     if (f)
         fclose(f);
     free(db);
-    run_free(&r);
+    harness_run_free(&r);
     free(args);
     free(env);
 }
@@ -96,10 +69,10 @@ Test(config_cli, shopd_check_lists_what_is_wrong)
     char *env = xasprintf("SHOP_ENV=development TEMPLATES_DIR=/nonexistent STATIC_DIR=/nonexistent "
                           "DATABASE_URL=sqlite:///%s/new.db",
                           dir);
-    struct run r = run(env, "shopd", "--check");
+    struct harness_run r = run(env, "shopd", "--check");
     cr_expect_eq(r.status, 2, "exit %d", r.status);
     cr_expect(strstr(r.err, "shopd: templates:") != NULL, "%s", r.err);
-    run_free(&r);
+    harness_run_free(&r);
     free(env);
 
     /* A database from a newer shopd. */
@@ -112,24 +85,24 @@ Test(config_cli, shopd_check_lists_what_is_wrong)
     r = run(env, "shopd", "--check");
     cr_expect_eq(r.status, 2, "exit %d", r.status);
     cr_expect(strstr(r.err, "newer than this shopd") != NULL, "%s", r.err);
-    run_free(&r);
+    harness_run_free(&r);
     free(env);
 
     r = run("", "shopd", "--check --shopd-listen nowhere");
     cr_expect_eq(r.status, 2);
     cr_expect(strstr(r.err, "SHOPD_LISTEN=nowhere") != NULL, "%s", r.err);
-    run_free(&r);
+    harness_run_free(&r);
 }
 
 Test(config_cli, balancer_and_ratelimitd_check)
 {
-    struct run r = run("", "balancer", "--check --balancer-backends 127.0.0.1:9,127.0.0.1:10");
+    struct harness_run r = run("", "balancer", "--check --balancer-backends 127.0.0.1:9,127.0.0.1:10");
     cr_expect_eq(r.status, 0, "%s%s", r.out, r.err);
     cr_expect(strstr(r.out, "balancer: configuration OK") && strstr(r.out, "2 backends"), "%s", r.out);
-    run_free(&r);
+    harness_run_free(&r);
     r = run("", "balancer", "--check --balancer-backends not-a-backend");
     cr_expect_eq(r.status, 2);
-    run_free(&r);
+    harness_run_free(&r);
 
     char *rules = xasprintf("%s/good.rules", dir);
     services_write_file(rules, "api 10/1m burst=5\n");
@@ -137,11 +110,11 @@ Test(config_cli, balancer_and_ratelimitd_check)
     r = run("", "ratelimitd", args);
     cr_expect_eq(r.status, 0, "%s%s", r.out, r.err);
     cr_expect(strstr(r.out, "ratelimitd: configuration OK: 1 rules") != NULL, "%s", r.out);
-    run_free(&r);
+    harness_run_free(&r);
     services_write_file(rules, "api ten/1m\n");
     r = run("", "ratelimitd", args);
     cr_expect_eq(r.status, 2, "a bad rules file: %s", r.err);
-    run_free(&r);
+    harness_run_free(&r);
     free(args);
     free(rules);
 }
@@ -153,7 +126,7 @@ Test(config_cli, a_mistyped_key_is_named_with_the_closest_setting)
     free(envfile);
     char *env = shop_env();
     char *full = xasprintf("%s SHOPD_WORKRS=2", env);
-    struct run r = run(full, "shopd", "--check");
+    struct harness_run r = run(full, "shopd", "--check");
     cr_expect_eq(r.status, 0, "%s", r.err);
     cr_expect(strstr(r.err, "SHOPD_LISTN: unknown setting (in .env); did you mean SHOPD_LISTEN?") != NULL,
               "%s", r.err);
@@ -164,25 +137,25 @@ Test(config_cli, a_mistyped_key_is_named_with_the_closest_setting)
     cr_expect_null(strstr(r.err, "BALANCER_LISTEN"), "another daemon's key is not ours to warn about: %s",
                    r.err);
     cr_expect_null(strstr(r.err, "FLASK_APP"), "%s", r.err);
-    run_free(&r);
+    harness_run_free(&r);
     free(full);
     free(env);
 }
 
 Test(config_cli, print_config_shows_values_sources_and_hides_secrets)
 {
-    struct run r =
+    struct harness_run r =
         run("SECRET_KEY=0123456789abcdef0123456789abcdef", "shopd", "--print-config --shopd-workers 3");
     cr_expect_eq(r.status, 0);
     cr_expect(strstr(r.out, "SHOPD_WORKERS=3  # flag\n") != NULL, "%s", r.out);
     cr_expect(strstr(r.out, "SHOPD_LISTEN=127.0.0.1:8081  # default\n") != NULL, "%s", r.out);
     cr_expect(strstr(r.out, "SECRET_KEY=(set, hidden)  # environment\n") != NULL, "%s", r.out);
     cr_expect_null(strstr(r.out, "0123456789abcdef"), "the secret leaked: %s", r.out);
-    run_free(&r);
+    harness_run_free(&r);
     r = run("REDIS_URL=redis://:hunter2@127.0.0.1:6379/0", "ratelimitd", "--print-config");
     cr_expect(strstr(r.out, "REDIS_URL=redis://:***@127.0.0.1:6379/0  # environment\n") != NULL, "%s", r.out);
     cr_expect_null(strstr(r.out, "hunter2"), "%s", r.out);
-    run_free(&r);
+    harness_run_free(&r);
 }
 
 /* Runs shopd (started for real, and with --check) on DATABASE_URL=url and
@@ -196,14 +169,14 @@ static void expect_refused(const char *url, const char *want, const char *passwo
     char *check = xasprintf("--check %s", listen);
     const char *modes[] = {listen, check};
     for (int i = 0; i < 2; i++) {
-        struct run r = run(env, "shopd", modes[i]);
+        struct harness_run r = run(env, "shopd", modes[i]);
         cr_expect_neq(r.status, 0, "%s started on %s", modes[i], url);
         cr_expect(strstr(r.err, want), "%s: want '%s' in: %s", modes[i], want, r.err);
         if (password)
             cr_expect_null(strstr(r.err, password), "%s: the password is in: %s", modes[i], r.err);
         const char *first = strstr(r.err, want);
         cr_expect(!first || !strstr(first + 1, want), "%s: said more than once: %s", modes[i], r.err);
-        run_free(&r);
+        harness_run_free(&r);
     }
     free(check);
     free(listen);

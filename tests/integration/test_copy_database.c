@@ -30,37 +30,10 @@ static void teardown(void)
 
 TestSuite(copy_database, .init = setup, .fini = teardown, .timeout = 60);
 
-struct run {
-    int status;
-    char *out, *err;
-};
-
-/* Runs shopd with args in dir, capturing stdout and stderr. */
-static struct run run_shopd(const char *args)
+/* Runs shopd with args in the suite's folder, capturing stdout and stderr. */
+static struct harness_run run_shopd(const char *args)
 {
-    char *exe = harness_bin("shopd");
-    char *out = xasprintf("%s/out", dir), *err = xasprintf("%s/err", dir);
-    char *cmd = xasprintf("cd '%s' && env -i PATH=/usr/bin:/bin SHOP_ENV=development '%s' %s >'%s' 2>'%s'",
-                          dir, exe, args, out, err);
-    struct run r = {0};
-    int st = system(cmd);
-    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    struct strbuf b = {0};
-    strbuf_read_file(&b, out, 1 << 20);
-    r.out = strbuf_take(&b, NULL);
-    strbuf_read_file(&b, err, 1 << 20);
-    r.err = strbuf_take(&b, NULL);
-    free(cmd);
-    free(out);
-    free(err);
-    free(exe);
-    return r;
-}
-
-static void run_free(struct run *r)
-{
-    free(r->out);
-    free(r->err);
+    return harness_run_bin(dir, "SHOP_ENV=development", "shopd", args);
 }
 
 static char *copy_args(const char *from, const char *to)
@@ -75,9 +48,9 @@ Test(copy_database, copies_every_table_with_ids_and_refuses_a_second_copy)
     /* An empty copy first: it makes the source's schema. */
     char *empty_target = xasprintf("sqlite:///%s/scratch.db", dir);
     char *args = copy_args(from, empty_target);
-    struct run r = run_shopd(args);
+    struct harness_run r = run_shopd(args);
     cr_assert_eq(r.status, 0, "exit %d: %s%s", r.status, r.out, r.err);
-    run_free(&r);
+    harness_run_free(&r);
     free(args);
 
     test_database_script(
@@ -103,7 +76,7 @@ Test(copy_database, copies_every_table_with_ids_and_refuses_a_second_copy)
     cr_expect(strstr(r.out, "users         2 rows copied"), "%s", r.out);
     cr_expect(strstr(r.out, "orders        1 rows copied"), "%s", r.out);
     cr_expect(strstr(r.out, "order_lines   1 rows copied"), "%s", r.out);
-    run_free(&r);
+    harness_run_free(&r);
 
     char *hash = test_database_value(to, "SELECT password_hash FROM users WHERE id = 2", NULL);
     cr_expect_str_eq(hash ? hash : "(none)", "hash-b");
@@ -124,7 +97,7 @@ Test(copy_database, copies_every_table_with_ids_and_refuses_a_second_copy)
     r = run_shopd(args);
     cr_expect_eq(r.status, 2, "exit %d: %s%s", r.status, r.out, r.err);
     cr_expect(strstr(r.err, "is not empty"), "%s", r.err);
-    run_free(&r);
+    harness_run_free(&r);
     free(args);
     free(empty_target);
     free(to);
@@ -135,11 +108,11 @@ Test(copy_database, a_bad_url_is_one_line_without_the_password)
 {
     char *from = xasprintf("sqlite:///%s/old.db", dir);
     char *args = copy_args(from, "postgresql://shop:s3cret@127.0.0.1:1/shop");
-    struct run r = run_shopd(args);
+    struct harness_run r = run_shopd(args);
     cr_expect_eq(r.status, 2, "exit %d: %s%s", r.status, r.out, r.err);
     cr_expect(!strstr(r.err, "s3cret") && !strstr(r.out, "s3cret"), "%s%s", r.out, r.err);
     cr_expect(strstr(r.err, "shopd: --to: "), "%s", r.err);
-    run_free(&r);
+    harness_run_free(&r);
     free(args);
     free(from);
 }
@@ -162,9 +135,9 @@ Test(copy_database, a_shop_used_through_shopd_goes_on_after_the_copy)
 
     char *to = test_database_url_named(dir, "moved.db");
     char *args = copy_args(from, to);
-    struct run r = run_shopd(args);
+    struct harness_run r = run_shopd(args);
     cr_assert_eq(r.status, 0, "exit %d: %s%s", r.status, r.out, r.err);
-    run_free(&r);
+    harness_run_free(&r);
 
     /* On the new database: the old password logs in, the cart is there, and
        checkout takes the stock. */

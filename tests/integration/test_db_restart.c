@@ -32,6 +32,29 @@ static void teardown(void)
 
 TestSuite(db_restart, .fini = teardown, .timeout = 120);
 
+/* A private server with a fresh database, shopd (2 workers) on it and the
+   client logged in as email; returns the database's URL (caller frees). */
+static char *start_on_own_server(const char *db_prefix, const char *email)
+{
+    pg = pg_server_start();
+    char *url = pg_test_database(pg, db_prefix);
+    char *env_url = xasprintf("DATABASE_URL=%s", url);
+    const char *env[] = {env_url, "SHOPD_WORKERS=2", NULL};
+    shop = shop_start(env);
+    free(env_url);
+    client = http_client_new();
+    shop_register_login(shop, client, email, "correct horse battery");
+    return url;
+}
+
+/* GET path on a new connection (so on either worker). */
+static struct http_resp *get_on_new_connection(const char *path)
+{
+    http_client_free(client);
+    client = http_client_new();
+    return http_json(client, "GET", shop_url(shop, path), NULL);
+}
+
 static int checkout_once(int64_t product, const char *key)
 {
     char body[96];
@@ -98,13 +121,7 @@ static void *shopper(void *arg)
 
 Test(db_restart, checkouts_under_load_survive_a_restart_and_none_is_lost)
 {
-    pg = pg_server_start();
-    char *url = pg_test_database(pg, "restart_load");
-    char *env_url = xasprintf("DATABASE_URL=%s", url);
-    const char *env[] = {env_url, "SHOPD_WORKERS=2", NULL};
-    shop = shop_start(env);
-    client = http_client_new();
-    shop_register_login(shop, client, "load@example.com", "correct horse battery");
+    char *url = start_on_own_server("restart_load", "load@example.com");
     struct load l = {.base = shop->base};
     char *session = http_client_cookie(client, "session");
     cr_assert_not_null(session);
@@ -135,19 +152,12 @@ Test(db_restart, checkouts_under_load_survive_a_restart_and_none_is_lost)
     cr_assert_leq(atoi(count), l.orders + 1, "orders: %s in the database, %d placed", count, l.orders);
     free(count);
     cr_log_info("load: %d orders, %d answered 503 during the restart", l.orders, l.unavailable);
-    free(env_url);
     free(url);
 }
 
 Test(db_restart, requests_answer_503_while_the_server_is_away_and_recover)
 {
-    pg = pg_server_start();
-    char *url = pg_test_database(pg, "restart");
-    char *env_url = xasprintf("DATABASE_URL=%s", url);
-    const char *env[] = {env_url, "SHOPD_WORKERS=2", NULL};
-    shop = shop_start(env);
-    client = http_client_new();
-    shop_register_login(shop, client, "restart@example.com", "correct horse battery");
+    char *url = start_on_own_server("restart", "restart@example.com");
     pid_t master = harness_pid(shop->proc);
 
     char key[32];
@@ -163,10 +173,8 @@ Test(db_restart, requests_answer_503_while_the_server_is_away_and_recover)
        well under the request timeout, from both workers (several requests on
        new connections land on either). */
     for (int i = 0; i < 8; i++) {
-        http_client_free(client);
-        client = http_client_new();
         uint64_t t0 = clock_mono_ms();
-        struct http_resp *r = http_json(client, "GET", shop_url(shop, "/products"), NULL);
+        struct http_resp *r = get_on_new_connection("/products");
         uint64_t took = clock_mono_ms() - t0;
         cr_assert_eq(r->status, 503, "GET /products with the database away: %d %s", r->status, r->body);
         cr_assert_not_null(strstr(r->body, "\"message\""), "%s", r->body);
@@ -181,9 +189,7 @@ Test(db_restart, requests_answer_503_while_the_server_is_away_and_recover)
     int ok = 0;
     uint64_t deadline = clock_mono_ms() + 15000;
     while (ok < 8 && clock_mono_ms() < deadline) {
-        http_client_free(client);
-        client = http_client_new();
-        struct http_resp *r = http_json(client, "GET", shop_url(shop, "/products"), NULL);
+        struct http_resp *r = get_on_new_connection("/products");
         ok = r->status == 200 ? ok + 1 : 0;
         http_resp_free(r);
         if (ok == 0)
@@ -199,6 +205,5 @@ Test(db_restart, requests_answer_503_while_the_server_is_away_and_recover)
     cr_assert_not_null(count);
     cr_assert_eq(atoi(count), placed + 1, "orders in the database: %s", count);
     free(count);
-    free(env_url);
     free(url);
 }

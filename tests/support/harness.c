@@ -456,3 +456,30 @@ char *http_client_cookie(struct http_client *c, const char *name)
     curl_slist_free_all(cookies);
     return found;
 }
+
+struct harness_run harness_run_bin(const char *dir, const char *env, const char *bin, const char *args)
+{
+    char *exe = harness_bin(bin);
+    char *out = xasprintf("%s/out", dir), *err = xasprintf("%s/err", dir);
+    char *cmd = xasprintf("cd '%s' && env -i PATH=/usr/bin:/bin %s '%s' %s >'%s' 2>'%s'", dir, env, exe, args,
+                          out, err);
+    struct harness_run r = {0};
+    int st = system(cmd);
+    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    struct strbuf b = {0};
+    strbuf_read_file(&b, out, 1 << 20);
+    r.out = strbuf_take(&b, NULL);
+    strbuf_read_file(&b, err, 1 << 20);
+    r.err = strbuf_take(&b, NULL);
+    free(cmd);
+    free(out);
+    free(err);
+    free(exe);
+    return r;
+}
+
+void harness_run_free(struct harness_run *r)
+{
+    free(r->out);
+    free(r->err);
+}

@@ -44,6 +44,17 @@ void harness_rmrf(const char *path);
 char *harness_bin(const char *name);
 /* The checkout: $SHOP_ROOT or ".". Not to be freed. */
 const char *harness_root(void);
+
+/* What a command said and how it ended (harness_run_bin). */
+struct harness_run {
+    int status; /* the exit status, -1 when it did not exit */
+    char *out, *err;
+};
+/* Runs $SHOP_BIN/bin with args in dir, with only PATH and env (a shell line of
+ * "K=V" words: quote what needs it) in its environment, capturing stdout and
+ * stderr through files in dir. Free with harness_run_free. */
+struct harness_run harness_run_bin(const char *dir, const char *env, const char *bin, const char *args);
+void harness_run_free(struct harness_run *r);
 /* A file path under $SHOP_TEST_OUTPUT (created), for logs and screenshots. Caller frees. */
 char *harness_output_path(const char *name);
 /* Prints the last lines of a log file to stderr (for failing tests). */

@@ -15,11 +15,6 @@ bool test_database_is_postgres(void)
     return e && (strcmp(e, "postgres") == 0 || strcmp(e, "postgresql") == 0);
 }
 
-const char *test_database_engine(void)
-{
-    return test_database_is_postgres() ? "postgres" : "sqlite";
-}
-
 char *test_database_url_named(const char *dir, const char *file)
 {
     if (test_database_is_postgres())

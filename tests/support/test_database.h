@@ -13,8 +13,6 @@
 
 /* True when SHOP_TEST_DATABASE=postgres. */
 bool test_database_is_postgres(void);
-/* "sqlite" or "postgres", for messages. Not to be freed. */
-const char *test_database_engine(void);
 /* A DATABASE_URL for a new, empty database: sqlite:///DIR/shop.db on SQLite
  * (dir: an absolute folder), a fresh database on the run-wide server on
  * PostgreSQL (dir unused). Caller frees. Aborts the test on failure. */
