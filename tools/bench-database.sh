@@ -55,19 +55,16 @@ done
 [ -x "$BIN/shopd" ] || die "build first (make)"
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive number"
 [[ $CONNS =~ ^[1-9][0-9]*$ ]] || die "CONNS must be a positive number"
-PGBIN=
-for b in /usr/lib/postgresql/*/bin; do
-    [ -x "$b/postgres" ] || continue
-    if [ -z "$PGBIN" ] || [ "${b//[^0-9]/}" -gt "${PGBIN//[^0-9]/}" ]; then PGBIN=$b; fi
-done
-[ -n "$PGBIN" ] || die "no PostgreSQL server in /usr/lib/postgresql/*/bin (Debian package postgresql)"
 . tools/lib.sh
+PGBIN=$(pg_bindir)
+[ -x "$PGBIN/postgres" ] || die "no PostgreSQL server in /usr/lib/postgresql/*/bin (Debian package postgresql)"
 
 WORK=$(mktemp -d /tmp/bench-database-XXXXXX)
 PG=$WORK/pg
 PIDS=()
 # initdb and postgres refuse root: as root the cluster belongs to Debian's postgres user.
-as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+as_postgres_words
+as_pg() { "${AS_POSTGRES[@]}" "$@"; }
 cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true

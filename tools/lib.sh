@@ -1,4 +1,14 @@
-# Helpers the benchmark scripts share; source it, do not run it.
+# Helpers the tools' scripts share (benchmarks, make run, the test server); source it, do not run it.
+
+# The newest PostgreSQL server of Debian's packages (/usr/lib/postgresql/N/bin), or nothing.
+pg_bindir() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
+
+# The words that run a PostgreSQL program: as root, as the postgres user of Debian's
+# package (initdb and postgres refuse root), else as this user. Sets the array AS_POSTGRES.
+as_postgres_words() {
+    AS_POSTGRES=()
+    [ "$(id -u)" -ne 0 ] || AS_POSTGRES=(setpriv --reuid=postgres --regid=postgres --init-groups --)
+}
 
 # A free TCP port on 127.0.0.1 (the kernel's choice).
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

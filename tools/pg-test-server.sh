@@ -16,19 +16,14 @@ usage() {
 cmd=$1
 dir=$2
 
-bindir=
-for b in /usr/lib/postgresql/*/bin; do
-    [ -x "$b/postgres" ] || continue
-    if [ -z "$bindir" ] || [ "${b//[^0-9]/}" -gt "${bindir//[^0-9]/}" ]; then bindir=$b; fi
-done
-[ -n "$bindir" ] || {
+. "$(dirname "$0")/lib.sh"
+bindir=$(pg_bindir)
+[ -x "$bindir/postgres" ] || {
     echo "pg-test-server: no PostgreSQL server in /usr/lib/postgresql/*/bin (Debian package postgresql)" >&2
     exit 1
 }
-
-as_server() {
-    if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
-}
+as_postgres_words
+as_server() { "${AS_POSTGRES[@]}" "$@"; }
 
 case "$cmd" in
 start)
@@ -36,7 +31,7 @@ start)
     dir=$(cd "$dir" && pwd)
     if [ "$(id -u)" -eq 0 ]; then
         chown postgres: "$dir"
-        runuser -u postgres -- test -x "$dir" || {
+        as_server test -x "$dir" || {
             echo "pg-test-server: the postgres user cannot enter $dir (a parent folder is closed to it)" >&2
             exit 1
         }

@@ -92,7 +92,8 @@ case $DATABASE in
 sqlite) ;;
 postgres | postgresql)
     DATABASE=postgres
-    PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+    . tools/lib.sh
+    PG_BIN=$(pg_bindir)
     [ -x "$PG_BIN/initdb" ] || die "RUN_DATABASE=postgres needs PostgreSQL's server (run make deps)"
     ;;
 *) die "RUN_DATABASE=$DATABASE: expected sqlite (the default) or postgres" ;;
@@ -385,11 +386,10 @@ fi
 if [ "$DATABASE" = postgres ]; then
     # PostgreSQL refuses to run as root: then its files and process belong to
     # the postgres user the package made, and shopd connects over the socket.
-    as_pg=()
-    if [ "$(id -u)" -eq 0 ]; then
-        id postgres >/dev/null 2>&1 || die "the postgres user is missing (reinstall Debian's postgresql package)"
-        as_pg=(setpriv --reuid=postgres --regid=postgres --init-groups --)
-    fi
+    [ "$(id -u)" -ne 0 ] || id postgres >/dev/null 2>&1 ||
+        die "the postgres user is missing (reinstall Debian's postgresql package)"
+    as_postgres_words
+    as_pg=("${AS_POSTGRES[@]}")
     mkdir -p "$RUN/postgres" "$PG_SOCK_DIR"
     [ ${#as_pg[@]} -eq 0 ] || chown postgres: "$RUN/postgres" "$PG_SOCK_DIR"
     if [ ! -f "$RUN/postgres/PG_VERSION" ]; then
