@@ -193,6 +193,27 @@ void db_bind_null(struct db_stmt *st, int index)
     st->db->ops->bind_null(st, index);
 }
 
+int db_send(struct db_stmt *st)
+{
+    struct db *db = st->db;
+    int rc = 0;
+    if (db->ops->send) {
+        rc = db->ops->send(st);
+    } else {
+        int step;
+        while ((step = db_step(st)) == DB_ROW)
+            ;
+        db_done(st);
+        rc = step == DB_DONE ? 0 : -1;
+    }
+    if (rc < 0 && !db->send_failed) {
+        db->send_failed = true;
+        db->send_error = db->ops->error(db);
+        snprintf(db->send_errmsg, sizeof(db->send_errmsg), "%s", db->ops->errmsg(db));
+    }
+    return rc;
+}
+
 int db_step(struct db_stmt *st)
 {
     return st->db->ops->step(st);
@@ -230,16 +251,23 @@ int64_t db_changes(struct db *db)
 
 int db_begin_write(struct db *db)
 {
+    db->send_failed = false;
     return db->ops->begin_write(db);
 }
 
 int db_commit(struct db *db)
 {
+    if (db->send_failed) {
+        /* The engine recorded why, for db_error and db_errmsg. */
+        db->ops->rollback(db);
+        return -1;
+    }
     return db->ops->commit(db);
 }
 
 void db_rollback(struct db *db)
 {
+    db->send_failed = false;
     db->ops->rollback(db);
 }
 
@@ -250,12 +278,12 @@ int db_exec(struct db *db, const char *sql)
 
 enum db_error db_error(struct db *db)
 {
-    return db->ops->error(db);
+    return db->send_failed ? db->send_error : db->ops->error(db);
 }
 
 const char *db_errmsg(struct db *db)
 {
-    return db->ops->errmsg(db);
+    return db->send_failed ? db->send_errmsg : db->ops->errmsg(db);
 }
 
 void db_mark_take(struct db *db, struct db_mark *mark)

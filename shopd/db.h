@@ -79,6 +79,14 @@ void db_bind_int64(struct db_stmt *st, int index, int64_t value);
 void db_bind_text(struct db_stmt *st, int index, const char *text);
 void db_bind_null(struct db_stmt *st, int index);
 
+/* Runs a write of the open write transaction whose rows and change count
+ * nobody reads (ends the statement: no db_done). On PostgreSQL it waits in the
+ * connection and travels with the next statement whose answer is read, or
+ * with db_commit: a transaction's writes cost one round trip together. So its
+ * failure may show only there; db_commit then rolls back and fails, and
+ * db_error tells why. Returns -1 when it has failed already. */
+int db_send(struct db_stmt *st);
+
 /* Results of db_step (db_types.h): DB_ROW, DB_DONE, DB_ERROR. */
 /* Runs the statement on its first call and returns DB_ROW while rows remain,
  * then DB_DONE; DB_ERROR when it failed (db_error tells why). A write with

@@ -23,6 +23,8 @@ struct db_ops {
     void (*bind_int64)(struct db_stmt *st, int index, int64_t value);
     void (*bind_text)(struct db_stmt *st, int index, const char *text);
     void (*bind_null)(struct db_stmt *st, int index);
+    /* NULL: db.c runs the statement at once. */
+    int (*send)(struct db_stmt *st);
     int (*step)(struct db_stmt *st);
     int64_t (*column_int64)(struct db_stmt *st, int col);
     double (*column_double)(struct db_stmt *st, int col);
@@ -47,6 +49,11 @@ struct db_ops {
 struct db {
     const struct db_ops *ops;
     enum db_engine engine;
+    /* A db_send of the open transaction failed: db_commit refuses, and
+       db_error tells this failure until db_rollback. */
+    bool send_failed;
+    enum db_error send_error;
+    char send_errmsg[256];
 };
 struct db_stmt {
     struct db *db;

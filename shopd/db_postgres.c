@@ -6,7 +6,13 @@
  * statement in flight fails (the request answers 503: a silent retry could
  * double a write), and the next one reconnects, at most every RECONNECT_MS.
  * The schema version lives in the table shop_schema; migrations run under an
- * advisory lock, so several shopd starting at once migrate once. */
+ * advisory lock, so several shopd starting at once migrate once.
+ *
+ * Round trips are what a statement costs here (SQLite runs it in the worker's
+ * own process), so a write transaction is pipelined (libpq's pipeline mode):
+ * BEGIN and the writes sent with db_send wait in the connection's output and
+ * travel together with the next statement whose answer is read, or with
+ * COMMIT. A checkout is four round trips instead of ten. */
 #include "shopd/db_engine.h"
 #include "shopd/db_failures.h"
 #include "shared/clock.h"
@@ -25,6 +31,9 @@
 #define RECONNECT_MS 250
 /* Any constant: the key of the advisory lock that serialises migrations. */
 #define MIGRATION_LOCK 730431
+/* Commands sent and not yet answered, at most: a longer pipeline is answered
+   (drained) before it grows further. */
+#define PIPELINE_MAX 64
 
 struct pg_stmt {
     struct db_stmt base;
@@ -37,9 +46,18 @@ struct pg_stmt {
     int row, nrows;
 };
 
+/* What an answer in the pipeline belongs to. */
+struct pg_sent {
+    enum { SENT_COMMAND, SENT_PREPARE, SENT_WRITE } kind;
+    struct pg_stmt *stmt; /* SENT_PREPARE: the statement being prepared */
+};
+
 struct pg_db {
     struct db base;
     PGconn *conn;
+    bool pipelined; /* in libpq's pipeline mode, with nsent commands unanswered */
+    struct pg_sent sent[PIPELINE_MAX];
+    int nsent;
     char *display;
     unsigned generation; /* bumped at every (re)connection: prepared statements die with it */
     uint64_t last_reconnect_ms;
@@ -279,11 +297,14 @@ static bool connection_ready(struct pg_db *p)
     return true;
 }
 
+static bool pipeline_settle(struct pg_db *p);
+static void pg_rollback(struct db *db);
+
 /* Runs text without parameters; returns the result (caller clears) or NULL
    with the failure recorded. */
 static PGresult *run_text(struct pg_db *p, const char *sql)
 {
-    if (!connection_ready(p))
+    if (!pipeline_settle(p) || !connection_ready(p))
         return NULL;
     PGresult *r = PQexec(p->conn, sql);
     ExecStatusType s = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
@@ -397,6 +418,20 @@ static void pg_bind_null(struct db_stmt *st, int index)
     set_value(st, index, NULL);
 }
 
+/* Records a failed PREPARE of s. A statement the server cannot parse is a
+   bug, as SQLite's engine says: it aborts. */
+static void prepare_failed(struct pg_db *p, struct pg_stmt *s, const PGresult *r)
+{
+    record_failure(p, r);
+    static const char *const bugs[] = {"42601", "42P18", "42883", "42703", "42804", "42P01"};
+    for (size_t i = 0; i < sizeof(bugs) / sizeof(bugs[0]); i++)
+        if (strcmp(p->sqlstate, bugs[i]) == 0) {
+            log_error("postgresql: cannot prepare %s: %s", s->sql, p->errmsg);
+            abort();
+        }
+    s->prepared_in = 0;
+}
+
 /* Prepares s on the server when the connection has not seen it yet. */
 static bool prepared(struct pg_db *p, struct pg_stmt *s)
 {
@@ -404,22 +439,148 @@ static bool prepared(struct pg_db *p, struct pg_stmt *s)
         return true;
     PGresult *r = PQprepare(p->conn, s->name, s->sql, 0, NULL);
     bool ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
-    if (!ok) {
-        record_failure(p, r);
-        /* A statement the server cannot parse is a bug, as SQLite's engine says. */
-        static const char *const bugs[] = {"42601", "42P18", "42883", "42703", "42804", "42P01"};
-        bool bug = false;
-        for (size_t i = 0; i < sizeof(bugs) / sizeof(bugs[0]); i++)
-            bug = bug || strcmp(p->sqlstate, bugs[i]) == 0;
-        if (bug) {
-            log_error("postgresql: cannot prepare %s: %s", s->sql, p->errmsg);
-            abort();
-        }
-    } else {
+    if (!ok)
+        prepare_failed(p, s, r);
+    else
         s->prepared_in = p->generation;
-    }
     PQclear(r);
     return ok;
+}
+
+/* --- the pipeline of a write transaction --------------------------------------- */
+
+static bool answered(ExecStatusType status)
+{
+    return status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK;
+}
+
+/* Enters pipeline mode (connecting again first when the connection broke). */
+static bool pipeline_open(struct pg_db *p)
+{
+    if (p->pipelined)
+        return true;
+    if (!connection_ready(p))
+        return false;
+    if (!PQenterPipelineMode(p->conn)) {
+        record_failure(p, NULL);
+        return false;
+    }
+    p->pipelined = true;
+    p->nsent = 0;
+    return true;
+}
+
+/* Reads every answer the pipeline owes, in order, and leaves pipeline mode.
+   Returns the answer of the last command sent when keep_last (caller clears),
+   else NULL; *ok tells whether every command succeeded (the first failure is
+   recorded). A command after a failed one is not run (PGRES_PIPELINE_ABORTED):
+   the transaction is then aborted and COMMIT answers ROLLBACK. */
+static PGresult *pipeline_drain(struct pg_db *p, bool keep_last, bool *ok)
+{
+    *ok = PQpipelineSync(p->conn) == 1;
+    if (!*ok)
+        record_failure(p, NULL);
+    PGresult *last = NULL;
+    for (int i = 0; i < p->nsent && PQstatus(p->conn) == CONNECTION_OK; i++) {
+        PGresult *r = PQgetResult(p->conn);
+        ExecStatusType status = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+        if (!answered(status)) {
+            /* A PREPARE that did not run (failed, or skipped after a failure)
+               is made again next time. */
+            if (p->sent[i].kind == SENT_PREPARE)
+                p->sent[i].stmt->prepared_in = 0;
+            if (*ok && p->sent[i].kind == SENT_PREPARE && status != PGRES_PIPELINE_ABORTED)
+                prepare_failed(p, p->sent[i].stmt, r);
+            else if (*ok)
+                record_failure(p, r);
+            *ok = false;
+        }
+        if (keep_last && i == p->nsent - 1 && answered(status)) {
+            last = r;
+        } else {
+            PQclear(r);
+        }
+        if (r)
+            PQclear(PQgetResult(p->conn)); /* the NULL that ends each command's answer */
+    }
+    /* Up to the sync point; a broken connection answers NULL. */
+    for (PGresult *r; (r = PQgetResult(p->conn)) != NULL;) {
+        bool sync = PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+        PQclear(r);
+        if (sync)
+            break;
+    }
+    if (!PQexitPipelineMode(p->conn) && *ok) {
+        *ok = false;
+        record_failure(p, NULL);
+    }
+    p->pipelined = false;
+    p->nsent = 0;
+    if (*ok)
+        clear_failure(p);
+    else if (last) {
+        PQclear(last);
+        last = NULL;
+    }
+    return last;
+}
+
+/* Sends s (prepared first when needed) into the pipeline. */
+static bool pipeline_send(struct pg_db *p, struct pg_stmt *s)
+{
+    if (p->nsent + 2 > PIPELINE_MAX) {
+        bool ok;
+        pipeline_drain(p, false, &ok);
+        if (!ok || !pipeline_open(p))
+            return false;
+    }
+    if (s->prepared_in != p->generation) {
+        if (!PQsendPrepare(p->conn, s->name, s->sql, 0, NULL)) {
+            record_failure(p, NULL);
+            return false;
+        }
+        p->sent[p->nsent++] = (struct pg_sent){SENT_PREPARE, s};
+        s->prepared_in = p->generation;
+    }
+    if (!PQsendQueryPrepared(p->conn, s->name, s->nparams, (const char *const *)s->values, NULL, NULL, 0)) {
+        record_failure(p, NULL);
+        return false;
+    }
+    p->sent[p->nsent++] = (struct pg_sent){SENT_WRITE, NULL};
+    return true;
+}
+
+/* Sends text without parameters into the pipeline. */
+static bool pipeline_command(struct pg_db *p, const char *sql)
+{
+    if (!pipeline_open(p))
+        return false;
+    if (!PQsendQueryParams(p->conn, sql, 0, NULL, NULL, NULL, NULL, 0)) {
+        record_failure(p, NULL);
+        return false;
+    }
+    p->sent[p->nsent++] = (struct pg_sent){SENT_COMMAND, NULL};
+    return true;
+}
+
+/* Answers what the pipeline owes before a statement outside it; false when
+   something in it failed (recorded). */
+static bool pipeline_settle(struct pg_db *p)
+{
+    if (!p->pipelined)
+        return true;
+    bool ok;
+    pipeline_drain(p, false, &ok);
+    return ok;
+}
+
+static int pg_send(struct db_stmt *st)
+{
+    struct pg_stmt *s = stmt_of(st);
+    struct pg_db *p = pg_of(st->db);
+    bool ok = pipeline_open(p) && pipeline_send(p, s);
+    reset_stmt(s);
+    return ok ? 0 : -1;
 }
 
 static bool is_change(const char *status)
@@ -433,17 +594,28 @@ static int pg_step(struct db_stmt *st)
     struct pg_stmt *s = stmt_of(st);
     struct pg_db *p = pg_of(st->db);
     if (!s->result) {
-        if (!connection_ready(p) || !prepared(p, s))
-            return DB_ERROR;
-        PGresult *r =
-            PQexecPrepared(p->conn, s->name, s->nparams, (const char *const *)s->values, NULL, NULL, 0);
-        ExecStatusType status = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
-        if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
-            record_failure(p, r);
-            PQclear(r);
-            return DB_ERROR;
+        PGresult *r;
+        if (p->pipelined) {
+            /* BEGIN and the writes sent before travel with this statement. */
+            bool ok;
+            r = pipeline_send(p, s) ? pipeline_drain(p, true, &ok) : NULL;
+            if (!r) {
+                if (p->pipelined)
+                    pipeline_drain(p, false, &ok);
+                return DB_ERROR;
+            }
+        } else {
+            if (!connection_ready(p) || !prepared(p, s))
+                return DB_ERROR;
+            r = PQexecPrepared(p->conn, s->name, s->nparams, (const char *const *)s->values, NULL, NULL, 0);
+            ExecStatusType status = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+            if (!answered(status)) {
+                record_failure(p, r);
+                PQclear(r);
+                return DB_ERROR;
+            }
+            clear_failure(p);
         }
-        clear_failure(p);
         if (is_change(PQcmdStatus(r)))
             p->changes = strtoll(PQcmdTuples(r), NULL, 10);
         s->result = r;
@@ -503,14 +675,33 @@ static int64_t pg_changes(struct db *db)
 
 /* --- transactions ------------------------------------------------------------- */
 
+/* BEGIN waits in the pipeline for the transaction's first statement. */
 static int pg_begin_write(struct db *db)
 {
-    return run_command(pg_of(db), "BEGIN") ? 0 : -1;
+    struct pg_db *p = pg_of(db);
+    if (!pipeline_settle(p))
+        return -1;
+    return pipeline_command(p, "BEGIN") ? 0 : -1;
 }
 
 static int pg_commit(struct db *db)
 {
     struct pg_db *p = pg_of(db);
+    if (p->pipelined) {
+        /* The writes sent and COMMIT: one round trip. */
+        bool ok = pipeline_command(p, "COMMIT");
+        PGresult *r = ok ? pipeline_drain(p, true, &ok) : NULL;
+        if (!r && p->pipelined)
+            pipeline_drain(p, false, &ok);
+        bool committed = r && strcmp(PQcmdStatus(r), "COMMIT") == 0;
+        PQclear(r);
+        if (committed)
+            return 0;
+        pg_rollback(db);
+        if (!*p->errmsg)
+            snprintf(p->errmsg, sizeof(p->errmsg), "the transaction was aborted by an earlier failure");
+        return -1;
+    }
     /* COMMIT of a transaction a failed statement aborted answers ROLLBACK. */
     if (PQtransactionStatus(p->conn) == PQTRANS_INERROR) {
         run_command(p, "ROLLBACK");
@@ -526,6 +717,17 @@ static int pg_commit(struct db *db)
 static void pg_rollback(struct db *db)
 {
     struct pg_db *p = pg_of(db);
+    if (p->pipelined) {
+        char state[sizeof(p->sqlstate)], msg[sizeof(p->errmsg)];
+        memcpy(state, p->sqlstate, sizeof(state));
+        memcpy(msg, p->errmsg, sizeof(msg));
+        bool ok;
+        pipeline_drain(p, false, &ok);
+        if (*msg) {
+            memcpy(p->sqlstate, state, sizeof(state));
+            memcpy(p->errmsg, msg, sizeof(msg));
+        }
+    }
     PGTransactionStatusType t = PQtransactionStatus(p->conn);
     if (t == PQTRANS_INTRANS || t == PQTRANS_INERROR) {
         /* Keep the failure that made the caller roll back, for db_error. */
@@ -582,6 +784,7 @@ static const struct db_ops pg_ops = {
     .bind_int64 = pg_bind_int64,
     .bind_text = pg_bind_text,
     .bind_null = pg_bind_null,
+    .send = pg_send,
     .step = pg_step,
     .column_int64 = pg_column_int64,
     .column_double = pg_column_double,

@@ -1,0 +1,119 @@
+/* The database layer itself (db.h), on the engine SHOP_TEST_DATABASE names:
+ * writes sent with db_send inside a write transaction are seen by the next
+ * statement and kept by db_commit; one that fails makes db_commit fail and
+ * nothing of the transaction stays, and the connection works on afterwards;
+ * db_rollback drops sent writes; a transaction longer than any pipeline keeps
+ * every write; a statement first prepared in a transaction that failed before
+ * it ran is made again when used later. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+
+#include "shopd/db.h"
+#include "tests/support/test_db.h"
+
+static struct test_db tdb;
+static struct db *db;
+
+static const char SQL_ADD_PRODUCT[] = "INSERT INTO products (name, price_cents, stock, created_at, updated_at)"
+                                      " VALUES ($1, $2, $3, 0, 0)";
+static const char SQL_COUNT_NAMED[] = "SELECT count(*) FROM products WHERE name = $1";
+/* Used first only in prepared_after_failure, after a write that fails. */
+static const char SQL_STOCK_NAMED[] = "SELECT coalesce(sum(stock), -1) FROM products WHERE name = $1";
+
+static void setup(void)
+{
+    test_db_open(&tdb, "db");
+    db = tdb.db;
+}
+
+static void teardown(void)
+{
+    test_db_close(&tdb);
+}
+
+TestSuite(db, .init = setup, .fini = teardown);
+
+static int send_product(const char *name, int64_t stock)
+{
+    struct db_stmt *st = db_stmt(db, SQL_ADD_PRODUCT);
+    db_bind_text(st, 1, name);
+    db_bind_int64(st, 2, 100);
+    db_bind_int64(st, 3, stock);
+    return db_send(st);
+}
+
+static int64_t named(const char *sql, const char *name)
+{
+    struct db_stmt *st = db_stmt(db, sql);
+    db_bind_text(st, 1, name);
+    cr_assert_eq(db_step(st), DB_ROW, "%s: %s", sql, db_errmsg(db));
+    int64_t n = db_column_int64(st, 0);
+    db_done(st);
+    return n;
+}
+
+Test(db, sent_writes_are_seen_in_the_transaction_and_kept)
+{
+    cr_assert_eq(db_begin_write(db), 0, "%s", db_errmsg(db));
+    cr_assert_eq(send_product("sent-a", 1), 0);
+    cr_assert_eq(send_product("sent-a", 2), 0);
+    cr_assert_eq(named(SQL_COUNT_NAMED, "sent-a"), 2, "the next statement sees what was sent");
+    cr_assert_eq(send_product("sent-a", 3), 0);
+    cr_assert_eq(db_commit(db), 0, "%s", db_errmsg(db));
+    cr_assert_eq(test_db_int(db, "SELECT count(*) FROM products WHERE name = 'sent-a'"), 3);
+    cr_assert_eq(test_db_int(db, "SELECT sum(stock) FROM products WHERE name = 'sent-a'"), 6);
+}
+
+Test(db, a_failed_send_fails_the_commit_and_keeps_nothing)
+{
+    cr_assert_eq(db_begin_write(db), 0);
+    cr_assert_eq(send_product("doomed", 1), 0);
+    send_product("doomed", -1); /* CHECK (stock >= 0): may fail now (SQLite) or at commit */
+    send_product("doomed", 2);
+    cr_assert_eq(db_commit(db), -1, "a transaction with a failed write must not commit");
+    cr_assert_neq(db_error(db), DB_ERR_NONE);
+    db_rollback(db);
+    cr_assert_eq(test_db_int(db, "SELECT count(*) FROM products WHERE name = 'doomed'"), 0);
+
+    /* The connection goes on working. */
+    cr_assert_eq(db_begin_write(db), 0, "%s", db_errmsg(db));
+    cr_assert_eq(send_product("after", 5), 0);
+    cr_assert_eq(db_commit(db), 0, "%s", db_errmsg(db));
+    cr_assert_eq(test_db_int(db, "SELECT stock FROM products WHERE name = 'after'"), 5);
+}
+
+Test(db, rollback_drops_sent_writes)
+{
+    cr_assert_eq(db_begin_write(db), 0);
+    cr_assert_eq(send_product("dropped", 1), 0);
+    cr_assert_eq(send_product("dropped", 2), 0);
+    db_rollback(db);
+    cr_assert_eq(test_db_int(db, "SELECT count(*) FROM products WHERE name = 'dropped'"), 0);
+    cr_assert_eq(named(SQL_COUNT_NAMED, "dropped"), 0, "and statements run again");
+}
+
+Test(db, a_long_transaction_keeps_every_write)
+{
+    cr_assert_eq(db_begin_write(db), 0);
+    for (int i = 0; i < 300; i++)
+        cr_assert_eq(send_product("many", i), 0, "write %d: %s", i, db_errmsg(db));
+    cr_assert_eq(db_commit(db), 0, "%s", db_errmsg(db));
+    cr_assert_eq(test_db_int(db, "SELECT count(*) FROM products WHERE name = 'many'"), 300);
+    cr_assert_eq(test_db_int(db, "SELECT sum(stock) FROM products WHERE name = 'many'"), 299 * 300 / 2);
+}
+
+Test(db, a_statement_skipped_by_a_failure_is_prepared_again)
+{
+    cr_assert_eq(db_begin_write(db), 0);
+    send_product("skip", -1); /* fails */
+    struct db_stmt *st = db_stmt(db, SQL_STOCK_NAMED);
+    db_bind_text(st, 1, "skip");
+    db_step(st); /* PostgreSQL: the transaction is aborted, it does not run; SQLite: it runs */
+    db_done(st);
+    db_rollback(db);
+    cr_assert_eq(named(SQL_STOCK_NAMED, "skip"), -1, "%s", db_errmsg(db));
+    cr_assert_eq(db_begin_write(db), 0);
+    cr_assert_eq(send_product("skip", 4), 0);
+    cr_assert_eq(named(SQL_STOCK_NAMED, "skip"), 4, "%s", db_errmsg(db));
+    cr_assert_eq(db_commit(db), 0, "%s", db_errmsg(db));
+}
