@@ -14,25 +14,40 @@
 /* Checkouts of one shopper run one at a time: SQLite's write lock already
    serialises every checkout; on PostgreSQL the shopper's row is locked, so a
    repeated request (same Idempotency-Key, a double click) waits for the first
-   and then finds its order or its emptied cart. */
-static const char SQL_LOCK_SHOPPER[] = "SELECT id FROM users WHERE id = $1";
-static const char SQL_LOCK_SHOPPER_PG[] = "SELECT id FROM users WHERE id = $1 FOR UPDATE";
+   and then finds its order or its emptied cart. The same statement reads the
+   email the order carries. The order of an Idempotency-Key is looked up by a
+   statement of its own, after the lock: in READ COMMITTED a statement that
+   waited for a lock still reads the other tables as they were when it began,
+   before the first checkout committed its order. */
+static const char SQL_LOCK_SHOPPER[] = "SELECT email FROM users WHERE id = $1";
+static const char SQL_LOCK_SHOPPER_PG[] = "SELECT email FROM users WHERE id = $1 FOR UPDATE";
 static const char SQL_FIND_KEY[] =
     "SELECT id, total_cents, status FROM orders WHERE user_id = $1 AND idempotency_key = $2";
-/* In product order: two checkouts taking stock of the same products lock
-   their rows in the same order and so never deadlock. */
-static const char SQL_CART_LINES[] = "SELECT p.id, p.name, p.price_cents, c.quantity, p.stock,"
-                                     " coalesce(c.unit_price_cents, p.price_cents)"
-                                     " FROM cart_items c JOIN products p ON p.id = c.product_id"
-                                     " WHERE c.user_id = $1 ORDER BY p.id";
-static const char SQL_TAKE_STOCK[] = "UPDATE products SET stock = stock - $2 WHERE id = $1 AND stock >= $2";
-static const char SQL_USER_EMAIL[] = "SELECT email FROM users WHERE id = $1";
+/* On PostgreSQL the products and the cart's lines are locked as they are
+   read, in product order: stock, prices and quantities stay what the order is
+   made of, and two checkouts of the same products lock them in the same order
+   and so never deadlock. */
+#define SQL_CART                                                                                             \
+    "SELECT p.id, p.name, p.price_cents, c.quantity, p.stock, coalesce(c.unit_price_cents, p.price_cents)"   \
+    " FROM cart_items c JOIN products p ON p.id = c.product_id WHERE c.user_id = $1 ORDER BY p.id"
+static const char SQL_CART_LINES[] = SQL_CART;
+static const char SQL_CART_LINES_PG[] = SQL_CART " FOR UPDATE OF p, c";
+/* Every line's stock in one statement, each under its guard: another count of
+   rows changed than the cart had lines means one fell short, or a line was
+   added since the cart was read. */
+static const char SQL_TAKE_STOCK[] =
+    "UPDATE products SET stock = products.stock - c.quantity FROM cart_items c"
+    " WHERE c.user_id = $1 AND c.product_id = products.id"
+    " AND products.stock >= c.quantity";
 static const char SQL_INSERT_ORDER[] =
     "INSERT INTO orders (id, user_id, user_email, total_cents, idempotency_key,"
     " created_at) VALUES ($1, $2, $3, $4, $5, $6)";
 static const char SQL_INSERT_LINE[] = "INSERT INTO order_lines (order_id, product_id, name, unit_price_cents,"
                                       " quantity) VALUES ($1, $2, $3, $4, $5)";
-static const char SQL_CLEAR_CART[] = "DELETE FROM cart_items WHERE user_id = $1";
+/* Only the lines ordered: one added meanwhile stays in the cart. */
+static const char SQL_CLEAR_CART[] =
+    "DELETE FROM cart_items WHERE user_id = $1"
+    " AND product_id IN (SELECT product_id FROM order_lines WHERE order_id = $2)";
 static const char SQL_ORDERS[] =
     "SELECT o.id, o.created_at, o.total_cents, o.currency, o.status, o.last_error,"
     " l.product_id, l.name, l.unit_price_cents, l.quantity"
@@ -94,12 +109,27 @@ static int find_by_key(struct db *db, int64_t user_id, const char *key, struct c
     return rc == DB_ROW ? 1 : rc == DB_DONE ? 0 : -1;
 }
 
+/* Locks the shopper and reads their email: 0, or -1 on an error or for a
+   shopper who no longer exists. */
+static int lock_shopper(struct db *db, int64_t user_id, char *email, size_t emaillen)
+{
+    struct db_stmt *st = db_stmt_for(db, SQL_LOCK_SHOPPER, SQL_LOCK_SHOPPER_PG);
+    db_bind_int64(st, 1, user_id);
+    int rc = db_step(st);
+    if (rc == DB_ROW)
+        snprintf(email, emaillen, "%s", db_column_text(st, 0));
+    else if (rc == DB_ERROR)
+        db_log_error(db, "checkout: locking the shopper failed");
+    db_done(st);
+    return rc == DB_ROW ? 0 : -1;
+}
+
 /* Reads every line of the cart into *lines (a heap array the caller frees,
    also on error; NULL when the cart is empty). A cart is ordered whole: a
    fixed cap here would empty lines from the cart that the order never got. */
 static int read_cart(struct db *db, int64_t user_id, struct line **lines, size_t *n)
 {
-    struct db_stmt *st = db_stmt(db, SQL_CART_LINES);
+    struct db_stmt *st = db_stmt_for(db, SQL_CART_LINES, SQL_CART_LINES_PG);
     db_bind_int64(st, 1, user_id);
     int rc;
     size_t cap = 0;
@@ -161,15 +191,9 @@ enum outcome checkout_place(struct db *db, int64_t user_id, const char *idem_key
     size_t n = 0;
     enum outcome o = OUT_ERROR;
     snprintf(msg, msglen, "database error");
-    struct db_stmt *lock = db_stmt_for(db, SQL_LOCK_SHOPPER, SQL_LOCK_SHOPPER_PG);
-    db_bind_int64(lock, 1, user_id);
-    int locked = db_step(lock);
-    db_done(lock);
-    if (locked != DB_ROW) {
-        if (locked == DB_ERROR)
-            db_log_error(db, "checkout: locking the shopper failed");
+    char email[256] = "";
+    if (lock_shopper(db, user_id, email, sizeof(email)) < 0)
         goto done;
-    }
     if (idem_key) {
         int found = find_by_key(db, user_id, idem_key, out);
         if (found != 0) {
@@ -205,30 +229,21 @@ enum outcome checkout_place(struct db *db, int64_t user_id, const char *idem_key
         }
         json_decref(changed);
     }
-    struct db_stmt *st = db_stmt(db, SQL_USER_EMAIL);
+    struct db_stmt *st = db_stmt(db, SQL_TAKE_STOCK);
     db_bind_int64(st, 1, user_id);
-    char email[256] = "";
-    if (db_step(st) == DB_ROW)
-        snprintf(email, sizeof(email), "%s", db_column_text(st, 0));
-    db_done(st);
-    if (!*email)
+    if (!step_done(db, st, "take stock"))
         goto done;
-
+    if (db_changes(db) != (int64_t)n) {
+        /* Under the locks read_cart took, only a line added since: the guard
+           has the last word all the same. */
+        snprintf(msg, msglen, "Your cart changed during checkout");
+        o = OUT_CONFLICT;
+        goto done;
+    }
+    /* The rest only writes: sent together with COMMIT (db_send). */
     crypto_uuid4(out->order_id);
     char created[64];
     rfc3339_now(created, sizeof(created));
-    for (size_t i = 0; i < n; i++) {
-        st = db_stmt(db, SQL_TAKE_STOCK);
-        db_bind_int64(st, 1, lines[i].product_id);
-        db_bind_int64(st, 2, lines[i].quantity);
-        if (!step_done(db, st, "take stock"))
-            goto done;
-        if (db_changes(db) != 1) {
-            snprintf(msg, msglen, "Not enough stock for %s", lines[i].name);
-            o = OUT_CONFLICT;
-            goto done;
-        }
-    }
     st = db_stmt(db, SQL_INSERT_ORDER);
     db_bind_text(st, 1, out->order_id);
     db_bind_int64(st, 2, user_id);
@@ -237,7 +252,7 @@ enum outcome checkout_place(struct db *db, int64_t user_id, const char *idem_key
     if (idem_key)
         db_bind_text(st, 5, idem_key);
     db_bind_text(st, 6, created);
-    if (!step_done(db, st, "insert order"))
+    if (db_send(st) < 0)
         goto done;
     for (size_t i = 0; i < n; i++) {
         st = db_stmt(db, SQL_INSERT_LINE);
@@ -246,12 +261,13 @@ enum outcome checkout_place(struct db *db, int64_t user_id, const char *idem_key
         db_bind_text(st, 3, lines[i].name);
         db_bind_int64(st, 4, lines[i].price_cents);
         db_bind_int64(st, 5, lines[i].quantity);
-        if (!step_done(db, st, "insert order line"))
+        if (db_send(st) < 0)
             goto done;
     }
     st = db_stmt(db, SQL_CLEAR_CART);
     db_bind_int64(st, 1, user_id);
-    if (!step_done(db, st, "clear cart"))
+    db_bind_text(st, 2, out->order_id);
+    if (db_send(st) < 0)
         goto done;
     out->total_cents = total;
     snprintf(out->status, sizeof(out->status), "pending");

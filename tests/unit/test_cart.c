@@ -1,12 +1,15 @@
 /* The cart against a real SQLite file with the shop's schema: adding, setting
  * and removing lines, the limits on quantities and stock, the price a line was
  * added at beside today's, accepting changed prices, and the notes a deleted
- * product leaves in the carts it was in. Products are made and changed through
- * catalog.h, as the admin pages do. */
+ * product leaves in the carts it was in, and adds of one shopper's on several
+ * connections at once, each counted, never past the stock. Products are made
+ * and changed through catalog.h, as the admin pages do. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "shared/xalloc.h"
 #include "shopd/cart.h"
@@ -251,4 +254,60 @@ Test(cart, a_product_in_no_cart_leaves_no_note)
     json_t *n = cart_take_notices(db, 7);
     cr_assert_eq(json_array_size(n), 0);
     json_decref(n);
+}
+
+/* Each child adds one unit ROUNDS times on its own connection, as each worker
+   does, and exits with how many adds were accepted (255: a failure). */
+static int child_adds(int64_t product, int rounds)
+{
+    char err[256], m[256];
+    struct db *own = db_open(&tdb.target, err, sizeof(err));
+    if (!own)
+        return 255;
+    int accepted = 0;
+    for (int i = 0; i < rounds; i++) {
+        enum outcome o = cart_add(own, 7, product, 1, m, sizeof(m));
+        if (o == OUT_OK)
+            accepted++;
+        else if (o != OUT_CONFLICT)
+            accepted = 255 - rounds; /* an error, whatever else happens */
+    }
+    db_close(own);
+    return accepted > rounds ? 255 : accepted;
+}
+
+/* Sums what CHILDREN children adding ROUNDS units each had accepted. */
+static int concurrent_adds(int64_t product, int children, int rounds)
+{
+    pid_t pids[16];
+    cr_assert(children <= 16);
+    for (int i = 0; i < children; i++) {
+        pids[i] = fork();
+        cr_assert_neq(pids[i], -1);
+        if (pids[i] == 0)
+            _exit(child_adds(product, rounds));
+    }
+    int accepted = 0;
+    for (int i = 0; i < children; i++) {
+        int status = 0;
+        cr_assert_eq(waitpid(pids[i], &status, 0), pids[i]);
+        cr_assert(WIFEXITED(status));
+        cr_assert_neq(WEXITSTATUS(status), 255, "child %d failed", i);
+        accepted += WEXITSTATUS(status);
+    }
+    return accepted;
+}
+
+Test(cart, adds_at_once_on_several_connections_all_count)
+{
+    int64_t plenty = test_db_product(db, "Plenty", 10, 1000);
+    cr_assert_eq(concurrent_adds(plenty, 6, 20), 120);
+    cr_assert_eq(cart_count(db, 7), 120, "no add was lost to another");
+}
+
+Test(cart, adds_at_once_never_pass_the_stock)
+{
+    int64_t few = test_db_product(db, "Few", 10, 7);
+    cr_assert_eq(concurrent_adds(few, 6, 5), 7);
+    cr_assert_eq(cart_count(db, 7), 7);
 }
