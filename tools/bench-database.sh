@@ -20,14 +20,14 @@
 # POST /checkout, so its requests/s counts both (half of them are checkouts) and its p99
 # is over both. Targets (PostgreSQL / SQLite requests/s): reads >= 0.70, checkout >= 0.50.
 #
-# Where the time goes on PostgreSQL: every statement is a round trip over the unix socket
-# (SQLite runs it in the worker's own process), so cost follows the statements a request
-# runs. The catalog pages read the catalog version row on every request (SQLite reads
-# PRAGMA data_version, a counter in shared memory); a logged-in request also looks its
-# session up; checkout runs BEGIN, the shopper lock, the cart, the email, one stock update
-# and one order line per product, the order, the cart's deletion and COMMIT in one
-# transaction, whose COMMIT waits for the WAL to reach the disk (SQLite in WAL mode with
-# synchronous=NORMAL does not sync at commit). Before the runs the script counts the
+# Where the time goes on PostgreSQL: a statement is a round trip over the unix socket
+# (SQLite runs it in the worker's own process), and a worker waits for it. The catalog
+# pages read the catalog version row on every request (SQLite reads PRAGMA data_version,
+# a counter in shared memory); a logged-in request also looks its session up; adding to
+# the cart is one upsert; checkout is four round trips (BEGIN with the shopper's lock; the
+# cart with its products locked; the guarded stock update; the order, its lines and the
+# cart's clearing sent with COMMIT), and its COMMIT waits for the WAL to reach the disk
+# (SQLite in WAL mode with synchronous=NORMAL does not sync at commit). Before the runs the script counts the
 # statements of one request of each cell (log_statement = 'all' for a moment) and times
 # single requests with curl -w on both engines, and prints both.
 #
