@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the test binaries given as arguments (Criterion), then the browser tests,
-# and prints one closing line "Tests: N passed, N failed".
+# and prints one closing line "Tests: N passed, N failed in S s"; each suite its seconds.
 #   --no-e2e     skip the browser tests
 #   --only-e2e   run only the browser tests
 #   --fuzz       replay every fuzz target's corpus
@@ -38,7 +38,7 @@ failed_suites=()
 # Runs Criterion binaries: run_suites ENGINE BINARY...; ENGINE (sqlite or postgres)
 # names the log and the heading of the second pass.
 run_suites() {
-    local engine=$1 b name log suffix= label= rc synth t p f c s jobs
+    local engine=$1 b name log suffix= label= rc synth t p f c s jobs start took
     shift
     if [ "$engine" = postgres ]; then
         suffix=.postgres
@@ -53,8 +53,10 @@ run_suites() {
         jobs=()
         case "$name" in integration/*|api/*) jobs=(--jobs=1) ;; esac
         # --verbose: a skipped test says so ("[SKIP] suite::test: why").
+        start=$SECONDS
         TERM=dumb timeout 900 "$b" "${jobs[@]}" --verbose >"$log" 2>&1
         rc=$?
+        took="$((SECONDS - start)) s"
         synth=$(grep -a 'Synthesis:' "$log" | tail -n 1)
         t=$(sed -n 's/.*Tested: \([0-9]*\).*/\1/p' <<<"$synth")
         p=$(sed -n 's/.*Passing: \([0-9]*\).*/\1/p' <<<"$synth")
@@ -71,11 +73,11 @@ run_suites() {
         fi
         if [ "$rc" -ne 0 ] || [ "$f" -ne 0 ] || [ "$c" -ne 0 ] || [ "$t" -eq 0 ]; then
             grep -a -E '\[(FAIL|----)\]|Assertion|Warning|CRASH|ERROR|Error|error' "$log" | head -n 60
-            echo "   FAILED: $name$label (exit $rc, $t tested, $f failing, $c crashing; full log: $log)"
+            echo "   FAILED: $name$label (exit $rc, $t tested, $f failing, $c crashing, $took; full log: $log)"
             failed_suites+=("$name$label")
             failed=$((failed + (f + c > 0 ? f + c : 1)))
         else
-            echo "   $p passed"
+            echo "   $p passed ($took)"
         fi
         passed=$((passed + p))
     done
@@ -120,8 +122,10 @@ if [ "$tools" -eq 1 ] && [ "$only_e2e" -eq 0 ]; then
         name=tools/$(basename "$s" .sh)
         log="$out/${name//\//_}.log"
         echo "== $name"
+        start=$SECONDS
         timeout 900 bash "$s" >"$log" 2>&1
         rc=$?
+        took="$((SECONDS - start)) s"
         synth=$(grep -a '^Synthesis: [0-9]* passed, [0-9]* failed$' "$log" | tail -n 1)
         p=$(sed -n 's/^Synthesis: \([0-9]*\) passed.*/\1/p' <<<"$synth")
         f=$(sed -n 's/.* \([0-9]*\) failed$/\1/p' <<<"$synth")
@@ -137,11 +141,11 @@ if [ "$tools" -eq 1 ] && [ "$only_e2e" -eq 0 ]; then
         fi
         if [ "$rc" -ne 0 ] || [ "$f" -ne 0 ] || [ "$p" -eq 0 ]; then
             grep -a -A 15 '^\[FAIL\]' "$log" | head -n 60
-            echo "   FAILED: $name (exit $rc, $f failing; full log: $log)"
+            echo "   FAILED: $name (exit $rc, $f failing, $took; full log: $log)"
             failed_suites+=("$name")
             failed=$((failed + (f > 0 ? f : 1)))
         else
-            echo "   $p passed"
+            echo "   $p passed ($took)"
         fi
         passed=$((passed + p))
     done
@@ -170,6 +174,7 @@ fi
 if [ "$e2e" -eq 1 ] && compgen -G "tests/e2e/*.test.mjs" >/dev/null; then
     echo "== e2e (headless Chromium)"
     log="$out/e2e.log"
+    start=$SECONDS
     NODE_PATH="$PWD/tools/node_modules" timeout 900 node --test --test-concurrency=1 tests/e2e/*.test.mjs >"$log" 2>&1
     rc=$?
     p=$(sed -n 's/^# pass \([0-9]*\)/\1/p' "$log" | tail -n 1)
@@ -177,15 +182,15 @@ if [ "$e2e" -eq 1 ] && compgen -G "tests/e2e/*.test.mjs" >/dev/null; then
     p=${p:-0} f=${f:-0}
     if [ "$rc" -ne 0 ] || [ "$f" -ne 0 ] || [ "$p" -eq 0 ]; then
         grep -E 'not ok|Error|error|expected|actual' "$log" | head -n 60
-        echo "   FAILED: e2e (exit $rc; full log: $log)"
+        echo "   FAILED: e2e (exit $rc, $((SECONDS - start)) s; full log: $log)"
         failed_suites+=(e2e)
         failed=$((failed + (f > 0 ? f : 1)))
     else
-        echo "   $p passed"
+        echo "   $p passed ($((SECONDS - start)) s)"
     fi
     passed=$((passed + p))
 fi
 
 [ ${#failed_suites[@]} -eq 0 ] || echo "Failed suites: ${failed_suites[*]}"
-echo "Tests: $passed passed, $failed failed$([ "$skipped" -gt 0 ] && echo ", $skipped skipped")"
+echo "Tests: $passed passed, $failed failed$([ "$skipped" -gt 0 ] && echo ", $skipped skipped") in $SECONDS s"
 [ "$failed" -eq 0 ]
