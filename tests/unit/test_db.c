@@ -14,8 +14,9 @@
 static struct test_db tdb;
 static struct db *db;
 
-static const char SQL_ADD_PRODUCT[] = "INSERT INTO products (name, price_cents, stock, created_at, updated_at)"
-                                      " VALUES ($1, $2, $3, 0, 0)";
+static const char SQL_ADD_PRODUCT[] =
+    "INSERT INTO products (name, price_cents, stock, created_at, updated_at)"
+    " VALUES ($1, $2, $3, 0, 0)";
 static const char SQL_COUNT_NAMED[] = "SELECT count(*) FROM products WHERE name = $1";
 /* Used first only in prepared_after_failure, after a write that fails. */
 static const char SQL_STOCK_NAMED[] = "SELECT coalesce(sum(stock), -1) FROM products WHERE name = $1";
