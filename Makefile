@@ -132,7 +132,7 @@ test: deps
 # The PostgreSQL pass of make test alone.
 test-postgres: deps
 	$(Q)$(MAKE) --no-print-directory all $(PG_TEST_BINS)
-	$(Q)$(TEST_ENV) tests/run.sh --no-e2e --postgres $(PG_TEST_BINS)
+	$(Q)$(TEST_ENV) tests/run.sh --postgres $(PG_TEST_BINS)
 
 test-unit: all $(UNIT_TESTS)
 	$(Q)$(TEST_ENV) tests/run.sh --no-e2e $(UNIT_TESTS)

@@ -6,8 +6,8 @@
 #   --fuzz       replay every fuzz target's corpus
 #   --tools      run the shell suites tests/tools/test_*.sh (build, make run)
 #   --postgres   the test binaries after it run (again) with SHOP_TEST_DATABASE=postgres
-#                against one PostgreSQL server for the whole run (tools/pg-test-server.sh);
-#                their logs end in .postgres.log
+#                against one PostgreSQL server for the whole run (tools/pg-test-server.sh),
+#                and so do the browser tests; their logs end in .postgres.log
 set -uo pipefail
 cd "$(dirname "$0")/.."
 e2e=1
@@ -83,6 +83,34 @@ run_suites() {
     done
 }
 
+# The browser tests: run_e2e ENGINE (sqlite, or postgres with the pass's server).
+run_e2e() {
+    local engine=$1 suffix= label= log start rc p f
+    if [ "$engine" = postgres ]; then
+        suffix=.postgres
+        label=" (postgres)"
+    fi
+    compgen -G "tests/e2e/*.test.mjs" >/dev/null || return 0
+    echo "== e2e (headless Chromium)$label"
+    log="$out/e2e$suffix.log"
+    start=$SECONDS
+    SHOP_TEST_DATABASE=$engine NODE_PATH="$PWD/tools/node_modules" timeout 900 \
+        node --test --test-concurrency=1 tests/e2e/*.test.mjs >"$log" 2>&1
+    rc=$?
+    p=$(sed -n 's/^# pass \([0-9]*\)/\1/p' "$log" | tail -n 1)
+    f=$(sed -n 's/^# fail \([0-9]*\)/\1/p' "$log" | tail -n 1)
+    p=${p:-0} f=${f:-0}
+    if [ "$rc" -ne 0 ] || [ "$f" -ne 0 ] || [ "$p" -eq 0 ]; then
+        grep -E 'not ok|Error|error|expected|actual' "$log" | head -n 60
+        echo "   FAILED: e2e$label (exit $rc, $((SECONDS - start)) s; full log: $log)"
+        failed_suites+=("e2e$label")
+        failed=$((failed + (f > 0 ? f : 1)))
+    else
+        echo "   $p passed ($((SECONDS - start)) s)"
+    fi
+    passed=$((passed + p))
+}
+
 if [ "$only_e2e" -eq 0 ] && [ ${#bins[@]} -gt 0 ]; then
     SHOP_TEST_DATABASE=sqlite run_suites sqlite "${bins[@]}"
 fi
@@ -104,6 +132,7 @@ if [ "$only_e2e" -eq 0 ] && [ ${#pg_bins[@]} -gt 0 ]; then
     if pg_env=$(tools/pg-test-server.sh start "$pg_root/server" 2>"$out/pg-test-server.log"); then
         export $pg_env
         SHOP_TEST_DATABASE=postgres run_suites postgres "${pg_bins[@]}"
+        [ "$e2e" -eq 0 ] || run_e2e postgres
         unset SHOP_TEST_PG_HOST SHOP_TEST_PG_PORT
     else
         sed 's/^/   /' "$out/pg-test-server.log"
@@ -171,24 +200,9 @@ if [ "$fuzz" -eq 1 ] && [ "$only_e2e" -eq 0 ]; then
     done
 fi
 
-if [ "$e2e" -eq 1 ] && compgen -G "tests/e2e/*.test.mjs" >/dev/null; then
-    echo "== e2e (headless Chromium)"
-    log="$out/e2e.log"
-    start=$SECONDS
-    NODE_PATH="$PWD/tools/node_modules" timeout 900 node --test --test-concurrency=1 tests/e2e/*.test.mjs >"$log" 2>&1
-    rc=$?
-    p=$(sed -n 's/^# pass \([0-9]*\)/\1/p' "$log" | tail -n 1)
-    f=$(sed -n 's/^# fail \([0-9]*\)/\1/p' "$log" | tail -n 1)
-    p=${p:-0} f=${f:-0}
-    if [ "$rc" -ne 0 ] || [ "$f" -ne 0 ] || [ "$p" -eq 0 ]; then
-        grep -E 'not ok|Error|error|expected|actual' "$log" | head -n 60
-        echo "   FAILED: e2e (exit $rc, $((SECONDS - start)) s; full log: $log)"
-        failed_suites+=(e2e)
-        failed=$((failed + (f > 0 ? f : 1)))
-    else
-        echo "   $p passed ($((SECONDS - start)) s)"
-    fi
-    passed=$((passed + p))
+# On SQLite unless this run is only the PostgreSQL pass (make test-postgres).
+if [ "$e2e" -eq 1 ] && { [ ${#bins[@]} -gt 0 ] || [ ${#pg_bins[@]} -eq 0 ]; }; then
+    run_e2e sqlite
 fi
 
 [ ${#failed_suites[@]} -eq 0 ] || echo "Failed suites: ${failed_suites[*]}"

@@ -1,6 +1,9 @@
 // What every browser test needs, so that each test file sets up its own shop
-// and runs alone: a shopd on a free loopback port with an in-memory database,
-// a headless Chromium with a fresh profile, and an accessibility audit.
+// and runs alone: a shopd on a free loopback port with an in-memory database
+// (with SHOP_TEST_DATABASE=postgres, a fresh database of its own in the test
+// server that SHOP_TEST_PG_HOST and SHOP_TEST_PG_PORT name: tests/run.sh
+// --postgres), a headless Chromium with a fresh profile, and an accessibility
+// audit.
 //
 //   const shop = await startShop({ ADMIN_EMAILS: 'owner@example.com' });
 //   const browser = await launchBrowser();
@@ -13,7 +16,7 @@ import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 export const root = resolve(process.env.SHOP_ROOT || join(dirname(fileURLToPath(import.meta.url)), '..', '..'));
@@ -33,12 +36,43 @@ export function freePort() {
   });
 }
 
+// The database of one shop: { url, drop() }.
+function shopDatabase() {
+  const engine = process.env.SHOP_TEST_DATABASE || 'sqlite';
+  if (engine === 'sqlite') return { url: 'sqlite:///:memory:', drop() {} };
+  if (engine !== 'postgres' && engine !== 'postgresql') {
+    throw new Error(`SHOP_TEST_DATABASE=${engine}: sqlite or postgres`);
+  }
+  const host = process.env.SHOP_TEST_PG_HOST;
+  const port = process.env.SHOP_TEST_PG_PORT;
+  if (!host || !port) throw new Error('SHOP_TEST_DATABASE=postgres needs SHOP_TEST_PG_HOST and SHOP_TEST_PG_PORT');
+  const name = `e2e_${randomBytes(8).toString('hex')}`;
+  const psql = (sql) =>
+    execFileSync(
+      'psql',
+      ['-X', '-q', '-h', host, '-p', port, '-U', 'postgres', '-d', 'postgres', '-v', 'ON_ERROR_STOP=1', '-c', sql],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+  psql(`CREATE DATABASE ${name}`);
+  return {
+    url: `postgresql:///${name}?host=${encodeURIComponent(host)}&port=${port}&user=postgres`,
+    drop() {
+      try {
+        psql(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      } catch {
+        // the server is gone already: its folder goes with it
+      }
+    },
+  };
+}
+
 // Starts shopd (master and workers in their own process group) and waits for
 // /healthz. env adds to or overrides the test settings. Returns
 // { base, workdir, log(), stop() }; stop() also writes the log to
 // $SHOP_TEST_OUTPUT/<logName> when logName is given.
 export async function startShop(env = {}, { logName } = {}) {
   const workdir = mkdtempSync(join(tmpdir(), 'shop-e2e-'));
+  const database = shopDatabase();
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   let log = '';
@@ -49,7 +83,7 @@ export async function startShop(env = {}, { logName } = {}) {
     env: {
       PATH: process.env.PATH,
       SHOPD_LISTEN: `127.0.0.1:${port}`,
-      DATABASE_URL: 'sqlite:///:memory:',
+      DATABASE_URL: database.url,
       SHOP_ENV: 'test',
       SECRET_KEY: randomBytes(32).toString('hex'),
       RATELIMIT_ENABLED: '0',
@@ -85,6 +119,7 @@ export async function startShop(env = {}, { logName } = {}) {
       writeFileSync(join(output, logName), log);
     }
     rmSync(workdir, { recursive: true, force: true });
+    database.drop();
   }
 
   const deadline = Date.now() + 15000;
