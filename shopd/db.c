@@ -252,7 +252,13 @@ int64_t db_changes(struct db *db)
 int db_begin_write(struct db *db)
 {
     db->send_failed = false;
-    return db->ops->begin_write(db);
+    return db->ops->begin_write(db, true);
+}
+
+int db_begin_write_unsynced(struct db *db)
+{
+    db->send_failed = false;
+    return db->ops->begin_write(db, false);
 }
 
 int db_commit(struct db *db)

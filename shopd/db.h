@@ -113,6 +113,14 @@ int64_t db_changes(struct db *db);
  * then write take row locks (db_stmt_for with FOR UPDATE) or write with a
  * guard in the WHERE clause. */
 int db_begin_write(struct db *db);
+/* The same for a transaction whose loss in a crash of the database server
+ * costs nothing that matters (a cart's line): its commit does not wait for the
+ * disk. It stays all or nothing, and in order with the others; only the last
+ * moments before such a crash can be lost. On PostgreSQL synchronous_commit is
+ * off for it alone (a flush of the disk is most of a small write's time);
+ * SQLite's commits never wait for the disk (WAL, synchronous=NORMAL), so there
+ * it is db_begin_write. Orders, accounts and the catalog use db_begin_write. */
+int db_begin_write_unsynced(struct db *db);
 int db_commit(struct db *db);
 /* Rolls back when a transaction is open; harmless otherwise. */
 void db_rollback(struct db *db);

@@ -32,7 +32,8 @@ struct db_ops {
     bool (*column_is_null)(struct db_stmt *st, int col);
     void (*done)(struct db_stmt *st);
     int64_t (*changes)(struct db *db);
-    int (*begin_write)(struct db *db);
+    /* synced false: the commit need not wait for the disk (db_begin_write_unsynced). */
+    int (*begin_write)(struct db *db, bool synced);
     int (*commit)(struct db *db);
     void (*rollback)(struct db *db);
     int (*exec)(struct db *db, const char *sql);

@@ -676,12 +676,15 @@ static int64_t pg_changes(struct db *db)
 /* --- transactions ------------------------------------------------------------- */
 
 /* BEGIN waits in the pipeline for the transaction's first statement. */
-static int pg_begin_write(struct db *db)
+static int pg_begin_write(struct db *db, bool synced)
 {
     struct pg_db *p = pg_of(db);
     if (!pipeline_settle(p))
         return -1;
-    return pipeline_command(p, "BEGIN") ? 0 : -1;
+    if (!pipeline_command(p, "BEGIN"))
+        return -1;
+    /* Travels with BEGIN: no round trip of its own. */
+    return synced || pipeline_command(p, "SET LOCAL synchronous_commit = off") ? 0 : -1;
 }
 
 static int pg_commit(struct db *db)

@@ -342,8 +342,9 @@ static int run_simple(struct db *db, const char *sql)
     return rc == DB_DONE ? 0 : -1;
 }
 
-static int sqlite_begin_write(struct db *db)
+static int sqlite_begin_write(struct db *db, bool synced)
 {
+    (void)synced; /* commits never wait for the disk here: synchronous=NORMAL in WAL mode */
     return run_simple(db, "BEGIN IMMEDIATE");
 }
 

@@ -4,9 +4,12 @@
  * nothing of the transaction stays, and the connection works on afterwards;
  * db_rollback drops sent writes; a transaction longer than any pipeline keeps
  * every write; a statement first prepared in a transaction that failed before
- * it ran is made again when used later. */
+ * it ran is made again when used later; a transaction whose commit need not
+ * wait for the disk is whole like any other, and the next one waits again. */
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "shopd/db.h"
 #include "tests/support/test_db.h"
@@ -117,4 +120,52 @@ Test(db, a_statement_skipped_by_a_failure_is_prepared_again)
     cr_assert_eq(send_product("skip", 4), 0);
     cr_assert_eq(named(SQL_STOCK_NAMED, "skip"), 4, "%s", db_errmsg(db));
     cr_assert_eq(db_commit(db), 0, "%s", db_errmsg(db));
+}
+
+/* PostgreSQL's setting inside the current transaction ("" on SQLite). */
+static char *commit_setting(void)
+{
+    if (db_engine(db) != DB_POSTGRES)
+        return test_db_text(db, "SELECT ''");
+    struct db_stmt *st = db_stmt(db, "SELECT current_setting('synchronous_commit')");
+    cr_assert_eq(db_step(st), DB_ROW, "%s", db_errmsg(db));
+    char *v = strdup(db_column_text(st, 0));
+    db_done(st);
+    return v;
+}
+
+Test(db, an_unsynced_transaction_is_whole_and_ends_with_its_commit)
+{
+    /* The test server itself does not sync: this connection does. */
+    if (db_engine(db) == DB_POSTGRES)
+        cr_assert_eq(db_exec(db, "SET synchronous_commit = on"), 0);
+    char *before = commit_setting();
+    cr_assert_eq(db_begin_write_unsynced(db), 0, "%s", db_errmsg(db));
+    cr_assert_eq(send_product("unsynced", 1), 0);
+    char *inside = commit_setting();
+    if (db_engine(db) == DB_POSTGRES)
+        cr_assert_str_eq(inside, "off", "the commit does not wait for the disk");
+    cr_assert_eq(db_commit(db), 0, "%s", db_errmsg(db));
+    char *after = commit_setting();
+    cr_assert_str_eq(after, before, "the next transaction waits for the disk again");
+    if (db_engine(db) == DB_POSTGRES)
+        cr_assert_str_eq(after, "on");
+
+    char err[256];
+    struct db *other = db_open(&tdb.target, err, sizeof(err));
+    cr_assert_not_null(other, "%s", err);
+    struct db_stmt *st = db_stmt(other, SQL_COUNT_NAMED);
+    db_bind_text(st, 1, "unsynced");
+    cr_assert_eq(db_step(st), DB_ROW);
+    cr_assert_eq(db_column_int64(st, 0), 1, "another connection sees the commit");
+    db_done(st);
+    db_close(other);
+
+    cr_assert_eq(db_begin_write_unsynced(db), 0);
+    cr_assert_eq(send_product("unsynced", 2), 0);
+    db_rollback(db);
+    cr_assert_eq(test_db_int(db, "SELECT count(*) FROM products WHERE name = 'unsynced'"), 1);
+    free(before);
+    free(inside);
+    free(after);
 }
