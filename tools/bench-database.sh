@@ -24,7 +24,8 @@
 # (SQLite runs it in the worker's own process), and a worker waits for it. The catalog
 # pages read the catalog version row on every request (SQLite reads PRAGMA data_version,
 # a counter in shared memory); a logged-in request also looks its session up; adding to
-# the cart is one upsert; checkout is four round trips (BEGIN with the shopper's lock; the
+# the cart is one upsert, committed without waiting for the disk (a cart change lost in
+# a crash of the server costs a click); checkout is four round trips (BEGIN with the shopper's lock; the
 # cart with its products locked; the guarded stock update; the order, its lines and the
 # cart's clearing sent with COMMIT), and its COMMIT waits for the WAL to reach the disk
 # (SQLite in WAL mode with synchronous=NORMAL does not sync at commit). Before the runs the script counts the
