@@ -48,8 +48,8 @@ run_suites() {
         name=${b#*/tests/}
         log="$out/${name//\//_}$suffix.log"
         echo "== $name$label"
-        # Integration suites start servers: run their tests one after another to keep
-        # the two cores from being oversubscribed (and timing-sensitive checks honest).
+        # Integration and API suites start servers: their tests run one after another
+        # (the other lane has the other core).
         jobs=()
         case "$name" in integration/*|api/*) jobs=(--jobs=1) ;; esac
         # --verbose: a skipped test says so ("[SKIP] suite::test: why").
@@ -111,41 +111,9 @@ run_e2e() {
     passed=$((passed + p))
 }
 
-if [ "$only_e2e" -eq 0 ] && [ ${#bins[@]} -gt 0 ]; then
-    SHOP_TEST_DATABASE=sqlite run_suites sqlite "${bins[@]}"
-fi
-
-# The second pass: the suites that touch the database, on PostgreSQL. One server for
-# all of them (one initdb per run); each test makes its own database in it.
-if [ "$only_e2e" -eq 0 ] && [ ${#pg_bins[@]} -gt 0 ]; then
-    echo "== PostgreSQL pass: one server for ${#pg_bins[@]} suites"
-    pg_root=$(mktemp -d /tmp/shop-pg-pass-XXXXXX)
-    # The server runs as the postgres user when we are root: it must enter the folder.
-    chmod 711 "$pg_root"
-    pg_cleanup() {
-        tools/pg-test-server.sh stop "$pg_root/server" >/dev/null 2>&1
-        rm -rf "$pg_root"
-    }
-    # Stopped whatever happens: a failed suite, a timeout, ^C.
-    trap pg_cleanup EXIT
-    trap 'pg_cleanup; exit 130' INT TERM
-    if pg_env=$(tools/pg-test-server.sh start "$pg_root/server" 2>"$out/pg-test-server.log"); then
-        export $pg_env
-        SHOP_TEST_DATABASE=postgres run_suites postgres "${pg_bins[@]}"
-        [ "$e2e" -eq 0 ] || run_e2e postgres
-        unset SHOP_TEST_PG_HOST SHOP_TEST_PG_PORT
-    else
-        sed 's/^/   /' "$out/pg-test-server.log"
-        echo "   FAILED: the PostgreSQL test server did not start (log: $out/pg-test-server.log)"
-        failed_suites+=("postgres server")
-        failed=$((failed + 1))
-    fi
-    pg_cleanup
-    trap - EXIT INT TERM
-fi
-
 # Shell suites: the build's configuration and make run, driven as a user would.
-if [ "$tools" -eq 1 ] && [ "$only_e2e" -eq 0 ]; then
+run_tools() {
+    local s name log start rc synth p f sk took
     for s in tests/tools/test_*.sh; do
         [ -f "$s" ] || continue
         name=tools/$(basename "$s" .sh)
@@ -178,10 +146,11 @@ if [ "$tools" -eq 1 ] && [ "$only_e2e" -eq 0 ]; then
         fi
         passed=$((passed + p))
     done
-fi
+}
 
 # Every fuzz target replays its committed corpus (crashes found before stay fixed).
-if [ "$fuzz" -eq 1 ] && [ "$only_e2e" -eq 0 ]; then
+run_fuzz() {
+    local f t corpus log
     for f in build/fuzz/fuzz-bin/fuzz_*; do
         [ -x "$f" ] || continue
         t=$(basename "$f")
@@ -198,11 +167,108 @@ if [ "$fuzz" -eq 1 ] && [ "$only_e2e" -eq 0 ]; then
             failed=$((failed + 1))
         fi
     done
+}
+
+# The second pass: the suites that touch the database, and the browser tests, on
+# PostgreSQL. One server for all of them (one initdb per run); each test makes its
+# own database in it.
+run_postgres_pass() {
+    local pg_root pg_env
+    echo "== PostgreSQL pass: one server for ${#pg_bins[@]} suites"
+    pg_root=$(mktemp -d /tmp/shop-pg-pass-XXXXXX)
+    # The server runs as the postgres user when we are root: it must enter the folder.
+    chmod 711 "$pg_root"
+    pg_cleanup() {
+        tools/pg-test-server.sh stop "$pg_root/server" >/dev/null 2>&1
+        rm -rf "$pg_root"
+    }
+    # Stopped whatever happens: a failed suite, a timeout, ^C.
+    trap pg_cleanup EXIT
+    trap 'pg_cleanup; exit 130' INT TERM
+    if pg_env=$(tools/pg-test-server.sh start "$pg_root/server" 2>"$out/pg-test-server.log"); then
+        export $pg_env
+        SHOP_TEST_DATABASE=postgres run_suites postgres "${pg_bins[@]}"
+        [ "$e2e" -eq 0 ] || run_e2e postgres
+        unset SHOP_TEST_PG_HOST SHOP_TEST_PG_PORT
+    else
+        sed 's/^/   /' "$out/pg-test-server.log"
+        echo "   FAILED: the PostgreSQL test server did not start (log: $out/pg-test-server.log)"
+        failed_suites+=("postgres server")
+        failed=$((failed + 1))
+    fi
+    pg_cleanup
+    trap - EXIT INT TERM
+}
+
+# A lane runs in a subshell of its own: it leaves its counts in a file for the
+# main run to add up (line 1: passed failed skipped; then one failed suite a line).
+save_tally() {
+    { echo "$passed $failed $skipped"; [ ${#failed_suites[@]} -eq 0 ] || printf '%s\n' "${failed_suites[@]}"; } >"$1"
+}
+add_tally() {
+    local p f s line
+    read -r p f s <"$1" || { failed=$((failed + 1)); failed_suites+=("lane $1"); return; }
+    passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+    while IFS= read -r line; do failed_suites+=("$line"); done < <(tail -n +2 "$1")
+}
+
+# The SQLite lane: the suites on SQLite, then the browser tests on SQLite (unless
+# this run is only the PostgreSQL pass: make test-postgres).
+sqlite_lane() {
+    if [ "$only_e2e" -eq 0 ] && [ ${#bins[@]} -gt 0 ]; then
+        SHOP_TEST_DATABASE=sqlite run_suites sqlite "${bins[@]}"
+    fi
+    if [ "$e2e" -eq 1 ] && { [ ${#bins[@]} -gt 0 ] || [ ${#pg_bins[@]} -eq 0 ]; }; then
+        run_e2e sqlite
+    fi
+}
+
+# The other lane: the PostgreSQL pass, then the shell suites.
+other_lane() {
+    if [ "$only_e2e" -eq 0 ] && [ ${#pg_bins[@]} -gt 0 ]; then
+        run_postgres_pass
+    fi
+    if [ "$tools" -eq 1 ] && [ "$only_e2e" -eq 0 ]; then
+        run_tools
+    fi
+}
+
+# make test has work for both lanes: they run side by side, one per core, which
+# keeps the whole run within its ten minutes. The SQLite lane prints as it goes,
+# the other lane's report follows it. Each suite still runs its own tests one
+# after another, and the timing-sensitive checks allow for a busy machine.
+lanes=0
+if [ ${#bins[@]} -gt 0 ] && { [ ${#pg_bins[@]} -gt 0 ] || [ "$tools" -eq 1 ]; } && [ "$only_e2e" -eq 0 ]; then
+    lanes=1
+fi
+if [ "$lanes" -eq 1 ]; then
+    lane_dir=$(mktemp -d /tmp/shop-test-lanes-XXXXXX)
+    (
+        passed=0 failed=0 skipped=0 failed_suites=()
+        other_lane
+        save_tally "$lane_dir/other.tally"
+    ) >"$lane_dir/other.out" 2>&1 &
+    other_pid=$!
+    # ^C reaches the lane too (one process group); a TERM to this script is passed on.
+    kill_tree() {
+        local child
+        for child in $(pgrep -P "$1"); do kill_tree "$child"; done
+        kill -TERM "$1" 2>/dev/null
+    }
+    trap 'kill_tree "$other_pid"; wait "$other_pid"; rm -rf "$lane_dir"; exit 130' INT TERM
+    sqlite_lane
+    wait "$other_pid"
+    trap - INT TERM
+    cat "$lane_dir/other.out"
+    add_tally "$lane_dir/other.tally"
+    rm -rf "$lane_dir"
+else
+    sqlite_lane
+    other_lane
 fi
 
-# On SQLite unless this run is only the PostgreSQL pass (make test-postgres).
-if [ "$e2e" -eq 1 ] && { [ ${#bins[@]} -gt 0 ] || [ ${#pg_bins[@]} -eq 0 ]; }; then
-    run_e2e sqlite
+if [ "$fuzz" -eq 1 ] && [ "$only_e2e" -eq 0 ]; then
+    run_fuzz
 fi
 
 [ ${#failed_suites[@]} -eq 0 ] || echo "Failed suites: ${failed_suites[*]}"

@@ -21,7 +21,12 @@ import { fileURLToPath } from 'node:url';
 
 export const root = resolve(process.env.SHOP_ROOT || join(dirname(fileURLToPath(import.meta.url)), '..', '..'));
 export const bin = resolve(process.env.SHOP_BIN || join(root, 'bin'));
-export const output = resolve(process.env.SHOP_TEST_OUTPUT || join(root, 'test-output'));
+const engine = process.env.SHOP_TEST_DATABASE || 'sqlite';
+// The PostgreSQL pass keeps its logs and screenshots apart: both passes may run at once.
+export const output = join(
+  resolve(process.env.SHOP_TEST_OUTPUT || join(root, 'test-output')),
+  engine === 'sqlite' ? '' : 'postgres',
+);
 // NODE_PATH does not apply to ES module imports: resolve packages from the project's tools folder.
 export const require = createRequire(join(root, 'tools', 'node_modules', '/'));
 
@@ -38,7 +43,6 @@ export function freePort() {
 
 // The database of one shop: { url, drop() }.
 function shopDatabase() {
-  const engine = process.env.SHOP_TEST_DATABASE || 'sqlite';
   if (engine === 'sqlite') return { url: 'sqlite:///:memory:', drop() {} };
   if (engine !== 'postgres' && engine !== 'postgresql') {
     throw new Error(`SHOP_TEST_DATABASE=${engine}: sqlite or postgres`);
