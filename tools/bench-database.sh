@@ -277,8 +277,9 @@ echo "]" >>"$JSON"
     echo "(checkout: the POST /checkout alone); pg/sq 1req: ms for one request alone, curl -w time_total, median of 15 (checkout:"
     echo "the POST /checkout). checkout's requests/s counts add-to-cart and checkout requests alternately."
     if [ "$sync" = on ]; then
-        echo "Writes: each PostgreSQL COMMIT waits for its WAL to reach the disk (fsync=$fsync, synchronous_commit=on);"
-        echo "SQLite (WAL, synchronous=NORMAL) does not sync at commit, so the write cells compare unequal durability."
+        echo "Writes: checkout's COMMIT on PostgreSQL waits for its WAL to reach the disk (fsync=$fsync,"
+        echo "synchronous_commit=on); cart changes do not wait (synchronous_commit off for their transaction alone)."
+        echo "SQLite (WAL, synchronous=NORMAL) never syncs at commit, so the checkout cell compares unequal durability."
     else
         echo "Writes: PostgreSQL ran with synchronous_commit=$sync: its commits do not wait for the disk (a crash loses"
         echo "the last commits), like SQLite's WAL with synchronous=NORMAL; not how the shop is deployed."
