@@ -35,6 +35,9 @@
 #   BENCH_STATIC_PEER=1       also run tools/bench-static-peer.sh (GET /products and the inventory page
 #                             against nginx serving the same bytes, direct and through balancer/HAProxy),
 #                             BENCH_STATIC_PEER_DURATION=5s per run
+#   BENCH_FLASK=1             also run tools/bench-flask-peer.sh (shopd against the Flask app it
+#                             replaces, under gunicorn: GET /products and the inventory page; target
+#                             40x), BENCH_FLASK_DURATION=3s per run
 #   BENCH_DISPATCHER=1        also run tools/bench-dispatcher.sh (orders/s to a local DynamoDB behind
 #                             a proxy adding BENCH_DISPATCHER_LATENCY_MS=10 to every answer, backlog of
 #                             BENCH_DISPATCHER_ORDERS=3000, BENCH_RUNS runs; target 1000 orders/s)
@@ -422,6 +425,15 @@ if [ "${BENCH_STATIC_PEER:-1}" = 1 ]; then
         echo "bench: tools/bench-static-peer.sh failed" >&2
 fi
 
+# shopd against the Flask app it replaces.
+rm -f "$RESULTS/flask-peer.txt" "$RESULTS/flask-peer.json"
+if [ "${BENCH_FLASK:-1}" = 1 ]; then
+    say "shopd vs the Flask app under gunicorn (tools/bench-flask-peer.sh, ${BENCH_FLASK_DURATION:-3s} per run)"
+    BIN=$BIN RUNS=$RUNS OUT=$RESULTS/flask-peer.txt JSON=$RESULTS/flask-peer.json \
+        tools/bench-flask-peer.sh "${BENCH_FLASK_DURATION:-3s}" >/dev/null ||
+        echo "bench: tools/bench-flask-peer.sh failed" >&2
+fi
+
 # The dispatcher's orders per second to dynalite at DynamoDB's latency.
 rm -f "$RESULTS/dispatcher.txt"
 if [ "${BENCH_DISPATCHER:-1}" = 1 ]; then
@@ -564,6 +576,14 @@ try:
 except (OSError, ValueError):
     pass
 
+flask_peer = None
+try:
+    flask_peer = json.load(open(os.path.join(results, "flask-peer.json")))
+    for c in flask_peer:
+        side_by_side["shopd_over_flask_%s_c%d" % (c["path"].strip("/").replace("/", "_"), c["connections"])] = c["rps_ratio"]
+except (OSError, ValueError, KeyError):
+    flask_peer = None
+
 database = None
 try:
     database = {"cells": json.load(open(os.path.join(results, "database.json"))),
@@ -603,6 +623,7 @@ doc = {
     "side_by_side": side_by_side,
     "tls": tls,
     "shopd_vs_static_nginx": static_peer,
+    "shopd_vs_flask": flask_peer,
     "dispatcher": dispatcher,
     "postgres_vs_sqlite": database,
 }

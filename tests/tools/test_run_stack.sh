@@ -149,8 +149,13 @@ test_ctrl_c() {
     wait_ready
     tm send-keys -t run C-c
     expect_all_stopped
-    wait_until 30 sh -c "tmux -S '$TMUX_SOCK' capture-pane -p -S -2000 -t run | grep -q 'stopped everything'" ||
+    wait_until 30 sh -c "tmux -S '$TMUX_SOCK' capture-pane -p -S -2000 -t run | grep -q 'stopped everything'" || {
+        # What the terminal showed, and whether it is still there: the evidence a
+        # rare miss needs.
+        tm has-session -t run 2>/dev/null && echo "the terminal is still open" || echo "the terminal is gone"
+        tm capture-pane -p -S -2000 -t run 2>/dev/null | grep -v '^$' | tail -n 25 | sed 's/^/    screen: /'
         fail "make run did not say it stopped everything"
+    }
 }
 
 # Ctrl-C reaches tee too; run-stack.sh must not die of SIGPIPE while it stops.
