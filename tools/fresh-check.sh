@@ -94,6 +94,11 @@ cleanup() {
         m=${mounted[i]}
         umount -R "$m" 2>/dev/null || umount -R -l "$m" 2>/dev/null || say "could not unmount $m"
     done
+    # What the tests mounted in the root themselves (ip netns bind-mounts /run/netns),
+    # deepest first: otherwise the root could not be removed.
+    awk -v root="$R/" 'index($2, root) == 1 { print $2 }' /proc/mounts | sort -r | while read -r m; do
+        umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || say "could not unmount $m"
+    done
     # The logs outlive the root: test-output/fresh-check/ of this checkout.
     mkdir -p "$SRC/test-output/fresh-check"
     cp "$WORK"/*.log "$SRC/test-output/fresh-check/" 2>/dev/null || true
