@@ -23,7 +23,7 @@ done < <(grep -v '^[[:space:]]*#' tools/libraries.list)
 if [ "$what" = all ]; then
     debs+=(clang libclang-rt-dev clang-format python3-botocore
            redis-server postgresql curl chromium wrk haproxy nginx testssl.sh gnuplot-nox systemd prometheus sqlite3 ca-certificates fonts-dejavu-core
-           tmux iproute2 jq python3-flask gunicorn)
+           tmux iproute2 jq python3-flask python3-flask-sqlalchemy gunicorn)
     command -v node >/dev/null 2>&1 || debs+=(nodejs)
     command -v npm >/dev/null 2>&1 || debs+=(npm)
 fi
