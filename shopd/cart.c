@@ -126,6 +126,17 @@ static int64_t line_quantity(struct db *db, int64_t user_id, int64_t product_id)
     return q;
 }
 
+/* Starts a cart change's transaction (db_begin_write_unsynced); false with
+   msg set when the database cannot. */
+static bool begin_cart_write(struct db *db, char *msg, size_t msglen)
+{
+    if (db_begin_write_unsynced(db) == 0)
+        return true;
+    db_log_error(db, "cart: begin failed");
+    snprintf(msg, msglen, "database busy");
+    return false;
+}
+
 static enum outcome write_line(struct db *db, int64_t user_id, int64_t product_id, int64_t quantity,
                                int64_t price_cents)
 {
@@ -155,11 +166,8 @@ static enum outcome set_line(struct db *db, int64_t user_id, int64_t product_id,
         snprintf(msg, msglen, "quantity must be a positive integer");
         return OUT_INVALID;
     }
-    if (db_begin_write_unsynced(db) < 0) {
-        db_log_error(db, "cart: begin failed");
-        snprintf(msg, msglen, "database busy");
+    if (!begin_cart_write(db, msg, msglen))
         return OUT_ERROR;
-    }
     int64_t stock = 0, price = 0;
     char name[256];
     enum outcome o = product_stock(db, product_id, &stock, &price, name, sizeof(name));
@@ -234,11 +242,8 @@ enum outcome cart_add(struct db *db, int64_t user_id, int64_t product_id, int64_
         snprintf(msg, msglen, "quantity must be a positive integer");
         return OUT_INVALID;
     }
-    if (db_begin_write_unsynced(db) < 0) {
-        db_log_error(db, "cart: begin failed");
-        snprintf(msg, msglen, "database busy");
+    if (!begin_cart_write(db, msg, msglen))
         return OUT_ERROR;
-    }
     struct db_stmt *st = db_stmt(db, SQL_ADD);
     db_bind_int64(st, 1, user_id);
     db_bind_int64(st, 2, product_id);
@@ -284,11 +289,8 @@ enum outcome cart_remove(struct db *db, int64_t user_id, int64_t product_id)
 enum outcome cart_accept_prices(struct db *db, int64_t user_id, int64_t expected_total_cents, char *msg,
                                 size_t msglen)
 {
-    if (db_begin_write_unsynced(db) < 0) {
-        db_log_error(db, "cart: begin failed");
-        snprintf(msg, msglen, "database busy");
+    if (!begin_cart_write(db, msg, msglen))
         return OUT_ERROR;
-    }
     enum outcome o = OUT_ERROR;
     snprintf(msg, msglen, "database error");
     struct db_stmt *st = db_stmt(db, SQL_CHANGED_TOTALS);

@@ -76,16 +76,6 @@ for path in /products /browser/inventory; do
 done
 size() { curl -s "http://127.0.0.1:$1$2" | wc -c; }
 
-run_wrk() { # port conns path -> "rps p99ms"
-    local out rps p99 errs
-    out=$(wrk -t2 -c"$2" -d"$DURATION" --latency "http://127.0.0.1:$1$3")
-    rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")
-    p99=$(awk '$1 == "99%" { print $2 }' <<<"$out")
-    errs=$(awk '/Non-2xx|Socket errors/' <<<"$out")
-    [ -z "$errs" ] || echo "   note (c$2 port $1 $3): $errs" >&2
-    echo "$rps $(to_ms "$p99")"
-}
-
 for p in "$SHOP_PORT" "$FLASK_PORT"; do
     wrk -t2 -c32 -d1s "http://127.0.0.1:$p/products" >/dev/null
 done
@@ -102,8 +92,8 @@ for path in /products /browser/inventory; do
     for conns in 32 256; do
         : >"$WORK/a" && : >"$WORK/b"
         for _ in $(seq "$RUNS"); do
-            run_wrk "$SHOP_PORT" "$conns" "$path" >>"$WORK/a"
-            run_wrk "$FLASK_PORT" "$conns" "$path" >>"$WORK/b"
+            wrk_get "$SHOP_PORT" "$conns" "$path" >>"$WORK/a"
+            wrk_get "$FLASK_PORT" "$conns" "$path" >>"$WORK/b"
         done
         ar=$(awk '{ print $1 }' "$WORK/a" | median); ap=$(awk '{ print $2 }' "$WORK/a" | median)
         br=$(awk '{ print $1 }' "$WORK/b" | median); bp=$(awk '{ print $2 }' "$WORK/b" | median)

@@ -112,16 +112,6 @@ PIDS+=($!)
 wait_port "$LB_PORT" || { cat "$WORK/balancer.err" >&2; exit 1; }
 wait_port "$HA_PORT" || { cat "$WORK/haproxy.log" >&2; exit 1; }
 
-run_wrk() { # port conns path -> "rps p99ms"
-    local out rps p99 errs
-    out=$(wrk -t2 -c"$2" -d"$DURATION" --latency "http://127.0.0.1:$1$3")
-    rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")
-    p99=$(awk '$1 == "99%" { print $2 }' <<<"$out")
-    errs=$(awk '/Non-2xx|Socket errors/' <<<"$out")
-    [ -z "$errs" ] || echo "   note (c$2 port $1 $3): $errs" >&2
-    echo "$rps $(to_ms "$p99")"
-}
-
 for p in "$SHOP_PORT" "$NGINX_PORT" "$LB_PORT" "$HA_PORT"; do
     wrk -t2 -c64 -d1s "http://127.0.0.1:$p/products" >/dev/null
 done
@@ -139,8 +129,8 @@ for page in /products /browser/inventory; do
         for conns in 64 256; do
             : >"$WORK/a" && : >"$WORK/b"
             for _ in $(seq "$RUNS"); do
-                run_wrk "$ours" "$conns" "$page" >>"$WORK/a"
-                run_wrk "$peer" "$conns" "$page" >>"$WORK/b"
+                wrk_get "$ours" "$conns" "$page" >>"$WORK/a"
+                wrk_get "$peer" "$conns" "$page" >>"$WORK/b"
             done
             ar=$(awk '{ print $1 }' "$WORK/a" | median); ap=$(awk '{ print $2 }' "$WORK/a" | median)
             br=$(awk '{ print $1 }' "$WORK/b" | median); bp=$(awk '{ print $2 }' "$WORK/b" | median)
