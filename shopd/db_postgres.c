@@ -720,27 +720,23 @@ static int pg_commit(struct db *db)
 static void pg_rollback(struct db *db)
 {
     struct pg_db *p = pg_of(db);
-    if (p->pipelined) {
-        char state[sizeof(p->sqlstate)], msg[sizeof(p->errmsg)];
+    /* Keep the failure that made the caller roll back for db_error, or,
+       without one, what the writes waiting in the pipeline ran into. */
+    char state[sizeof(p->sqlstate)], msg[sizeof(p->errmsg)];
+    memcpy(state, p->sqlstate, sizeof(state));
+    memcpy(msg, p->errmsg, sizeof(msg));
+    bool ok;
+    if (p->pipelined)
+        pipeline_drain(p, false, &ok);
+    if (!*msg) {
         memcpy(state, p->sqlstate, sizeof(state));
         memcpy(msg, p->errmsg, sizeof(msg));
-        bool ok;
-        pipeline_drain(p, false, &ok);
-        if (*msg) {
-            memcpy(p->sqlstate, state, sizeof(state));
-            memcpy(p->errmsg, msg, sizeof(msg));
-        }
     }
     PGTransactionStatusType t = PQtransactionStatus(p->conn);
-    if (t == PQTRANS_INTRANS || t == PQTRANS_INERROR) {
-        /* Keep the failure that made the caller roll back, for db_error. */
-        char state[sizeof(p->sqlstate)], msg[sizeof(p->errmsg)];
-        memcpy(state, p->sqlstate, sizeof(state));
-        memcpy(msg, p->errmsg, sizeof(msg));
+    if (t == PQTRANS_INTRANS || t == PQTRANS_INERROR)
         PQclear(PQexec(p->conn, "ROLLBACK"));
-        memcpy(p->sqlstate, state, sizeof(state));
-        memcpy(p->errmsg, msg, sizeof(msg));
-    }
+    memcpy(p->sqlstate, state, sizeof(state));
+    memcpy(p->errmsg, msg, sizeof(msg));
 }
 
 static int pg_probe_write(struct db *db)
