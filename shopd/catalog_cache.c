@@ -1,6 +1,7 @@
 #include "shopd/catalog_cache.h"
 #include "shopd/catalog.h"
 #include "shopd/db.h"
+#include "shopd/metrics.h"
 #include "shared/log.h"
 #include "shared/strbuf.h"
 #include "shared/xalloc.h"
@@ -20,6 +21,7 @@ static struct {
     char etag[CATALOG_ETAG_MAX]; /* the version then, as an entity tag ("" before the first read) */
     char list_etag[CATALOG_ETAG_MAX];
     struct strbuf list; /* GET /products' body for list_etag */
+    bool confirmed;     /* catalog_cache_confirm's read holds until catalog_cache_unconfirm */
     struct catalog_cache_stats stats;
 } cache;
 
@@ -30,7 +32,12 @@ static int refresh(struct db *db)
     if (cache.db != db) {
         cache.db = db;
         cache.etag[0] = cache.list_etag[0] = '\0';
+        cache.confirmed = false;
     }
+    if (cache.confirmed)
+        return 0;
+    cache.stats.checks++;
+    metrics_catalog_version_check();
     if (cache.etag[0] && db_unchanged_since(db, &cache.seen))
         return 0;
     /* The mark before the read: a change committed in between shows next time. */
@@ -49,6 +56,20 @@ static int refresh(struct db *db)
     }
     db_done(st);
     return rc;
+}
+
+int catalog_cache_confirm(struct db *db)
+{
+    cache.confirmed = false;
+    if (refresh(db) < 0)
+        return -1;
+    cache.confirmed = true;
+    return 0;
+}
+
+void catalog_cache_unconfirm(void)
+{
+    cache.confirmed = false;
 }
 
 int catalog_cache_etag(struct db *db, char *etag, size_t len)

@@ -11,6 +11,13 @@
  * change made by any worker or any shopd on the same database is seen on the
  * next request, and nothing served is staler than the version it carries.
  *
+ * Under load the worker gathers the catalog requests of one pass of its event
+ * loop and confirms the version once for all of them (catalog_cache_confirm):
+ * every one of them had arrived before that read began, so none is answered
+ * from a version older than the last change committed before it arrived. On
+ * PostgreSQL, where the read is a round trip, that is one per pass instead of
+ * one per request.
+ *
  * One cache per process (a worker is one thread); it belongs to one database
  * connection at a time and starts over when given another. */
 #ifndef SHOPD_CATALOG_CACHE_H
@@ -22,6 +29,13 @@ struct db;
 
 /* Room for an entity tag, quotes included. */
 #define CATALOG_ETAG_MAX 64
+
+/* Reads the version now (when it may have moved) and trusts it for every call
+ * until catalog_cache_unconfirm: for requests that all arrived before this
+ * call. Returns 0, or -1 on a database error (nothing is trusted then, and
+ * each call reads again). */
+int catalog_cache_confirm(struct db *db);
+void catalog_cache_unconfirm(void);
 
 /* The catalog's entity tag, "\"<epoch>-<version>\"", into etag
  * (CATALOG_ETAG_MAX bytes). Returns 0, or -1 on a database error. */
@@ -54,6 +68,7 @@ void catalog_cache_keep_fragment(const char *key, const char *etag, const char *
  * built and how many times it was served from the cache. */
 struct catalog_cache_stats {
     unsigned long builds, hits;                   /* GET /products' list */
+    unsigned long checks;                         /* times the version was checked */
     unsigned long fragment_builds, fragment_hits; /* kept fragments */
 };
 struct catalog_cache_stats catalog_cache_stats(void);

@@ -34,6 +34,7 @@ struct metrics_slot {
     uint64_t checkouts[3];
     uint64_t rl_refused, rl_unavailable;
     uint64_t worker_restarts;
+    uint64_t catalog_checks, catalog_gathered;
 };
 
 /* The processes of one shopd, for the process_* series: worker slots first,
@@ -125,6 +126,18 @@ void metrics_ratelimit(bool refused, bool unavailable)
         add(&mine->rl_refused, 1);
     if (unavailable)
         add(&mine->rl_unavailable, 1);
+}
+
+void metrics_catalog_version_check(void)
+{
+    if (mine)
+        add(&mine->catalog_checks, 1);
+}
+
+void metrics_catalog_gathering(size_t requests)
+{
+    if (mine)
+        add(&mine->catalog_gathered, requests);
 }
 
 void metrics_worker_restart(void)
@@ -250,6 +263,8 @@ void metrics_render(struct evbuffer *out, struct db *db, int listen_port)
         sum.rl_refused += load(&slots[s].rl_refused);
         sum.rl_unavailable += load(&slots[s].rl_unavailable);
         sum.worker_restarts += load(&slots[s].worker_restarts);
+        sum.catalog_checks += load(&slots[s].catalog_checks);
+        sum.catalog_gathered += load(&slots[s].catalog_gathered);
     }
     /* Rows of the unmatched requests use the last row. */
     struct strbuf text = {0};
@@ -302,6 +317,11 @@ void metrics_render(struct evbuffer *out, struct db *db, int listen_port)
                  "Budget checks that found ratelimitd unavailable (served anyway).", sum.rl_unavailable);
     prom_counter(o, "shopd_worker_restarts_total", "Workers and dispatchers replaced after dying.",
                  sum.worker_restarts);
+    prom_counter(o, "shopd_catalog_version_checks_total",
+                 "Checks of the catalog's version (on PostgreSQL each is a round trip).", sum.catalog_checks);
+    prom_counter(o, "shopd_catalog_requests_gathered_total",
+                 "Catalog requests answered after one check made for all that arrived together.",
+                 sum.catalog_gathered);
     long connections = count_connections(listen_port);
     if (connections >= 0)
         prom_gauge(o, "shopd_connections", "Client connections open now (all workers).", (double)connections);

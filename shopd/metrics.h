@@ -34,6 +34,10 @@ void metrics_request(size_t route, int status, uint64_t micros);
 void metrics_in_flight(int delta);
 void metrics_checkout(enum metrics_checkout result);
 void metrics_ratelimit(bool refused, bool unavailable);
+/* One check of the catalog's version (catalog_cache.c), and requests answered
+ * after one check made for all of them (pipeline.c). */
+void metrics_catalog_version_check(void);
+void metrics_catalog_gathering(size_t requests);
 /* A child replaced by the master (counted in the master's slot). */
 void metrics_worker_restart(void);
 

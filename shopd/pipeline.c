@@ -1,5 +1,6 @@
 #include "shopd/pipeline.h"
 #include "shopd/accounts.h"
+#include "shopd/catalog_cache.h"
 #include "shopd/db.h"
 #include "shopd/http_guard.h"
 #include "shopd/metrics.h"
@@ -17,6 +18,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <inttypes.h>
@@ -26,6 +28,8 @@
 #include <string.h>
 #include <strings.h>
 
+struct exchange;
+
 struct pipeline {
     struct request_env env; /* what every request borrows */
     const struct admin_list *admins;
@@ -33,6 +37,10 @@ struct pipeline {
     struct request_id_gen request_ids;
     long in_flight;
     uint64_t last_reply_us;
+    /* Catalog requests waiting for the end of the pass, oldest first, and the
+       event that runs them there. */
+    struct exchange *catalog_first, *catalog_last;
+    struct event *catalog_gathered;
 };
 
 /* A request as the pipeline keeps it: what handlers see, and around it what
@@ -45,7 +53,8 @@ struct exchange {
     const char *rl_rule;
     bool has_rl;
     int pending_checks;
-    bool in_handler; /* a held request answered inside the handler's call ends on its return */
+    bool in_handler;               /* a held request answered inside the handler's call ends on its return */
+    struct exchange *next_waiting; /* in the pipeline's catalog queue */
 };
 
 static struct exchange *exchange_of(struct request *r)
@@ -60,6 +69,7 @@ static bool env_is_admin(const struct request_env *env, const char *email)
 }
 
 static void on_held_done(struct request *r);
+static void on_catalog_gathered(evutil_socket_t fd, short what, void *arg);
 
 struct pipeline *pipeline_new(const struct pipeline_config *cfg)
 {
@@ -78,11 +88,16 @@ struct pipeline *pipeline_new(const struct pipeline_config *cfg)
     metrics_use_routes(routes, nroutes);
     p->rl = cfg->rl;
     request_id_gen_init(&p->request_ids);
+    p->catalog_gathered = event_new(cfg->base, -1, 0, on_catalog_gathered, p);
     return p;
 }
 
 void pipeline_free(struct pipeline *p)
 {
+    if (!p)
+        return;
+    if (p->catalog_gathered)
+        event_free(p->catalog_gathered);
     free(p);
 }
 
@@ -231,6 +246,53 @@ static void run_handler(struct exchange *x)
         finish(x);
 }
 
+/* --- catalog requests, gathered per pass --------------------------------- */
+
+/* The catalog's version is read once for every catalog request that arrived in
+ * one pass of the event loop. The event is made active by the first of them, so
+ * it runs after the callbacks already due in this pass (libevent runs active
+ * events in order), which are where the others arrive. Each waiting request was
+ * whole before the read began, so the read sees every change committed before
+ * any of them arrived: as fresh as a read of its own. */
+static void wait_for_catalog(struct pipeline *p, struct exchange *x)
+{
+    request_watch_close(&x->r);
+    x->next_waiting = NULL;
+    if (p->catalog_last)
+        p->catalog_last->next_waiting = x;
+    else
+        p->catalog_first = x;
+    p->catalog_last = x;
+    event_active(p->catalog_gathered, EV_TIMEOUT, 0); /* no-op while it is already active */
+}
+
+static void on_catalog_gathered(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct pipeline *p = arg;
+    /* Requests that arrive while these run wait for the next gathering. */
+    struct exchange *x = p->catalog_first;
+    p->catalog_first = p->catalog_last = NULL;
+    catalog_cache_confirm(p->env.db); /* on failure each handler reads (and answers) on its own */
+    size_t gathered = 0;
+    while (x) {
+        gathered++;
+        struct exchange *next = x->next_waiting;
+        struct request *r = &x->r;
+        evhttp_connection_set_closecb(evhttp_request_get_connection(r->ev), NULL, NULL);
+        if (r->cancelled) {
+            r->replied = true;
+            finish(x);
+        } else {
+            run_handler(x);
+        }
+        x = next;
+    }
+    catalog_cache_unconfirm();
+    metrics_catalog_gathering(gathered);
+}
+
 static bool csrf_ok(struct request *r)
 {
     const char *token = request_form(r, "csrf_token");
@@ -322,7 +384,10 @@ static void dispatch(struct exchange *x)
         finish(x);
         return;
     }
-    run_handler(x);
+    if ((rt->flags & ROUTE_CATALOG_READ) && x->pipeline->catalog_gathered)
+        wait_for_catalog(x->pipeline, x);
+    else
+        run_handler(x);
 }
 
 static void keep_tighter(struct exchange *x, const char *rule, const struct rl_result *res)

@@ -2,7 +2,9 @@
  * client's address (behind trusted proxies), the request id, the route, the
  * session or visitor cookie, the budget checks with ratelimitd (asynchronous),
  * the route's requirements (login, admin, CSRF, content type, body size), the
- * handler, and at the end metrics and the access log.
+ * handler, and at the end metrics and the access log. Requests of routes that
+ * serve the catalog cache wait for the end of the loop's pass, where one
+ * check of the catalog's version answers for all of them.
  *
  * The pipeline owns the request: it allocates it, and frees it when the
  * handler has answered and returned, or, for a request the handler holds
@@ -18,12 +20,14 @@
 
 struct admin_list;
 struct db;
+struct event_base;
 struct evhttp_request;
 struct offload;
 struct request_id_gen;
 struct rl_client;
 
 struct pipeline_config {
+    struct event_base *base; /* the worker's loop */
     const struct shopd_settings *settings;
     struct db *db;
     const struct admin_list *admins; /* ADMIN_EMAILS */

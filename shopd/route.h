@@ -19,6 +19,9 @@ enum route_flags {
     ROUTE_PREFIX = 1 << 4, /* the pattern matches every path below it (static files) */
     ROUTE_NO_LOG = 1 << 5, /* keep health checks out of the access log at info level */
     ROUTE_UPLOAD = 1 << 6, /* takes a body up to UPLOAD_MAX_BYTES (and framing), not SHOPD_MAX_BODY */
+    /* Serves from catalog_cache: the pipeline gathers such requests and
+       confirms the catalog's version once for each gathering (pipeline.c). */
+    ROUTE_CATALOG_READ = 1 << 7,
 };
 
 /* The rate-limit rule that budgets a route, and what the budget is keyed by. */

@@ -11,15 +11,16 @@
 #define ADMIN (ROUTE_NEEDS_USER | ROUTE_NEEDS_ADMIN)
 #define PAGE ROUTE_PAGE
 #define CSRF ROUTE_CSRF
+#define CATALOG ROUTE_CATALOG_READ
 
 static const struct route routes[] = {
     /* JSON API */
     {"POST", "/register", api_register, "register", RL_KEY_ADDRESS, 0, "register"},
     {"POST", "/login", api_login, "login", RL_KEY_LOGIN, 0, "login"},
     {"POST", "/logout", api_logout, "api", RL_KEY_ADDRESS, 0, "logout"},
-    {"GET", "/products", api_products_list, "api", RL_KEY_ADDRESS, 0, "products"},
+    {"GET", "/products", api_products_list, "api", RL_KEY_ADDRESS, CATALOG, "products"},
     {"POST", "/products", api_product_create, "api", RL_KEY_ADDRESS, ADMIN, "products"},
-    {"GET", "/products/#", api_product_get, "api", RL_KEY_ADDRESS, 0, "product"},
+    {"GET", "/products/#", api_product_get, "api", RL_KEY_ADDRESS, CATALOG, "product"},
     {"PUT", "/products/#", api_product_update, "api", RL_KEY_ADDRESS, ADMIN, "product"},
     {"DELETE", "/products/#", api_product_delete, "api", RL_KEY_ADDRESS, ADMIN, "product"},
     {"GET", "/cart", api_cart_get, "api", RL_KEY_USER, USER, "cart"},
@@ -46,8 +47,8 @@ static const struct route routes[] = {
     {"POST", "/browser/login", pages_login, "login", RL_KEY_LOGIN, PAGE | CSRF, "page_login"},
     {"GET", "/browser/logout", pages_logout_form, "page", RL_KEY_ADDRESS, PAGE, "page_logout"},
     {"POST", "/browser/logout", pages_logout, "page", RL_KEY_ADDRESS, PAGE | CSRF, "page_logout"},
-    {"GET", "/browser/inventory", pages_inventory, "page", RL_KEY_ADDRESS, PAGE, "page_inventory"},
-    {"GET", "/browser/products", pages_inventory, "page", RL_KEY_ADDRESS, PAGE, "page_inventory"},
+    {"GET", "/browser/inventory", pages_inventory, "page", RL_KEY_ADDRESS, PAGE | CATALOG, "page_inventory"},
+    {"GET", "/browser/products", pages_inventory, "page", RL_KEY_ADDRESS, PAGE | CATALOG, "page_inventory"},
     {"GET", "/browser/cart", pages_cart, "page", RL_KEY_USER, PAGE | USER, "page_cart"},
     {"POST", "/browser/cart/add", pages_cart_add, "cart", RL_KEY_USER, PAGE | USER | CSRF, "page_cart_add"},
     {"POST", "/browser/cart/update", pages_cart_update, "cart", RL_KEY_USER, PAGE | USER | CSRF,

@@ -140,7 +140,8 @@ int worker_run(const struct worker_params *params)
     if (w->settings->ratelimit_enabled)
         w->rl = rl_client_new(w->base, w->settings->ratelimit_socket, (int)w->settings->ratelimit_timeout_ms);
 
-    struct pipeline_config pc = {.settings = w->settings,
+    struct pipeline_config pc = {.base = w->base,
+                                 .settings = w->settings,
                                  .db = w->db,
                                  .admins = w->admins,
                                  .rl = w->rl,
