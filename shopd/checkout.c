@@ -92,12 +92,10 @@ static bool step_done(struct db *db, struct db_stmt *st, const char *what)
     return true;
 }
 
-/* Looks up an earlier order with this key: 1 found, 0 none, -1 error. */
-static int find_by_key(struct db *db, int64_t user_id, const char *key, struct checkout_result *out)
+/* Reads an earlier order with this key from st (SQL_FIND_KEY, queued):
+   1 found, 0 none, -1 error. */
+static int read_by_key(struct db_stmt *st, struct checkout_result *out)
 {
-    struct db_stmt *st = db_stmt(db, SQL_FIND_KEY);
-    db_bind_int64(st, 1, user_id);
-    db_bind_text(st, 2, key);
     int rc = db_step(st);
     if (rc == DB_ROW) {
         snprintf(out->order_id, sizeof(out->order_id), "%s", db_column_text(st, 0));
@@ -109,12 +107,18 @@ static int find_by_key(struct db *db, int64_t user_id, const char *key, struct c
     return rc == DB_ROW ? 1 : rc == DB_DONE ? 0 : -1;
 }
 
-/* Locks the shopper and reads their email: 0, or -1 on an error or for a
-   shopper who no longer exists. */
-static int lock_shopper(struct db *db, int64_t user_id, char *email, size_t emaillen)
+static struct db_stmt *key_lookup(struct db *db, int64_t user_id, const char *key)
 {
-    struct db_stmt *st = db_stmt_for(db, SQL_LOCK_SHOPPER, SQL_LOCK_SHOPPER_PG);
+    struct db_stmt *st = db_stmt(db, SQL_FIND_KEY);
     db_bind_int64(st, 1, user_id);
+    db_bind_text(st, 2, key);
+    return st;
+}
+
+/* Reads the shopper's email from st (the lock, queued): 0, or -1 on an error
+   or for a shopper who no longer exists. */
+static int read_shopper(struct db *db, struct db_stmt *st, char *email, size_t emaillen)
+{
     int rc = db_step(st);
     if (rc == DB_ROW)
         snprintf(email, emaillen, "%s", db_column_text(st, 0));
@@ -124,13 +128,12 @@ static int lock_shopper(struct db *db, int64_t user_id, char *email, size_t emai
     return rc == DB_ROW ? 0 : -1;
 }
 
-/* Reads every line of the cart into *lines (a heap array the caller frees,
-   also on error; NULL when the cart is empty). A cart is ordered whole: a
-   fixed cap here would empty lines from the cart that the order never got. */
-static int read_cart(struct db *db, int64_t user_id, struct line **lines, size_t *n)
+/* Reads every line of the cart from st (SQL_CART_LINES, queued) into *lines
+   (a heap array the caller frees, also on error; NULL when the cart is
+   empty). A cart is ordered whole: a fixed cap here would empty lines from
+   the cart that the order never got. */
+static int read_cart(struct db *db, struct db_stmt *st, struct line **lines, size_t *n)
 {
-    struct db_stmt *st = db_stmt_for(db, SQL_CART_LINES, SQL_CART_LINES_PG);
-    db_bind_int64(st, 1, user_id);
     int rc;
     size_t cap = 0;
     *lines = NULL;
@@ -191,17 +194,36 @@ enum outcome checkout_place(struct db *db, int64_t user_id, const char *idem_key
     size_t n = 0;
     enum outcome o = OUT_ERROR;
     snprintf(msg, msglen, "database error");
-    char email[256] = "";
-    if (lock_shopper(db, user_id, email, sizeof(email)) < 0)
-        goto done;
+    /* The lock, the key's order, the cart and the stock taken are queued
+       together (db_queue): on PostgreSQL one round trip for the four, each
+       still a statement of its own that runs after the one before it. When
+       the answers refuse the order (an order for the key, an empty or short
+       cart, a price changed) the transaction rolls back what ran. */
+    struct db_stmt *lock = db_stmt_for(db, SQL_LOCK_SHOPPER, SQL_LOCK_SHOPPER_PG);
+    db_bind_int64(lock, 1, user_id);
+    db_queue(lock);
+    struct db_stmt *key = NULL;
     if (idem_key) {
-        int found = find_by_key(db, user_id, idem_key, out);
+        key = key_lookup(db, user_id, idem_key);
+        db_queue(key);
+    }
+    struct db_stmt *cart = db_stmt_for(db, SQL_CART_LINES, SQL_CART_LINES_PG);
+    db_bind_int64(cart, 1, user_id);
+    db_queue(cart);
+    struct db_stmt *take = db_stmt(db, SQL_TAKE_STOCK);
+    db_bind_int64(take, 1, user_id);
+    db_queue(take);
+    char email[256] = "";
+    if (read_shopper(db, lock, email, sizeof(email)) < 0)
+        goto done;
+    if (key) {
+        int found = read_by_key(key, out);
         if (found != 0) {
-            o = found > 0 ? OUT_OK : OUT_ERROR;
+            o = found > 0 ? OUT_OK : OUT_ERROR; /* a replay keeps nothing of this transaction */
             goto done;
         }
     }
-    if (read_cart(db, user_id, &lines, &n) < 0)
+    if (read_cart(db, cart, &lines, &n) < 0)
         goto done;
     if (n == 0) {
         snprintf(msg, msglen, "Cart is empty");
@@ -229,9 +251,7 @@ enum outcome checkout_place(struct db *db, int64_t user_id, const char *idem_key
         }
         json_decref(changed);
     }
-    struct db_stmt *st = db_stmt(db, SQL_TAKE_STOCK);
-    db_bind_int64(st, 1, user_id);
-    if (!step_done(db, st, "take stock"))
+    if (!step_done(db, take, "take stock"))
         goto done;
     if (db_changes(db) != (int64_t)n) {
         /* Under the locks read_cart took, only a line added since: the guard
@@ -244,7 +264,7 @@ enum outcome checkout_place(struct db *db, int64_t user_id, const char *idem_key
     crypto_uuid4(out->order_id);
     char created[64];
     rfc3339_now(created, sizeof(created));
-    st = db_stmt(db, SQL_INSERT_ORDER);
+    struct db_stmt *st = db_stmt(db, SQL_INSERT_ORDER);
     db_bind_text(st, 1, out->order_id);
     db_bind_int64(st, 2, user_id);
     db_bind_text(st, 3, email);
@@ -273,7 +293,7 @@ enum outcome checkout_place(struct db *db, int64_t user_id, const char *idem_key
     snprintf(out->status, sizeof(out->status), "pending");
     o = OUT_OK;
 done:
-    if (o == OUT_OK && db_commit(db) < 0) {
+    if (o == OUT_OK && !out->replayed && db_commit(db) < 0) {
         db_log_error(db, "checkout: commit failed");
         snprintf(msg, msglen, "database error");
         o = OUT_ERROR;
@@ -290,7 +310,7 @@ int checkout_find(struct db *db, int64_t user_id, const char *idem_key, struct c
     memset(out, 0, sizeof(*out));
     if (!key_valid(idem_key))
         return 0;
-    return find_by_key(db, user_id, idem_key, out);
+    return read_by_key(key_lookup(db, user_id, idem_key), out);
 }
 
 json_t *checkout_orders(struct db *db, int64_t user_id)

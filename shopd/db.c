@@ -165,14 +165,20 @@ enum db_engine db_engine(const struct db *db)
 
 /* --- statements, transactions: the engine's ----------------------------------- */
 
+static struct db_stmt *fresh(struct db_stmt *st)
+{
+    st->queued = st->stepped = false;
+    return st;
+}
+
 struct db_stmt *db_stmt(struct db *db, const char *sql)
 {
-    return db->ops->stmt(db, sql);
+    return fresh(db->ops->stmt(db, sql));
 }
 
 struct db_stmt *db_stmt_for(struct db *db, const char *sqlite_sql, const char *postgres_sql)
 {
-    return db->ops->stmt(db, db->engine == DB_POSTGRES ? postgres_sql : sqlite_sql);
+    return fresh(db->ops->stmt(db, db->engine == DB_POSTGRES ? postgres_sql : sqlite_sql));
 }
 
 void db_bind_int64(struct db_stmt *st, int index, int64_t value)
@@ -193,6 +199,17 @@ void db_bind_null(struct db_stmt *st, int index)
     st->db->ops->bind_null(st, index);
 }
 
+/* The first failure of the transaction's sent or queued statements: db_commit
+   refuses, and db_error tells it, until db_rollback. */
+static void keep_send_failure(struct db *db)
+{
+    if (db->send_failed)
+        return;
+    db->send_failed = true;
+    db->send_error = db->ops->error(db);
+    snprintf(db->send_errmsg, sizeof(db->send_errmsg), "%s", db->ops->errmsg(db));
+}
+
 int db_send(struct db_stmt *st)
 {
     struct db *db = st->db;
@@ -206,17 +223,35 @@ int db_send(struct db_stmt *st)
         db_done(st);
         rc = step == DB_DONE ? 0 : -1;
     }
-    if (rc < 0 && !db->send_failed) {
-        db->send_failed = true;
-        db->send_error = db->ops->error(db);
-        snprintf(db->send_errmsg, sizeof(db->send_errmsg), "%s", db->ops->errmsg(db));
-    }
+    if (rc < 0)
+        keep_send_failure(db);
     return rc;
+}
+
+int db_queue(struct db_stmt *st)
+{
+    st->queued = true;
+    st->stepped = false;
+    if (st->db->ops->queue && st->db->ops->queue(st) < 0) {
+        keep_send_failure(st->db);
+        return -1;
+    }
+    return 0;
 }
 
 int db_step(struct db_stmt *st)
 {
-    return st->db->ops->step(st);
+    if (!st->queued)
+        return st->db->ops->step(st);
+    /* After a failure PostgreSQL runs nothing more of the pipeline; SQLite,
+       which runs a queued statement only now, is held to the same. */
+    if (!st->stepped && st->db->send_failed)
+        return DB_ERROR;
+    st->stepped = true;
+    int rc = st->db->ops->step(st);
+    if (rc == DB_ERROR)
+        keep_send_failure(st->db);
+    return rc;
 }
 
 int64_t db_column_int64(struct db_stmt *st, int col)
@@ -242,6 +277,7 @@ bool db_column_is_null(struct db_stmt *st, int col)
 void db_done(struct db_stmt *st)
 {
     st->db->ops->done(st);
+    st->queued = st->stepped = false;
 }
 
 int64_t db_changes(struct db *db)

@@ -87,6 +87,16 @@ void db_bind_null(struct db_stmt *st, int index);
  * db_error tells why. Returns -1 when it has failed already. */
 int db_send(struct db_stmt *st);
 
+/* Sends a statement whose rows are read later: on PostgreSQL it goes now, and
+ * its answer comes back with the next statement read or db_commit, so several
+ * statements queued one after another cost one round trip together. Step the
+ * queued statements in the order they were queued, each to its end (db_done),
+ * before db_commit: SQLite runs each at its first db_step, PostgreSQL ran them
+ * in queue order, and the two agree only then. A statement queued after one
+ * that failed is not run (db_step: DB_ERROR). Returns -1 when it failed
+ * already; db_step then says so too. */
+int db_queue(struct db_stmt *st);
+
 /* Results of db_step (db_types.h): DB_ROW, DB_DONE, DB_ERROR. */
 /* Runs the statement on its first call and returns DB_ROW while rows remain,
  * then DB_DONE; DB_ERROR when it failed (db_error tells why). A write with

@@ -25,6 +25,8 @@ struct db_ops {
     void (*bind_null)(struct db_stmt *st, int index);
     /* NULL: db.c runs the statement at once. */
     int (*send)(struct db_stmt *st);
+    /* NULL: the statement runs at its first step. */
+    int (*queue)(struct db_stmt *st);
     int (*step)(struct db_stmt *st);
     int64_t (*column_int64)(struct db_stmt *st, int col);
     double (*column_double)(struct db_stmt *st, int col);
@@ -58,6 +60,9 @@ struct db {
 };
 struct db_stmt {
     struct db *db;
+    /* db_queue'd, and whether its first db_step happened (db.c keeps a
+       statement queued after a failed one from running, as PostgreSQL does). */
+    bool queued, stepped;
 };
 
 /* Walks the shared dialect's SQL: returns N when s starts a parameter $N

@@ -12,7 +12,9 @@
  * own process), so a write transaction is pipelined (libpq's pipeline mode):
  * BEGIN and the writes sent with db_send wait in the connection's output and
  * travel together with the next statement whose answer is read, or with
- * COMMIT. A checkout is four round trips instead of ten. */
+ * COMMIT; statements queued with db_queue go at once and their answers come
+ * back together with the next one read. A checkout is two round trips
+ * instead of ten. */
 #include "shopd/db_engine.h"
 #include "shopd/db_failures.h"
 #include "shared/clock.h"
@@ -44,12 +46,18 @@ struct pg_stmt {
     char *values[MAX_PARAMS];
     PGresult *result;
     int row, nrows;
+    /* db_queue: sent, answer not read yet (queued), or it failed or was not
+       run (queue_failed); queue_seq tells this queuing from an earlier one
+       whose answer is still on the way after a reset. */
+    bool queued, queue_failed;
+    unsigned queue_seq;
 };
 
 /* What an answer in the pipeline belongs to. */
 struct pg_sent {
-    enum { SENT_COMMAND, SENT_PREPARE, SENT_WRITE } kind;
-    struct pg_stmt *stmt; /* SENT_PREPARE: the statement being prepared */
+    enum { SENT_COMMAND, SENT_PREPARE, SENT_WRITE, SENT_READ } kind;
+    struct pg_stmt *stmt; /* SENT_PREPARE: the statement being prepared; SENT_READ: whose answer it is */
+    unsigned seq;         /* SENT_READ: the statement's queue_seq when sent */
 };
 
 struct pg_db {
@@ -360,6 +368,7 @@ static void reset_stmt(struct pg_stmt *s)
     PQclear(s->result);
     s->result = NULL;
     s->row = s->nrows = 0;
+    s->queued = s->queue_failed = false;
     for (int i = 0; i < s->nparams; i++) {
         free(s->values[i]);
         s->values[i] = NULL;
@@ -449,6 +458,12 @@ static bool prepared(struct pg_db *p, struct pg_stmt *s)
 
 /* --- the pipeline of a write transaction --------------------------------------- */
 
+static bool is_change(const char *status)
+{
+    return strncmp(status, "INSERT", 6) == 0 || strncmp(status, "UPDATE", 6) == 0 ||
+           strncmp(status, "DELETE", 6) == 0;
+}
+
 static bool answered(ExecStatusType status)
 {
     return status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK;
@@ -495,9 +510,24 @@ static PGresult *pipeline_drain(struct pg_db *p, bool keep_last, bool *ok)
                 record_failure(p, r);
             *ok = false;
         }
-        if (keep_last && i == p->nsent - 1 && answered(status)) {
+        struct pg_stmt *reader = p->sent[i].kind == SENT_READ ? p->sent[i].stmt : NULL;
+        if (reader && (!reader->queued || reader->queue_seq != p->sent[i].seq))
+            reader = NULL; /* reset since: nobody reads this answer */
+        if (reader && answered(status)) {
+            if (is_change(PQcmdStatus(r)))
+                p->changes = strtoll(PQcmdTuples(r), NULL, 10);
+            PQclear(reader->result);
+            reader->result = r;
+            reader->nrows = PQntuples(r);
+            reader->row = -1;
+            reader->queued = false;
+        } else if (keep_last && i == p->nsent - 1 && answered(status)) {
             last = r;
         } else {
+            if (reader) {
+                reader->queued = false;
+                reader->queue_failed = true;
+            }
             PQclear(r);
         }
         if (r)
@@ -525,8 +555,9 @@ static PGresult *pipeline_drain(struct pg_db *p, bool keep_last, bool *ok)
     return last;
 }
 
-/* Sends s (prepared first when needed) into the pipeline. */
-static bool pipeline_send(struct pg_db *p, struct pg_stmt *s)
+/* Sends s (prepared first when needed) into the pipeline; a SENT_READ's answer
+   is kept in s when it comes. */
+static bool pipeline_send(struct pg_db *p, struct pg_stmt *s, int kind)
 {
     if (p->nsent + 2 > PIPELINE_MAX) {
         bool ok;
@@ -539,14 +570,14 @@ static bool pipeline_send(struct pg_db *p, struct pg_stmt *s)
             record_failure(p, NULL);
             return false;
         }
-        p->sent[p->nsent++] = (struct pg_sent){SENT_PREPARE, s};
+        p->sent[p->nsent++] = (struct pg_sent){SENT_PREPARE, s, 0};
         s->prepared_in = p->generation;
     }
     if (!PQsendQueryPrepared(p->conn, s->name, s->nparams, (const char *const *)s->values, NULL, NULL, 0)) {
         record_failure(p, NULL);
         return false;
     }
-    p->sent[p->nsent++] = (struct pg_sent){SENT_WRITE, NULL};
+    p->sent[p->nsent++] = (struct pg_sent){kind, kind == SENT_READ ? s : NULL, s->queue_seq};
     return true;
 }
 
@@ -559,7 +590,7 @@ static bool pipeline_command(struct pg_db *p, const char *sql)
         record_failure(p, NULL);
         return false;
     }
-    p->sent[p->nsent++] = (struct pg_sent){SENT_COMMAND, NULL};
+    p->sent[p->nsent++] = (struct pg_sent){SENT_COMMAND, NULL, 0};
     return true;
 }
 
@@ -578,27 +609,50 @@ static int pg_send(struct db_stmt *st)
 {
     struct pg_stmt *s = stmt_of(st);
     struct pg_db *p = pg_of(st->db);
-    bool ok = pipeline_open(p) && pipeline_send(p, s);
+    bool ok = pipeline_open(p) && pipeline_send(p, s, SENT_WRITE);
     reset_stmt(s);
     return ok ? 0 : -1;
 }
 
-static bool is_change(const char *status)
+/* Sends s now; its answer is read with the next statement read or commit, and
+   kept for db_step. The values are no longer needed once sent. */
+static int pg_queue(struct db_stmt *st)
 {
-    return strncmp(status, "INSERT", 6) == 0 || strncmp(status, "UPDATE", 6) == 0 ||
-           strncmp(status, "DELETE", 6) == 0;
+    struct pg_stmt *s = stmt_of(st);
+    struct pg_db *p = pg_of(st->db);
+    PQclear(s->result); /* the values stay: they are sent now */
+    s->result = NULL;
+    s->row = s->nrows = 0;
+    s->queue_seq++;
+    s->queued = true;
+    bool ok = pipeline_open(p) && pipeline_send(p, s, SENT_READ);
+    if (!ok) {
+        s->queued = false;
+        s->queue_failed = true;
+    }
+    for (int i = 0; i < s->nparams; i++) {
+        free(s->values[i]);
+        s->values[i] = NULL;
+    }
+    return ok ? 0 : -1;
 }
 
 static int pg_step(struct db_stmt *st)
 {
     struct pg_stmt *s = stmt_of(st);
     struct pg_db *p = pg_of(st->db);
+    if (s->queued && p->pipelined) {
+        bool ok; /* a failure is recorded, and shows as this statement's or a later one's */
+        pipeline_drain(p, false, &ok);
+    }
+    if (s->queued || s->queue_failed)
+        return DB_ERROR;
     if (!s->result) {
         PGresult *r;
         if (p->pipelined) {
             /* BEGIN and the writes sent before travel with this statement. */
             bool ok;
-            r = pipeline_send(p, s) ? pipeline_drain(p, true, &ok) : NULL;
+            r = pipeline_send(p, s, SENT_WRITE) ? pipeline_drain(p, true, &ok) : NULL;
             if (!r) {
                 if (p->pipelined)
                     pipeline_drain(p, false, &ok);
@@ -784,6 +838,7 @@ static const struct db_ops pg_ops = {
     .bind_text = pg_bind_text,
     .bind_null = pg_bind_null,
     .send = pg_send,
+    .queue = pg_queue,
     .step = pg_step,
     .column_int64 = pg_column_int64,
     .column_double = pg_column_double,

@@ -169,3 +169,93 @@ Test(db, an_unsynced_transaction_is_whole_and_ends_with_its_commit)
     free(inside);
     free(after);
 }
+
+/* --- queued statements (db_queue) ----------------------------------------- */
+
+static const char SQL_TAKE_NAMED[] = "UPDATE products SET stock = stock - $2 WHERE name = $1 AND stock >= $2"
+                                     " RETURNING stock";
+static const char SQL_NAMES_LIKE[] = "SELECT name, stock FROM products WHERE name LIKE $1 ORDER BY name";
+
+Test(db, queued_statements_answer_in_order_and_see_each_other)
+{
+    cr_assert_eq(db_begin_write(db), 0, "%s", db_errmsg(db));
+    cr_assert_eq(send_product("queued-a", 5), 0);
+    cr_assert_eq(send_product("queued-b", 1), 0);
+    struct db_stmt *take = db_stmt(db, SQL_TAKE_NAMED);
+    db_bind_text(take, 1, "queued-a");
+    db_bind_int64(take, 2, 2);
+    cr_assert_eq(db_queue(take), 0, "%s", db_errmsg(db));
+    struct db_stmt *list = db_stmt(db, SQL_NAMES_LIKE);
+    db_bind_text(list, 1, "queued-%");
+    cr_assert_eq(db_queue(list), 0, "%s", db_errmsg(db));
+    struct db_stmt *count = db_stmt(db, SQL_COUNT_NAMED);
+    db_bind_text(count, 1, "queued-b");
+    cr_assert_eq(db_queue(count), 0, "%s", db_errmsg(db));
+
+    cr_assert_eq(db_step(take), DB_ROW, "%s", db_errmsg(db));
+    cr_expect_eq(db_column_int64(take, 0), 3);
+    cr_assert_eq(db_step(take), DB_DONE);
+    db_done(take);
+    /* The list was sent after the update: it sees the stock taken. */
+    cr_assert_eq(db_step(list), DB_ROW, "%s", db_errmsg(db));
+    cr_expect_str_eq(db_column_text(list, 0), "queued-a");
+    cr_expect_eq(db_column_int64(list, 1), 3);
+    cr_assert_eq(db_step(list), DB_ROW);
+    cr_expect_str_eq(db_column_text(list, 0), "queued-b");
+    cr_assert_eq(db_step(list), DB_DONE);
+    db_done(list);
+    cr_assert_eq(db_step(count), DB_ROW);
+    cr_expect_eq(db_column_int64(count, 0), 1);
+    db_done(count);
+    cr_assert_eq(db_commit(db), 0, "%s", db_errmsg(db));
+    cr_assert_eq(test_db_int(db, "SELECT stock FROM products WHERE name = 'queued-a'"), 3);
+}
+
+Test(db, a_statement_queued_after_a_failure_is_not_run)
+{
+    cr_assert_eq(db_begin_write(db), 0);
+    cr_assert_eq(send_product("queued-doomed", 1), 0);
+    struct db_stmt *take = db_stmt(db, SQL_TAKE_NAMED);
+    db_bind_text(take, 1, "queued-doomed");
+    db_bind_int64(take, 2, -5); /* stock + 5 >= 0 passes the guard ... */
+    db_queue(take);
+    struct db_stmt *bad = db_stmt(db, SQL_ADD_PRODUCT);
+    db_bind_text(bad, 1, "queued-doomed");
+    db_bind_int64(bad, 2, 100);
+    db_bind_int64(bad, 3, -1); /* ... this breaks CHECK (stock >= 0) */
+    db_queue(bad);
+    struct db_stmt *count = db_stmt(db, SQL_COUNT_NAMED);
+    db_bind_text(count, 1, "queued-doomed");
+    db_queue(count);
+    cr_assert_eq(db_step(take), DB_ROW, "%s", db_errmsg(db));
+    cr_expect_eq(db_column_int64(take, 0), 6);
+    while (db_step(take) == DB_ROW)
+        ;
+    db_done(take);
+    cr_expect_eq(db_step(bad), DB_ERROR, "a write that breaks a CHECK did not fail");
+    db_done(bad);
+    cr_expect_eq(db_step(count), DB_ERROR, "a statement after the failure answered");
+    db_done(count);
+    cr_assert_eq(db_commit(db), -1, "a transaction with a failed statement committed");
+    db_rollback(db);
+    cr_assert_eq(test_db_int(db, "SELECT count(*) FROM products WHERE name = 'queued-doomed'"), 0);
+    /* The connection works on. */
+    cr_assert_eq(named(SQL_COUNT_NAMED, "queued-doomed"), 0);
+}
+
+Test(db, a_queued_statement_ended_unread_gives_way_to_its_next_use)
+{
+    cr_assert_eq(db_begin_write(db), 0);
+    cr_assert_eq(send_product("queued-c", 7), 0);
+    struct db_stmt *count = db_stmt(db, SQL_COUNT_NAMED);
+    db_bind_text(count, 1, "nothing-by-this-name");
+    db_queue(count);
+    db_done(count); /* never read */
+    count = db_stmt(db, SQL_COUNT_NAMED);
+    db_bind_text(count, 1, "queued-c");
+    db_queue(count);
+    cr_assert_eq(db_step(count), DB_ROW, "%s", db_errmsg(db));
+    cr_expect_eq(db_column_int64(count, 0), 1, "the answer of the statement's first use was read");
+    db_done(count);
+    cr_assert_eq(db_commit(db), 0, "%s", db_errmsg(db));
+}
