@@ -117,7 +117,8 @@ void db_done(struct db_stmt *st);
 int64_t db_changes(struct db *db);
 
 /* --- transactions --------------------------------------------------------------
- * db_begin_write starts a transaction that will write. On SQLite it takes the
+ * db_begin_write starts a transaction that will write, whose commit waits for
+ * the disk on both engines. On SQLite it takes the
  * write lock up front (BEGIN IMMEDIATE), so a read-then-write cannot fail half
  * way; on PostgreSQL it is a READ COMMITTED transaction: modules that read
  * then write take row locks (db_stmt_for with FOR UPDATE) or write with a
@@ -127,9 +128,10 @@ int db_begin_write(struct db *db);
  * costs nothing that matters (a cart's line): its commit does not wait for the
  * disk. It stays all or nothing, and in order with the others; only the last
  * moments before such a crash can be lost. On PostgreSQL synchronous_commit is
- * off for it alone (a flush of the disk is most of a small write's time);
- * SQLite's commits never wait for the disk (WAL, synchronous=NORMAL), so there
- * it is db_begin_write. Orders, accounts and the catalog use db_begin_write. */
+ * off for it alone (a flush of the disk is most of a small write's time); on
+ * SQLite it keeps the connection's synchronous=NORMAL (WAL), where
+ * db_begin_write's transaction commits with synchronous=FULL. Orders, accounts
+ * and the catalog use db_begin_write. */
 int db_begin_write_unsynced(struct db *db);
 int db_commit(struct db *db);
 /* Rolls back when a transaction is open; harmless otherwise. */

@@ -29,6 +29,7 @@ struct sqlite_db {
     sqlite3 *handle;
     struct sqlite_stmt cache[STMT_CACHE];
     size_t ncached;
+    bool full_sync; /* PRAGMA synchronous = FULL for the open transaction */
 };
 
 static sqlite3 *handle_of(struct db *db)
@@ -342,21 +343,49 @@ static int run_simple(struct db *db, const char *sql)
     return rc == DB_DONE ? 0 : -1;
 }
 
+/* In WAL mode with synchronous=NORMAL (the connection's setting) a commit
+   does not wait for the disk: the database stays whole in a power loss, but
+   the last commits before it can be lost. An order confirmed to a shopper, an
+   account or a catalog change must not be, so their transactions commit with
+   synchronous=FULL (the WAL synced at commit), as PostgreSQL's do; a cart's
+   change keeps NORMAL (db_begin_write_unsynced). The setting is the
+   connection's: it goes back to NORMAL when the transaction ends. */
+static void end_full_sync(struct db *db)
+{
+    struct sqlite_db *s = (struct sqlite_db *)db;
+    if (s->full_sync && sqlite3_get_autocommit(s->handle)) {
+        run_simple(db, "PRAGMA synchronous = NORMAL");
+        s->full_sync = false;
+    }
+}
+
 static int sqlite_begin_write(struct db *db, bool synced)
 {
-    (void)synced; /* commits never wait for the disk here: synchronous=NORMAL in WAL mode */
+    struct sqlite_db *s = (struct sqlite_db *)db;
+    if (!synced)
+        end_full_sync(db); /* left by a BEGIN that failed */
+    else if (!s->full_sync) {
+        if (run_simple(db, "PRAGMA synchronous = FULL") < 0)
+            return -1;
+        s->full_sync = true;
+    }
+    /* On failure FULL stays until the next transaction ends: putting it back
+       now would overwrite the error the caller is about to read. */
     return run_simple(db, "BEGIN IMMEDIATE");
 }
 
 static int sqlite_commit(struct db *db)
 {
-    return run_simple(db, "COMMIT");
+    int rc = run_simple(db, "COMMIT");
+    end_full_sync(db);
+    return rc;
 }
 
 static void sqlite_rollback(struct db *db)
 {
     if (!sqlite3_get_autocommit(handle_of(db)))
         run_simple(db, "ROLLBACK");
+    end_full_sync(db);
 }
 
 static int sqlite_exec(struct db *db, const char *sql)

@@ -170,6 +170,42 @@ Test(db, an_unsynced_transaction_is_whole_and_ends_with_its_commit)
     free(after);
 }
 
+/* What the commit of the open transaction waits for: SQLite's PRAGMA
+   synchronous (1 NORMAL, 2 FULL), PostgreSQL's synchronous_commit. */
+static char *durability(void)
+{
+    const char *sql =
+        db_engine(db) == DB_POSTGRES ? "SELECT current_setting('synchronous_commit')" : "PRAGMA synchronous";
+    struct db_stmt *st = db_stmt(db, sql);
+    cr_assert_eq(db_step(st), DB_ROW, "%s", db_errmsg(db));
+    char *v = strdup(db_column_text(st, 0));
+    db_done(st);
+    return v;
+}
+
+Test(db, a_durable_transaction_waits_for_the_disk_and_a_cart_one_does_not)
+{
+    bool pg = db_engine(db) == DB_POSTGRES;
+    if (pg) /* the test server itself does not sync: this connection does */
+        cr_assert_eq(db_exec(db, "SET synchronous_commit = on"), 0);
+    cr_assert_eq(db_begin_write(db), 0, "%s", db_errmsg(db));
+    char *v = durability();
+    cr_expect_str_eq(v, pg ? "on" : "2", "an order's commit must reach the disk");
+    free(v);
+    cr_assert_eq(send_product("durable", 1), 0);
+    cr_assert_eq(db_commit(db), 0, "%s", db_errmsg(db));
+    cr_assert_eq(db_begin_write_unsynced(db), 0, "%s", db_errmsg(db));
+    v = durability();
+    cr_expect_str_eq(v, pg ? "off" : "1", "a cart's commit need not wait");
+    free(v);
+    db_rollback(db);
+    cr_assert_eq(db_begin_write(db), 0, "%s", db_errmsg(db));
+    db_rollback(db);
+    v = durability();
+    cr_expect_str_eq(v, pg ? "on" : "1", "the connection keeps its own setting outside");
+    free(v);
+}
+
 /* --- queued statements (db_queue) ----------------------------------------- */
 
 static const char SQL_TAKE_NAMED[] = "UPDATE products SET stock = stock - $2 WHERE name = $1 AND stock >= $2"
