@@ -8,7 +8,8 @@
 # One shopd (SHOPD_WORKERS=2, one SQLite file, 20 products, rate limiting off) and
 # nginx (worker_processes 1... 2 to match: NGINX_WORKERS, default 2, access log off,
 # keep-alive) serving /products and /browser/inventory as captured from that shopd
-# (same body, same Content-Type). Directly, and through a proxy: our balancer in front
+# (same body, same Content-Type; the inventory page also as a logged-in shopper sees it,
+# requested with the session cookie). Directly, and through a proxy: our balancer in front
 # of shopd against HAProxy (nbthread 1) in front of nginx. GET at 64 and 256
 # connections, wrk -t2; shopd and nginx runs alternate, RUNS pairs (default 3); the
 # ratio is the median of the per-pair ratios, so a slow minute of the shared machine
@@ -59,6 +60,19 @@ mkdir -p "$WORK/www/browser"
 chmod 755 "$WORK" # nginx workers run as another user when started by root
 curl -sf "http://127.0.0.1:$SHOP_PORT/products" -o "$WORK/www/products"
 curl -sf "http://127.0.0.1:$SHOP_PORT/browser/inventory" -o "$WORK/www/browser/inventory"
+# A logged-in shopper's inventory page (the session looked up, the page with the
+# shopper's menu): nginx serves that page's bytes under its own name, and both get the
+# session cookie.
+curl -sf -o /dev/null -H 'Content-Type: application/json' -d '{"email": "bench@example.com", "password": "bench-password"}' \
+    "http://127.0.0.1:$SHOP_PORT/register"
+SESSION=$(curl -sf -D - -o /dev/null -H 'Content-Type: application/json' \
+    -d '{"email": "bench@example.com", "password": "bench-password"}' "http://127.0.0.1:$SHOP_PORT/login" |
+    sed -n 's/^[Ss]et-[Cc]ookie: *\(session=[^;]*\).*/\1/p' | tr -d '\r')
+[ -n "$SESSION" ] || { echo "bench-static-peer: could not log in" >&2; exit 1; }
+COOKIE="Cookie: $SESSION"
+curl -sf -H "$COOKIE" "http://127.0.0.1:$SHOP_PORT/browser/inventory" -o "$WORK/www/browser/inventory-user"
+grep -q 'bench@example.com\|Log out\|logout' "$WORK/www/browser/inventory-user" ||
+    { echo "bench-static-peer: the session cookie was not taken" >&2; exit 1; }
 NGINX_PORT=$(free_port)
 cat >"$WORK/nginx.conf" <<NGINX
 worker_processes $NGINX_WORKERS;
@@ -75,6 +89,7 @@ http {
         root $WORK/www;
         location = /products { default_type application/json; }
         location = /browser/inventory { default_type "text/html; charset=utf-8"; }
+        location = /browser/inventory-user { default_type "text/html; charset=utf-8"; }
         location = /healthz { return 200 "ok\n"; }
     }
 }
@@ -118,26 +133,32 @@ done
 
 {
     echo "shopd vs nginx $(/usr/sbin/nginx -v 2>&1 | sed 's|.*/||') ($NGINX_WORKERS workers) serving the same bytes statically; wrk -t2 -d$DURATION, median of $RUNS pairs"
-    printf "%-10s %-22s %5s | %10s %8s | %10s %8s | %7s %7s\n" page path conns "shop rps" "p99ms" "peer rps" "p99ms" ratio "p99 r"
+    printf "%-31s %-8s %5s | %10s %8s | %10s %8s | %7s %7s\n" page route conns "shop rps" "p99ms" "peer rps" "p99ms" ratio "p99 r"
 } | tee "$OUT"
 echo "[" >"$JSON"
 first=1
-for page in /products /browser/inventory; do
+for cell in products inventory inventory-user; do
+    case $cell in
+    products) page=/products peer_page=/products header= ;;
+    inventory) page=/browser/inventory peer_page=/browser/inventory header= ;;
+    inventory-user) page="/browser/inventory (logged in)" peer_page=/browser/inventory-user header=$COOKIE ;;
+    esac
+    path=${page% (*}
     for route in direct proxied; do
         if [ "$route" = direct ]; then ours=$SHOP_PORT peer=$NGINX_PORT label="shopd|nginx"
         else ours=$LB_PORT peer=$HA_PORT label="balancer>shopd|haproxy>nginx"; fi
         for conns in 64 256; do
             : >"$WORK/a" && : >"$WORK/b"
             for _ in $(seq "$RUNS"); do
-                wrk_get "$ours" "$conns" "$page" >>"$WORK/a"
-                wrk_get "$peer" "$conns" "$page" >>"$WORK/b"
+                wrk_get "$ours" "$conns" "$path" "$header" >>"$WORK/a"
+                wrk_get "$peer" "$conns" "$peer_page" "$header" >>"$WORK/b"
             done
             ar=$(awk '{ print $1 }' "$WORK/a" | median); ap=$(awk '{ print $2 }' "$WORK/a" | median)
             br=$(awk '{ print $1 }' "$WORK/b" | median); bp=$(awk '{ print $2 }' "$WORK/b" | median)
             paste -d' ' "$WORK/a" "$WORK/b" >"$WORK/pairs"
             ratio=$(awk '{ printf "%.3f\n", $1 / $3 }' "$WORK/pairs" | median)
             p99r=$(awk '{ printf "%.3f\n", $2 / ($4 > 0 ? $4 : 0.001) }' "$WORK/pairs" | median)
-            printf "%-10s %-22s %5s | %10s %8s | %10s %8s | %7s %7s\n" "$page" "$route" "$conns" "$ar" "$ap" "$br" "$bp" "$ratio" "$p99r" | tee -a "$OUT"
+            printf "%-31s %-8s %5s | %10s %8s | %10s %8s | %7s %7s\n" "$page" "$route" "$conns" "$ar" "$ap" "$br" "$bp" "$ratio" "$p99r" | tee -a "$OUT"
             [ $first = 1 ] || echo "," >>"$JSON"
             first=0
             printf '{"page": "%s", "route": "%s", "pair": "%s", "connections": %s, "shop_rps": %s, "shop_p99_ms": %s, "peer_rps": %s, "peer_p99_ms": %s, "rps_ratio": %s, "p99_ratio": %s}' \

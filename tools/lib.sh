@@ -36,12 +36,14 @@ median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 # wrk's latency with its unit ("850.12us", "12.5ms", "1.2s") in milliseconds.
 to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'; }
 
-# wrk_get PORT CONNS PATH: GET http://127.0.0.1:PORT/PATH for $DURATION with wrk -t2 at
-# CONNS connections; prints "requests/s p99-ms", and a note on stderr for socket errors
-# or answers other than 2xx.
+# wrk_get PORT CONNS PATH [HEADER]: GET http://127.0.0.1:PORT/PATH for $DURATION with
+# wrk -t2 at CONNS connections (with HEADER, "Name: value", on every request); prints
+# "requests/s p99-ms", and a note on stderr for socket errors or answers other than 2xx.
 wrk_get() {
     local out rps p99 errs
-    out=$(wrk -t2 -c"$2" -d"$DURATION" --latency "http://127.0.0.1:$1$3")
+    local header=()
+    [ -z "${4:-}" ] || header=(-H "$4")
+    out=$(wrk -t2 -c"$2" -d"$DURATION" --latency "${header[@]}" "http://127.0.0.1:$1$3")
     rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")
     p99=$(awk '$1 == "99%" { print $2 }' <<<"$out")
     errs=$(awk '/Non-2xx|Socket errors/' <<<"$out")
