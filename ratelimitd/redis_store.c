@@ -24,19 +24,24 @@
  * cost. Returns, per key in order, {allowed, remaining tokens, us until allowed, us until
  * full}, flattened. The keys are decided one after another with one clock reading, so a key
  * named twice in one call sees its own earlier spending: each answer is exactly what one
- * call per decision would give. The TAT is stored as a decimal string with a TTL equal to
+ * call per decision would give. A key named several times (one client's burst, the case a
+ * limit is for) is read once and written once, with its last value: the calls into Redis
+ * are most of a decision's cost. The TAT is stored as a decimal string with a TTL equal to
  * the time until the bucket is full, so idle keys vanish exactly when they mean nothing. */
 const char rld_redis_script[] =
     "if redis.replicate_commands then redis.replicate_commands() end\n"
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
-    "local out = {}\n"
+    "local out, tats, written, order = {}, {}, {}, {}\n"
     "for i = 1, #KEYS do\n"
+    "  local key = KEYS[i]\n"
     "  local interval = tonumber(ARGV[3 * i - 2])\n"
     "  local tau = interval * tonumber(ARGV[3 * i - 1])\n"
     "  local cost = tonumber(ARGV[3 * i])\n"
-    "  local tat = tonumber(redis.call('GET', KEYS[i]) or 0) or 0\n"
+    "  local tat = tats[key]\n"
+    "  if tat == nil then tat = tonumber(redis.call('GET', key) or 0) or 0 end\n"
     "  if tat < now then tat = now end\n"
+    "  tats[key] = tat\n"
     "  local nxt = tat + cost * interval\n"
     "  local allow_at = nxt - tau\n"
     "  local n = #out\n"
@@ -47,13 +52,19 @@ const char rld_redis_script[] =
     "    out[n + 4] = tat - now\n"
     "  else\n"
     "    if nxt > now then\n"
-    "      redis.call('SET', KEYS[i], string.format('%.0f', nxt), 'PX', math.ceil((nxt - now) / 1000))\n"
+    "      tats[key] = nxt\n"
+    "      if not written[key] then order[#order + 1] = key end\n"
+    "      written[key] = true\n"
     "    end\n"
     "    out[n + 1] = 1\n"
     "    out[n + 2] = math.floor((tau - (nxt - now)) / interval)\n"
     "    out[n + 3] = 0\n"
     "    out[n + 4] = nxt - now\n"
     "  end\n"
+    "end\n"
+    "for _, key in ipairs(order) do\n"
+    "  local nxt = tats[key]\n"
+    "  redis.call('SET', key, string.format('%.0f', nxt), 'PX', math.ceil((nxt - now) / 1000))\n"
     "end\n"
     "return out\n";
 

@@ -300,6 +300,15 @@ Test(ratelimitd, one_batch_on_one_key_allows_exactly_the_budget)
     cr_assert_eq(stat_value(c, "denied"), 45);
     cr_assert_eq(stat_value(c, "degraded_decisions"), 0);
     conn_close(c);
+    /* The batch's spending reached Redis (written once at the end of the
+       call): the other daemon, which shares it, finds the budget spent. */
+    start_rld(1);
+    struct conn *other = conn_open(sock_path[1]);
+    wait_redis_up(other, 1, 3000);
+    conn_send(other, "CHECK t batch-key\r\n", 19);
+    cr_assert(conn_line(other, line, sizeof(line), 5000), "no answer from the other daemon");
+    cr_assert_eq(strncmp(line, "DENY 5 ", 7), 0, "the other daemon allowed a spent key: %s", line);
+    conn_close(other);
 }
 
 /* Interleaved keys in one batch, sent from two connections at once: each key's answers
