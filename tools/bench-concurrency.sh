@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# One shopd alone at 32 and 256 connections: does its rate hold as connections grow
+# (issue "speed": c256 at least 90% of c32), and how do the two workers share them?
+#
+#   tools/bench-concurrency.sh [DURATION]     (default 3s; RUNS=3, BENCH_PATH=/browser/inventory)
+#
+# One shopd (SHOPD_WORKERS=2, a SQLite file with 20 products, rate limiting and the
+# dispatcher off), nothing else serving beside it. wrk -t2 at c32 and c256 alternately,
+# RUNS pairs; halfway through each run it counts each worker's open descriptors
+# (about ten of them are not connections), since both workers accept from one
+# listening socket and nothing spreads connections evenly between them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+BIN=${BIN:-$ROOT/bin}
+DURATION=${1:-3s}
+RUNS=${RUNS:-3}
+BENCH_PATH=${BENCH_PATH:-/browser/inventory}
+for tool in wrk curl sqlite3 openssl; do
+    command -v "$tool" >/dev/null || { echo "bench-concurrency: $tool is not installed (make deps)" >&2; exit 1; }
+done
+[ -x "$BIN/shopd" ] || { echo "bench-concurrency: build first (make)" >&2; exit 1; }
+[[ $RUNS =~ ^[1-9][0-9]*$ ]] || { echo "bench-concurrency: RUNS must be a positive number" >&2; exit 1; }
+. tools/lib.sh
+
+WORK=$(mktemp -d /tmp/bench-concurrency-XXXXXX)
+SHOPD=
+cleanup() {
+    [ -z "$SHOPD" ] || { kill "$SHOPD" 2>/dev/null || true; wait "$SHOPD" 2>/dev/null || true; }
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+PORT=$(free_port)
+SHOPD_LISTEN=127.0.0.1:$PORT SHOPD_WORKERS=2 DATABASE_URL="sqlite:///$WORK/shop.db" SHOP_ENV=development \
+    SECRET_KEY=$(openssl rand -hex 32) RATELIMIT_ENABLED=0 DISPATCHER_ENABLED=0 LOG_LEVEL=warn \
+    TEMPLATES_DIR=$ROOT/templates STATIC_DIR=$ROOT/templates/static "$BIN/shopd" --env /dev/null >"$WORK/shopd.log" 2>&1 &
+SHOPD=$!
+wait_port "$PORT" 200 || { cat "$WORK/shopd.log" >&2; exit 1; }
+wait_until "curl -sf http://127.0.0.1:$PORT/healthz >/dev/null" 200
+n=$(sqlite3 "$WORK/shop.db" 'SELECT count(*) FROM products')
+for i in $(seq $((n + 1)) 20); do
+    sqlite3 "$WORK/shop.db" "INSERT INTO products (name, description, price_cents, stock, created_at, updated_at) VALUES ('Product $i', 'A product for the benchmark', $((i * 10)), 1000000, 0, 0)"
+done
+
+echo "shopd (2 workers) alone, GET $BENCH_PATH, wrk -t2 -d$DURATION, $RUNS pairs"
+printf "%5s %10s %8s   %s\n" conns "req/s" "p99ms" "open fds per worker"
+: >"$WORK/c32" && : >"$WORK/c256"
+for _ in $(seq "$RUNS"); do
+    for conns in 32 256; do
+        (
+            sleep "$(awk -v d="${DURATION%s}" 'BEGIN { print d / 2 }')"
+            for w in $(pgrep -P "$SHOPD"); do printf '%s ' "$(ls "/proc/$w/fd" | wc -l)"; done
+        ) >"$WORK/fds" &
+        counter=$!
+        result=$(wrk_get "$PORT" "$conns" "$BENCH_PATH")
+        wait "$counter" || true
+        echo "$result" >>"$WORK/c$conns"
+        printf "%5s %10s %8s   %s\n" "$conns" ${result} "$(cat "$WORK/fds")"
+    done
+done
+paste -d' ' "$WORK/c32" "$WORK/c256" >"$WORK/pairs"
+ratio=$(awk '{ printf "%.3f\n", $3 / ($1 > 0 ? $1 : 0.001) }' "$WORK/pairs" | median)
+echo "c256 / c32 requests/s, median of the pairs: $ratio (target >= 0.90)"
