@@ -16,11 +16,15 @@ BIN=${BIN:-$ROOT/bin}
 DURATION=${1:-3s}
 RUNS=${RUNS:-3}
 BENCH_PATH=${BENCH_PATH:-/browser/inventory}
+die() {
+    echo "bench-concurrency: $*" >&2
+    exit 1
+}
 for tool in wrk curl sqlite3 openssl; do
-    command -v "$tool" >/dev/null || { echo "bench-concurrency: $tool is not installed (make deps)" >&2; exit 1; }
+    command -v "$tool" >/dev/null || die "$tool is not installed (make deps)"
 done
-[ -x "$BIN/shopd" ] || { echo "bench-concurrency: build first (make)" >&2; exit 1; }
-[[ $RUNS =~ ^[1-9][0-9]*$ ]] || { echo "bench-concurrency: RUNS must be a positive number" >&2; exit 1; }
+[ -x "$BIN/shopd" ] || die "build first (make)"
+[[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive number"
 . tools/lib.sh
 
 WORK=$(mktemp -d /tmp/bench-concurrency-XXXXXX)
@@ -40,10 +44,7 @@ SHOPD_LISTEN=127.0.0.1:$PORT SHOPD_WORKERS=2 DATABASE_URL="sqlite:///$WORK/shop.
 SHOPD=$!
 wait_port "$PORT" 200 || { cat "$WORK/shopd.log" >&2; exit 1; }
 wait_until "curl -sf http://127.0.0.1:$PORT/healthz >/dev/null" 200
-n=$(sqlite3 "$WORK/shop.db" 'SELECT count(*) FROM products')
-for i in $(seq $((n + 1)) 20); do
-    sqlite3 "$WORK/shop.db" "INSERT INTO products (name, description, price_cents, stock, created_at, updated_at) VALUES ('Product $i', 'A product for the benchmark', $((i * 10)), 1000000, 0, 0)"
-done
+seed_products "$WORK/shop.db" 20
 
 echo "shopd (2 workers) alone, GET $BENCH_PATH, wrk -t2 -d$DURATION, $RUNS pairs"
 printf "%5s %10s %8s   %s\n" conns "req/s" "p99ms" "open fds per worker"

@@ -58,10 +58,7 @@ PIDS+=($!)
 wait_port "$SHOP_PORT" 200 || { cat "$WORK/shopd.log" >&2; exit 1; }
 wait_until "curl -sf http://127.0.0.1:$SHOP_PORT/healthz >/dev/null" 200
 # 20 products, as in the figures the target was set against.
-n=$(sqlite3 "$WORK/shop.db" 'SELECT count(*) FROM products')
-for i in $(seq $((n + 1)) 20); do
-    sqlite3 "$WORK/shop.db" "INSERT INTO products (name, description, price_cents, stock, created_at, updated_at) VALUES ('Product $i', 'A product for the benchmark', $((i * 10)), 1000000, 0, 0)"
-done
+seed_products "$WORK/shop.db" 20
 
 FLASK_PORT=$(free_port)
 SHOP_DB=$WORK/shop.db SECRET_KEY=$SECRET "$PY" -m gunicorn --workers 2 --bind "127.0.0.1:$FLASK_PORT" \

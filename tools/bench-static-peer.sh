@@ -49,10 +49,7 @@ PIDS+=($!)
 wait_port "$SHOP_PORT" || { cat "$WORK/shopd.log" >&2; exit 1; }
 wait_until "curl -sf http://127.0.0.1:$SHOP_PORT/healthz >/dev/null"
 # 20 products, as in the figures the targets were set against.
-n=$(sqlite3 "$WORK/shop.db" 'SELECT count(*) FROM products')
-for i in $(seq $((n + 1)) 20); do
-    sqlite3 "$WORK/shop.db" "INSERT INTO products (name, description, price_cents, stock, created_at, updated_at) VALUES ('Product $i', 'A product for the benchmark', $((i * 10)), 1000000, 0, 0)"
-done
+seed_products "$WORK/shop.db" 20
 
 # The bytes nginx serves: what shopd answers (the anonymous inventory page's CSRF
 # token is per visitor; a fixed copy is as large).

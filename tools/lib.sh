@@ -30,6 +30,18 @@ wait_until() {
     exit 1
 }
 
+# seed_products DB COUNT: tops the products table of SQLite file DB up to COUNT rows
+# (a shop starts with a few), in one transaction: the catalog the benchmarks' targets
+# were set against.
+seed_products() {
+    local n i sql="BEGIN;"
+    n=$(sqlite3 "$1" 'SELECT count(*) FROM products')
+    for ((i = n + 1; i <= $2; i++)); do
+        sql+="INSERT INTO products (name, description, price_cents, stock, created_at, updated_at) VALUES ('Product $i', 'A product for the benchmark', $((i * 10)), 1000000, 0, 0);"
+    done
+    sqlite3 "$1" "$sql COMMIT;"
+}
+
 # The median of the numbers on stdin, one per line.
 median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
