@@ -602,7 +602,8 @@ static bool client_frame_check(struct client *c, struct evbuffer_iovec *v)
     return v->iov_len > 0;
 }
 
-static void client_process(struct client *c)
+/* One pass of client_process: parses what has arrived and sends the body on. */
+static void client_process_pass(struct client *c)
 {
     struct balancer *b = c->bal;
     while (!client_ending(c)) {
@@ -684,6 +685,22 @@ static void client_process(struct client *c)
         event_active(&up->pc.io.rev, EV_READ, 1); /* the read side reports the error */
 }
 
+static void client_process(struct client *c)
+{
+    /* Paused reads are resumed by the backend's write event, but the flush at the end
+     * of a pass may have emptied the buffer, and then no write event comes: go on here,
+     * or the upload stalls for good. */
+    for (;;) {
+        client_process_pass(c);
+        struct upstream *up = c->up;
+        if (!(c->flags & CLIENT_READ_PAUSED) || client_ending(c) || !up ||
+            evbuffer_get_length(up->pc.io.out) >= HIGH_WATER / 2)
+            return;
+        c->flags &= ~(unsigned)CLIENT_READ_PAUSED;
+        conn_read_on(&c->io, NULL);
+    }
+}
+
 /* --- response side ------------------------------------------------------------ */
 
 static void client_write_response_head(struct client *c, struct upstream *up)
@@ -739,11 +756,18 @@ static void client_relay(struct client *c)
         }
         if (r == UPSTREAM_DONE) {
             client_upstream_done(c, up);
-            if (c->state != CLIENT_DEAD && conn_flush(&c->io, b->tv_client) < 0)
-                client_kill(c);
+            break;
+        }
+        if (conn_flush(&c->io, b->tv_client) < 0) {
+            client_kill(c);
             return;
         }
-        break;
+        /* A paused backend is resumed by the client's write event, but the flush just
+         * now may have emptied the buffer (the client read it meanwhile), and then no
+         * write event comes: resume here, or the answer stalls for good. */
+        if (!up->paused || evbuffer_get_length(c->io.out) >= HIGH_WATER / 2)
+            return;
+        upstream_resume(up);
     }
     if (c->state != CLIENT_DEAD && conn_flush(&c->io, b->tv_client) < 0)
         client_kill(c);
