@@ -4,6 +4,7 @@
 #include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,14 +21,17 @@
 /* When calls keep timing out and nothing has come back for this long, Redis is treated as gone. */
 #define STALL_MS 1000
 
-/* GCRA in one script over one or more keys. For key i, ARGV[3i-2..3i]: interval_us, burst,
- * cost. Returns, per key in order, {allowed, remaining tokens, us until allowed, us until
- * full}, flattened. The keys are decided one after another with one clock reading, so a key
- * named twice in one call sees its own earlier spending: each answer is exactly what one
- * call per decision would give. A key named several times (one client's burst, the case a
- * limit is for) is read once and written once, with its last value: the calls into Redis
- * are most of a decision's cost. The TAT is stored as a decimal string with a TTL equal to
- * the time until the bucket is full, so idle keys vanish exactly when they mean nothing. */
+/* GCRA in one script over one or more runs of decisions. A run is decisions on one key
+ * with one cost; for run i, ARGV[4i-3..4i]: interval_us, burst, cost, count. All runs are
+ * decided with one clock reading, one after another, so a key named in several runs sees
+ * its own earlier spending. Within a run every decision sees the same clock, so the
+ * first `allowed` of them pass and the rest are refused: the script finds that number
+ * without a loop over the decisions and returns, per run in order, {allowed, TAT - now at
+ * the run's start}, flattened; ratelimitd works each decision's answer out from those
+ * (rld_gcra), exactly what one call per decision would give. A key is read once and
+ * written once, with its last value: the calls into Redis are most of a call's cost. The
+ * TAT is stored as a decimal string with a TTL equal to the time until the bucket is
+ * full, so idle keys vanish exactly when they mean nothing. */
 const char rld_redis_script[] =
     "if redis.replicate_commands then redis.replicate_commands() end\n"
     "local t = redis.call('TIME')\n"
@@ -35,31 +39,30 @@ const char rld_redis_script[] =
     "local out, tats, written, order = {}, {}, {}, {}\n"
     "for i = 1, #KEYS do\n"
     "  local key = KEYS[i]\n"
-    "  local interval = tonumber(ARGV[3 * i - 2])\n"
-    "  local tau = interval * tonumber(ARGV[3 * i - 1])\n"
-    "  local cost = tonumber(ARGV[3 * i])\n"
+    "  local interval = tonumber(ARGV[4 * i - 3])\n"
+    "  local tau = interval * tonumber(ARGV[4 * i - 2])\n"
+    "  local step = interval * tonumber(ARGV[4 * i - 1])\n"
+    "  local count = tonumber(ARGV[4 * i])\n"
     "  local tat = tats[key]\n"
     "  if tat == nil then tat = tonumber(redis.call('GET', key) or 0) or 0 end\n"
     "  if tat < now then tat = now end\n"
-    "  tats[key] = tat\n"
-    "  local nxt = tat + cost * interval\n"
-    "  local allow_at = nxt - tau\n"
-    "  local n = #out\n"
-    "  if allow_at > now then\n"
-    "    out[n + 1] = 0\n"
-    "    out[n + 2] = math.floor((tau - (tat - now)) / interval)\n"
-    "    out[n + 3] = allow_at - now\n"
-    "    out[n + 4] = tat - now\n"
+    "  local allowed = 0\n"
+    "  if step == 0 then\n"
+    "    if tat - tau <= now then allowed = count end\n"
     "  else\n"
-    "    if nxt > now then\n"
-    "      tats[key] = nxt\n"
-    "      if not written[key] then order[#order + 1] = key end\n"
-    "      written[key] = true\n"
-    "    end\n"
-    "    out[n + 1] = 1\n"
-    "    out[n + 2] = math.floor((tau - (nxt - now)) / interval)\n"
-    "    out[n + 3] = 0\n"
-    "    out[n + 4] = nxt - now\n"
+    "    allowed = math.floor((now + tau - tat) / step)\n"
+    "    if allowed > count then allowed = count end\n"
+    "    if allowed < 0 then allowed = 0 end\n"
+    "    while allowed > 0 and tat + allowed * step - tau > now do allowed = allowed - 1 end\n"
+    "    while allowed < count and tat + (allowed + 1) * step - tau <= now do allowed = allowed + 1 end\n"
+    "  end\n"
+    "  out[2 * i - 1] = allowed\n"
+    "  out[2 * i] = tat - now\n"
+    "  local nxt = tat + allowed * step\n"
+    "  tats[key] = nxt\n"
+    "  if allowed > 0 and nxt > now and not written[key] then\n"
+    "    order[#order + 1] = key\n"
+    "    written[key] = true\n"
     "  end\n"
     "end\n"
     "for _, key in ipairs(order) do\n"
@@ -71,6 +74,11 @@ const char rld_redis_script[] =
 /* Decisions gathered in one pass of the event loop go out as one script call; a larger
  * batch is split so that one call stays short for Redis (it runs scripts one at a time). */
 #define BATCH_MAX 128
+/* Script calls waiting for Redis at once. While one waits, the decisions that arrive
+ * gather into the next call, which leaves when it is answered (or times out): under load
+ * the calls grow instead of multiplying, and Redis's cost per call is most of its cost
+ * per decision. An idle daemon sends at once, so a lone decision waits for nothing. */
+#define CALLS_IN_FLIGHT_MAX 1
 
 enum state { ST_DOWN, ST_CONNECTING, ST_UP };
 
@@ -91,7 +99,8 @@ struct rld_store {
     struct event *connect_timeout_ev;
     struct event *sweep_ev;
     struct event *flush_ev; /* sends the open batch once this loop pass has read everything */
-    struct batch *open;     /* decisions waiting for flush_ev, NULL when none */
+    struct batch *open;     /* decisions not sent yet, NULL when none */
+    size_t calls_in_flight; /* batches sent, neither answered nor timed out */
 };
 
 struct call {
@@ -104,14 +113,25 @@ struct call {
     char key[];
 };
 
+/* Decisions of a batch on one key with one cost, in the order they arrived: one entry
+ * of the script call however many they are. */
+struct run {
+    uint8_t first; /* index of its first call in the batch */
+    uint8_t count;
+};
+
 /* One script call: its decisions in the order they arrived, answered together. */
 struct batch {
     struct rld_store *s;
-    bool retried; /* already resent as EVAL after NOSCRIPT */
+    bool retried;   /* already resent as EVAL after NOSCRIPT */
+    bool in_flight; /* counted in calls_in_flight */
     uint64_t sent_us;
     struct event *timer;
     size_t n;
     struct call *calls[BATCH_MAX];
+    size_t n_runs;
+    struct run runs[BATCH_MAX];
+    uint8_t run_of[BATCH_MAX]; /* the run each call belongs to */
 };
 
 int rld_redis_parse_url(const char *url, struct rld_redis_addr *out, char *err, size_t errlen)
@@ -257,6 +277,21 @@ static void drop_connection(struct rld_store *s, const char *why)
         redisAsyncFree(ac);
 }
 
+static void flush_open(struct rld_store *s);
+
+/* b no longer holds back the next call: it was answered or timed out. */
+static void batch_landed(struct rld_store *s, struct batch *b)
+{
+    if (!b->in_flight)
+        return;
+    b->in_flight = false;
+    s->calls_in_flight--;
+    if (s->open && !s->freeing)
+        flush_open(s);
+}
+
+/* The call timeout runs from a batch's first decision, so a batch held back behind
+ * another is answered in time too. */
 static void on_batch_timeout(evutil_socket_t fd, short what, void *arg)
 {
     struct batch *b = arg;
@@ -265,22 +300,68 @@ static void on_batch_timeout(evutil_socket_t fd, short what, void *arg)
         if (!b->calls[i]->answered)
             s->stats->redis_timeouts++;
     batch_answer_locally(b);
+    if (b == s->open) {
+        s->open = NULL; /* never sent */
+        event_del(s->flush_ev);
+        batch_free(b);
+    } else {
+        batch_landed(s, b);
+    }
     if (s->state == ST_UP && clock_mono_us() - s->last_reply_us > (uint64_t)STALL_MS * 1000 && s->ac)
         drop_connection(s, "no answer for over a second");
 }
 
 static void on_reply(redisAsyncContext *ac, void *r, void *privdata);
 
-/* Sends b as one EVALSHA (or EVAL with the script's text) over all its keys. */
-static void send_batch(struct rld_store *s, struct batch *b, bool full_script)
+static bool same_bucket(const struct call *a, const struct call *b)
 {
-    /* argv: command, script or SHA, key count, the keys, three numbers per key. */
-    size_t argc = 3 + 4 * b->n;
+    return a->rule == b->rule && a->key_len == b->key_len && memcmp(a->key, b->key, a->key_len) == 0;
+}
+
+/* Groups b's calls into runs: a call joins the latest run of its key when the cost is
+ * the same, else starts a new one. Order within a key is kept, which is all that
+ * matters: different keys do not affect each other. */
+static void batch_group_runs(struct batch *b)
+{
+    /* Open addressing over the latest run of each key; twice BATCH_MAX slots. */
+    int16_t slot_run[2 * BATCH_MAX];
+    memset(slot_run, -1, sizeof(slot_run));
+    b->n_runs = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        const struct call *c = b->calls[i];
+        uint64_t h = (uint64_t)(uintptr_t)c->rule * 1099511628211ULL;
+        for (size_t j = 0; j < c->key_len; j++)
+            h = (h ^ (unsigned char)c->key[j]) * 1099511628211ULL;
+        size_t slot = (size_t)(h % (2 * BATCH_MAX));
+        while (slot_run[slot] >= 0 && !same_bucket(b->calls[b->runs[slot_run[slot]].first], c))
+            slot = (slot + 1) % (2 * BATCH_MAX);
+        struct run *r = slot_run[slot] >= 0 ? &b->runs[slot_run[slot]] : NULL;
+        if (r && b->calls[r->first]->cost == c->cost) {
+            r->count++;
+        } else {
+            slot_run[slot] = (int16_t)b->n_runs;
+            r = &b->runs[b->n_runs++];
+            r->first = (uint8_t)i;
+            r->count = 1;
+        }
+        b->run_of[i] = (uint8_t)(r - b->runs);
+    }
+}
+
+/* Sends b as one EVALSHA (or EVAL with the script's text) over all its runs. When it
+ * cannot, answers b locally and frees it, and returns false. */
+static bool send_batch(struct rld_store *s, struct batch *b, bool full_script)
+{
+    batch_group_runs(b);
+    /* argv: command, script or SHA, key count, one key per run, four numbers per run. */
+    size_t argc = 3 + 5 * b->n_runs;
     const char **argv = xmalloc(argc * sizeof(*argv));
     size_t *argvlen = xmalloc(argc * sizeof(*argvlen));
     size_t text_len = 24;
-    for (size_t i = 0; i < b->n; i++)
-        text_len += 4 + strlen(b->calls[i]->rule->name) + b->calls[i]->key_len + 3 * 24;
+    for (size_t i = 0; i < b->n_runs; i++) {
+        const struct call *c = b->calls[b->runs[i].first];
+        text_len += 4 + strlen(c->rule->name) + c->key_len + 4 * 24;
+    }
     char *text = xmalloc(text_len);
     char *p = text;
     argv[0] = full_script ? "EVAL" : "EVALSHA";
@@ -288,19 +369,20 @@ static void send_batch(struct rld_store *s, struct batch *b, bool full_script)
     argv[1] = full_script ? rld_redis_script : s->sha;
     argvlen[1] = full_script ? sizeof(rld_redis_script) - 1 : 40;
     argv[2] = p;
-    argvlen[2] = (size_t)sprintf(p, "%zu", b->n);
+    argvlen[2] = (size_t)sprintf(p, "%zu", b->n_runs);
     p += argvlen[2] + 1;
-    for (size_t i = 0; i < b->n; i++) {
-        const struct call *c = b->calls[i];
+    for (size_t i = 0; i < b->n_runs; i++) {
+        const struct call *c = b->calls[b->runs[i].first];
         size_t k = 3 + i;
         argv[k] = p;
         argvlen[k] = (size_t)sprintf(p, "rl:%s:", c->rule->name);
         memcpy(p + argvlen[k], c->key, c->key_len);
         argvlen[k] += c->key_len;
         p += argvlen[k] + 1;
-        long long nums[3] = {(long long)c->rule->interval_us, (long long)c->rule->burst, (long long)c->cost};
-        for (int j = 0; j < 3; j++) {
-            k = 3 + b->n + 3 * i + (size_t)j;
+        long long nums[4] = {(long long)c->rule->interval_us, (long long)c->rule->burst, (long long)c->cost,
+                             (long long)b->runs[i].count};
+        for (int j = 0; j < 4; j++) {
+            k = 3 + b->n_runs + 4 * i + (size_t)j;
             argv[k] = p;
             argvlen[k] = (size_t)sprintf(p, "%lld", nums[j]);
             p += argvlen[k] + 1;
@@ -312,22 +394,22 @@ static void send_batch(struct rld_store *s, struct batch *b, bool full_script)
     free(argvlen);
     if (rc != REDIS_OK) {
         batch_answer_locally(b);
+        batch_landed(s, b);
         batch_free(b);
+        return false;
     }
+    return true;
 }
 
-/* Reads the i-th decision of a flattened script answer into d; false when it is malformed. */
-static bool read_decision(const redisReply *reply, size_t i, const struct rld_rule *rule,
-                          struct rld_decision *d)
+/* Reads run i of a flattened script answer: how many of its decisions passed and its
+ * key's TAT relative to the script's clock when the run began. False when malformed. */
+static bool read_run(const redisReply *reply, size_t i, const struct run *run, int64_t *tat_rel)
 {
-    long long v[4];
-    for (int j = 0; j < 4; j++) {
-        const redisReply *e = reply->element[4 * i + (size_t)j];
-        if (e->type != REDIS_REPLY_INTEGER)
-            return false;
-        v[j] = e->integer;
-    }
-    rld_decision_fill(rule, v[0] == 1, v[1], v[2], v[3], d);
+    const redisReply *allowed = reply->element[2 * i], *tat = reply->element[2 * i + 1];
+    if (allowed->type != REDIS_REPLY_INTEGER || tat->type != REDIS_REPLY_INTEGER || allowed->integer < 0 ||
+        allowed->integer > run->count || tat->integer < 0)
+        return false;
+    *tat_rel = tat->integer;
     return true;
 }
 
@@ -342,15 +424,21 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
         s->ac == ac) {
         /* Redis restarted or SCRIPT FLUSH: EVAL runs it and caches it again under the same SHA. */
         b->retried = true;
-        send_batch(s, b, true);
+        send_batch(s, b, true); /* still in flight */
         return;
     }
-    bool whole = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 4 * b->n;
+    bool whole = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 * b->n_runs;
+    /* Each run's TAT as its decisions spend it, on the script's clock (now = 0). */
+    int64_t tat[BATCH_MAX];
+    for (size_t i = 0; whole && i < b->n_runs; i++)
+        whole = read_run(reply, i, &b->runs[i], &tat[i]);
     uint64_t latency = clock_mono_us() - b->sent_us;
-    for (size_t i = 0; i < b->n; i++) {
+    for (size_t i = 0; whole && i < b->n; i++) {
         struct call *c = b->calls[i];
+        size_t run = b->run_of[i];
         struct rld_decision d;
-        if (c->answered || !whole || !read_decision(reply, i, c->rule, &d))
+        rld_gcra(c->rule, tat[run], 0, c->cost, &d, &tat[run]);
+        if (c->answered)
             continue;
         rld_stats_redis_latency(s->stats, latency);
         c->answered = true;
@@ -359,6 +447,7 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
     if (reply && reply->type == REDIS_REPLY_ERROR)
         log_warn("redis script error: %s", reply->str);
     batch_answer_locally(b);
+    batch_landed(s, b);
     batch_free(b);
 }
 
@@ -375,14 +464,16 @@ static void flush_open(struct rld_store *s)
         return;
     }
     b->sent_us = clock_mono_us();
-    b->timer = evtimer_new(s->base, on_batch_timeout, b);
-    evtimer_add(b->timer, &s->call_timeout);
+    b->in_flight = true;
+    s->calls_in_flight++;
     send_batch(s, b, false);
 }
 
 static void on_flush(evutil_socket_t fd, short what, void *arg)
 {
-    flush_open(arg);
+    struct rld_store *s = arg;
+    if (s->calls_in_flight < CALLS_IN_FLIGHT_MAX)
+        flush_open(s);
 }
 
 void rld_store_check(struct rld_store *s, const struct rld_rule *rule, const char *key, size_t key_len,
@@ -402,8 +493,11 @@ void rld_store_check(struct rld_store *s, const struct rld_rule *rule, const cha
         return;
     }
     if (!s->open) {
-        s->open = xcalloc(1, sizeof(*s->open));
-        s->open->s = s;
+        struct batch *b = xcalloc(1, sizeof(*b));
+        b->s = s;
+        b->timer = evtimer_new(s->base, on_batch_timeout, b);
+        evtimer_add(b->timer, &s->call_timeout);
+        s->open = b;
         /* Runs after the callbacks already due in this pass: the reads of every ready connection. */
         event_active(s->flush_ev, EV_TIMEOUT, 0);
     }

@@ -79,7 +79,7 @@ sha=$(redis-cli -p "$port" script load "$script")
 raw_runs=()
 for _ in 1 2 3; do
     raw_runs+=("$(redis-benchmark -p "$port" -c 1 -P 64 -n "$total" -r 10000 -q --csv \
-        evalsha "$sha" 1 "rl:bench:__rand_int__" 1 1000000 1 | awk -F, 'NR > 1 || !/rps/ { gsub(/"/, "", $2); print int($2) }' | tail -n 1)")
+        evalsha "$sha" 1 "rl:bench:__rand_int__" 1 1000000 1 1 | awk -F, 'NR > 1 || !/rps/ { gsub(/"/, "", $2); print int($2) }' | tail -n 1)")
 done
 raw_rps=$(printf '%s\n' "${raw_runs[@]}" | median)
 # Redis address with nothing listening: every decision comes from local buckets.

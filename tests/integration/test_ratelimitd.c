@@ -311,6 +311,39 @@ Test(ratelimitd, one_batch_on_one_key_allows_exactly_the_budget)
     conn_close(other);
 }
 
+/* One write mixing costs on one key, with a second key between: ratelimitd sends runs
+ * of equal cost to Redis as one entry each and works every answer out from the run's
+ * result. Each answer must be what deciding them one at a time gives (burst 5, no
+ * refill to speak of: 60/1m; cost 0 asks for the state and passes on an empty bucket). */
+Test(ratelimitd, mixed_costs_in_one_batch_answer_one_by_one)
+{
+    struct conn *c = conn_open(sock_path[0]);
+    wait_redis_up(c, 1, 3000);
+    static const struct {
+        const char *key;
+        int cost;
+        const char *want; /* the answer's start: verdict, limit, remaining */
+    } steps[] = {
+        {"mix", 2, "ALLOW 5 3 "}, {"mix", 2, "ALLOW 5 1 "},   {"other", 1, "ALLOW 5 4 "},
+        {"mix", 2, "DENY 5 "},    {"mix", 1, "ALLOW 5 0 "},   {"mix", 0, "ALLOW 5 0 "},
+        {"mix", 1, "DENY 5 "},    {"other", 4, "ALLOW 5 0 "}, {"other", 1, "DENY 5 "},
+    };
+    char req[1024];
+    size_t len = 0, n = sizeof(steps) / sizeof(steps[0]);
+    for (size_t i = 0; i < n; i++)
+        len +=
+            (size_t)snprintf(req + len, sizeof(req) - len, "CHECK t %s %d\r\n", steps[i].key, steps[i].cost);
+    conn_send(c, req, len);
+    char line[128];
+    for (size_t i = 0; i < n; i++) {
+        cr_assert(conn_line(c, line, sizeof(line), 5000), "answer %zu missing", i);
+        cr_assert_eq(strncmp(line, steps[i].want, strlen(steps[i].want)), 0, "answer %zu: %s, wanted %s...",
+                     i, line, steps[i].want);
+    }
+    cr_assert_eq(stat_value(c, "degraded_decisions"), 0);
+    conn_close(c);
+}
+
 /* Interleaved keys in one batch, sent from two connections at once: each key's answers
  * count down on their own and each connection gets its answers in the order it asked. */
 Test(ratelimitd, batches_across_keys_and_connections_keep_order)
