@@ -6,7 +6,9 @@
 #   tools/bench-ratelimit-cost.sh [DURATION] [RUNS]     defaults: 10s, 3
 #
 # Prints requests/s and p99 (median of RUNS) for GET /products on each and their
-# ratio. Budgets are set so high that nothing is refused: the full check path runs.
+# ratio, and the CPU time per request of each shopd, of ratelimitd and of Redis (from
+# /proc: where a check costs). Budgets are set so high that nothing is refused: the full
+# check path runs.
 # Uses the binaries in ${BIN:-bin}. Stops everything it started. Not part of make test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,21 +53,49 @@ start_shopd "$off" 0
 curl -sf -D - -o /dev/null "http://127.0.0.1:$on/products" | grep -qi '^RateLimit-Limit' ||
     { echo "the checked shopd sends no RateLimit headers: checks are not running" >&2; exit 1; }
 
-# One wrk run: prints "requests_per_second p99_ms".
+# CPU time (clock ticks) spent so far by a process and its children (a shopd's workers).
+cpu_ticks() {
+    local p t=0 v
+    for p in "$1" $(pgrep -P "$1" || true); do
+        v=$(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)
+        t=$((t + v))
+    done
+    echo "$t"
+}
+rl_pid=${pids[1]}
+redis_pid=${pids[0]}
+on_pid=${pids[2]}
+off_pid=${pids[3]}
+hz=$(getconf CLK_TCK)
+
+# One wrk run: prints "requests_per_second p99_ms requests".
 measure() {
     wrk -t2 -c"$conns" -d"$duration" --latency "http://127.0.0.1:$1/products" 2>&1 | awk '
+        / requests in / { n = $1 }
         /Requests\/sec/ { rps = $2 }
         /^ +99%/ { v = $2; if (v ~ /us$/) { sub(/us/, "", v); v /= 1000 } else if (v ~ /ms$/) { sub(/ms/, "", v) }
                    else if (v ~ /s$/) { sub(/s/, "", v); v *= 1000 } p99 = v }
-        END { printf "%s %s\n", rps, p99 }'
+        END { printf "%s %s %s\n", rps, p99, n }'
+}
+
+# measure PORT SHOPD_PID: one run, and the CPU microseconds per request of that
+# shopd, of ratelimitd and of Redis appended: "rps p99 requests shopd_us rl_us redis_us".
+measure_cpu() {
+    local s0 r0 d0 s1 r1 d1 out
+    s0=$(cpu_ticks "$2") r0=$(cpu_ticks "$rl_pid") d0=$(cpu_ticks "$redis_pid")
+    out=$(measure "$1")
+    s1=$(cpu_ticks "$2") r1=$(cpu_ticks "$rl_pid") d1=$(cpu_ticks "$redis_pid")
+    awk -v o="$out" -v hz="$hz" -v s=$((s1 - s0)) -v r=$((r1 - r0)) -v d=$((d1 - d0)) 'BEGIN {
+        split(o, f, " "); n = f[3] > 0 ? f[3] : 1; k = 1e6 / hz / n
+        printf "%s %.1f %.1f %.1f\n", o, s * k, r * k, d * k }'
 }
 
 wrk -t2 -c"$conns" -d2s "http://127.0.0.1:$on/products" >/dev/null 2>&1
 wrk -t2 -c"$conns" -d2s "http://127.0.0.1:$off/products" >/dev/null 2>&1
 : >"$tmp/on" && : >"$tmp/off"
 for i in $(seq "$runs"); do
-    measure "$on" >>"$tmp/on"
-    measure "$off" >>"$tmp/off"
+    measure_cpu "$on" "$on_pid" >>"$tmp/on"
+    measure_cpu "$off" "$off_pid" >>"$tmp/off"
 done
 on_rps=$(cut -d' ' -f1 "$tmp/on" | median)
 off_rps=$(cut -d' ' -f1 "$tmp/off" | median)
@@ -75,3 +105,6 @@ printf '\nGET /products, %s connections, %s x %s each, median (2 cores, shared m
 printf '%-22s %12s %10s\n' "shopd" "requests/s" "p99 ms"
 printf '%-22s %12.0f %10.2f\n' "checks on" "$on_rps" "$on_p99" "checks off" "$off_rps" "$off_p99"
 awk -v a="$on_rps" -v b="$off_rps" 'BEGIN { printf "ratio on/off: %.2f (each check costs about %.1f us of a request)\n", a / b, (1e6 / a - 1e6 / b) }'
+col() { cut -d' ' -f"$2" "$tmp/$1" | median; }
+printf 'CPU per request (us, median): shopd %s with checks, %s without; ratelimitd %s, Redis %s\n' \
+    "$(col on 4)" "$(col off 4)" "$(col on 5)" "$(col on 6)"
