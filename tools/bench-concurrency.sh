@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # One shopd alone at 32 and 256 connections: does its rate hold as connections grow
-# (issue "speed": c256 at least 90% of c32), and how do the two workers share them?
+# (target: c256 at least 90% of c32), and how do the two workers share them?
 #
 #   tools/bench-concurrency.sh [DURATION]     (default 3s; RUNS=3, BENCH_PATH=/browser/inventory)
+#   BENCH_VIA=balancer tools/bench-concurrency.sh     the same through one balancer
+#                                                     in front of that shopd
 #
 # One shopd (SHOPD_WORKERS=2, a SQLite file with 20 products, rate limiting and the
 # dispatcher off), nothing else serving beside it. wrk -t2 at c32 and c256 alternately,
@@ -16,6 +18,7 @@ BIN=${BIN:-$ROOT/bin}
 DURATION=${1:-3s}
 RUNS=${RUNS:-3}
 BENCH_PATH=${BENCH_PATH:-/browser/inventory}
+BENCH_VIA=${BENCH_VIA:-direct}
 die() {
     echo "bench-concurrency: $*" >&2
     exit 1
@@ -24,12 +27,19 @@ for tool in wrk curl sqlite3 openssl; do
     command -v "$tool" >/dev/null || die "$tool is not installed (make deps)"
 done
 [ -x "$BIN/shopd" ] || die "build first (make)"
+case "$BENCH_VIA" in
+direct) ;;
+balancer) [ -x "$BIN/balancer" ] || die "build first (make)" ;;
+*) die "BENCH_VIA is direct or balancer, not '$BENCH_VIA'" ;;
+esac
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive number"
 . tools/lib.sh
 
 WORK=$(mktemp -d /tmp/bench-concurrency-XXXXXX)
 SHOPD=
+BALANCER=
 cleanup() {
+    [ -z "$BALANCER" ] || { kill "$BALANCER" 2>/dev/null || true; wait "$BALANCER" 2>/dev/null || true; }
     [ -z "$SHOPD" ] || { kill "$SHOPD" 2>/dev/null || true; wait "$SHOPD" 2>/dev/null || true; }
     rm -rf "$WORK"
 }
@@ -45,8 +55,16 @@ SHOPD=$!
 wait_port "$PORT" 200 || { cat "$WORK/shopd.log" >&2; exit 1; }
 wait_until "curl -sf http://127.0.0.1:$PORT/healthz >/dev/null" 200
 seed_products "$WORK/shop.db" 20
+TARGET=$PORT
+if [ "$BENCH_VIA" = balancer ]; then
+    TARGET=$(free_port)
+    BALANCER_LISTEN=127.0.0.1:$TARGET BALANCER_ADMIN_LISTEN= BALANCER_BACKENDS=127.0.0.1:$PORT \
+        BALANCER_ACCESS_LOG=0 LOG_FILE="$WORK/balancer.log" "$BIN/balancer" --env /dev/null 2>"$WORK/balancer.err" &
+    BALANCER=$!
+    wait_until "curl -sf http://127.0.0.1:$TARGET/healthz >/dev/null" 200 || { cat "$WORK/balancer.err" >&2; exit 1; }
+fi
 
-echo "shopd (2 workers) alone, GET $BENCH_PATH, wrk -t2 -d$DURATION, $RUNS pairs"
+echo "shopd (2 workers), GET $BENCH_PATH, $BENCH_VIA, wrk -t2 -d$DURATION, $RUNS pairs"
 printf "%5s %10s %8s   %s\n" conns "req/s" "p99ms" "open fds per worker"
 : >"$WORK/c32" && : >"$WORK/c256"
 for _ in $(seq "$RUNS"); do
@@ -56,7 +74,7 @@ for _ in $(seq "$RUNS"); do
             for w in $(pgrep -P "$SHOPD"); do printf '%s ' "$(ls "/proc/$w/fd" | wc -l)"; done
         ) >"$WORK/fds" &
         counter=$!
-        result=$(wrk_get "$PORT" "$conns" "$BENCH_PATH")
+        result=$(wrk_get "$TARGET" "$conns" "$BENCH_PATH")
         wait "$counter" || true
         echo "$result" >>"$WORK/c$conns"
         printf "%5s %10s %8s   %s\n" "$conns" ${result} "$(cat "$WORK/fds")"
