@@ -401,8 +401,9 @@ static bool send_batch(struct rld_store *s, struct batch *b, bool full_script)
     return true;
 }
 
-/* Reads run i of a flattened script answer: how many of its decisions passed and its
- * key's TAT relative to the script's clock when the run began. False when malformed. */
+/* Reads run i of a flattened script answer: its key's TAT relative to the script's clock
+ * when the run began. The count of decisions that passed is only checked for sense:
+ * rld_gcra, the same arithmetic, works each answer out from the TAT. False when malformed. */
 static bool read_run(const redisReply *reply, size_t i, const struct run *run, int64_t *tat_rel)
 {
     const redisReply *allowed = reply->element[2 * i], *tat = reply->element[2 * i + 1];
