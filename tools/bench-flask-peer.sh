@@ -63,8 +63,28 @@ seed_products "$WORK/shop.db" 20
 FLASK_PORT=$(free_port)
 SHOP_DB=$WORK/shop.db SECRET_KEY=$SECRET "$PY" -m gunicorn --workers 2 --bind "127.0.0.1:$FLASK_PORT" \
     --chdir "$ROOT/tools/flask-peer" --log-level warning app:app >"$WORK/gunicorn.log" 2>&1 &
+FLASK_PID=$!
 PIDS+=($!)
 wait_until "curl -sf http://127.0.0.1:$FLASK_PORT/healthz >/dev/null" 200 || { cat "$WORK/gunicorn.log" >&2; exit 1; }
+
+# When wrk stops, gunicorn's sync workers still answer the connections queued in its
+# backlog (up to 2048 at c256): waits until the master and its workers have used no CPU
+# for 200 ms (at most 10 s), so that this work does not land in shopd's next run.
+flask_cpu_ticks() {
+    local p
+    # utime and stime, counted after the ")" that ends the command name (which may hold spaces)
+    for p in "$FLASK_PID" $(pgrep -P "$FLASK_PID"); do cat "/proc/$p/stat" 2>/dev/null; done |
+        sed 's/.*) //' | awk '{ t += $12 + $13 } END { print t + 0 }'
+}
+wait_flask_idle() {
+    local before after
+    for _ in $(seq 50); do
+        before=$(flask_cpu_ticks)
+        sleep 0.2
+        after=$(flask_cpu_ticks)
+        [ "$before" != "$after" ] || return 0
+    done
+}
 for path in /products /browser/inventory; do
     for port in "$SHOP_PORT" "$FLASK_PORT"; do
         code=$(curl -s -o "$WORK/body" -w '%{http_code}' "http://127.0.0.1:$port$path")
@@ -76,6 +96,7 @@ size() { curl -s "http://127.0.0.1:$1$2" | wc -c; }
 for p in "$SHOP_PORT" "$FLASK_PORT"; do
     wrk -t2 -c32 -d1s "http://127.0.0.1:$p/products" >/dev/null
 done
+wait_flask_idle
 
 {
     echo "shopd (2 workers) vs Flask $("$PY" -c 'import importlib.metadata as m; print(m.version("flask"))') under gunicorn $("$PY" -c 'import gunicorn; print(gunicorn.__version__)') (2 sync workers), one SQLite file; wrk -t2 -d$DURATION, median of $RUNS pairs"
@@ -91,6 +112,7 @@ for path in /products /browser/inventory; do
         for _ in $(seq "$RUNS"); do
             wrk_get "$SHOP_PORT" "$conns" "$path" >>"$WORK/a"
             wrk_get "$FLASK_PORT" "$conns" "$path" >>"$WORK/b"
+            wait_flask_idle
         done
         ar=$(awk '{ print $1 }' "$WORK/a" | median); ap=$(awk '{ print $2 }' "$WORK/a" | median)
         br=$(awk '{ print $1 }' "$WORK/b" | median); bp=$(awk '{ print $2 }' "$WORK/b" | median)
