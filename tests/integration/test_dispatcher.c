@@ -20,6 +20,7 @@
 #include "shared/xalloc.h"
 #include "tests/support/delay_proxy.h"
 #include "tests/support/harness.h"
+#include "tests/support/services.h"
 #include "tests/support/shop.h"
 #include "tests/support/sigv4_front.h"
 #include "tests/support/test_database.h"
@@ -53,18 +54,9 @@ static uint64_t now_ms(void)
 
 static void start_dynalite(void)
 {
-    char port[16], *script = xasprintf("%s/tools/dynalite.js", harness_root());
     char *data = xasprintf("%s/dynalite", dir);
-    snprintf(port, sizeof(port), "%d", dyn_port);
-    const char *const argv[] = {"/usr/bin/node",     script, "--port", port, "--path", data,
-                                "--create-table-ms", "50",   NULL};
-    dynalite = harness_start(argv, NULL, dir, dyn_log);
-    free(script);
+    dynalite = services_start_dynalite(dir, dyn_port, data, dyn_log);
     free(data);
-    if (!harness_wait_port(dyn_port, 15000)) {
-        harness_dump_log(dyn_log, 20);
-        cr_assert_fail("dynalite did not listen on 127.0.0.1:%d", dyn_port);
-    }
 }
 
 static void stop_dynalite(void)

@@ -17,6 +17,7 @@
 #include "shared/dynamo_multi.h"
 #include "shared/xalloc.h"
 #include "tests/support/harness.h"
+#include "tests/support/services.h"
 #include "tests/support/sigv4_front.h"
 
 #define TABLE "Orders"
@@ -45,19 +46,10 @@ static struct dynamo_client *new_client(const char *url, const char *key, const 
 static void start_dynalite(void)
 {
     int port = harness_free_port();
-    char port_s[16];
-    snprintf(port_s, sizeof(port_s), "%d", port);
-    char *script = xasprintf("%s/tools/dynalite.js", harness_root());
     char *name = xasprintf("dynalite-%d.log", port);
     dynalite_log = harness_output_path(name);
-    const char *const argv[] = {"/usr/bin/node", script, "--port", port_s, "--create-table-ms", "50", NULL};
-    dynalite = harness_start(argv, NULL, NULL, dynalite_log);
-    free(script);
+    dynalite = services_start_dynalite(NULL, port, NULL, dynalite_log);
     free(name);
-    if (!harness_wait_port(port, 15000)) {
-        harness_dump_log(dynalite_log, 20);
-        cr_assert_fail("dynalite did not listen on 127.0.0.1:%d", port);
-    }
     int front_port = harness_free_port();
     name = xasprintf("dynamo-sigv4-front-%d.log", port);
     front_log = harness_output_path(name);

@@ -1,5 +1,5 @@
 /* services: the real helper daemons that several suites need (redis-server,
- * ratelimitd), started the same way everywhere on top of harness.h. */
+ * ratelimitd, dynalite), started the same way everywhere on top of harness.h. */
 #ifndef TESTS_SUPPORT_SERVICES_H
 #define TESTS_SUPPORT_SERVICES_H
 
@@ -17,6 +17,14 @@ struct harness_proc *services_start_redis(const char *dir, int port, const char 
 struct harness_proc *services_start_ratelimitd(const char *dir, const char *sock_path, int redis_port,
                                                const char *rules_path, const char *const extra_env[],
                                                const char *log_path);
+
+/* Starts tools/dynalite.js (a local DynamoDB) on 127.0.0.1:port, its tables in
+ * data_dir (NULL: in memory), a new table CREATING for 50 ms, working in dir (NULL:
+ * current), its output in log_path. Waits for its own "Listening at" line, not just
+ * for the port, so that a port taken meanwhile by another process fails here with
+ * dynalite's log rather than later as a refused connection (asserts). */
+struct harness_proc *services_start_dynalite(const char *dir, int port, const char *data_dir,
+                                             const char *log_path);
 
 /* Starts argv with env in dir, logging to log_path, and asserts that it refuses
  * to start: it exits within 5 s with a non-zero status and its log contains msg. */
