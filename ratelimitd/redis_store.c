@@ -348,11 +348,10 @@ static void batch_group_runs(struct batch *b)
     }
 }
 
-/* Sends b as one EVALSHA (or EVAL with the script's text) over all its runs. When it
- * cannot, answers b locally and frees it, and returns false. */
+/* Sends b, already grouped into runs, as one EVALSHA (or EVAL with the script's text)
+ * over all its runs. When it cannot, answers b locally and frees it, and returns false. */
 static bool send_batch(struct rld_store *s, struct batch *b, bool full_script)
 {
-    batch_group_runs(b);
     /* argv: command, script or SHA, key count, one key per run, four numbers per run. */
     size_t argc = 3 + 5 * b->n_runs;
     const char **argv = xmalloc(argc * sizeof(*argv));
@@ -464,6 +463,7 @@ static void flush_open(struct rld_store *s)
         batch_free(b);
         return;
     }
+    batch_group_runs(b);
     b->sent_us = clock_mono_us();
     b->in_flight = true;
     s->calls_in_flight++;

@@ -70,18 +70,12 @@ wait_until "curl -sf http://127.0.0.1:$FLASK_PORT/healthz >/dev/null" 200 || { c
 # When wrk stops, gunicorn's sync workers still answer the connections queued in its
 # backlog (up to 2048 at c256): waits until the master and its workers have used no CPU
 # for 200 ms (at most 10 s), so that this work does not land in shopd's next run.
-flask_cpu_ticks() {
-    local p
-    # utime and stime, counted after the ")" that ends the command name (which may hold spaces)
-    for p in "$FLASK_PID" $(pgrep -P "$FLASK_PID"); do cat "/proc/$p/stat" 2>/dev/null; done |
-        sed 's/.*) //' | awk '{ t += $12 + $13 } END { print t + 0 }'
-}
 wait_flask_idle() {
     local before after
     for _ in $(seq 50); do
-        before=$(flask_cpu_ticks)
+        before=$(cpu_ticks "$FLASK_PID")
         sleep 0.2
-        after=$(flask_cpu_ticks)
+        after=$(cpu_ticks "$FLASK_PID")
         [ "$before" != "$after" ] || return 0
     done
 }

@@ -30,42 +30,34 @@ for b in shopd ratelimitd; do [ -x "$BIN/$b" ] || { echo "$BIN/$b is missing (ru
 . tools/lib.sh
 
 /usr/bin/redis-server --port 0 --unixsocket "$tmp/redis.sock" --save "" --appendonly no >"$tmp/redis.log" 2>&1 &
+redis_pid=$!
 pids+=($!)
 wait_until "[ -S $tmp/redis.sock ]" 200
 awk '!/^[[:space:]]*(#|$)/ { print $1, "1000000/1s burst=1000000" }' deploy/ratelimit.rules >"$tmp/bench.rules"
 RATELIMITD_SOCKET="$tmp/rl.sock" REDIS_URL="unix://$tmp/redis.sock" RATELIMIT_RULES="$tmp/bench.rules" \
     LOG_LEVEL=warn "$BIN/ratelimitd" --env /dev/null >"$tmp/ratelimitd.log" 2>&1 &
+rl_pid=$!
 pids+=($!)
 wait_until "[ -S $tmp/rl.sock ]" 200
 
-start_shopd() { # port enabled
+start_shopd() { # port enabled; sets shopd_pid
     SHOPD_LISTEN="127.0.0.1:$1" RATELIMIT_ENABLED="$2" RATELIMITD_SOCKET="$tmp/rl.sock" \
         DATABASE_URL="sqlite:///$tmp/shop.db" SHOP_ENV=test SECRET_KEY=bench-secret-key-0123456789 \
         DISPATCHER_ENABLED=0 LOG_LEVEL=warn TEMPLATES_DIR="$root/templates" STATIC_DIR="$root/templates/static" \
         "$BIN/shopd" --env /dev/null >>"$tmp/shopd-$1.log" 2>&1 &
+    shopd_pid=$!
     pids+=($!)
     wait_until "curl -sf -o /dev/null http://127.0.0.1:$1/healthz" 200
 }
 on=$(free_port)
 start_shopd "$on" 1
+on_pid=$shopd_pid
 off=$(free_port)
 start_shopd "$off" 0
+off_pid=$shopd_pid
 curl -sf -D - -o /dev/null "http://127.0.0.1:$on/products" | grep -qi '^RateLimit-Limit' ||
     { echo "the checked shopd sends no RateLimit headers: checks are not running" >&2; exit 1; }
 
-# CPU time (clock ticks) spent so far by a process and its children (a shopd's workers).
-cpu_ticks() {
-    local p t=0 v
-    for p in "$1" $(pgrep -P "$1" || true); do
-        v=$(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)
-        t=$((t + v))
-    done
-    echo "$t"
-}
-rl_pid=${pids[1]}
-redis_pid=${pids[0]}
-on_pid=${pids[2]}
-off_pid=${pids[3]}
 hz=$(getconf CLK_TCK)
 
 # One wrk run: prints "requests_per_second p99_ms requests".

@@ -42,6 +42,15 @@ seed_products() {
     sqlite3 "$1" "$sql COMMIT;"
 }
 
+# cpu_ticks PID: the CPU time (utime + stime, clock ticks: getconf CLK_TCK) that PID and
+# its children (a server's workers) have used so far; the fields are counted after the
+# ")" that ends the command name, which may hold spaces.
+cpu_ticks() {
+    local p
+    for p in "$1" $(pgrep -P "$1" || true); do cat "/proc/$p/stat" 2>/dev/null; done |
+        sed 's/.*) //' | awk '{ t += $12 + $13 } END { print t + 0 }'
+}
+
 # The median of the numbers on stdin, one per line.
 median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 

@@ -206,7 +206,9 @@ int harness_free_port(void)
         seed = (unsigned)seeded_by * 2654435761u ^ (unsigned)time(NULL);
         n_recent = 0;
     }
-    int high = ephemeral_low();
+    static int high; /* read once: the range does not change during a run */
+    if (!high)
+        high = ephemeral_low();
     for (int tries = 0; high - PORT_RANGE_LOW >= 1000 && tries < 1000; tries++) {
         int port = PORT_RANGE_LOW + (int)(rand_r(&seed) % (unsigned)(high - PORT_RANGE_LOW));
         bool used = false;
@@ -298,6 +300,26 @@ char *harness_output_path(const char *name)
         dir = "/tmp/shop-test-output";
     mkdir(dir, 0755);
     return xasprintf("%s/%s", dir, name);
+}
+
+bool harness_log_contains(const char *path, long offset, const char *text)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    char line[8192];
+    bool found = false;
+    if (fseek(f, offset, SEEK_SET) == 0)
+        while (!found && fgets(line, sizeof(line), f))
+            found = strstr(line, text) != NULL;
+    fclose(f);
+    return found;
+}
+
+long harness_file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (long)st.st_size : 0;
 }
 
 void harness_dump_log(const char *path, int lines)

@@ -59,6 +59,12 @@ void harness_run_free(struct harness_run *r);
 char *harness_output_path(const char *name);
 /* Prints the last lines of a log file to stderr (for failing tests). */
 void harness_dump_log(const char *path, int lines);
+/* True when a line of the file at path that starts at or after byte offset contains
+ * text (0: the whole file). A log is appended to: pass its size before a restart to
+ * look only at what the new process wrote. */
+bool harness_log_contains(const char *path, long offset, const char *text);
+/* The size of the file at path, 0 when it does not exist. */
+long harness_file_size(const char *path);
 /* How many times needle occurs in the file at path (0 when it cannot be read). */
 int harness_count_in_file(const char *path, const char *needle);
 /* Sleeps ms milliseconds. */

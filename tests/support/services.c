@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 
 void services_write_file(const char *path, const char *text)
@@ -27,50 +26,23 @@ struct harness_proc *services_start_redis(const char *dir, int port, const char 
     return redis;
 }
 
-static long file_size(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 ? (long)st.st_size : 0;
-}
-
-/* True once the file at path contains text on a line that starts after offset. */
-static bool file_contains(const char *path, long offset, const char *text)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return false;
-    if (fseek(f, offset, SEEK_SET) != 0) {
-        fclose(f);
-        return false;
-    }
-    char line[512];
-    bool found = false;
-    while (!found && fgets(line, sizeof(line), f))
-        found = strstr(line, text) != NULL;
-    fclose(f);
-    return found;
-}
-
 struct harness_proc *services_start_dynalite(const char *dir, int port, const char *data_dir,
                                              const char *log_path)
 {
     char p[16];
     snprintf(p, sizeof(p), "%d", port);
     char *script = xasprintf("%s/tools/dynalite.js", harness_root());
-    const char *argv[10] = {"/usr/bin/node", script, "--port", p, "--create-table-ms", "50", NULL};
-    if (data_dir) {
-        argv[6] = "--path";
-        argv[7] = data_dir;
-        argv[8] = NULL;
-    }
+    const char *argv[] = {
+        "/usr/bin/node", script, "--port", p, "--create-table-ms", "50", data_dir ? "--path" : NULL,
+        data_dir,        NULL};
     /* The log is appended to: a restart must not take the last start's line. */
-    long offset = file_size(log_path);
+    long offset = harness_file_size(log_path);
     struct harness_proc *d = harness_start(argv, NULL, dir, log_path);
     free(script);
     char *want = xasprintf("Listening at http://127.0.0.1:%d", port);
     bool up = false;
     for (int waited = 0; !up && waited < 15000 && harness_alive(d); waited += 20) {
-        up = file_contains(log_path, offset, want);
+        up = harness_log_contains(log_path, offset, want);
         if (!up)
             harness_sleep_ms(20);
     }
