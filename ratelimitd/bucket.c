@@ -41,6 +41,7 @@ void rld_decision_fill(const struct rld_rule *rule, bool allowed, int64_t remain
     if (!allowed && d->retry_after_ms < 1)
         d->retry_after_ms = 1;
     d->window_s = rule->window_s;
+    d->granted = allowed ? 1 : 0;
 }
 
 void rld_gcra(const struct rld_rule *rule, int64_t tat, int64_t now_us, long cost, struct rld_decision *d,

@@ -21,6 +21,7 @@ struct rld_decision {
     long reset_s;        /* seconds until the bucket is full again, rounded up */
     long retry_after_ms; /* on a refusal: when this request would succeed, rounded up */
     long window_s;       /* the rule's refill window (rld_rule.window_s) */
+    long granted;        /* decisions a LEASE spent (remaining is after the last); 1 for CHECK */
 };
 
 /* One GCRA step: given the stored TAT (0 for none) and now, decides for cost tokens and

@@ -24,7 +24,7 @@ static const char *const result_names[RLD_RESULTS] = {
 static void metrics_format(struct strbuf *out, const struct rld_rules *rules, const struct rld_stats *s)
 {
     prom_family(out, "ratelimitd_decisions_total", PROM_COUNTER,
-                "CHECKs decided, by rule and result (shadow_denied was answered ALLOW).");
+                "CHECKs and LEASEs decided, by rule and result (shadow_denied was answered ALLOW).");
     char labels[PROM_LABELS_MAX];
     if (s->rule_results) {
         for (size_t i = 0; i < rules->count; i++)
@@ -39,6 +39,9 @@ static void metrics_format(struct strbuf *out, const struct rld_rules *rules, co
     prom_counter(out, "ratelimitd_denied_total", "CHECKs answered DENY.", s->denied);
     prom_counter(out, "ratelimitd_shadow_denied_total", "Refusals of shadow rules, answered ALLOW.",
                  s->shadow_denied);
+    prom_counter(out, "ratelimitd_lease_tokens_total",
+                 "Tokens granted to LEASEs: shares of a budget that shopd workers spend without asking.",
+                 s->lease_tokens);
     prom_counter(out, "ratelimitd_errors_total",
                  "Requests answered ERR (bad line, unknown rule, cost over burst).", s->errors);
     prom_counter(out, "ratelimitd_degraded_decisions_total",

@@ -103,9 +103,12 @@ struct rld_store {
     size_t calls_in_flight; /* batches sent, neither answered nor timed out */
 };
 
+/* One answer owed: up to `most` decisions of `cost` on one key, one after another,
+ * stopping at the first refusal (most is 1 but for a LEASE). */
 struct call {
     const struct rld_rule *rule;
     long cost;
+    long most;
     rld_store_done_fn cb;
     void *arg;
     bool answered;
@@ -116,8 +119,8 @@ struct call {
 /* Decisions of a batch on one key with one cost, in the order they arrived: one entry
  * of the script call however many they are. */
 struct run {
-    uint8_t first; /* index of its first call in the batch */
-    uint8_t count;
+    uint8_t first;  /* index of its first call in the batch */
+    uint32_t count; /* decisions, the sum of its calls' most */
 };
 
 /* One script call: its decisions in the order they arrived, answered together. */
@@ -220,10 +223,42 @@ int rld_redis_parse_url(const char *url, struct rld_redis_addr *out, char *err, 
     return 0;
 }
 
+/* Makes c's decisions with next_decision(ctx, &one) until c->most passed or one is
+ * refused, and leaves c's answer in d. */
+static void decide_call(const struct call *c, void (*next_decision)(void *ctx, struct rld_decision *one),
+                        void *ctx, struct rld_decision *d)
+{
+    long granted = 0;
+    struct rld_decision one;
+    do {
+        next_decision(ctx, &one);
+        if (!one.allowed)
+            break;
+        *d = one;
+        granted++;
+    } while (granted < c->most);
+    if (granted == 0)
+        *d = one;
+    d->granted = granted;
+}
+
+struct local_decision {
+    struct rld_store *s;
+    const struct call *c;
+    int64_t now_us;
+};
+
+static void next_local_decision(void *ctx, struct rld_decision *one)
+{
+    struct local_decision *l = ctx;
+    rld_buckets_check(l->s->local, l->c->rule, l->c->key, l->c->key_len, l->c->cost, l->now_us, one);
+}
+
 static void answer_locally(struct rld_store *s, struct call *c, bool count_degraded)
 {
     struct rld_decision d;
-    rld_buckets_check(s->local, c->rule, c->key, c->key_len, c->cost, (int64_t)clock_mono_us(), &d);
+    struct local_decision l = {s, c, (int64_t)clock_mono_us()};
+    decide_call(c, next_local_decision, &l, &d);
     if (count_degraded)
         s->stats->degraded_decisions++;
     c->answered = true;
@@ -337,12 +372,12 @@ static void batch_group_runs(struct batch *b)
             slot = (slot + 1) % (2 * BATCH_MAX);
         struct run *r = slot_run[slot] >= 0 ? &b->runs[slot_run[slot]] : NULL;
         if (r && b->calls[r->first]->cost == c->cost) {
-            r->count++;
+            r->count += (uint32_t)c->most;
         } else {
             slot_run[slot] = (int16_t)b->n_runs;
             r = &b->runs[b->n_runs++];
             r->first = (uint8_t)i;
-            r->count = 1;
+            r->count = (uint32_t)c->most;
         }
         b->run_of[i] = (uint8_t)(r - b->runs);
     }
@@ -407,10 +442,22 @@ static bool read_run(const redisReply *reply, size_t i, const struct run *run, i
 {
     const redisReply *allowed = reply->element[2 * i], *tat = reply->element[2 * i + 1];
     if (allowed->type != REDIS_REPLY_INTEGER || tat->type != REDIS_REPLY_INTEGER || allowed->integer < 0 ||
-        allowed->integer > run->count || tat->integer < 0)
+        allowed->integer > (long long)run->count || tat->integer < 0)
         return false;
     *tat_rel = tat->integer;
     return true;
+}
+
+/* The next decision of a call on its run's TAT, on the script's clock (now = 0). */
+struct script_decision {
+    const struct call *c;
+    int64_t *tat;
+};
+
+static void next_script_decision(void *ctx, struct rld_decision *one)
+{
+    struct script_decision *sd = ctx;
+    rld_gcra(sd->c->rule, *sd->tat, 0, sd->c->cost, one, sd->tat);
 }
 
 static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
@@ -435,9 +482,9 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
     uint64_t latency = clock_mono_us() - b->sent_us;
     for (size_t i = 0; whole && i < b->n; i++) {
         struct call *c = b->calls[i];
-        size_t run = b->run_of[i];
         struct rld_decision d;
-        rld_gcra(c->rule, tat[run], 0, c->cost, &d, &tat[run]);
+        struct script_decision sd = {c, &tat[b->run_of[i]]};
+        decide_call(c, next_script_decision, &sd, &d);
         if (c->answered)
             continue;
         rld_stats_redis_latency(s->stats, latency);
@@ -477,12 +524,13 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
         flush_open(s);
 }
 
-void rld_store_check(struct rld_store *s, const struct rld_rule *rule, const char *key, size_t key_len,
-                     long cost, rld_store_done_fn cb, void *arg)
+static void store_decide(struct rld_store *s, const struct rld_rule *rule, const char *key, size_t key_len,
+                         long cost, long most, rld_store_done_fn cb, void *arg)
 {
     struct call *c = xmalloc(sizeof(*c) + key_len);
     c->rule = rule;
     c->cost = cost;
+    c->most = most < 1 ? 1 : most;
     c->cb = cb;
     c->arg = arg;
     c->answered = false;
@@ -505,6 +553,18 @@ void rld_store_check(struct rld_store *s, const struct rld_rule *rule, const cha
     s->open->calls[s->open->n++] = c;
     if (s->open->n == BATCH_MAX)
         flush_open(s);
+}
+
+void rld_store_check(struct rld_store *s, const struct rld_rule *rule, const char *key, size_t key_len,
+                     long cost, rld_store_done_fn cb, void *arg)
+{
+    store_decide(s, rule, key, key_len, cost, 1, cb, arg);
+}
+
+void rld_store_lease(struct rld_store *s, const struct rld_rule *rule, const char *key, size_t key_len,
+                     long most, rld_store_done_fn cb, void *arg)
+{
+    store_decide(s, rule, key, key_len, 1, most, cb, arg);
 }
 
 static void on_setup_reply(redisAsyncContext *ac, void *r, void *privdata)

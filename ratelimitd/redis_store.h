@@ -49,6 +49,12 @@ struct rld_store *rld_store_new(struct event_base *base, const struct rld_redis_
  * rule must outlive the call. */
 void rld_store_check(struct rld_store *s, const struct rld_rule *rule, const char *key, size_t key_len,
                      long cost, rld_store_done_fn cb, void *arg);
+/* Decides LEASE rule key most: as many single-token decisions on key as pass, from 1 up
+ * to most, one after another, answered once: d->granted says how many, d's other fields
+ * are those of the last one that passed, or of the refusal when none did. Otherwise as
+ * rld_store_check. */
+void rld_store_lease(struct rld_store *s, const struct rld_rule *rule, const char *key, size_t key_len,
+                     long most, rld_store_done_fn cb, void *arg);
 /* Closes the Redis connection; calls still in flight are answered from local buckets first. */
 void rld_store_free(struct rld_store *s);
 

@@ -41,6 +41,7 @@ struct slot {
     unsigned rules_generation;
     char *shadow_key; /* copy of the key, only for shadow rules (for the log line) */
     bool ready;
+    bool lease; /* a LEASE: its ALLOW says how many tokens were granted */
     bool stats; /* formatted when it reaches the head, so it counts the answers before it */
     size_t len;
     char text[384];
@@ -141,6 +142,7 @@ static struct slot *slot_push(struct conn *c)
     s->rule = NULL;
     s->shadow_key = NULL;
     s->ready = false;
+    s->lease = false;
     s->stats = false;
     s->len = 0;
     if (c->tail)
@@ -195,14 +197,26 @@ static void on_decision(const struct rld_decision *d, void *arg)
     if (d->allowed) {
         srv->stats->allowed++;
         rld_stats_rule_result(srv->stats, rule_index, RLD_RESULT_ALLOWED);
-        s->len =
-            rl_proto_format_allow(s->text, sizeof(s->text), d->limit, d->remaining, d->reset_s, d->window_s);
+        if (s->lease) {
+            srv->stats->lease_tokens += (uint64_t)d->granted;
+            s->len = rl_proto_format_granted(s->text, sizeof(s->text), d->limit, d->remaining, d->reset_s,
+                                             d->window_s, d->granted);
+        } else {
+            s->len = rl_proto_format_allow(s->text, sizeof(s->text), d->limit, d->remaining, d->reset_s,
+                                           d->window_s);
+        }
     } else if (s->rule->shadow) {
         srv->stats->allowed++;
         srv->stats->shadow_denied++;
         rld_stats_rule_result(srv->stats, rule_index, RLD_RESULT_SHADOW_DENIED);
         log_shadow(srv, s->rule, s->shadow_key ? s->shadow_key : "");
-        s->len = rl_proto_format_allow(s->text, sizeof(s->text), d->limit, 0, d->reset_s, d->window_s);
+        if (s->lease) {
+            srv->stats->lease_tokens++;
+            s->len =
+                rl_proto_format_granted(s->text, sizeof(s->text), d->limit, 0, d->reset_s, d->window_s, 1);
+        } else {
+            s->len = rl_proto_format_allow(s->text, sizeof(s->text), d->limit, 0, d->reset_s, d->window_s);
+        }
     } else {
         srv->stats->denied++;
         rld_stats_rule_result(srv->stats, rule_index, RLD_RESULT_DENIED);
@@ -246,6 +260,13 @@ static void handle_line(struct conn *c, const char *line, size_t len)
     s->rules_generation = srv->rules_generation;
     if (rule->shadow)
         s->shadow_key = xstrndup(cmd.key, cmd.key_len);
+    if (cmd.type == RL_PROTO_CMD_LEASE) {
+        /* A shadow rule leases one token at a time, so that each request that would be
+           refused is seen and logged here. */
+        s->lease = true;
+        rld_store_lease(srv->store, rule, cmd.key, cmd.key_len, rule->shadow ? 1 : cmd.most, on_decision, s);
+        return;
+    }
     rld_store_check(srv->store, rule, cmd.key, cmd.key_len, cmd.cost, on_decision, s);
 }
 

@@ -25,10 +25,10 @@ size_t rld_stats_format(const struct rld_stats *s, char *buf, size_t buflen)
                      "decisions=%" PRIu64 " allowed=%" PRIu64 " denied=%" PRIu64 " shadow_denied=%" PRIu64
                      " errors=%" PRIu64 " degraded_decisions=%" PRIu64 " redis_up=%d redis_calls=%" PRIu64
                      " redis_timeouts=%" PRIu64 " redis_latency_us_avg=%" PRIu64
-                     " redis_latency_us_max=%" PRIu64 " connections=%ld\r\n",
+                     " redis_latency_us_max=%" PRIu64 " connections=%ld lease_tokens=%" PRIu64 "\r\n",
                      s->decisions, s->allowed, s->denied, s->shadow_denied, s->errors, s->degraded_decisions,
                      s->redis_up ? 1 : 0, s->redis_calls, s->redis_timeouts, avg, s->redis_latency_max_us,
-                     s->connections);
+                     s->connections, s->lease_tokens);
     if (n < 0)
         return 0;
     return (size_t)n < buflen ? (size_t)n : buflen - 1;

@@ -10,10 +10,11 @@
 enum rld_result { RLD_RESULT_ALLOWED, RLD_RESULT_DENIED, RLD_RESULT_SHADOW_DENIED, RLD_RESULTS };
 
 struct rld_stats {
-    uint64_t decisions; /* CHECKs answered ALLOW or DENY */
+    uint64_t decisions; /* CHECKs and LEASEs answered ALLOW or DENY */
     uint64_t allowed;
     uint64_t denied;
     uint64_t shadow_denied;      /* refusals of shadow rules, answered ALLOW */
+    uint64_t lease_tokens;       /* tokens granted to LEASEs, for clients to spend locally */
     uint64_t errors;             /* ERR answers */
     uint64_t degraded_decisions; /* decided from local buckets because Redis was unusable */
     uint64_t redis_calls;        /* script calls answered by Redis */

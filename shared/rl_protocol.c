@@ -89,11 +89,12 @@ int rl_proto_parse(const char *line, size_t len, struct rl_proto_cmd *cmd, const
         cmd->type = word_is(tok[0], tok_len[0], "PING") ? RL_PROTO_CMD_PING : RL_PROTO_CMD_STATS;
         return 0;
     }
-    if (!word_is(tok[0], tok_len[0], "CHECK")) {
+    bool lease = word_is(tok[0], tok_len[0], "LEASE");
+    if (!lease && !word_is(tok[0], tok_len[0], "CHECK")) {
         *reason = "unknown command";
         return -1;
     }
-    if (n < 3 || n > 4) {
+    if (n < 3 || n > 4 || (lease && n != 4)) {
         *reason = "wrong number of arguments";
         return -1;
     }
@@ -105,12 +106,19 @@ int rl_proto_parse(const char *line, size_t len, struct rl_proto_cmd *cmd, const
         *reason = "key too long";
         return -1;
     }
-    long cost = 1;
-    if (n == 4 && (cost = rl_proto_parse_number(tok[3], tok_len[3])) < 0) {
+    long cost = 1, most = 1;
+    if (lease) {
+        most = rl_proto_parse_number(tok[3], tok_len[3]);
+        if (most < 1 || most > RL_PROTO_MAX_LEASE) {
+            *reason = "bad lease size";
+            return -1;
+        }
+    } else if (n == 4 && (cost = rl_proto_parse_number(tok[3], tok_len[3])) < 0) {
         *reason = "bad cost";
         return -1;
     }
-    cmd->type = RL_PROTO_CMD_CHECK;
+    cmd->type = lease ? RL_PROTO_CMD_LEASE : RL_PROTO_CMD_CHECK;
+    cmd->most = most;
     cmd->rule = tok[1];
     cmd->rule_len = tok_len[1];
     cmd->key = tok[2];
@@ -131,6 +139,14 @@ size_t rl_proto_format_allow(char *buf, size_t buflen, long limit, long remainin
 {
     return clamp_len(snprintf(buf, buflen, "ALLOW %ld %ld %ld %ld\r\n", limit, remaining, reset_s, window_s),
                      buflen);
+}
+
+size_t rl_proto_format_granted(char *buf, size_t buflen, long limit, long remaining, long reset_s,
+                               long window_s, long granted)
+{
+    return clamp_len(
+        snprintf(buf, buflen, "ALLOW %ld %ld %ld %ld %ld\r\n", limit, remaining, reset_s, window_s, granted),
+        buflen);
 }
 
 size_t rl_proto_format_deny(char *buf, size_t buflen, long limit, long retry_after_ms, long window_s)
@@ -169,9 +185,26 @@ size_t rl_proto_format_check(char *buf, size_t buflen, const char *rule, const c
     return clamp_len(snprintf(buf, buflen, "CHECK %s %s %ld\r\n", r, k, cost < 0 ? 1 : cost), buflen);
 }
 
+size_t rl_proto_format_lease(char *buf, size_t buflen, const char *rule, const char *key, long most)
+{
+    char r[RL_PROTO_MAX_RULE + 1], k[RL_PROTO_MAX_KEY + 1];
+    copy_clean(r, rule, RL_PROTO_MAX_RULE, true);
+    copy_clean(k, key, RL_PROTO_MAX_KEY, false);
+    if (most < 1)
+        most = 1;
+    if (most > RL_PROTO_MAX_LEASE)
+        most = RL_PROTO_MAX_LEASE;
+    return clamp_len(snprintf(buf, buflen, "LEASE %s %s %ld\r\n", r, k, most), buflen);
+}
+
 size_t rl_proto_clean_rule(char *dst, const char *rule)
 {
     return copy_clean(dst, rule, RL_PROTO_MAX_RULE, true);
+}
+
+size_t rl_proto_clean_key(char *dst, const char *key)
+{
+    return copy_clean(dst, key, RL_PROTO_MAX_KEY, false);
 }
 
 /* A decimal of 1 to 12 digits, or -1. */
@@ -191,24 +224,25 @@ static long answer_number(const char *s, size_t len)
 int rl_proto_parse_answer(const char *line, size_t len, struct rl_proto_answer *answer)
 {
     const char *p = line, *end = line + len;
-    const char *tok[6];
-    size_t tok_len[6];
+    const char *tok[7];
+    size_t tok_len[7];
     int n = 0;
-    while (n < 6 && next_token(&p, end, &tok[n], &tok_len[n]))
+    while (n < 7 && next_token(&p, end, &tok[n], &tok_len[n]))
         n++;
-    if (n == 6 || n == 0)
+    if (n == 7 || n == 0)
         return -1;
-    long v[4] = {0, 0, 0, 0};
+    long v[5] = {0, 0, 0, 0, 0};
     for (int i = 1; i < n; i++)
         if ((v[i - 1] = answer_number(tok[i], tok_len[i])) < 0)
             return -1;
     memset(answer, 0, sizeof(*answer));
-    if (tok_len[0] == 5 && memcmp(tok[0], "ALLOW", 5) == 0 && (n == 4 || n == 5)) {
+    if (tok_len[0] == 5 && memcmp(tok[0], "ALLOW", 5) == 0 && n >= 4 && (n < 6 || v[4] >= 1)) {
         answer->verdict = RL_PROTO_ALLOW;
         answer->limit = v[0];
         answer->remaining = v[1];
         answer->reset_s = v[2];
         answer->window_s = v[3];
+        answer->granted = n == 6 ? v[4] : 1;
         return 0;
     }
     if (tok_len[0] == 4 && memcmp(tok[0], "DENY", 4) == 0 && (n == 3 || n == 4)) {

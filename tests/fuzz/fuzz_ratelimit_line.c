@@ -38,6 +38,10 @@ static void check_client_side(const char *line, size_t len)
     if (n < 2 || out[n - 2] != '\r' || rl_proto_parse(out, n - 2, &cmd, &reason) < 0 ||
         cmd.type != RL_PROTO_CMD_CHECK)
         abort(); /* the daemon refused what the client wrote */
+    n = rl_proto_format_lease(out, sizeof(out), text, key ? key : text, (long)len);
+    if (n < 2 || out[n - 2] != '\r' || rl_proto_parse(out, n - 2, &cmd, &reason) < 0 ||
+        cmd.type != RL_PROTO_CMD_LEASE || cmd.most < 1 || cmd.most > RL_PROTO_MAX_LEASE)
+        abort();
 }
 
 static void check_line(const char *line, size_t len, int64_t now)
@@ -53,8 +57,10 @@ static void check_line(const char *line, size_t len, int64_t now)
     for (size_t i = 0; i < len; i++)
         if ((unsigned char)line[i] < 0x20 || (unsigned char)line[i] > 0x7e)
             abort();
-    if (cmd.type != RL_PROTO_CMD_CHECK)
+    if (cmd.type != RL_PROTO_CMD_CHECK && cmd.type != RL_PROTO_CMD_LEASE)
         return;
+    if (cmd.most < 1 || cmd.most > RL_PROTO_MAX_LEASE || (cmd.type == RL_PROTO_CMD_CHECK && cmd.most != 1))
+        abort();
     if (cmd.rule < line || cmd.rule + cmd.rule_len > line + len || cmd.key < line ||
         cmd.key + cmd.key_len > line + len)
         abort();

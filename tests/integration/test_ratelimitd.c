@@ -344,6 +344,61 @@ Test(ratelimitd, mixed_costs_in_one_batch_answer_one_by_one)
     conn_close(c);
 }
 
+/* LEASEs take as many tokens as the bucket has, up to the size asked for, and share one
+ * batch with CHECKs on the same key: the answers are those of deciding one by one. Then
+ * the same from local buckets while Redis is away, and a shadow rule leases one at a
+ * time. */
+Test(ratelimitd, leases_grant_what_the_bucket_has)
+{
+    struct conn *c = conn_open(sock_path[0]);
+    wait_redis_up(c, 1, 3000);
+    static const struct {
+        const char *line;
+        const char *want; /* the answer's start */
+        long granted;     /* -1: the answer has no granted field */
+    } steps[] = {
+        {"LEASE t k 3", "ALLOW 5 2 ", 3},
+        {"CHECK t k", "ALLOW 5 1 ", -1},
+        {"LEASE t other 2", "ALLOW 5 3 ", 2},
+        {"LEASE t k 4", "ALLOW 5 0 ", 1},
+        {"LEASE t k 2", "DENY 5 ", -1},
+        {"CHECK t k", "DENY 5 ", -1},
+        {"LEASE t k 0", "ERR ", -1},
+        {"LEASE t k 1025", "ERR ", -1},
+        {"LEASE t k", "ERR ", -1},
+        {"LEASE shadowy s 9", "ALLOW 1 0 ", 1},
+        {"LEASE shadowy s 9", "ALLOW 1 0 ", 1},
+    };
+    char req[1024];
+    size_t len = 0, n = sizeof(steps) / sizeof(steps[0]);
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(req + len, sizeof(req) - len, "%s\r\n", steps[i].line);
+    conn_send(c, req, len);
+    char line[128];
+    for (size_t i = 0; i < n; i++) {
+        cr_assert(conn_line(c, line, sizeof(line), 5000), "answer %zu missing", i);
+        cr_assert_eq(strncmp(line, steps[i].want, strlen(steps[i].want)), 0, "answer %zu: %s, wanted %s...",
+                     i, line, steps[i].want);
+        long f[5];
+        int fields = sscanf(line, "ALLOW %ld %ld %ld %ld %ld", &f[0], &f[1], &f[2], &f[3], &f[4]);
+        if (steps[i].granted >= 0)
+            cr_assert(fields == 5 && f[4] == steps[i].granted, "answer %zu: %s, wanted %ld granted", i, line,
+                      steps[i].granted);
+        else if (fields > 0)
+            cr_assert_eq(fields, 4, "a CHECK's answer has no granted field: %s", line);
+    }
+    cr_assert_eq(stat_value(c, "lease_tokens"), 3 + 2 + 1 + 2);
+    cr_assert_eq(stat_value(c, "shadow_denied"), 1, "the second shadow lease would have been refused");
+
+    harness_stop(redis, 3000);
+    redis = NULL;
+    const char *a = ask(c, "LEASE t local 4");
+    cr_assert(strncmp(a, "ALLOW 5 1 ", 10) == 0 && strcmp(a + strlen(a) - 2, " 4") == 0, "%s", a);
+    cr_assert_eq(strncmp(ask(c, "LEASE t local 4"), "ALLOW 5 0 ", 10), 0, "local buckets grant what is left");
+    cr_assert_eq(strncmp(ask(c, "LEASE t local 4"), "DENY 5 ", 7), 0);
+    conn_close(c);
+}
+
 /* Interleaved keys in one batch, sent from two connections at once: each key's answers
  * count down on their own and each connection gets its answers in the order it asked. */
 Test(ratelimitd, batches_across_keys_and_connections_keep_order)

@@ -148,7 +148,9 @@ Test(protocol, the_client_refuses_errors_and_garbage)
                          "",
                          "ALLOW",
                          "ALLOW 1 2",
-                         "ALLOW 1 2 3 4 5",
+                         "ALLOW 1 2 3 4 5 6",
+                         "ALLOW 1 2 3 4 0",
+                         "DENY 1 2 3 4 5",
                          "ALLOW -1 2 3",
                          "ALLOW +1 2 3",
                          "ALLOW 1 2 x",
@@ -161,4 +163,53 @@ Test(protocol, the_client_refuses_errors_and_garbage)
     struct rl_proto_answer a;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         cr_expect_eq(rl_proto_parse_answer(bad[i], strlen(bad[i]), &a), -1, "accepted '%s'", bad[i]);
+}
+
+Test(protocol, lease_requests_and_their_answers)
+{
+    struct rl_proto_cmd cmd;
+    const char *reason = NULL;
+    cr_assert_eq(parse_line("LEASE api ip:1.2.3.4 64", &cmd, &reason), 0);
+    cr_assert_eq(cmd.type, RL_PROTO_CMD_LEASE);
+    cr_assert_eq(cmd.most, 64);
+    cr_assert_eq(cmd.cost, 1, "a lease is of single tokens");
+    cr_assert_eq(strncmp(cmd.key, "ip:1.2.3.4", cmd.key_len), 0);
+    cr_assert_eq(parse_line("CHECK api k 3", &cmd, &reason), 0);
+    cr_assert_eq(cmd.most, 1, "a CHECK is one decision");
+    const char *bad[] = {"LEASE api k",    "LEASE api k 0",   "LEASE api k 1025",
+                         "LEASE api k -1", "LEASE api k 2 3", "LEASE a%b k 2"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        reason = NULL;
+        cr_expect_eq(parse_line(bad[i], &cmd, &reason), -1, "accepted '%s'", bad[i]);
+        cr_expect_not_null(reason);
+    }
+    cr_assert_eq(parse_line("LEASE api k 1024", &cmd, &reason), 0);
+
+    /* What the client writes, the daemon reads back, with the size clamped. */
+    char line[RL_PROTO_CHECK_LINE_MAX];
+    size_t n = rl_proto_format_lease(line, sizeof(line), "api", "a b", 5000);
+    cr_assert_str_eq(line, "LEASE api a_b 1024\r\n");
+    cr_assert_eq(rl_proto_parse(line, n - 2, &cmd, &reason), 0);
+    rl_proto_format_lease(line, sizeof(line), "api", "k", 0);
+    cr_assert_str_eq(line, "LEASE api k 1\r\n");
+
+    /* The daemon's answer carries the tokens granted; a CHECK's answer counts as one. */
+    char buf[128];
+    n = rl_proto_format_granted(buf, sizeof(buf), 240, 180, 15, 12, 37);
+    struct rl_proto_answer a;
+    cr_assert_eq(rl_proto_parse_answer(buf, n - 2, &a), 0);
+    cr_assert_eq(a.verdict, RL_PROTO_ALLOW);
+    cr_assert_eq(a.remaining, 180);
+    cr_assert_eq(a.window_s, 12);
+    cr_assert_eq(a.granted, 37);
+    cr_assert_eq(rl_proto_parse_answer("ALLOW 3 2 1 3", 13, &a), 0);
+    cr_assert_eq(a.granted, 1);
+    cr_assert_eq(rl_proto_parse_answer("DENY 3 900 3", 12, &a), 0);
+    cr_assert_eq(a.granted, 0);
+
+    char k[RL_PROTO_MAX_KEY + 1];
+    cr_assert_eq(rl_proto_clean_key(k, "a b\r\n"), 5);
+    cr_assert_str_eq(k, "a_b__");
+    cr_assert_eq(rl_proto_clean_key(k, ""), 1);
+    cr_assert_str_eq(k, "-", "sent as '-', so kept as '-'");
 }
