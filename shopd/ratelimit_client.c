@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -19,6 +21,7 @@
 #include "shared/log.h"
 #include "shared/rl_protocol.h"
 #include "shared/xalloc.h"
+#include "shopd/rl_lease.h"
 
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 2000
@@ -26,6 +29,8 @@
 #define MAX_WAITING 10000
 /* An answer line is short; a longer one means we are not talking to ratelimitd. */
 #define MAX_ANSWER 512
+/* Keys with a lease entry at once; past this, checks on new keys go one by one. */
+#define MAX_LEASE_KEYS 100000
 
 enum conn_state { CS_DISCONNECTED, CS_CONNECTING, CS_CONNECTED };
 
@@ -34,7 +39,22 @@ struct pending {
     rl_done_fn cb;
     void *arg;
     uint64_t deadline_us;
-    bool answered; /* timed out: its answer, when it comes, is dropped */
+    bool answered;           /* timed out: its answer, when it comes, is dropped */
+    bool lease_line;         /* sent as LEASE */
+    struct rl_result result; /* in the ready list: what cb gets */
+};
+
+/* The checks waiting for an answer on one lease entry, oldest first. */
+struct waitq {
+    struct pending *head, *tail;
+    long n;
+};
+
+/* One CHECK or LEASE sent for a lease entry: its answer goes to the entry. */
+struct ask {
+    struct rl_client *c;
+    struct rl_lease *lease;
+    long most;
 };
 
 struct rl_client {
@@ -47,9 +67,13 @@ struct rl_client {
      * prefix [head, cursor): their answers still arrive and are dropped. */
     struct pending *head, *tail, *cursor;
     size_t waiting;
-    /* Checks answered RL_UNAVAILABLE without asking, delivered from the loop by ready_ev. */
+    /* Checks answered without asking (RL_UNAVAILABLE, or from a lease), delivered from the
+     * loop by ready_ev. */
     struct pending *ready_head, *ready_tail;
     struct event *ready_ev;
+    struct rl_lease_table *leases;
+    struct event *sweep_ev;
+    bool lease_refused; /* ratelimitd does not know LEASE: one token per ask */
     struct event *timeout_ev;
     struct event *reconnect_ev;
     int backoff_ms;
@@ -156,6 +180,7 @@ static int parse_answer(const char *line, size_t len, struct rl_result *r)
     r->reset_seconds = a.reset_s;
     r->retry_after_ms = a.retry_after_ms;
     r->window_seconds = a.window_s;
+    r->granted = a.verdict == RL_PROTO_ALLOW ? a.granted : 0;
     return 0;
 }
 
@@ -188,6 +213,13 @@ static void on_read(struct bufferevent *bev, void *arg)
                     log_warn("ratelimitd answered '%.80s'; serving the request anyway", line);
                     c->err_logged_at = now;
                 }
+                if (p->lease_line && strncmp(line, "ERR unknown command", 19) == 0 && !c->lease_refused) {
+                    log_warn("ratelimitd at %s does not take LEASE (an older version); asking for every "
+                             "check",
+                             c->path);
+                    c->lease_refused = true;
+                }
+                memset(&r, 0, sizeof(r));
                 r.verdict = RL_UNAVAILABLE;
             }
             p->cb(&r, p->arg);
@@ -255,14 +287,23 @@ static void on_reconnect(evutil_socket_t fd, short what, void *arg)
 static void on_ready(evutil_socket_t fd, short what, void *arg)
 {
     struct rl_client *c = arg;
-    struct pending *p = c->ready_head;
-    c->ready_head = c->ready_tail = NULL;
-    while (p) {
-        struct pending *next = p->next;
-        unavailable(p->cb, p->arg);
-        free(p);
-        p = next;
+    /* Until empty: a callback may check again, and rl_client_free needs every one answered. */
+    while (c->ready_head) {
+        struct pending *p = c->ready_head;
+        c->ready_head = c->ready_tail = NULL;
+        while (p) {
+            struct pending *next = p->next;
+            p->cb(&p->result, p->arg);
+            free(p);
+            p = next;
+        }
     }
+}
+
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    struct rl_client *c = arg;
+    rl_lease_sweep(c->leases, clock_mono_us());
 }
 
 struct rl_client *rl_client_new(struct event_base *base, const char *socket_path, int timeout_ms)
@@ -275,27 +316,43 @@ struct rl_client *rl_client_new(struct event_base *base, const char *socket_path
     c->ready_ev = event_new(base, -1, 0, on_ready, c);
     c->timeout_ev = evtimer_new(base, on_timeout, c);
     c->reconnect_ev = evtimer_new(base, on_reconnect, c);
+    c->leases = rl_lease_table_new(MAX_LEASE_KEYS);
+    c->sweep_ev = event_new(base, -1, EV_PERSIST, on_sweep, c);
+    struct timeval sweep_tv = {1, 0};
+    evtimer_add(c->sweep_ev, &sweep_tv);
     start_connect(c);
     return c;
 }
 
-void rl_client_check(struct rl_client *c, const char *rule, const char *key, int cost, rl_done_fn cb,
-                     void *arg)
+/* Answers cb with res from the loop, not from inside rl_client_check. */
+static void deliver_later(struct rl_client *c, rl_done_fn cb, void *arg, const struct rl_result *res)
 {
     struct pending *p = xcalloc(1, sizeof(*p));
     p->cb = cb;
     p->arg = arg;
+    p->result = *res;
+    if (c->ready_tail)
+        c->ready_tail->next = p;
+    else
+        c->ready_head = p;
+    c->ready_tail = p;
+    event_active(c->ready_ev, EV_TIMEOUT, 0);
+}
+
+/* Sends one request line and waits for its answer in order; when ratelimitd cannot be
+ * asked now, cb gets RL_UNAVAILABLE from the loop. */
+static void send_line(struct rl_client *c, const char *line, size_t n, bool lease_line, rl_done_fn cb,
+                      void *arg)
+{
     if (c->state == CS_DISCONNECTED || c->waiting >= MAX_WAITING) {
-        if (c->ready_tail)
-            c->ready_tail->next = p;
-        else
-            c->ready_head = p;
-        c->ready_tail = p;
-        event_active(c->ready_ev, EV_TIMEOUT, 0);
+        struct rl_result r = {.verdict = RL_UNAVAILABLE};
+        deliver_later(c, cb, arg, &r);
         return;
     }
-    char line[RL_PROTO_CHECK_LINE_MAX];
-    size_t n = rl_proto_format_check(line, sizeof(line), rule, key, cost);
+    struct pending *p = xcalloc(1, sizeof(*p));
+    p->cb = cb;
+    p->arg = arg;
+    p->lease_line = lease_line;
     evbuffer_add(bufferevent_get_output(c->bev), line, n);
     p->deadline_us = clock_mono_us() + (uint64_t)c->timeout_ms * 1000;
     if (c->tail)
@@ -310,6 +367,129 @@ void rl_client_check(struct rl_client *c, const char *rule, const char *key, int
     }
 }
 
+static void on_ask_answered(const struct rl_result *res, void *arg);
+
+/* Asks for the checks waiting on l that no ask in flight covers. */
+static void ask_for_waiting(struct rl_client *c, struct rl_lease *l)
+{
+    struct waitq *q = *rl_lease_caller_data(l);
+    long uncovered = (q ? q->n : 0) - rl_lease_in_flight(l);
+    while (uncovered > 0) {
+        long most = c->lease_refused ? 1 : rl_lease_ask_size(l, uncovered);
+        struct ask *a = xmalloc(sizeof(*a));
+        a->c = c;
+        a->lease = l;
+        a->most = most;
+        char line[RL_PROTO_CHECK_LINE_MAX];
+        size_t n = most > 1
+                       ? rl_proto_format_lease(line, sizeof(line), rl_lease_rule(l), rl_lease_key(l), most)
+                       : rl_proto_format_check(line, sizeof(line), rl_lease_rule(l), rl_lease_key(l), 1);
+        rl_lease_asked(l, most);
+        send_line(c, line, n, most > 1, on_ask_answered, a);
+        uncovered -= most;
+    }
+}
+
+/* An answer for a lease entry: the waiting checks it decides are answered in order; when
+ * it failed, so do the oldest waiting checks that no other ask in flight covers. */
+static void on_ask_answered(const struct rl_result *res, void *arg)
+{
+    struct ask *a = arg;
+    struct rl_client *c = a->c;
+    struct rl_lease *l = a->lease;
+    uint64_t now = clock_mono_us();
+    rl_lease_answered(l, a->most, res, now);
+    free(a);
+    void **data = rl_lease_caller_data(l);
+    struct waitq *q = *data;
+    /* Taken off the queue first and called last, so that a callback checking again
+       finds the entry consistent. */
+    struct pending *done = NULL, **done_tail = &done;
+    while (q && q->head) {
+        struct pending *p = q->head;
+        if (!rl_lease_decide(l, now, &p->result)) {
+            if (res->verdict != RL_UNAVAILABLE || q->n <= rl_lease_in_flight(l))
+                break;
+            memset(&p->result, 0, sizeof(p->result));
+            p->result.verdict = RL_UNAVAILABLE;
+        }
+        q->head = p->next;
+        if (!q->head)
+            q->tail = NULL;
+        q->n--;
+        p->next = NULL;
+        *done_tail = p;
+        done_tail = &p->next;
+    }
+    if (q && !q->head) {
+        free(q);
+        *data = NULL;
+    } else if (q) {
+        ask_for_waiting(c, l);
+    }
+    while (done) {
+        struct pending *next = done->next;
+        done->cb(&done->result, done->arg);
+        free(done);
+        done = next;
+    }
+}
+
+/* A check of one token on an entry: decided from it at once when it can, else queued
+ * behind the checks already waiting on it, so that the key's answers keep their order. */
+static void check_on_lease(struct rl_client *c, struct rl_lease *l, uint64_t now, rl_done_fn cb, void *arg)
+{
+    void **data = rl_lease_caller_data(l);
+    struct rl_result res;
+    if (!*data && rl_lease_decide(l, now, &res)) {
+        deliver_later(c, cb, arg, &res);
+        return;
+    }
+    struct waitq *q = *data;
+    if (!q)
+        q = *data = xcalloc(1, sizeof(*q));
+    struct pending *p = xcalloc(1, sizeof(*p));
+    p->cb = cb;
+    p->arg = arg;
+    if (q->tail)
+        q->tail->next = p;
+    else
+        q->head = p;
+    q->tail = p;
+    q->n++;
+    ask_for_waiting(c, l);
+}
+
+bool rl_client_decide_now(struct rl_client *c, const char *rule, const char *key, struct rl_result *out)
+{
+    char clean_rule[RL_PROTO_MAX_RULE + 1], clean_key[RL_PROTO_MAX_KEY + 1];
+    rl_proto_clean_rule(clean_rule, rule);
+    rl_proto_clean_key(clean_key, key);
+    uint64_t now = clock_mono_us();
+    struct rl_lease *l = rl_lease_get(c->leases, clean_rule, clean_key, now);
+    /* Checks waiting on the key go first: answers on one key keep their order. */
+    return l && !*rl_lease_caller_data(l) && rl_lease_decide(l, now, out);
+}
+
+void rl_client_check(struct rl_client *c, const char *rule, const char *key, int cost, rl_done_fn cb,
+                     void *arg)
+{
+    if (cost == 1) {
+        char clean_rule[RL_PROTO_MAX_RULE + 1], clean_key[RL_PROTO_MAX_KEY + 1];
+        rl_proto_clean_rule(clean_rule, rule);
+        rl_proto_clean_key(clean_key, key);
+        uint64_t now = clock_mono_us();
+        struct rl_lease *l = rl_lease_get(c->leases, clean_rule, clean_key, now);
+        if (l) {
+            check_on_lease(c, l, now, cb, arg);
+            return;
+        }
+    }
+    char line[RL_PROTO_CHECK_LINE_MAX];
+    size_t n = rl_proto_format_check(line, sizeof(line), rule, key, cost);
+    send_line(c, line, n, false, cb, arg);
+}
+
 void rl_client_free(struct rl_client *c)
 {
     if (!c)
@@ -317,23 +497,58 @@ void rl_client_free(struct rl_client *c)
     disconnect(c, "closing", false);
     on_ready(-1, 0, c);
     event_free(c->ready_ev);
+    event_free(c->sweep_ev);
+    rl_lease_table_free(c->leases);
     event_free(c->timeout_ev);
     event_free(c->reconnect_ev);
     free(c->path);
     free(c);
 }
 
-static void set_header(struct evkeyvalq *headers, const char *name, const char *value)
+/* True for the fields rl_add_headers writes (names compared without case). */
+static bool budget_field(const char *name)
 {
-    while (evhttp_find_header(headers, name))
-        evhttp_remove_header(headers, name);
-    evhttp_add_header(headers, name, value);
+    return strncasecmp(name, "RateLimit", 9) == 0 || strcasecmp(name, "Retry-After") == 0;
+}
+
+/* Writes v in decimal at p; returns the end. */
+static char *put_long(char *p, long v)
+{
+    char digits[24];
+    int n = 0;
+    unsigned long u = v < 0 ? 0UL - (unsigned long)v : (unsigned long)v;
+    do {
+        digits[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *p++ = '-';
+    while (n)
+        *p++ = digits[--n];
+    *p = '\0';
+    return p;
+}
+
+static char *put_str(char *p, const char *s)
+{
+    size_t n = strlen(s);
+    memcpy(p, s, n + 1);
+    return p + n;
 }
 
 void rl_add_headers(struct evkeyvalq *headers, const char *rule, const struct rl_result *res)
 {
     if (res->verdict == RL_UNAVAILABLE)
         return;
+    /* Called for every checked request: one pass over the headers and no printf, which
+       showed in profiles. */
+    struct evkeyval *kv = TAILQ_FIRST(headers);
+    while (kv) {
+        struct evkeyval *next = TAILQ_NEXT(kv, next);
+        if (budget_field(kv->key))
+            evhttp_remove_header(headers, kv->key);
+        kv = next;
+    }
     /* The policy name is a structured-field String: keep it to characters that need no escaping. */
     char name[RL_PROTO_MAX_RULE + 1];
     rl_proto_clean_rule(name, rule);
@@ -346,24 +561,31 @@ void rl_add_headers(struct evkeyvalq *headers, const char *rule, const struct rl
             retry_s = 1;
         reset = retry_s;
     }
-    char buf[160];
-    snprintf(buf, sizeof(buf), "%ld", res->limit);
-    set_header(headers, "RateLimit-Limit", buf);
-    snprintf(buf, sizeof(buf), "%ld", remaining);
-    set_header(headers, "RateLimit-Remaining", buf);
-    snprintf(buf, sizeof(buf), "%ld", reset);
-    set_header(headers, "RateLimit-Reset", buf);
-    if (res->window_seconds > 0)
-        snprintf(buf, sizeof(buf), "\"%s\";q=%ld;w=%ld", name, res->limit, res->window_seconds);
-    else
-        snprintf(buf, sizeof(buf), "\"%s\";q=%ld", name, res->limit);
-    set_header(headers, "RateLimit-Policy", buf);
-    snprintf(buf, sizeof(buf), "\"%s\";r=%ld;t=%ld", name, remaining, reset);
-    set_header(headers, "RateLimit", buf);
+    char buf[160], *p;
+    put_long(buf, res->limit);
+    evhttp_add_header(headers, "RateLimit-Limit", buf);
+    put_long(buf, remaining);
+    evhttp_add_header(headers, "RateLimit-Remaining", buf);
+    put_long(buf, reset);
+    evhttp_add_header(headers, "RateLimit-Reset", buf);
+    p = put_str(buf, "\"");
+    p = put_str(p, name);
+    p = put_str(p, "\";q=");
+    p = put_long(p, res->limit);
+    if (res->window_seconds > 0) {
+        p = put_str(p, ";w=");
+        put_long(p, res->window_seconds);
+    }
+    evhttp_add_header(headers, "RateLimit-Policy", buf);
+    p = put_str(buf, "\"");
+    p = put_str(p, name);
+    p = put_str(p, "\";r=");
+    p = put_long(p, remaining);
+    p = put_str(p, ";t=");
+    put_long(p, reset);
+    evhttp_add_header(headers, "RateLimit", buf);
     if (res->verdict == RL_DENY) {
-        snprintf(buf, sizeof(buf), "%ld", retry_s);
-        set_header(headers, "Retry-After", buf);
-    } else {
-        evhttp_remove_header(headers, "Retry-After");
+        put_long(buf, retry_s);
+        evhttp_add_header(headers, "Retry-After", buf);
     }
 }

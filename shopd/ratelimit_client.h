@@ -2,25 +2,22 @@
  *
  * One persistent unix-socket connection per worker, driven by the worker's event loop.
  * Checks are pipelined: each writes one "CHECK rule key cost" line and waits in a FIFO
- * for its answer, so the loop never blocks. When ratelimitd is unreachable, answers ERR
+ * for its answer, so the loop never blocks. Checks of one token on a key this worker
+ * checks often are decided from a lease of tokens instead (shopd/rl_lease.h): one
+ * "LEASE" line answers many of them. When ratelimitd is unreachable, answers ERR
  * or is slower than the timeout, the verdict is RL_UNAVAILABLE and the caller fails open
  * (serves the request); the client logs the outage once and reconnects with back-off. */
 #ifndef SHOPD_RATELIMIT_CLIENT_H
 #define SHOPD_RATELIMIT_CLIENT_H
 
+#include <stdbool.h>
+
+#include "shopd/rl_result.h"
+
 struct event_base;
 struct evkeyvalq;
 
 struct rl_client;
-
-struct rl_result {
-    enum rl_verdict { RL_ALLOW, RL_DENY, RL_UNAVAILABLE } verdict;
-    long limit;          /* burst capacity of the rule */
-    long remaining;      /* whole tokens left (0 on a DENY) */
-    long reset_seconds;  /* until the bucket is full again (ALLOW) or the request may be retried (DENY) */
-    long retry_after_ms; /* DENY only: when a retry would succeed */
-    long window_seconds; /* the rule's refill window; 0 when ratelimitd did not say */
-};
 
 typedef void (*rl_done_fn)(const struct rl_result *res, void *arg);
 
@@ -28,14 +25,20 @@ typedef void (*rl_done_fn)(const struct rl_result *res, void *arg);
  * timeout_ms (at least 1) bounds each check. Never blocks; never returns NULL. */
 struct rl_client *rl_client_new(struct event_base *base, const char *socket_path, int timeout_ms);
 
-/* Queues CHECK rule key cost; cb runs exactly once, from the event loop (never
+/* Decides CHECK rule key cost; cb runs exactly once, from the event loop (never
  * re-entrantly inside rl_client_check), with ALLOW/DENY, or RL_UNAVAILABLE when
  * ratelimitd is unreachable, answers ERR, or does not answer within timeout_ms (the
- * caller then fails open). rule and key are copied; in the key, spaces, control and
- * non-ASCII bytes become '_' and it is cut at 256 bytes. A negative cost counts as 1.
- * The result passed to cb is valid only during the call. */
+ * caller then fails open). Checks on one key are answered in the order they were asked. rule and key are
+ * copied; in the key, spaces, control and non-ASCII bytes become '_' and it is cut at 256 bytes. A negative
+ * cost counts as 1. The result passed to cb is valid only during the call. */
 void rl_client_check(struct rl_client *c, const char *rule, const char *key, int cost, rl_done_fn cb,
                      void *arg);
+
+/* Decides a check of one token on rule and key at once, without asking ratelimitd and
+ * without a callback, when this worker can: from a lease or a refusal it keeps. True
+ * and *out filled; false when the check must go to rl_client_check (which then counts
+ * it once more towards the key's demand). */
+bool rl_client_decide_now(struct rl_client *c, const char *rule, const char *key, struct rl_result *out);
 
 /* Closes the connection and frees the client. Checks still waiting get their callback
  * with RL_UNAVAILABLE before this returns. Must not be called from inside a callback. */

@@ -20,7 +20,9 @@
 
 static const char rules_text[] = "t     60/1m burst=3\n"
                                  "bulk  1/1h  burst=1000\n"
-                                 "pair  1/1h  burst=2\n";
+                                 "pair  1/1h  burst=2\n"
+                                 "big   1/1h  burst=100000\n"
+                                 "hot   1/1h  burst=64\n";
 
 static char *dir;
 static char *sock;
@@ -85,7 +87,7 @@ TestSuite(rl_client, .init = setup, .fini = teardown, .timeout = 30);
 
 /* --- collecting results from the loop ----------------------------------- */
 
-#define MAX_RESULTS 512
+#define MAX_RESULTS 1024
 
 struct collector {
     struct rl_result res[MAX_RESULTS];
@@ -342,4 +344,131 @@ Test(rl_client, free_answers_waiting_checks)
     cr_assert_eq(col.res[0].verdict, RL_UNAVAILABLE);
     spin(100);
     cr_assert_eq(col.count, 2);
+}
+
+static long rld_stat(const char *name)
+{
+    return services_ratelimitd_stat(sock, name);
+}
+
+/* A key checked hundreds of times at once is decided from leases: ratelimitd answers far
+ * fewer lines than there are checks, every answer is ALLOW, and no two checks get the
+ * same token (what is left only goes down). */
+Test(rl_client, a_hot_key_is_decided_from_leases_without_sharing_a_token)
+{
+    start_rld();
+    struct rl_client *c = rl_client_new(base, sock, 2000);
+    spin(300);
+    struct collector col = {0};
+    check(c, &col, 0, "big", "ip:hot", 1); /* learns the burst */
+    run_until(&col, 1, 3000);
+    long lines_before = rld_stat("decisions");
+    int n = 1;
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 300; i++, n++)
+            check(c, &col, n, "big", "ip:hot", 1);
+        cr_assert_eq(col.count, n - 300, "no callback inside rl_client_check");
+        run_until(&col, n, 5000);
+        cr_assert_eq(col.count, n);
+    }
+    cr_assert_not(col.reentered);
+    for (int i = 0; i < n; i++) {
+        cr_assert_eq(col.order[i], i, "answers in the order asked");
+        cr_assert_eq(col.res[i].verdict, RL_ALLOW, "check %d", i);
+        cr_assert_eq(col.res[i].limit, 100000);
+        if (i > 0)
+            cr_assert_lt(col.res[i].remaining, col.res[i - 1].remaining, "check %d: a token given twice", i);
+    }
+    long lines = rld_stat("decisions") - lines_before;
+    cr_assert_lt(lines, 900 / 8, "%ld lines decided 900 checks", lines);
+    cr_assert_geq(rld_stat("lease_tokens"), 900 - lines);
+    /* The bucket holds no more than what was not granted. */
+    struct collector probe = {0};
+    check(c, &probe, 0, "big", "ip:hot", 0);
+    run_until(&probe, 1, 3000);
+    cr_assert_leq(probe.res[0].remaining, 100000 - 901);
+    rl_client_free(c);
+}
+
+/* Two workers on one budget: together they never get more than the burst, and the tokens
+ * one of them holds are spent, not lost, while its checks go on. */
+Test(rl_client, two_clients_never_spend_more_than_the_budget)
+{
+    start_rld();
+    struct rl_client *a = rl_client_new(base, sock, 2000);
+    struct rl_client *b = rl_client_new(base, sock, 2000);
+    spin(300);
+    struct collector col = {0};
+    int n = 0;
+    for (int round = 0; round < 10; round++) {
+        for (int i = 0; i < 20; i++, n++)
+            check(i % 2 ? b : a, &col, n, "hot", "ip:shared", 1);
+        run_until(&col, n, 5000);
+    }
+    cr_assert_eq(col.count, n);
+    int allowed = 0;
+    for (int i = 0; i < n; i++) {
+        cr_assert_neq(col.res[i].verdict, RL_UNAVAILABLE, "check %d", i);
+        if (col.res[i].verdict == RL_ALLOW)
+            allowed++;
+        else
+            cr_assert_gt(col.res[i].retry_after_ms, 0);
+    }
+    cr_assert_leq(allowed, 64, "%d allowed of a burst of 64", allowed);
+    cr_assert_geq(allowed, 60, "%d allowed of a burst of 64", allowed);
+    rl_client_free(a);
+    rl_client_free(b);
+}
+
+/* After a refusal, checks before its retry time are refused here, with the time left,
+ * without a line to ratelimitd; at the retry time it decides again. */
+Test(rl_client, a_refusal_is_answered_here_until_its_retry_time)
+{
+    start_rld();
+    struct rl_client *c = rl_client_new(base, sock, 1000);
+    spin(300);
+    struct collector col = {0};
+    for (int i = 0; i < 4; i++)
+        check(c, &col, i, "t", "ip:r", 1);
+    run_until(&col, 4, 3000);
+    cr_assert_eq(col.res[3].verdict, RL_DENY);
+    long first_retry = col.res[3].retry_after_ms;
+    long lines_before = rld_stat("decisions");
+    for (int i = 4; i < 24; i++)
+        check(c, &col, i, "t", "ip:r", 1);
+    run_until(&col, 24, 3000);
+    for (int i = 4; i < 24; i++) {
+        cr_assert_eq(col.res[i].verdict, RL_DENY, "check %d", i);
+        cr_assert(col.res[i].retry_after_ms >= 1 && col.res[i].retry_after_ms <= first_retry,
+                  "check %d: %ld ms", i, col.res[i].retry_after_ms);
+    }
+    cr_assert_eq(rld_stat("decisions"), lines_before, "refused without asking");
+    spin((int)first_retry + 20);
+    check(c, &col, 24, "t", "ip:r", 1);
+    run_until(&col, 25, 3000);
+    cr_assert_eq(col.res[24].verdict, RL_ALLOW, "a token came back");
+    cr_assert_eq(rld_stat("decisions"), lines_before + 1);
+    rl_client_free(c);
+}
+
+/* Keys checked now and then, and rules with small bursts, spend one token per check:
+ * a lease there would waste a visitor's budget. */
+Test(rl_client, cold_keys_and_small_bursts_take_one_token_per_check)
+{
+    start_rld();
+    struct rl_client *c = rl_client_new(base, sock, 1000);
+    spin(300);
+    struct collector col = {0};
+    for (int i = 0; i < 40; i++)
+        check(c, &col, i, "bulk", i % 2 ? "ip:a" : "ip:b", 1), spin(60);
+    for (int i = 40; i < 60; i++)
+        check(c, &col, i, "pair", "ip:p", 1);
+    run_until(&col, 60, 5000);
+    cr_assert_eq(col.count, 60);
+    cr_assert_eq(col.res[39].remaining, 1000 - 20, "every check one token");
+    cr_assert_eq(rld_stat("lease_tokens"), 0);
+    cr_assert_eq(rld_stat("decisions"), 60, "one line per check");
+    cr_assert_eq(col.res[41].verdict, RL_ALLOW);
+    cr_assert_eq(col.res[42].verdict, RL_DENY, "a burst of 2");
+    rl_client_free(c);
 }

@@ -232,3 +232,81 @@ Test(ratelimit_shopd, sighup_reloads_the_rules_and_refuses_a_bad_file)
     free(rules);
     http_client_free(c);
 }
+
+/* A budget large enough to be leased (a share is 1/16 of the burst): two workers
+ * answering one client on four connections, in turns, never let more than the burst
+ * through, and lose at most a share each to tokens they held when the client stopped. */
+Test(ratelimit_shopd, leased_budget_is_never_exceeded_by_two_workers)
+{
+    char *rules = xasprintf("%s/lease.rules", dir);
+    services_write_file(rules, "api 1/1h burst=320\npage 1/1h burst=2\nlogin 1/1h burst=2\n"
+                               "register 1/1h burst=2\ncart 1/1h burst=2\ncheckout 1/1h burst=2\n");
+    char *sock2 = xasprintf("%s/run/rl-lease.sock", dir);
+    char *log2 = harness_output_path("ratelimit_shopd_lease_ratelimitd.log");
+    char *shop_log2 = harness_output_path("ratelimit_shopd_lease_shopd.log");
+    int redis_port = harness_free_port();
+    struct harness_proc *redis2 = services_start_redis(dir, redis_port, NULL);
+    struct harness_proc *rld2 = services_start_ratelimitd(dir, sock2, redis_port, rules, NULL, log2);
+    int port = harness_free_port();
+    char *sbin = harness_bin("shopd");
+    char *e_listen = xasprintf("SHOPD_LISTEN=127.0.0.1:%d", port);
+    char *e_sock = xasprintf("RATELIMITD_SOCKET=%s", sock2);
+    char *database = test_database_is_postgres() ? test_database_url(dir) : xstrdup("sqlite:///:memory:");
+    char *e_database = xasprintf("DATABASE_URL=%s", database);
+    const char *argv[] = {sbin, NULL};
+    const char *env[] = {e_listen, e_sock, "SHOPD_WORKERS=2", e_database, "SHOP_ENV=development", NULL};
+    struct harness_proc *shop2 = harness_start(argv, env, harness_root(), shop_log2);
+    cr_assert(harness_wait_port(port, 10000), "shopd did not start");
+
+    struct http_client *c[4];
+    for (int i = 0; i < 4; i++)
+        c[i] = http_client_new();
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/products", port);
+    /* Wait for checked answers: ratelimitd may still be reaching Redis. */
+    int ok = 0, refused = 0, unchecked = 0;
+    for (int i = 0; i < 200; i++) {
+        struct http_resp *r = http_request(c[0], "GET", url, NULL, NULL, NULL);
+        bool checked = r->status == 200 && http_resp_header(r, "RateLimit-Limit");
+        http_resp_free(r);
+        if (checked) {
+            ok = 1;
+            break;
+        }
+        harness_sleep_ms(50);
+    }
+    cr_assert_eq(ok, 1, "no budget-checked answer");
+    for (int i = 0; i < 600; i++) {
+        struct http_resp *r = http_request(c[i % 4], "GET", url, NULL, NULL, NULL);
+        if (r->status == 200 && http_resp_header(r, "RateLimit-Limit")) {
+            ok++;
+        } else if (r->status == 429) {
+            refused++;
+            cr_assert_not_null(http_resp_header(r, "Retry-After"), "request %d", i);
+        } else {
+            unchecked++;
+        }
+        http_resp_free(r);
+    }
+    cr_assert_eq(unchecked, 0, "%d answers were neither checked nor refused", unchecked);
+    cr_assert_leq(ok, 320, "%d allowed of a burst of 320", ok);
+    cr_assert_geq(ok, 320 - 2 * 20, "%d allowed of a burst of 320", ok);
+    cr_assert_eq(ok + refused, 601);
+    cr_assert_gt(services_ratelimitd_stat(sock2, "lease_tokens"), 0, "the budget was leased");
+    cr_assert_lt(services_ratelimitd_stat(sock2, "decisions"), 601 / 2, "checks decided in shopd");
+
+    for (int i = 0; i < 4; i++)
+        http_client_free(c[i]);
+    harness_stop(shop2, 5000);
+    harness_stop(rld2, 3000);
+    harness_stop(redis2, 3000);
+    free(rules);
+    free(sock2);
+    free(log2);
+    free(shop_log2);
+    free(sbin);
+    free(e_listen);
+    free(e_sock);
+    free(database);
+    free(e_database);
+}

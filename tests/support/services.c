@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 
 void services_write_file(const char *path, const char *text)
@@ -97,4 +99,28 @@ void services_expect_start_failure(const char *const argv[], const char *const e
     text[len] = 0;
     fclose(f);
     cr_assert(strstr(text, msg), "want '%s' in: %s", msg, text);
+}
+
+long services_ratelimitd_stat(const char *sock_path, const char *name)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", sock_path);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&sun, sizeof(sun)), 0, "ratelimitd at %s", sock_path);
+    cr_assert_eq(write(fd, "STATS\r\n", 7), 7);
+    char line[1024];
+    size_t len = 0;
+    while (len < sizeof(line) - 1 && !memchr(line, '\n', len)) {
+        ssize_t n = read(fd, line + len, sizeof(line) - 1 - len);
+        cr_assert_gt(n, 0, "no STATS answer");
+        len += (size_t)n;
+    }
+    close(fd);
+    line[len] = 0;
+    char key[64], padded[1100];
+    snprintf(key, sizeof(key), " %s=", name);
+    snprintf(padded, sizeof(padded), " %s", line);
+    const char *p = strstr(padded, key);
+    cr_assert_not_null(p, "no %s in %s", name, line);
+    return strtol(p + strlen(key), NULL, 10);
 }

@@ -31,4 +31,8 @@ struct harness_proc *services_start_dynalite(const char *dir, int port, const ch
 void services_expect_start_failure(const char *const argv[], const char *const env[], const char *dir,
                                    const char *log_path, const char *msg);
 
+/* One counter of ratelimitd's STATS line (decisions, lease_tokens, ...), asked on a
+ * connection of its own to the unix socket at sock_path. */
+long services_ratelimitd_stat(const char *sock_path, const char *name);
+
 #endif
