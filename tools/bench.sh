@@ -615,6 +615,7 @@ doc = {
     "worker_rss_10s_after_logins": after_login,
     "ratelimitd": {"decisions": int(metrics.get("ratelimitd_decisions_total", 0)),
                    "denied": int(metrics.get("ratelimitd_denied_total", 0)),
+                   "lease_tokens": int(metrics.get("ratelimitd_lease_tokens_total", 0)),
                    "degraded": int(metrics.get("ratelimitd_degraded_decisions_total", 0))},
     "orders": orders,
     "shopd_child_restarts": restarts,
@@ -683,8 +684,9 @@ if after_login:
                                                                    p["peak_rss_kb"] / 1024))
 rl = doc["ratelimitd"]
 print()
-print("ratelimitd: %d decisions, %d denied, %d degraded (budgets set high: every request checked, none refused)"
-      % (rl["decisions"], rl["denied"], rl["degraded"]))
+print("ratelimitd: %d decisions (%d tokens granted to workers' leases), %d denied, %d degraded"
+      " (budgets set high: every request checked, none refused)"
+      % (rl["decisions"], rl["lease_tokens"], rl["denied"], rl["degraded"]))
 if orders:
     print("orders: " + ", ".join("%d %s" % (v, k) for k, v in sorted(orders.items()))
           + " (the dispatchers deliver to the local DynamoDB while the benchmark runs)")
