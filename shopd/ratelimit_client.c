@@ -29,8 +29,9 @@
 #define MAX_WAITING 10000
 /* An answer line is short; a longer one means we are not talking to ratelimitd. */
 #define MAX_ANSWER 512
-/* Keys with a lease entry at once; past this, checks on new keys go one by one. */
-#define MAX_LEASE_KEYS 100000
+/* Keys with a lease entry at once (a few hundred bytes each); past this, checks on
+ * new keys go one by one until the sweep has made room. A hot key is seldom new. */
+#define MAX_LEASE_KEYS 4096
 
 enum conn_state { CS_DISCONNECTED, CS_CONNECTING, CS_CONNECTED };
 

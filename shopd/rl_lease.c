@@ -18,6 +18,7 @@ struct rl_lease {
     long tokens; /* granted and not spent, usable until expires_us */
     uint64_t expires_us;
     uint64_t deny_until_us;   /* a kept refusal: every check before this is refused */
+    uint64_t retry_at_us;     /* when the kept refusal's retry succeeds */
     struct rl_result granted; /* the last ALLOW: limit, remaining when granted, reset, window */
     struct rl_result refused; /* the last DENY */
     long share;               /* most tokens one ask may be for (from the rule's burst) */
@@ -163,7 +164,7 @@ bool rl_lease_decide(struct rl_lease *l, uint64_t now_us, struct rl_result *out)
     l->tokens = 0;
     if (now_us < l->deny_until_us) {
         *out = l->refused;
-        out->retry_after_ms = ceil_div(l->deny_until_us - now_us, 1000);
+        out->retry_after_ms = ceil_div(l->retry_at_us - now_us, 1000);
         out->reset_seconds = ceil_div((uint64_t)out->retry_after_ms, 1000);
         out->granted = 0;
         return true;
@@ -202,7 +203,9 @@ void rl_lease_answered(struct rl_lease *l, long most, const struct rl_result *an
     l->share = share < 1 ? 1 : share > RL_LEASE_MAX ? RL_LEASE_MAX : share;
     if (answer->verdict == RL_DENY) {
         l->refused = *answer;
-        l->deny_until_us = now_us + (uint64_t)answer->retry_after_ms * 1000;
+        l->retry_at_us = now_us + (uint64_t)answer->retry_after_ms * 1000;
+        uint64_t cap = now_us + (uint64_t)RL_LEASE_REFUSAL_MS * 1000;
+        l->deny_until_us = l->retry_at_us < cap ? l->retry_at_us : cap;
         return;
     }
     l->granted = *answer;

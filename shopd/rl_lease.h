@@ -6,9 +6,11 @@
  * here, one per request, for at most RL_LEASE_LIFE_MS. The tokens were spent from the
  * shared bucket when they were granted, so no budget is ever exceeded; tokens left when
  * a lease runs out are dropped, which costs a client at most a share (1/16 of the burst)
- * per lease. A refusal is kept until its retry time: tokens come back only with time, so
- * ratelimitd would refuse every check before then too. Keys seen once in a while and
- * rules with a burst under 32 get one token per ask, as with plain CHECKs.
+ * per lease. A refusal is kept until its retry time, for at most RL_LEASE_REFUSAL_MS:
+ * tokens come back only with time, so ratelimitd would refuse every check before then
+ * too, unless its rules were reloaded meanwhile, which the cap bounds. Keys seen once
+ * in a while and rules with a burst under 32 get one token per ask, as with plain
+ * CHECKs.
  *
  * The table only keeps the state and decides; the caller asks ratelimitd and queues the
  * checks that wait for an answer. The clock is the caller's (microseconds, monotonic). */
@@ -26,6 +28,8 @@
 #define RL_LEASE_LIFE_MS 50
 /* Most tokens one lease asks for. */
 #define RL_LEASE_MAX 64
+/* Longest a refusal is repeated here without asking again. */
+#define RL_LEASE_REFUSAL_MS 1000
 
 struct rl_lease_table;
 struct rl_lease;
@@ -40,7 +44,8 @@ void rl_lease_table_free(struct rl_lease_table *t);
 struct rl_lease *rl_lease_get(struct rl_lease_table *t, const char *rule, const char *key, uint64_t now_us);
 
 /* Decides a check of one token at now_us without asking, when it can: from a lease's
- * tokens (ALLOW) or a kept refusal (DENY, with the retry time left). True and *out
+ * tokens (ALLOW) or a kept refusal (DENY, with the retry time left, which may be
+ * longer than the time the refusal is kept). True and *out
  * filled, or false: ratelimitd must be asked. */
 bool rl_lease_decide(struct rl_lease *l, uint64_t now_us, struct rl_result *out);
 

@@ -111,6 +111,14 @@ Test(rl_lease, a_refusal_is_kept_until_its_retry_time)
     rl_lease_answered(l, 3, &gone, T0 + 300 * MS);
     cr_assert_eq(rl_lease_in_flight(l), 0);
     cr_assert_not(rl_lease_decide(l, T0 + 300 * MS, &out));
+    /* A long refusal is repeated for a second, with its own retry time, then asked again:
+       a reload of the rules may have changed it. */
+    struct rl_result long_deny = {.verdict = RL_DENY, .limit = 5, .retry_after_ms = 360000};
+    rl_lease_answered(l, 0, &long_deny, T0);
+    cr_assert(rl_lease_decide(l, T0 + 999 * MS, &out));
+    cr_assert_eq(out.retry_after_ms, 359001);
+    cr_assert_eq(out.reset_seconds, 360);
+    cr_assert_not(rl_lease_decide(l, T0 + RL_LEASE_REFUSAL_MS * MS, &out));
     rl_lease_table_free(t);
 }
 
