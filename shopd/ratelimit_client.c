@@ -509,7 +509,14 @@ void rl_client_free(struct rl_client *c)
 /* True for the fields rl_add_headers writes (names compared without case). */
 static bool budget_field(const char *name)
 {
-    return strncasecmp(name, "RateLimit", 9) == 0 || strcasecmp(name, "Retry-After") == 0;
+    static const char *const fields[] = {"RateLimit-Limit",  "RateLimit-Remaining", "RateLimit-Reset",
+                                         "RateLimit-Policy", "RateLimit",           "Retry-After"};
+    if (name[0] != 'R' && name[0] != 'r')
+        return false;
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+        if (strcasecmp(name, fields[i]) == 0)
+            return true;
+    return false;
 }
 
 /* Writes v in decimal at p; returns the end. */

@@ -200,6 +200,22 @@ Test(rl_client, allow_then_deny_with_headers)
     cr_assert_eq(n, 6);
     evhttp_clear_headers(&h);
 
+    /* Only its own fields are replaced, whatever their case; others stay. */
+    evhttp_add_header(&h, "X-Other", "1");
+    evhttp_add_header(&h, "RateLimit-Other", "2");
+    evhttp_add_header(&h, "ratelimit-limit", "99");
+    evhttp_add_header(&h, "retry-after", "5");
+    rl_add_headers(&h, "t", &col.res[0]);
+    cr_assert_str_eq(evhttp_find_header(&h, "X-Other"), "1");
+    cr_assert_str_eq(evhttp_find_header(&h, "RateLimit-Other"), "2");
+    cr_assert_str_eq(evhttp_find_header(&h, "RateLimit-Limit"), "3");
+    cr_assert_null(evhttp_find_header(&h, "Retry-After"), "an ALLOW has no Retry-After");
+    n = 0;
+    TAILQ_FOREACH(kv, &h, next)
+    n++;
+    cr_assert_eq(n, 7, "five fields and the two others");
+    evhttp_clear_headers(&h);
+
     struct rl_result r = {.verdict = RL_DENY, .limit = 10, .retry_after_ms = 2001, .reset_seconds = 3};
     rl_add_headers(&h, "login", &r);
     cr_assert_str_eq(evhttp_find_header(&h, "Retry-After"), "3", "rounded up");
