@@ -403,20 +403,14 @@ static void keep_tighter(struct exchange *x, const char *rule, const struct rl_r
     }
 }
 
-struct check_ctx {
-    struct exchange *x;
-    const char *rule;
-};
-
+/* A check's answer; every check of a request is on its route's rule. */
 static void on_budget(const struct rl_result *res, void *arg)
 {
-    struct check_ctx *c = arg;
-    struct exchange *x = c->x;
+    struct exchange *x = arg;
     struct request *r = &x->r;
     if (res->verdict == RL_UNAVAILABLE)
         metrics_ratelimit(false, true);
-    keep_tighter(x, c->rule, res);
-    free(c);
+    keep_tighter(x, r->route->rule, res);
     if (--x->pending_checks > 0)
         return;
     if (r->cancelled) {
@@ -428,18 +422,15 @@ static void on_budget(const struct rl_result *res, void *arg)
     dispatch(x);
 }
 
-static void start_check(struct pipeline *p, struct exchange *x, const char *rule, const char *key)
+static void start_check(struct pipeline *p, struct exchange *x, const char *key)
 {
-    struct rl_result now;
-    if (rl_client_decide_now(p->rl, rule, key, &now)) {
-        keep_tighter(x, rule, &now);
-        return;
-    }
-    struct check_ctx *c = xmalloc(sizeof(*c));
-    c->x = x;
-    c->rule = rule;
+    const char *rule = x->r.route->rule;
+    struct rl_result decided;
     x->pending_checks++;
-    rl_client_check(p->rl, rule, key, 1, on_budget, c);
+    if (rl_client_check_token(p->rl, rule, key, &decided, on_budget, x)) {
+        x->pending_checks--;
+        keep_tighter(x, rule, &decided);
+    }
 }
 
 /* The login budget is kept per client address and per email, so that neither a
@@ -473,14 +464,14 @@ static bool begin_checks(struct pipeline *p, struct exchange *x)
         memcpy(key + 3, r->client_ip, n);
         key[3 + n] = '\0';
     }
-    start_check(p, x, rt->rule, key);
+    start_check(p, x, key);
     if (rt->rl_key == RL_KEY_LOGIN) {
         const char *email = login_email(r);
         if (email && *email) {
             snprintf(key, sizeof(key), "email:%.300s", email);
             for (char *c = key; *c; c++)
                 *c = (char)tolower((unsigned char)*c);
-            start_check(p, x, rt->rule, key);
+            start_check(p, x, key);
         }
     }
     x->pending_checks--;

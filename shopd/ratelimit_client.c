@@ -436,16 +436,11 @@ static void on_ask_answered(const struct rl_result *res, void *arg)
     }
 }
 
-/* A check of one token on an entry: decided from it at once when it can, else queued
- * behind the checks already waiting on it, so that the key's answers keep their order. */
-static void check_on_lease(struct rl_client *c, struct rl_lease *l, uint64_t now, rl_done_fn cb, void *arg)
+/* Queues a check on l behind the checks already waiting on it, so that the key's
+ * answers keep their order, and asks for what the asks in flight do not cover. */
+static void wait_on_lease(struct rl_client *c, struct rl_lease *l, rl_done_fn cb, void *arg)
 {
     void **data = rl_lease_caller_data(l);
-    struct rl_result res;
-    if (!*data && rl_lease_decide(l, now, &res)) {
-        deliver_later(c, cb, arg, &res);
-        return;
-    }
     struct waitq *q = *data;
     if (!q)
         q = *data = xcalloc(1, sizeof(*q));
@@ -461,34 +456,41 @@ static void check_on_lease(struct rl_client *c, struct rl_lease *l, uint64_t now
     ask_for_waiting(c, l);
 }
 
-bool rl_client_decide_now(struct rl_client *c, const char *rule, const char *key, struct rl_result *out)
+static void send_check(struct rl_client *c, const char *rule, const char *key, int cost, rl_done_fn cb,
+                       void *arg)
+{
+    char line[RL_PROTO_CHECK_LINE_MAX];
+    size_t n = rl_proto_format_check(line, sizeof(line), rule, key, cost);
+    send_line(c, line, n, false, cb, arg);
+}
+
+bool rl_client_check_token(struct rl_client *c, const char *rule, const char *key, struct rl_result *decided,
+                           rl_done_fn cb, void *arg)
 {
     char clean_rule[RL_PROTO_MAX_RULE + 1], clean_key[RL_PROTO_MAX_KEY + 1];
     rl_proto_clean_rule(clean_rule, rule);
     rl_proto_clean_key(clean_key, key);
     uint64_t now = clock_mono_us();
     struct rl_lease *l = rl_lease_get(c->leases, clean_rule, clean_key, now);
+    if (!l) {
+        send_check(c, rule, key, 1, cb, arg);
+        return false;
+    }
     /* Checks waiting on the key go first: answers on one key keep their order. */
-    return l && !*rl_lease_caller_data(l) && rl_lease_decide(l, now, out);
+    if (!*rl_lease_caller_data(l) && rl_lease_decide(l, now, decided))
+        return true;
+    wait_on_lease(c, l, cb, arg);
+    return false;
 }
 
 void rl_client_check(struct rl_client *c, const char *rule, const char *key, int cost, rl_done_fn cb,
                      void *arg)
 {
-    if (cost == 1) {
-        char clean_rule[RL_PROTO_MAX_RULE + 1], clean_key[RL_PROTO_MAX_KEY + 1];
-        rl_proto_clean_rule(clean_rule, rule);
-        rl_proto_clean_key(clean_key, key);
-        uint64_t now = clock_mono_us();
-        struct rl_lease *l = rl_lease_get(c->leases, clean_rule, clean_key, now);
-        if (l) {
-            check_on_lease(c, l, now, cb, arg);
-            return;
-        }
-    }
-    char line[RL_PROTO_CHECK_LINE_MAX];
-    size_t n = rl_proto_format_check(line, sizeof(line), rule, key, cost);
-    send_line(c, line, n, false, cb, arg);
+    struct rl_result decided;
+    if (cost != 1)
+        send_check(c, rule, key, cost, cb, arg);
+    else if (rl_client_check_token(c, rule, key, &decided, cb, arg))
+        deliver_later(c, cb, arg, &decided);
 }
 
 void rl_client_free(struct rl_client *c)

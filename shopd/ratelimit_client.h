@@ -34,11 +34,12 @@ struct rl_client *rl_client_new(struct event_base *base, const char *socket_path
 void rl_client_check(struct rl_client *c, const char *rule, const char *key, int cost, rl_done_fn cb,
                      void *arg);
 
-/* Decides a check of one token on rule and key at once, without asking ratelimitd and
- * without a callback, when this worker can: from a lease or a refusal it keeps. True
- * and *out filled; false when the check must go to rl_client_check (which then counts
- * it once more towards the key's demand). */
-bool rl_client_decide_now(struct rl_client *c, const char *rule, const char *key, struct rl_result *out);
+/* Checks one token on rule and key. When this worker can decide it at once, from a
+ * lease or a refusal it keeps, fills *decided and returns true, and cb is never called;
+ * otherwise returns false, and cb runs later exactly as for rl_client_check. The key's
+ * entry is looked up and its demand counted once, either way. */
+bool rl_client_check_token(struct rl_client *c, const char *rule, const char *key, struct rl_result *decided,
+                           rl_done_fn cb, void *arg);
 
 /* Closes the connection and frees the client. Checks still waiting get their callback
  * with RL_UNAVAILABLE before this returns. Must not be called from inside a callback. */

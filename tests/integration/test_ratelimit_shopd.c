@@ -233,49 +233,84 @@ Test(ratelimit_shopd, sighup_reloads_the_rules_and_refuses_a_bad_file)
     http_client_free(c);
 }
 
-/* A budget large enough to be leased (a share is 1/16 of the burst): two workers
- * answering one client on four connections, in turns, never let more than the burst
- * through, and lose at most a share each to tokens they held when the client stopped. */
-Test(ratelimit_shopd, leased_budget_is_never_exceeded_by_two_workers)
+/* A second stack whose api budget is large enough to be leased (a share is 1/16 of the
+ * burst: 20 of 320), with a shopd of two workers. */
+struct lease_stack {
+    char *sock, *rld_log, *shop_log;
+    struct harness_proc *redis, *rld, *shop;
+    int port;
+};
+
+static void lease_stack_start(struct lease_stack *st)
 {
     char *rules = xasprintf("%s/lease.rules", dir);
     services_write_file(rules, "api 1/1h burst=320\npage 1/1h burst=2\nlogin 1/1h burst=2\n"
                                "register 1/1h burst=2\ncart 1/1h burst=2\ncheckout 1/1h burst=2\n");
-    char *sock2 = xasprintf("%s/run/rl-lease.sock", dir);
-    char *log2 = harness_output_path("ratelimit_shopd_lease_ratelimitd.log");
-    char *shop_log2 = harness_output_path("ratelimit_shopd_lease_shopd.log");
+    st->sock = xasprintf("%s/run/rl-lease.sock", dir);
+    st->rld_log = harness_output_path("ratelimit_shopd_lease_ratelimitd.log");
+    st->shop_log = harness_output_path("ratelimit_shopd_lease_shopd.log");
     int redis_port = harness_free_port();
-    struct harness_proc *redis2 = services_start_redis(dir, redis_port, NULL);
-    struct harness_proc *rld2 = services_start_ratelimitd(dir, sock2, redis_port, rules, NULL, log2);
-    int port = harness_free_port();
+    st->redis = services_start_redis(dir, redis_port, NULL);
+    st->rld = services_start_ratelimitd(dir, st->sock, redis_port, rules, NULL, st->rld_log);
+    st->port = harness_free_port();
     char *sbin = harness_bin("shopd");
-    char *e_listen = xasprintf("SHOPD_LISTEN=127.0.0.1:%d", port);
-    char *e_sock = xasprintf("RATELIMITD_SOCKET=%s", sock2);
+    char *e_listen = xasprintf("SHOPD_LISTEN=127.0.0.1:%d", st->port);
+    char *e_sock = xasprintf("RATELIMITD_SOCKET=%s", st->sock);
     char *database = test_database_is_postgres() ? test_database_url(dir) : xstrdup("sqlite:///:memory:");
     char *e_database = xasprintf("DATABASE_URL=%s", database);
     const char *argv[] = {sbin, NULL};
     const char *env[] = {e_listen, e_sock, "SHOPD_WORKERS=2", e_database, "SHOP_ENV=development", NULL};
-    struct harness_proc *shop2 = harness_start(argv, env, harness_root(), shop_log2);
-    cr_assert(harness_wait_port(port, 10000), "shopd did not start");
+    st->shop = harness_start(argv, env, harness_root(), st->shop_log);
+    cr_assert(harness_wait_port(st->port, 10000), "shopd did not start");
+    free(rules);
+    free(sbin);
+    free(e_listen);
+    free(e_sock);
+    free(database);
+    free(e_database);
+}
 
+static void lease_stack_stop(struct lease_stack *st)
+{
+    harness_stop(st->shop, 5000);
+    harness_stop(st->rld, 3000);
+    harness_stop(st->redis, 3000);
+    free(st->sock);
+    free(st->rld_log);
+    free(st->shop_log);
+}
+
+/* GETs /products until an answer was budget-checked (ratelimitd may still be reaching
+ * Redis); returns that answer's RateLimit-Remaining. */
+static int first_checked_answer(struct http_client *c, const char *url)
+{
+    for (int i = 0; i < 200; i++) {
+        struct http_resp *r = http_request(c, "GET", url, NULL, NULL, NULL);
+        const char *remaining = r->status == 200 ? http_resp_header(r, "RateLimit-Remaining") : NULL;
+        int value = remaining ? atoi(remaining) : -1;
+        http_resp_free(r);
+        if (value >= 0)
+            return value;
+        harness_sleep_ms(50);
+    }
+    cr_assert_fail("no budget-checked answer");
+    return -1;
+}
+
+/* Two workers answering one client on four connections, in turns, never let more than
+ * the burst through, and lose at most a share each to tokens they held when the client
+ * stopped. */
+Test(ratelimit_shopd, leased_budget_is_never_exceeded_by_two_workers)
+{
+    struct lease_stack st;
+    lease_stack_start(&st);
     struct http_client *c[4];
     for (int i = 0; i < 4; i++)
         c[i] = http_client_new();
     char url[128];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/products", port);
-    /* Wait for checked answers: ratelimitd may still be reaching Redis. */
-    int ok = 0, refused = 0, unchecked = 0;
-    for (int i = 0; i < 200; i++) {
-        struct http_resp *r = http_request(c[0], "GET", url, NULL, NULL, NULL);
-        bool checked = r->status == 200 && http_resp_header(r, "RateLimit-Limit");
-        http_resp_free(r);
-        if (checked) {
-            ok = 1;
-            break;
-        }
-        harness_sleep_ms(50);
-    }
-    cr_assert_eq(ok, 1, "no budget-checked answer");
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/products", st.port);
+    first_checked_answer(c[0], url);
+    int ok = 1, refused = 0, unchecked = 0;
     for (int i = 0; i < 600; i++) {
         struct http_resp *r = http_request(c[i % 4], "GET", url, NULL, NULL, NULL);
         if (r->status == 200 && http_resp_header(r, "RateLimit-Limit")) {
@@ -292,21 +327,34 @@ Test(ratelimit_shopd, leased_budget_is_never_exceeded_by_two_workers)
     cr_assert_leq(ok, 320, "%d allowed of a burst of 320", ok);
     cr_assert_geq(ok, 320 - 2 * 20, "%d allowed of a burst of 320", ok);
     cr_assert_eq(ok + refused, 601);
-    cr_assert_gt(services_ratelimitd_stat(sock2, "lease_tokens"), 0, "the budget was leased");
-    cr_assert_lt(services_ratelimitd_stat(sock2, "decisions"), 601 / 2, "checks decided in shopd");
-
+    cr_assert_gt(services_ratelimitd_stat(st.sock, "lease_tokens"), 0, "the budget was leased");
+    cr_assert_lt(services_ratelimitd_stat(st.sock, "decisions"), 601 / 2, "checks decided in shopd");
     for (int i = 0; i < 4; i++)
         http_client_free(c[i]);
-    harness_stop(shop2, 5000);
-    harness_stop(rld2, 3000);
-    harness_stop(redis2, 3000);
-    free(rules);
-    free(sock2);
-    free(log2);
-    free(shop_log2);
-    free(sbin);
-    free(e_listen);
-    free(e_sock);
-    free(database);
-    free(e_database);
+    lease_stack_stop(&st);
+}
+
+/* A visitor whose requests come further apart than a lease lives is checked one token
+ * at a time: each request costs one token of a leasable budget, not a lease's worth. */
+Test(ratelimit_shopd, spaced_requests_cost_one_token_each)
+{
+    struct lease_stack st;
+    lease_stack_start(&st);
+    struct http_client *c = http_client_new();
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/products", st.port);
+    int before = first_checked_answer(c, url);
+    for (int i = 1; i <= 6; i++) {
+        harness_sleep_ms(120); /* over twice a lease's 50 ms */
+        struct http_resp *r = http_request(c, "GET", url, NULL, NULL, NULL);
+        cr_assert_eq(r->status, 200, "request %d", i);
+        const char *remaining = http_resp_header(r, "RateLimit-Remaining");
+        cr_assert_not_null(remaining, "request %d", i);
+        cr_assert_eq(atoi(remaining), before - i, "request %d: %s tokens left, %d before the first", i,
+                     remaining, before);
+        http_resp_free(r);
+    }
+    cr_assert_eq(services_ratelimitd_stat(st.sock, "lease_tokens"), 0, "nothing worth leasing");
+    http_client_free(c);
+    lease_stack_stop(&st);
 }
