@@ -185,6 +185,20 @@ static void log_shadow(struct rld_server *srv, const struct rld_rule *rule, cons
     srv->shadow_unlogged = 0;
 }
 
+/* An ALLOW into s: a LEASE's says how many tokens it was granted, and counts them. */
+static void format_allow(struct rld_server *srv, struct slot *s, const struct rld_decision *d, long remaining,
+                         long granted)
+{
+    if (!s->lease) {
+        s->len =
+            rl_proto_format_allow(s->text, sizeof(s->text), d->limit, remaining, d->reset_s, d->window_s);
+        return;
+    }
+    srv->stats->lease_tokens += (uint64_t)granted;
+    s->len = rl_proto_format_granted(s->text, sizeof(s->text), d->limit, remaining, d->reset_s, d->window_s,
+                                     granted);
+}
+
 static void on_decision(const struct rld_decision *d, void *arg)
 {
     struct slot *s = arg;
@@ -197,26 +211,13 @@ static void on_decision(const struct rld_decision *d, void *arg)
     if (d->allowed) {
         srv->stats->allowed++;
         rld_stats_rule_result(srv->stats, rule_index, RLD_RESULT_ALLOWED);
-        if (s->lease) {
-            srv->stats->lease_tokens += (uint64_t)d->granted;
-            s->len = rl_proto_format_granted(s->text, sizeof(s->text), d->limit, d->remaining, d->reset_s,
-                                             d->window_s, d->granted);
-        } else {
-            s->len = rl_proto_format_allow(s->text, sizeof(s->text), d->limit, d->remaining, d->reset_s,
-                                           d->window_s);
-        }
+        format_allow(srv, s, d, d->remaining, d->granted);
     } else if (s->rule->shadow) {
         srv->stats->allowed++;
         srv->stats->shadow_denied++;
         rld_stats_rule_result(srv->stats, rule_index, RLD_RESULT_SHADOW_DENIED);
         log_shadow(srv, s->rule, s->shadow_key ? s->shadow_key : "");
-        if (s->lease) {
-            srv->stats->lease_tokens++;
-            s->len =
-                rl_proto_format_granted(s->text, sizeof(s->text), d->limit, 0, d->reset_s, d->window_s, 1);
-        } else {
-            s->len = rl_proto_format_allow(s->text, sizeof(s->text), d->limit, 0, d->reset_s, d->window_s);
-        }
+        format_allow(srv, s, d, 0, 1);
     } else {
         srv->stats->denied++;
         rld_stats_rule_result(srv->stats, rule_index, RLD_RESULT_DENIED);

@@ -177,24 +177,25 @@ static size_t copy_clean(char *dst, const char *src, size_t max, bool rule)
     return n;
 }
 
-size_t rl_proto_format_check(char *buf, size_t buflen, const char *rule, const char *key, long cost)
+/* "<verb> <rule> <key> <n>\r\n" with rule and key made acceptable to rl_proto_parse. */
+static size_t format_request(char *buf, size_t buflen, const char *verb, const char *rule, const char *key,
+                             long n)
 {
     char r[RL_PROTO_MAX_RULE + 1], k[RL_PROTO_MAX_KEY + 1];
     copy_clean(r, rule, RL_PROTO_MAX_RULE, true);
     copy_clean(k, key, RL_PROTO_MAX_KEY, false);
-    return clamp_len(snprintf(buf, buflen, "CHECK %s %s %ld\r\n", r, k, cost < 0 ? 1 : cost), buflen);
+    return clamp_len(snprintf(buf, buflen, "%s %s %s %ld\r\n", verb, r, k, n), buflen);
+}
+
+size_t rl_proto_format_check(char *buf, size_t buflen, const char *rule, const char *key, long cost)
+{
+    return format_request(buf, buflen, "CHECK", rule, key, cost < 0 ? 1 : cost);
 }
 
 size_t rl_proto_format_lease(char *buf, size_t buflen, const char *rule, const char *key, long most)
 {
-    char r[RL_PROTO_MAX_RULE + 1], k[RL_PROTO_MAX_KEY + 1];
-    copy_clean(r, rule, RL_PROTO_MAX_RULE, true);
-    copy_clean(k, key, RL_PROTO_MAX_KEY, false);
-    if (most < 1)
-        most = 1;
-    if (most > RL_PROTO_MAX_LEASE)
-        most = RL_PROTO_MAX_LEASE;
-    return clamp_len(snprintf(buf, buflen, "LEASE %s %s %ld\r\n", r, k, most), buflen);
+    long n = most < 1 ? 1 : most > RL_PROTO_MAX_LEASE ? RL_PROTO_MAX_LEASE : most;
+    return format_request(buf, buflen, "LEASE", rule, key, n);
 }
 
 size_t rl_proto_clean_rule(char *dst, const char *rule)

@@ -83,6 +83,28 @@ struct rl_client {
     time_t err_logged_at; /* ERR answers are logged at most once a second */
 };
 
+/* The lists of checks here are singly linked with a tail: the written ones, the ready
+ * ones and each lease entry's waiting ones. */
+static void list_append(struct pending **head, struct pending **tail, struct pending *p)
+{
+    p->next = NULL;
+    if (*tail)
+        (*tail)->next = p;
+    else
+        *head = p;
+    *tail = p;
+}
+
+static struct pending *list_pop(struct pending **head, struct pending **tail)
+{
+    struct pending *p = *head;
+    *head = p->next;
+    if (!*head)
+        *tail = NULL;
+    p->next = NULL;
+    return p;
+}
+
 static void unavailable(rl_done_fn cb, void *arg)
 {
     struct rl_result r = {.verdict = RL_UNAVAILABLE};
@@ -199,11 +221,9 @@ static void on_read(struct bufferevent *bev, void *arg)
             disconnect(c, "answer without a question", true);
             return;
         }
-        c->head = p->next;
-        if (!c->head)
-            c->tail = NULL;
         if (c->cursor == p)
             c->cursor = p->next;
+        list_pop(&c->head, &c->tail);
         c->waiting--;
         if (!p->answered) {
             struct rl_result r;
@@ -220,7 +240,6 @@ static void on_read(struct bufferevent *bev, void *arg)
                              c->path);
                     c->lease_refused = true;
                 }
-                memset(&r, 0, sizeof(r));
                 r.verdict = RL_UNAVAILABLE;
             }
             p->cb(&r, p->arg);
@@ -332,11 +351,7 @@ static void deliver_later(struct rl_client *c, rl_done_fn cb, void *arg, const s
     p->cb = cb;
     p->arg = arg;
     p->result = *res;
-    if (c->ready_tail)
-        c->ready_tail->next = p;
-    else
-        c->ready_head = p;
-    c->ready_tail = p;
+    list_append(&c->ready_head, &c->ready_tail, p);
     event_active(c->ready_ev, EV_TIMEOUT, 0);
 }
 
@@ -356,11 +371,7 @@ static void send_line(struct rl_client *c, const char *line, size_t n, bool leas
     p->lease_line = lease_line;
     evbuffer_add(bufferevent_get_output(c->bev), line, n);
     p->deadline_us = clock_mono_us() + (uint64_t)c->timeout_ms * 1000;
-    if (c->tail)
-        c->tail->next = p;
-    else
-        c->head = p;
-    c->tail = p;
+    list_append(&c->head, &c->tail, p);
     c->waiting++;
     if (!c->cursor) {
         c->cursor = p;
@@ -405,7 +416,7 @@ static void on_ask_answered(const struct rl_result *res, void *arg)
     struct waitq *q = *data;
     /* Taken off the queue first and called last, so that a callback checking again
        finds the entry consistent. */
-    struct pending *done = NULL, **done_tail = &done;
+    struct pending *done = NULL, *done_tail = NULL;
     while (q && q->head) {
         struct pending *p = q->head;
         if (!rl_lease_decide(l, now, &p->result)) {
@@ -414,13 +425,8 @@ static void on_ask_answered(const struct rl_result *res, void *arg)
             memset(&p->result, 0, sizeof(p->result));
             p->result.verdict = RL_UNAVAILABLE;
         }
-        q->head = p->next;
-        if (!q->head)
-            q->tail = NULL;
+        list_append(&done, &done_tail, list_pop(&q->head, &q->tail));
         q->n--;
-        p->next = NULL;
-        *done_tail = p;
-        done_tail = &p->next;
     }
     if (q && !q->head) {
         free(q);
@@ -447,11 +453,7 @@ static void wait_on_lease(struct rl_client *c, struct rl_lease *l, rl_done_fn cb
     struct pending *p = xcalloc(1, sizeof(*p));
     p->cb = cb;
     p->arg = arg;
-    if (q->tail)
-        q->tail->next = p;
-    else
-        q->head = p;
-    q->tail = p;
+    list_append(&q->head, &q->tail, p);
     q->n++;
     ask_for_waiting(c, l);
 }

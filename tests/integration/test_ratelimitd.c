@@ -160,14 +160,7 @@ static const char *ask(struct conn *c, const char *request)
 
 static long stat_value(struct conn *c, const char *name)
 {
-    const char *s = ask(c, "STATS");
-    char key[64];
-    snprintf(key, sizeof(key), " %s=", name);
-    char line[1024];
-    snprintf(line, sizeof(line), " %s", s);
-    const char *p = strstr(line, key);
-    cr_assert_not_null(p, "no %s in %s", name, s);
-    return strtol(p + strlen(key), NULL, 10);
+    return services_stats_field(ask(c, "STATS"), name);
 }
 
 static void wait_redis_up(struct conn *c, int want, int timeout_ms)

@@ -117,6 +117,11 @@ long services_ratelimitd_stat(const char *sock_path, const char *name)
     }
     close(fd);
     line[len] = 0;
+    return services_stats_field(line, name);
+}
+
+long services_stats_field(const char *line, const char *name)
+{
     char key[64], padded[1100];
     snprintf(key, sizeof(key), " %s=", name);
     snprintf(padded, sizeof(padded), " %s", line);

@@ -34,5 +34,7 @@ void services_expect_start_failure(const char *const argv[], const char *const e
 /* One counter of ratelimitd's STATS line (decisions, lease_tokens, ...), asked on a
  * connection of its own to the unix socket at sock_path. */
 long services_ratelimitd_stat(const char *sock_path, const char *name);
+/* The counter name of a STATS line ("key=value ..."); fails the test when it is missing. */
+long services_stats_field(const char *line, const char *name);
 
 #endif
