@@ -43,6 +43,11 @@ HOST=${RUN_HOST:-127.0.0.1}
 # write must not stop the script (stop_all ignores SIGPIPE, and this drops bash's
 # complaint about it).
 say() { printf '[run]        %s\n' "$*" 2>/dev/null; }
+# Where the script's output goes, kept for stop_all: bash runs a signal's trap
+# inside the command it was running, with that command's redirections, so a
+# Ctrl-C during a readiness check (run with >/dev/null) would send every line
+# of the stop there. Daemons and the guard close these.
+exec {OUT_FD}>&1 {ERR_FD}>&2
 die() {
     printf '[run]        error: %s\n' "$*" >&2
     exit 1
@@ -237,7 +242,7 @@ start() {
     # The prefixer ignores Ctrl-C and hang-ups so that it prints the process' last lines.
     exec {out}> >(trap '' INT TERM HUP; exec sed -u "s/^/$tag /")
     PREFIXER[$name]=$!
-    setsid "$@" </dev/null >&$out 2>&1 {out}>&- &
+    setsid "$@" </dev/null >&$out 2>&1 {out}>&- {OUT_FD}>&- {ERR_FD}>&- &
     PID[$name]=$!
     exec {out}>&-
     NAMES+=("$name")
@@ -306,6 +311,7 @@ stop_all() {
     # Nothing may interrupt the stop: not a second Ctrl-C, not the hang-up of a
     # closed terminal, not the SIGPIPE of writing to a `| tee` that Ctrl-C ended.
     trap '' INT TERM HUP PIPE
+    exec >&"$OUT_FD" 2>&"$ERR_FD"
     adopt_strays
     [ ${#NAMES[@]} -eq 0 ] || say "stopping"
     local i name pid t
@@ -361,7 +367,7 @@ say "state in $RUN"
 # finds none and just ends.
 (
     trap '' INT TERM HUP PIPE
-    exec </dev/null >/dev/null 2>&1
+    exec </dev/null >/dev/null 2>&1 {OUT_FD}>&- {ERR_FD}>&-
     while kill -0 "$$" 2>/dev/null; do sleep 0.2; done
     for sig in TERM KILL; do
         signalled=0
