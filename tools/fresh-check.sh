@@ -26,6 +26,9 @@ SUITE=bookworm
 TARBALL=$CACHE/$SUITE-minbase.tar
 
 say() { printf '[fresh-check] %s\n' "$*"; }
+# A signal's trap runs inside the command it interrupted, with that command's
+# redirections (make test >test.log): cleanup reports through these instead.
+exec {OUT_FD}>&1 {ERR_FD}>&2
 die() {
     printf '[fresh-check] error: %s\n' "$*" >&2
     exit 1
@@ -81,6 +84,7 @@ root_pids() {
 cleanup() {
     local rc=$? pids m i
     trap '' INT TERM HUP
+    exec >&"$OUT_FD" 2>&"$ERR_FD"
     pids=$(root_pids)
     if [ -n "$pids" ]; then
         say "killing $(wc -w <<<"$pids") processes left in the root"
@@ -174,13 +178,13 @@ for s in RUN_BALANCER_PORT RUN_TLS_PORT RUN_SHOPD1_PORT RUN_SHOPD2_PORT RUN_ADMI
 done
 B=http://127.0.0.1:${ports[0]}
 
-in_root() { chroot "$R" /usr/bin/env -i "${env_in[@]}" /bin/bash -c "$1"; }
+in_root() { chroot "$R" /usr/bin/env -i "${env_in[@]}" /bin/bash -c "$1" {OUT_FD}>&- {ERR_FD}>&-; }
 
 # --- make run ------------------------------------------------------------------------
 say "make run (log: $WORK/run.log)"
 # A job started with & from a script ignores SIGINT, and bash cannot trap a signal
 # ignored at its start: --default-signal gives make run the SIGINT of a terminal.
-chroot "$R" /usr/bin/env --default-signal=INT,QUIT -i "${env_in[@]}" setsid /bin/bash -c 'cd /root/shop && exec make run' \
+chroot "$R" /usr/bin/env --default-signal=INT,QUIT -i "${env_in[@]}" setsid /bin/bash -c 'cd /root/shop && exec make run' {OUT_FD}>&- {ERR_FD}>&- \
     </dev/null >"$WORK/run.log" 2>&1 &
 runpid=$!
 for ((i = 0; i < 1800; i++)); do
@@ -229,6 +233,9 @@ step "SIGINT: make run stopped, no process left, ports free"
 # --- make test -----------------------------------------------------------------------
 say "make test (log: $WORK/test.log)"
 if ! in_root 'cd /root/shop && make test' >"$WORK/test.log" 2>&1; then
+    # The failing tests' own lines (what each suite printed after [FAIL]) go to
+    # the output too: the root and its logs are gone when CI shows this.
+    grep -a -A 16 '^\[FAIL\]' "$WORK/test.log" | head -n 150 >&2
     grep -E 'FAILED|Failed suites|^Tests:' "$WORK/test.log" >&2 || tail -n 40 "$WORK/test.log" >&2
     FRESH_CHECK_KEEP=${FRESH_CHECK_KEEP:-0}
     die "make test failed in the fresh root"
