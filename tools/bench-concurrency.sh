@@ -80,6 +80,5 @@ for _ in $(seq "$RUNS"); do
         printf "%5s %10s %8s   %s\n" "$conns" ${result} "$(cat "$WORK/fds")"
     done
 done
-paste -d' ' "$WORK/c32" "$WORK/c256" >"$WORK/pairs"
-ratio=$(awk '{ printf "%.3f\n", $3 / ($1 > 0 ? $1 : 0.001) }' "$WORK/pairs" | median)
+ratio=$(pair_ratio "$WORK/c256" "$WORK/c32" 1)
 echo "c256 / c32 requests/s, median of the pairs: $ratio (target >= 0.90)"

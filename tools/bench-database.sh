@@ -255,11 +255,10 @@ for cell in $CELLS; do
         run_wrk sqlite "$cell" "$run" >>"$WORK/a"
         run_wrk postgres "$cell" "$run" >>"$WORK/b"
     done
-    ar=$(awk '{ print $1 }' "$WORK/a" | median) ap=$(awk '{ print $2 }' "$WORK/a" | median)
-    br=$(awk '{ print $1 }' "$WORK/b" | median) bp=$(awk '{ print $2 }' "$WORK/b" | median)
+    ar=$(column_median 1 "$WORK/a") ap=$(column_median 2 "$WORK/a")
+    br=$(column_median 1 "$WORK/b") bp=$(column_median 2 "$WORK/b")
     bad=$(cat "$WORK/a" "$WORK/b" | awk '{ n += $3; s += $4 } END { printf "%d %d", n, s }')
-    paste -d' ' "$WORK/a" "$WORK/b" >"$WORK/pairs"
-    ratio=$(awk '{ printf "%.3f\n", ($1 > 0 ? $5 / $1 : 0) }' "$WORK/pairs" | median)
+    ratio=$(pair_ratio "$WORK/b" "$WORK/a" 1)
     target=0.70
     [ "$cell" != checkout ] || target=0.50
     verdict=$(awk -v r="$ratio" -v t="$target" 'BEGIN { print (r >= t) ? "met" : "NOT met" }')

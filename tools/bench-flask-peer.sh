@@ -108,11 +108,10 @@ for path in /products /browser/inventory; do
             wrk_get "$FLASK_PORT" "$conns" "$path" >>"$WORK/b"
             wait_flask_idle
         done
-        ar=$(awk '{ print $1 }' "$WORK/a" | median); ap=$(awk '{ print $2 }' "$WORK/a" | median)
-        br=$(awk '{ print $1 }' "$WORK/b" | median); bp=$(awk '{ print $2 }' "$WORK/b" | median)
-        paste -d' ' "$WORK/a" "$WORK/b" >"$WORK/pairs"
-        ratio=$(awk '{ printf "%.1f\n", $1 / ($3 > 0 ? $3 : 0.001) }' "$WORK/pairs" | median)
-        p99r=$(awk '{ printf "%.3f\n", $2 / ($4 > 0 ? $4 : 0.001) }' "$WORK/pairs" | median)
+        ar=$(column_median 1 "$WORK/a") ap=$(column_median 2 "$WORK/a")
+        br=$(column_median 1 "$WORK/b") bp=$(column_median 2 "$WORK/b")
+        ratio=$(pair_ratio "$WORK/a" "$WORK/b" 1 1)
+        p99r=$(pair_ratio "$WORK/a" "$WORK/b" 2)
         printf "%-19s %5s %7s %7s | %10s %8s | %10s %8s | %7s %7s\n" "$path" "$conns" "$ours_size" "$peer_size" "$ar" "$ap" "$br" "$bp" "$ratio" "$p99r" | tee -a "$OUT"
         [ $first = 1 ] || echo "," >>"$JSON"
         first=0

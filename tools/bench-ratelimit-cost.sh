@@ -5,8 +5,9 @@
 #
 #   tools/bench-ratelimit-cost.sh [DURATION] [RUNS]     defaults: 10s, 3
 #
-# Prints requests/s and p99 (median of RUNS) for GET /products on each and their
-# ratio, and the CPU time per request of each shopd, of ratelimitd and of Redis (from
+# Prints requests/s and p99 (median of RUNS) for GET /products on each, their ratio
+# (the median of the per-pair ratios: each run with checks against the run without
+# right after it), and the CPU time per request of each shopd, of ratelimitd and of Redis (from
 # /proc: where a check costs). Budgets are set so high that nothing is refused: the full
 # check path runs.
 # Uses the binaries in ${BIN:-bin}. Stops everything it started. Not part of make test.
@@ -89,14 +90,12 @@ for i in $(seq "$runs"); do
     measure_cpu "$on" "$on_pid" >>"$tmp/on"
     measure_cpu "$off" "$off_pid" >>"$tmp/off"
 done
-on_rps=$(cut -d' ' -f1 "$tmp/on" | median)
-off_rps=$(cut -d' ' -f1 "$tmp/off" | median)
-on_p99=$(cut -d' ' -f2 "$tmp/on" | median)
-off_p99=$(cut -d' ' -f2 "$tmp/off" | median)
+on_rps=$(column_median 1 "$tmp/on") off_rps=$(column_median 1 "$tmp/off")
+on_p99=$(column_median 2 "$tmp/on") off_p99=$(column_median 2 "$tmp/off")
+ratio=$(pair_ratio "$tmp/on" "$tmp/off" 1 2)
 printf '\nGET /products, %s connections, %s x %s each, median (2 cores, shared machine)\n' "$conns" "$runs" "$duration"
 printf '%-22s %12s %10s\n' "shopd" "requests/s" "p99 ms"
 printf '%-22s %12.0f %10.2f\n' "checks on" "$on_rps" "$on_p99" "checks off" "$off_rps" "$off_p99"
-awk -v a="$on_rps" -v b="$off_rps" 'BEGIN { printf "ratio on/off: %.2f (each check costs about %.1f us of a request)\n", a / b, (1e6 / a - 1e6 / b) }'
-col() { cut -d' ' -f"$2" "$tmp/$1" | median; }
+awk -v r="$ratio" -v a="$on_rps" -v b="$off_rps" 'BEGIN { printf "ratio on/off: %s (the median of the pairs; each check costs about %.1f us of a request)\n", r, (1e6 / a - 1e6 / b) }'
 printf 'CPU per request (us, median): shopd %s with checks, %s without; ratelimitd %s, Redis %s\n' \
-    "$(col on 4)" "$(col off 4)" "$(col on 5)" "$(col on 6)"
+    "$(column_median 4 "$tmp/on")" "$(column_median 4 "$tmp/off")" "$(column_median 5 "$tmp/on")" "$(column_median 6 "$tmp/on")"

@@ -150,11 +150,10 @@ for cell in products inventory inventory-user; do
                 wrk_get "$ours" "$conns" "$path" "$header" >>"$WORK/a"
                 wrk_get "$peer" "$conns" "$peer_page" "$header" >>"$WORK/b"
             done
-            ar=$(awk '{ print $1 }' "$WORK/a" | median); ap=$(awk '{ print $2 }' "$WORK/a" | median)
-            br=$(awk '{ print $1 }' "$WORK/b" | median); bp=$(awk '{ print $2 }' "$WORK/b" | median)
-            paste -d' ' "$WORK/a" "$WORK/b" >"$WORK/pairs"
-            ratio=$(awk '{ printf "%.3f\n", $1 / $3 }' "$WORK/pairs" | median)
-            p99r=$(awk '{ printf "%.3f\n", $2 / ($4 > 0 ? $4 : 0.001) }' "$WORK/pairs" | median)
+            ar=$(column_median 1 "$WORK/a") ap=$(column_median 2 "$WORK/a")
+            br=$(column_median 1 "$WORK/b") bp=$(column_median 2 "$WORK/b")
+            ratio=$(pair_ratio "$WORK/a" "$WORK/b" 1)
+            p99r=$(pair_ratio "$WORK/a" "$WORK/b" 2)
             printf "%-31s %-8s %5s | %10s %8s | %10s %8s | %7s %7s\n" "$page" "$route" "$conns" "$ar" "$ap" "$br" "$bp" "$ratio" "$p99r" | tee -a "$OUT"
             [ $first = 1 ] || echo "," >>"$JSON"
             first=0

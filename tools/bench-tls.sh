@@ -174,16 +174,11 @@ cell() { # name conns kind lbpid lbport hapid haport
         run_cpu "$6" "$kind" "$7" "$2" "$3" >>"$WORK/ha"
     done
     local lr lp lc hr hp hc ratio p99r cpur
-    lr=$(awk '{ print $1 }' "$WORK/lb" | median)
-    lp=$(awk '{ print $2 }' "$WORK/lb" | median)
-    lc=$(awk '{ print $3 }' "$WORK/lb" | median)
-    hr=$(awk '{ print $1 }' "$WORK/ha" | median)
-    hp=$(awk '{ print $2 }' "$WORK/ha" | median)
-    hc=$(awk '{ print $3 }' "$WORK/ha" | median)
-    paste -d' ' "$WORK/lb" "$WORK/ha" >"$WORK/pairs"
-    ratio=$(awk '$4 > 0 { printf "%.3f\n", $1 / $4 }' "$WORK/pairs" | median)
-    p99r=$(awk '$5 > 0 { printf "%.3f\n", $2 / $5 }' "$WORK/pairs" | median)
-    cpur=$(awk '$6 > 0 { printf "%.3f\n", $3 / $6 }' "$WORK/pairs" | median)
+    lr=$(column_median 1 "$WORK/lb") lp=$(column_median 2 "$WORK/lb") lc=$(column_median 3 "$WORK/lb")
+    hr=$(column_median 1 "$WORK/ha") hp=$(column_median 2 "$WORK/ha") hc=$(column_median 3 "$WORK/ha")
+    ratio=$(pair_ratio "$WORK/lb" "$WORK/ha" 1)
+    p99r=$(pair_ratio "$WORK/lb" "$WORK/ha" 2)
+    cpur=$(pair_ratio "$WORK/lb" "$WORK/ha" 3)
     printf "%-9s %5s | %10s %9s %7s | %10s %9s %7s | %7s %9s %9s\n" "$1" "$2" "$lr" "$lp" "$lc" "$hr" "$hp" "$hc" \
         "${ratio:-}" "${p99r:-}" "${cpur:-}" | tee -a "$OUT"
     [ $first = 1 ] || echo "," >>"$JSON"

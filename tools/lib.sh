@@ -54,6 +54,22 @@ cpu_ticks() {
 # The median of the numbers on stdin, one per line.
 median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
+# The benchmarks that compare two servers write one line per run to a file per server,
+# taking turns, so that line k of both files was measured in the same minute.
+#
+# column_median N FILE: the median of column N of FILE.
+column_median() { awk -v c="$1" '{ print $c }' "$2" | median; }
+
+# pair_ratio A B N [DECIMALS]: the median, over the runs, of column N of A divided by
+# column N of B, run by run (default 3 decimals); runs where B's figure is 0 are left out.
+# A median of per-run ratios, not a ratio of medians: a slow minute hits both sides of a run.
+pair_ratio() {
+    local width
+    width=$(awk '{ print NF; exit }' "$1")
+    paste -d' ' "$1" "$2" |
+        awk -v c="$3" -v w="$width" -v f="%.${4:-3}f\n" '$(w + c) > 0 { printf f, $c / $(w + c) }' | median
+}
+
 # wrk's latency with its unit ("850.12us", "12.5ms", "1.2s") in milliseconds.
 to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'; }
 
