@@ -26,8 +26,8 @@
 #   BENCH_LOGIN_CONNECTIONS=8
 #   BENCH_SCENARIOS="products inventory cart login checkout"
 #   BENCH_TARGETS="balancer direct"                   BENCH_WARMUP=3s
-#   BENCH_BALANCER=1          also run tools/bench-balancer.sh (balancer vs HAProxy),
-#                             each run BENCH_BALANCER_DURATION=5s
+#   BENCH_BALANCER=1          also run tools/bench-balancer.sh (balancer vs HAProxy and nginx over
+#                             static backends), each run BENCH_BALANCER_DURATION=5s
 #   BENCH_RATELIMITD=1        ratelimitd against raw EVALSHA on one connection (tools/bench-ratelimitd.sh)
 #                             and what the checks cost GET /products (tools/bench-ratelimit-cost.sh,
 #                             BENCH_RATELIMIT_DURATION=4s per run); ratios into latest.json
@@ -393,13 +393,14 @@ unset DATABASE_URL SHOP_ENV SECRET_KEY TEMPLATES_DIR STATIC_DIR RATELIMITD_SOCKE
 # --- balancer against HAProxy ------------------------------------------------------------
 
 if [ "${BENCH_BALANCER:-1}" = 1 ]; then
-    say "balancer vs HAProxy (tools/bench-balancer.sh, ${BENCH_BALANCER_DURATION:-5s} per run)"
-    if command -v /usr/sbin/haproxy >/dev/null; then
-        BIN=$BIN RUNS=$RUNS OUT=$RESULTS/balancer-vs-haproxy.txt \
+    say "balancer vs HAProxy and nginx (tools/bench-balancer.sh, ${BENCH_BALANCER_DURATION:-5s} per run)"
+    rm -f "$RESULTS/balancer-vs-peers.txt" "$RESULTS/balancer-vs-peers.json"
+    if command -v /usr/sbin/haproxy >/dev/null && command -v /usr/sbin/nginx >/dev/null; then
+        BIN=$BIN RUNS=$RUNS OUT=$RESULTS/balancer-vs-peers.txt JSON=$RESULTS/balancer-vs-peers.json \
             tools/bench-balancer.sh "${BENCH_BALANCER_DURATION:-5s}" >/dev/null ||
             echo "bench: tools/bench-balancer.sh failed" >&2
     else
-        echo "bench: haproxy is not installed; skipping balancer vs HAProxy" >&2
+        echo "bench: haproxy or nginx is not installed; skipping the balancer's peers" >&2
     fi
 fi
 
@@ -560,8 +561,13 @@ side_by_side = {
 }
 comparison = None
 try:
-    comparison = open(os.path.join(results, "balancer-vs-haproxy.txt")).read().splitlines()
+    comparison = open(os.path.join(results, "balancer-vs-peers.txt")).read().splitlines()
 except OSError:
+    pass
+balancer_peers = None
+try:
+    balancer_peers = json.load(open(os.path.join(results, "balancer-vs-peers.json")))
+except (OSError, ValueError):
     pass
 
 tls = None
@@ -620,7 +626,8 @@ doc = {
     "orders": orders,
     "shopd_child_restarts": restarts,
     "warnings_logged": len(warnings),
-    "balancer_vs_haproxy": comparison,
+    "balancer_vs_peers": balancer_peers,
+    "balancer_vs_peers_table": comparison,
     "side_by_side": side_by_side,
     "tls": tls,
     "shopd_vs_static_nginx": static_peer,
