@@ -14,6 +14,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/socket.h>
 
 /* Lingering close, as nginx does it: after the refusal is out, read and drop
@@ -47,20 +48,40 @@ struct guard {
     uint32_t forwarded, answered;
     bool refusal_held;
     uint64_t linger_start_ms, last_data_ms, dropped;
-    struct guard *prev, *next; /* every guard of this process, to find one by its connection */
+    evutil_socket_t indexed_fd; /* where guards_by_fd holds this guard, or -1 */
 };
 
-static struct guard *guards;
+/* Every guard of this process that has seen a request, by its socket, so that
+   http_guard_answered finds a request's guard at once: a worker may hold many
+   thousands of kept-alive connections, and a walk over all of them per answer
+   would cost more than the answer. Grown as higher descriptors show up. */
+static struct guard **guards_by_fd;
+static size_t guards_by_fd_len;
+
+static void guard_index(struct guard *g)
+{
+    evutil_socket_t fd = bufferevent_getfd(g->under);
+    if (fd < 0)
+        return;
+    if ((size_t)fd >= guards_by_fd_len) {
+        size_t len = guards_by_fd_len ? guards_by_fd_len : 64;
+        while (len <= (size_t)fd)
+            len *= 2;
+        guards_by_fd = xrealloc(guards_by_fd, len * sizeof(*guards_by_fd));
+        memset(guards_by_fd + guards_by_fd_len, 0, (len - guards_by_fd_len) * sizeof(*guards_by_fd));
+        guards_by_fd_len = len;
+    }
+    guards_by_fd[fd] = g;
+    g->indexed_fd = fd;
+}
 
 static void guard_free(void *ctx)
 {
     struct guard *g = ctx;
-    if (g->prev)
-        g->prev->next = g->next;
-    else
-        guards = g->next;
-    if (g->next)
-        g->next->prev = g->prev;
+    /* The socket closes after this, so no newer guard can hold the slot yet;
+       the check keeps that true even if libevent ever ordered it otherwise. */
+    if (g->indexed_fd >= 0 && guards_by_fd[g->indexed_fd] == g)
+        guards_by_fd[g->indexed_fd] = NULL;
     if (g->linger)
         event_free(g->linger);
     event_free(g->kick);
@@ -184,6 +205,8 @@ static enum bufferevent_filter_result guard_input(struct evbuffer *src, struct e
     struct guard *g = ctx;
     (void)limit;
     (void)mode;
+    if (g->indexed_fd < 0)
+        guard_index(g); /* evhttp sets the socket after making the connection */
     if (g->refused) {
         size_t n = evbuffer_get_length(src);
         g->dropped += n;
@@ -254,10 +277,7 @@ static struct bufferevent *guard_new_connection(struct event_base *base, void *a
         bufferevent_filter_new(g->under, guard_input, guard_output, BEV_OPT_CLOSE_ON_FREE, guard_free, g);
     g->kick = event_new(base, -1, 0, on_kick, g);
     g->refusal = evbuffer_new();
-    g->next = guards;
-    if (guards)
-        guards->prev = g;
-    guards = g;
+    g->indexed_fd = -1;
     evbuffer_add_cb(bufferevent_get_output(g->filtered), on_output_added, g);
     return g->filtered;
 }
@@ -271,17 +291,19 @@ void http_guard_answered(struct evhttp_request *req)
 {
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
     struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
-    for (struct guard *g = guards; bev && g; g = g->next) {
-        if (g->filtered != bev)
-            continue;
-        g->answered++;
-        if (g->refusal_held && g->answered >= g->forwarded) {
-            /* evhttp has queued that answer; the next flush sends it and then
-               the refusal (on_kick), once evhttp is done with this call. */
-            g->refusal_held = false;
-            event_active(g->kick, EV_WRITE, 1);
-        }
+    struct bufferevent *under = bev ? bufferevent_get_underlying(bev) : NULL;
+    evutil_socket_t fd = under ? bufferevent_getfd(under) : -1;
+    if (fd < 0 || (size_t)fd >= guards_by_fd_len)
         return;
+    struct guard *g = guards_by_fd[fd];
+    if (!g || g->filtered != bev)
+        return;
+    g->answered++;
+    if (g->refusal_held && g->answered >= g->forwarded) {
+        /* evhttp has queued that answer; the next flush sends it and then
+           the refusal (on_kick), once evhttp is done with this call. */
+        g->refusal_held = false;
+        event_active(g->kick, EV_WRITE, 1);
     }
 }
 

@@ -220,6 +220,32 @@ Test(http_strict, shopd_answers_pipelined_requests_in_order)
     free(out);
 }
 
+/* Each connection's refusal waits for the answers before it on that connection
+ * alone: with many connections open, the answer of one must release the refusal
+ * held on that one, whichever was opened first. */
+Test(http_strict, held_refusals_follow_their_own_connections_answers)
+{
+    start();
+    enum { CONNECTIONS = 48 };
+    static const char two[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                              "GET /healthz HTTP/1.1\r\nHost: x\r\nX A: b\r\n\r\n";
+    int fds[CONNECTIONS];
+    for (int i = 0; i < CONNECTIONS; i++) {
+        fds[i] = test_raw_connect(shop->port);
+        cr_assert_geq(fds[i], 0, "connection %d", i);
+    }
+    for (int i = CONNECTIONS - 1; i >= 0; i--) {
+        char *out = test_raw_exchange(fds[i], two, sizeof(two) - 1, 3000, NULL);
+        close(fds[i]);
+        cr_expect(strncmp(out, "HTTP/1.1 200 ", 13) == 0, "connection %d: the first answer is not first:\n%s",
+                  i, out);
+        const char *second = strstr(out + 1, "HTTP/1.1 ");
+        cr_expect(second && strncmp(second, "HTTP/1.1 400 ", 13) == 0, "connection %d: no 400 after it:\n%s",
+                  i, out);
+        free(out);
+    }
+}
+
 /* Python's urllib and many SDKs send the whole body before they read. */
 static void big_body_gets_413(int port, const char *listener)
 {
