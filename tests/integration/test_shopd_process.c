@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "tests/support/harness.h"
+#include "tests/support/raw_socket.h"
 #include "tests/support/services.h"
 #include "tests/support/shop.h"
 #include "shared/xalloc.h"
@@ -158,6 +159,24 @@ static void *login_run(void *arg)
     return NULL;
 }
 
+/* Waits until shopd holds a request (in flight besides the scrape itself): a
+ * connection still in the kernel's accept queue is not "in flight". */
+static bool holds_a_request(struct shop_server *s)
+{
+    struct http_client *probe = http_client_new();
+    bool holding = false;
+    for (int i = 0; i < 200 && !holding; i++) {
+        struct http_resp *m = http_request(probe, "GET", shop_url(s, "/metrics"), NULL, NULL, NULL);
+        const char *line = m->body ? strstr(m->body, "\nshopd_http_requests_in_flight ") : NULL;
+        holding = line && atoi(line + strlen("\nshopd_http_requests_in_flight ")) >= 2;
+        http_resp_free(m);
+        if (!holding)
+            harness_sleep_ms(5);
+    }
+    http_client_free(probe);
+    return holding;
+}
+
 Test(shopd_process, sigterm_finishes_requests_in_flight)
 {
     struct shop_server *s = shop_start(NULL);
@@ -165,20 +184,7 @@ Test(shopd_process, sigterm_finishes_requests_in_flight)
     struct slow_login l = {.s = s};
     pthread_t t;
     pthread_create(&t, NULL, login_run, &l);
-    /* Signal only once shopd holds the request (in flight besides the scrape itself):
-       a connection still in the kernel's accept queue at shutdown is not "in flight". */
-    struct http_client *probe = http_client_new();
-    bool holding = false;
-    for (int i = 0; i < 200 && !holding; i++) {
-        struct http_resp *m = http_request(probe, "GET", shop_url(s, "/metrics"), NULL, NULL, NULL);
-        const char *line = strstr(m->body, "\nshopd_http_requests_in_flight ");
-        holding = line && atoi(line + strlen("\nshopd_http_requests_in_flight ")) >= 2;
-        http_resp_free(m);
-        if (!holding)
-            harness_sleep_ms(5);
-    }
-    http_client_free(probe);
-    cr_assert(holding, "the registration never reached shopd");
+    cr_assert(holds_a_request(s), "the registration never reached shopd");
     harness_signal(s->proc, SIGTERM);
     pthread_join(t, NULL);
     cr_expect_eq(l.status, 201, "the request in flight was answered (got %ld)", l.status);
@@ -187,6 +193,96 @@ Test(shopd_process, sigterm_finishes_requests_in_flight)
     cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "clean exit, status %d", st);
     s->proc = NULL;
     shop_stop(s);
+}
+
+struct registration {
+    struct shop_server *s;
+    int index;
+    long status;
+};
+
+static void *register_run(void *arg)
+{
+    struct registration *reg = arg;
+    char body[128];
+    snprintf(body, sizeof(body), "{\"email\":\"drain%d@example.com\",\"password\":\"password123\"}",
+             reg->index);
+    struct http_client *c = http_client_new();
+    struct http_resp *r = http_json(c, "POST", shop_url(reg->s, "/register"), body);
+    reg->status = r->status;
+    http_resp_free(r);
+    http_client_free(c);
+    return NULL;
+}
+
+/* CPU time (user + system, clock ticks) of the thread tid of process pid: the
+ * worker's event loop runs on its main thread, password hashing on others. */
+static long thread_ticks(pid_t pid, pid_t tid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid, (int)tid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t len = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[len] = '\0';
+    const char *p = strrchr(buf, ')');
+    long utime = 0, stime = 0;
+    /* After ")": state, then fields 4..13 (ppid .. cmajflt), then utime and stime. */
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld %ld", &utime, &stime) != 2)
+        return -1;
+    return utime + stime;
+}
+
+/* A worker that stops taking connections closes its copy of the listening socket,
+ * which the master and the other workers keep open: the kernel then keeps the
+ * socket in that worker's epoll set unless the worker removed it first, and a
+ * connection waiting to be accepted would wake the draining worker's loop again
+ * and again. */
+Test(shopd_process, a_draining_worker_does_not_spin_on_waiting_connections)
+{
+    const char *env[] = {"SHOPD_WORKERS=2", NULL};
+    struct shop_server *s = shop_start(env);
+    pid_t workers[16];
+    int n = 0;
+    for (int i = 0; i < 200 && (n = children_of(harness_pid(s->proc), workers, 16)) != 2; i++)
+        harness_sleep_ms(25);
+    cr_assert_eq(n, 2, "%d workers", n);
+    /* Only the first worker takes the registrations: hashing them keeps it draining. */
+    kill(workers[1], SIGSTOP);
+    enum { REGISTRATIONS = 12 };
+    struct registration regs[REGISTRATIONS];
+    pthread_t t[REGISTRATIONS];
+    for (int i = 0; i < REGISTRATIONS; i++) {
+        regs[i] = (struct registration){.s = s, .index = i};
+        pthread_create(&t[i], NULL, register_run, &regs[i]);
+    }
+    cr_assert(holds_a_request(s), "the registrations never reached shopd");
+    kill(workers[0], SIGTERM);
+    harness_sleep_ms(50);
+    /* Nobody accepts this one now: it waits in the listening socket's queue. */
+    int waiting = test_raw_connect(s->port);
+    cr_assert_geq(waiting, 0);
+    long before = thread_ticks(workers[0], workers[0]);
+    harness_sleep_ms(200);
+    long after = thread_ticks(workers[0], workers[0]);
+    int answered = 0;
+    for (int i = 0; i < REGISTRATIONS; i++)
+        answered += regs[i].status != 0;
+    kill(workers[1], SIGCONT);
+    for (int i = 0; i < REGISTRATIONS; i++)
+        pthread_join(t[i], NULL);
+    close(waiting);
+    cr_assert(before >= 0 && after >= 0, "the draining worker's loop thread is gone");
+    cr_assert_lt(answered, REGISTRATIONS, "every registration finished before the measurement ended");
+    long hz = sysconf(_SC_CLK_TCK);
+    cr_expect_leq((after - before) * 1000 / hz, 40, "the draining worker's loop used %ld ms of CPU in 200 ms",
+                  (after - before) * 1000 / hz);
+    for (int i = 0; i < REGISTRATIONS; i++)
+        cr_expect_eq(regs[i].status, 201, "registration %d in flight was answered (got %ld)", i,
+                     regs[i].status);
+    cr_expect_eq(shop_stop(s), 0);
 }
 
 #define RACERS 12
