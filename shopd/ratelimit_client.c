@@ -402,6 +402,22 @@ static void ask_for_waiting(struct rl_client *c, struct rl_lease *l)
     }
 }
 
+/* Asks for l's next lease while its tokens still decide checks (rl_lease_should_renew):
+ * the answer adds to what is left, so a hot key's checks never wait for it. */
+static void renew_ahead(struct rl_client *c, struct rl_lease *l)
+{
+    if (c->lease_refused)
+        return; /* a ratelimitd without leases: one token per ask, nothing to win ahead */
+    struct ask *a = xmalloc(sizeof(*a));
+    a->c = c;
+    a->lease = l;
+    a->most = rl_lease_ask_size(l, 0);
+    char line[RL_PROTO_CHECK_LINE_MAX];
+    size_t n = rl_proto_format_lease(line, sizeof(line), rl_lease_rule(l), rl_lease_key(l), a->most);
+    rl_lease_asked(l, a->most);
+    send_line(c, line, n, true, on_ask_answered, a);
+}
+
 /* An answer for a lease entry: the waiting checks it decides are answered in order; when
  * it failed, so do the oldest waiting checks that no other ask in flight covers. */
 static void on_ask_answered(const struct rl_result *res, void *arg)
@@ -479,8 +495,11 @@ bool rl_client_check_token(struct rl_client *c, const char *rule, const char *ke
         return false;
     }
     /* Checks waiting on the key go first: answers on one key keep their order. */
-    if (!*rl_lease_caller_data(l) && rl_lease_decide(l, now, decided))
+    if (!*rl_lease_caller_data(l) && rl_lease_decide(l, now, decided)) {
+        if (rl_lease_should_renew(l, now))
+            renew_ahead(c, l);
         return true;
+    }
     wait_on_lease(c, l, cb, arg);
     return false;
 }

@@ -182,6 +182,17 @@ long rl_lease_ask_size(const struct rl_lease *l, long uncovered)
     return want < 1 ? 1 : want;
 }
 
+bool rl_lease_should_renew(const struct rl_lease *l, uint64_t now_us)
+{
+    if (l->share <= 1 || l->asked > 0 || now_us < l->deny_until_us)
+        return false;
+    long left = now_us < l->expires_us ? l->tokens : 0;
+    long demand = l->prev_hits > l->hits ? l->prev_hits : l->hits;
+    /* Only for keys that spend more than half a share in a lease's life: a renewal of a
+       colder key would mostly expire unspent, a loss to its visitor. */
+    return demand > l->share / 2 && left <= l->share / 2;
+}
+
 void rl_lease_asked(struct rl_lease *l, long most)
 {
     l->asked += most;

@@ -4,10 +4,12 @@
  * For a (rule, key) this worker checks often (more than once in RL_LEASE_LIFE_MS), the
  * client asks ratelimitd for a LEASE of several tokens in one round trip and spends them
  * here, one per request, for at most RL_LEASE_LIFE_MS. The tokens were spent from the
- * shared bucket when they were granted, so no budget is ever exceeded; tokens left when
- * a lease runs out are dropped, which costs a client at most a share (1/16 of the burst)
- * per lease. A refusal is kept until its retry time, for at most RL_LEASE_REFUSAL_MS:
- * tokens come back only with time, so ratelimitd would refuse every check before then
+ * shared bucket when they were granted, so no budget is ever exceeded. The next lease
+ * is asked for while half a share is left (rl_lease_should_renew), so that a hot key's
+ * checks do not stop for the round trip; a worker then holds at most a share and a
+ * half, and tokens left when a lease runs out are dropped, which costs a client at most
+ * that (3/32 of the burst) per lease. A refusal is kept until its retry time, for at most
+ * RL_LEASE_REFUSAL_MS: tokens come back only with time, so ratelimitd would refuse every check before then
  * too, unless its rules were reloaded meanwhile, which the cap bounds. Keys seen once
  * in a while and rules with a burst under 32 get one token per ask, as with plain
  * CHECKs.
@@ -58,6 +60,11 @@ const char *rl_lease_key(const struct rl_lease *l);
  * whichever had more, and for those waiting, within the rule's share. 1 means a plain
  * CHECK. */
 long rl_lease_ask_size(const struct rl_lease *l, long uncovered);
+/* True when the next lease should be asked for now, before the tokens run out: the key
+ * is leased (its share is over one token) and hot (more checks in one RL_LEASE_LIFE_MS
+ * than half a share), nothing is asked for yet, no refusal is kept, and at most half a
+ * share is left. The ask is for rl_lease_ask_size(l, 0). */
+bool rl_lease_should_renew(const struct rl_lease *l, uint64_t now_us);
 /* Records an ask of most tokens sent; tokens asked for and not answered yet. */
 void rl_lease_asked(struct rl_lease *l, long most);
 long rl_lease_in_flight(const struct rl_lease *l);

@@ -406,6 +406,44 @@ Test(rl_client, a_hot_key_is_decided_from_leases_without_sharing_a_token)
     rl_client_free(c);
 }
 
+/* A steady stream of checks on a hot key, a little slower than a round trip to
+ * ratelimitd each: once its demand is known, the next lease is asked for while the
+ * current one still decides, so no check waits for ratelimitd, and no token is given
+ * twice. */
+Test(rl_client, a_hot_keys_checks_do_not_wait_for_its_next_lease)
+{
+    start_rld();
+    struct rl_client *c = rl_client_new(base, sock, 2000);
+    spin(300);
+    struct collector col = {0};
+    enum { WARM = 200, CHECKS = 600 };
+    int waited = 0, waited_warm = 0;
+    long last_remaining = -1;
+    bool twice = false;
+    for (int i = 0; i < WARM + CHECKS; i++) {
+        struct rl_result decided;
+        tickets[i % MAX_RESULTS] = (struct ticket){&col, i};
+        if (rl_client_check_token(c, "big", "ip:stream", &decided, on_done, &tickets[i % MAX_RESULTS])) {
+            if (last_remaining >= 0 && decided.remaining >= last_remaining)
+                twice = true;
+            last_remaining = decided.remaining;
+        } else if (i < WARM) {
+            waited_warm++;
+        } else {
+            waited++;
+        }
+        /* About 20 µs a check: 32 checks take longer than a round trip here. */
+        struct timespec pause = {0, 20000};
+        nanosleep(&pause, NULL);
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    }
+    run_until(&col, waited + waited_warm, 3000);
+    cr_assert_gt(waited_warm, 0, "the first checks waited for ratelimitd");
+    cr_expect_eq(waited, 0, "%d of %d checks waited for a lease after the warm-up", waited, CHECKS);
+    cr_expect_not(twice, "a token was given twice");
+    rl_client_free(c);
+}
+
 /* Two workers on one budget: together they never get more than the burst, and the tokens
  * one of them holds are spent, not lost, while its checks go on. */
 Test(rl_client, two_clients_never_spend_more_than_the_budget)

@@ -89,6 +89,50 @@ Test(rl_lease, granted_tokens_count_down_then_expire)
     rl_lease_table_free(t);
 }
 
+/* A hot key asks for its next lease while half a share is left, once, so that its
+ * checks go on from the tokens meanwhile; the answer adds to what is left. */
+Test(rl_lease, a_hot_key_renews_its_lease_before_the_tokens_run_out)
+{
+    struct rl_lease_table *t = rl_lease_table_new(100);
+    struct rl_lease *l = rl_lease_get(t, "api", "k", T0);
+    struct rl_result first = allow(1024, 1023, 1);
+    rl_lease_answered(l, 0, &first, T0); /* the burst: a share of 64 */
+    struct rl_result out;
+    cr_assert(rl_lease_decide(l, T0, &out));
+    cr_assert_not(rl_lease_should_renew(l, T0), "one check is no demand");
+    /* 100 checks in a millisecond, then a lease of 64. */
+    for (int i = 0; i < 100; i++)
+        l = rl_lease_get(t, "api", "k", T0 + 1 * MS);
+    struct rl_result lease = allow(1024, 900, 64);
+    rl_lease_asked(l, 64);
+    rl_lease_answered(l, 64, &lease, T0 + 1 * MS);
+    int renewed_at = -1;
+    for (int i = 0; i < 64 && renewed_at < 0; i++) {
+        cr_assert(rl_lease_decide(l, T0 + 2 * MS, &out), "token %d", i);
+        if (rl_lease_should_renew(l, T0 + 2 * MS))
+            renewed_at = i;
+    }
+    cr_assert_eq(renewed_at, 31, "asked once 32 of 64 are left (at token %d)", renewed_at);
+    rl_lease_asked(l, rl_lease_ask_size(l, 0));
+    cr_assert_eq(rl_lease_in_flight(l), 64, "a whole share");
+    cr_assert(rl_lease_decide(l, T0 + 2 * MS, &out));
+    cr_assert_not(rl_lease_should_renew(l, T0 + 2 * MS), "not again while one is asked for");
+    rl_lease_answered(l, 64, &lease, T0 + 3 * MS);
+    int tokens = 0;
+    while (rl_lease_decide(l, T0 + 3 * MS, &out))
+        tokens++;
+    cr_assert_eq(tokens, 31 + 64, "what was left and the new lease");
+    /* A kept refusal is not renewed ahead, nor are small bursts. */
+    struct rl_result deny = {.verdict = RL_DENY, .limit = 1024, .retry_after_ms = 100};
+    rl_lease_answered(l, 0, &deny, T0 + 4 * MS);
+    cr_assert_not(rl_lease_should_renew(l, T0 + 5 * MS));
+    struct rl_result small = allow(31, 30, 1);
+    rl_lease_answered(l, 0, &small, T0 + 200 * MS);
+    cr_assert(rl_lease_decide(l, T0 + 200 * MS, &out));
+    cr_assert_not(rl_lease_should_renew(l, T0 + 200 * MS));
+    rl_lease_table_free(t);
+}
+
 Test(rl_lease, a_refusal_is_kept_until_its_retry_time)
 {
     struct rl_lease_table *t = rl_lease_table_new(100);
