@@ -8,11 +8,11 @@
  * is asked for while half a share is left (rl_lease_should_renew), so that a hot key's
  * checks do not stop for the round trip; a worker then holds at most a share and a
  * half, and tokens left when a lease runs out are dropped, which costs a client at most
- * that (3/32 of the burst) per lease. A refusal is kept until its retry time, for at most
- * RL_LEASE_REFUSAL_MS: tokens come back only with time, so ratelimitd would refuse every check before then
- * too, unless its rules were reloaded meanwhile, which the cap bounds. Keys seen once
- * in a while and rules with a burst under 32 get one token per ask, as with plain
- * CHECKs.
+ * that (3/32 of the burst) per lease. A refusal is kept until its retry time, for at
+ * most RL_LEASE_REFUSAL_MS: tokens come back only with time, so ratelimitd would refuse
+ * every check before then too, unless its rules were reloaded meanwhile, which the cap
+ * bounds. Keys seen once in a while and rules with a burst under 32 get one token per
+ * ask, as with plain CHECKs.
  *
  * The table only keeps the state and decides; the caller asks ratelimitd and queues the
  * checks that wait for an answer. The clock is the caller's (microseconds, monotonic). */
