@@ -107,8 +107,18 @@ static void expect_process(const char *text, const char *labels)
 Test(process_metrics, shopd_per_role_and_oldest_pending_order)
 {
     shop = shop_start(NULL); /* the dispatcher is off: orders stay pending */
-    char *text = scrape(shop_url(shop, "/metrics"));
+    /* shopd answers once its first worker serves; the second is forked only then and
+       records itself right after its fork. */
+    char *text = NULL;
+    for (int i = 0; i < 50; i++) {
+        free(text);
+        text = scrape(shop_url(shop, "/metrics"));
+        if (sample(text, "process_start_time_seconds{role=\"worker\",worker=\"1\"}") > 0)
+            break;
+        harness_sleep_ms(100);
+    }
     promtool_check("metrics-shopd-1.txt", text);
+    cr_expect_eq(sample(text, "shopd_worker_restarts_total"), 0, "no worker died meanwhile\n%s", text);
     cr_expect_eq(sample(text, "shopd_outbox_oldest_pending_age_seconds"), 0, "%s", text);
     cr_expect_eq(sample(text, "shopd_build_info{version=\"" SHOP_VERSION "\"}"), 1);
     expect_process(text, "{role=\"master\"}");
