@@ -30,7 +30,17 @@ struct harness_proc {
 };
 
 static struct harness_proc *live_procs;
-static bool atexit_installed;
+
+/* Folders from harness_tempdir not yet removed with harness_rmrf. */
+struct tempdir {
+    char *path;
+    struct tempdir *next;
+};
+static struct tempdir *live_dirs;
+
+/* The process whose exit cleans up: a forked child that calls exit() must not
+   stop its parent's processes or remove its folders. */
+static pid_t cleanup_owner;
 
 static void unlink_proc(struct harness_proc *p)
 {
@@ -41,14 +51,39 @@ static void unlink_proc(struct harness_proc *p)
         }
 }
 
-static void kill_leftovers(void)
+static void rmrf_now(const char *path);
+
+/* At exit, whatever a test left: also when it failed or was skipped, which ends it
+ * without its suite's .fini. Processes go first: they may still write into the
+ * folders. */
+static void clean_up_leftovers(void)
 {
+    if (getpid() != cleanup_owner)
+        return;
     for (struct harness_proc *p = live_procs; p; p = p->next) {
         kill(-p->pid, SIGKILL);
         kill(p->pid, SIGKILL);
         waitpid(p->pid, NULL, 0);
     }
     live_procs = NULL;
+    for (struct tempdir *d = live_dirs; d; d = d->next)
+        rmrf_now(d->path);
+    live_dirs = NULL;
+}
+
+static void clean_up_at_exit(void)
+{
+    pid_t me = getpid();
+    if (cleanup_owner == me)
+        return;
+    if (cleanup_owner != 0) {
+        /* A forked child: the lists it inherited are its parent's. */
+        live_procs = NULL;
+        live_dirs = NULL;
+    } else {
+        atexit(clean_up_leftovers); /* inherited by children, where it checks the owner */
+    }
+    cleanup_owner = me;
 }
 
 void harness_sleep_ms(int ms)
@@ -61,10 +96,7 @@ void harness_sleep_ms(int ms)
 struct harness_proc *harness_start(const char *const argv[], const char *const env[], const char *cwd,
                                    const char *log_path)
 {
-    if (!atexit_installed) {
-        atexit(kill_leftovers);
-        atexit_installed = true;
-    }
+    clean_up_at_exit();
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
@@ -264,6 +296,11 @@ char *harness_tempdir(const char *prefix)
     char *dir = xasprintf("/tmp/%s-XXXXXX", prefix ? prefix : "shop-test");
     if (!mkdtemp(dir))
         abort();
+    clean_up_at_exit();
+    struct tempdir *d = xcalloc(1, sizeof(*d));
+    d->path = xstrdup(dir);
+    d->next = live_dirs;
+    live_dirs = d;
     return dir;
 }
 
@@ -275,10 +312,23 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
     return remove(path);
 }
 
-void harness_rmrf(const char *path)
+static void rmrf_now(const char *path)
 {
     if (path && strncmp(path, "/tmp/", 5) == 0)
         nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+void harness_rmrf(const char *path)
+{
+    rmrf_now(path);
+    for (struct tempdir **dp = &live_dirs; path && *dp; dp = &(*dp)->next)
+        if (strcmp((*dp)->path, path) == 0) {
+            struct tempdir *d = *dp;
+            *dp = d->next;
+            free(d->path);
+            free(d);
+            return;
+        }
 }
 
 char *harness_bin(const char *name)
