@@ -514,6 +514,11 @@ void rl_client_check(struct rl_client *c, const char *rule, const char *key, int
         deliver_later(c, cb, arg, &decided);
 }
 
+int rl_client_unanswered(const struct rl_client *c)
+{
+    return c->waiting;
+}
+
 void rl_client_free(struct rl_client *c)
 {
     if (!c)

@@ -41,6 +41,10 @@ void rl_client_check(struct rl_client *c, const char *rule, const char *key, int
 bool rl_client_check_token(struct rl_client *c, const char *rule, const char *key, struct rl_result *decided,
                            rl_done_fn cb, void *arg);
 
+/* Lines sent to ratelimitd and not answered yet: checks, and asks for leases (also
+ * those sent ahead, which no check waits for). */
+int rl_client_unanswered(const struct rl_client *c);
+
 /* Closes the connection and frees the client. Checks still waiting get their callback
  * with RL_UNAVAILABLE before this returns. Must not be called from inside a callback. */
 void rl_client_free(struct rl_client *c);
