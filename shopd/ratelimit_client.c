@@ -381,6 +381,20 @@ static void send_line(struct rl_client *c, const char *line, size_t n, bool leas
 
 static void on_ask_answered(const struct rl_result *res, void *arg);
 
+/* Sends one ask of most tokens for l: a LEASE line, or a plain CHECK for one. */
+static void send_ask(struct rl_client *c, struct rl_lease *l, long most)
+{
+    struct ask *a = xmalloc(sizeof(*a));
+    a->c = c;
+    a->lease = l;
+    a->most = most;
+    char line[RL_PROTO_CHECK_LINE_MAX];
+    size_t n = most > 1 ? rl_proto_format_lease(line, sizeof(line), rl_lease_rule(l), rl_lease_key(l), most)
+                        : rl_proto_format_check(line, sizeof(line), rl_lease_rule(l), rl_lease_key(l), 1);
+    rl_lease_asked(l, most);
+    send_line(c, line, n, most > 1, on_ask_answered, a);
+}
+
 /* Asks for the checks waiting on l that no ask in flight covers. */
 static void ask_for_waiting(struct rl_client *c, struct rl_lease *l)
 {
@@ -388,16 +402,7 @@ static void ask_for_waiting(struct rl_client *c, struct rl_lease *l)
     long uncovered = (q ? q->n : 0) - rl_lease_in_flight(l);
     while (uncovered > 0) {
         long most = c->lease_refused ? 1 : rl_lease_ask_size(l, uncovered);
-        struct ask *a = xmalloc(sizeof(*a));
-        a->c = c;
-        a->lease = l;
-        a->most = most;
-        char line[RL_PROTO_CHECK_LINE_MAX];
-        size_t n = most > 1
-                       ? rl_proto_format_lease(line, sizeof(line), rl_lease_rule(l), rl_lease_key(l), most)
-                       : rl_proto_format_check(line, sizeof(line), rl_lease_rule(l), rl_lease_key(l), 1);
-        rl_lease_asked(l, most);
-        send_line(c, line, n, most > 1, on_ask_answered, a);
+        send_ask(c, l, most);
         uncovered -= most;
     }
 }
@@ -406,16 +411,8 @@ static void ask_for_waiting(struct rl_client *c, struct rl_lease *l)
  * the answer adds to what is left, so a hot key's checks never wait for it. */
 static void renew_ahead(struct rl_client *c, struct rl_lease *l)
 {
-    if (c->lease_refused)
-        return; /* a ratelimitd without leases: one token per ask, nothing to win ahead */
-    struct ask *a = xmalloc(sizeof(*a));
-    a->c = c;
-    a->lease = l;
-    a->most = rl_lease_ask_size(l, 0);
-    char line[RL_PROTO_CHECK_LINE_MAX];
-    size_t n = rl_proto_format_lease(line, sizeof(line), rl_lease_rule(l), rl_lease_key(l), a->most);
-    rl_lease_asked(l, a->most);
-    send_line(c, line, n, true, on_ask_answered, a);
+    if (!c->lease_refused) /* a ratelimitd without leases: one token per ask, nothing to win ahead */
+        send_ask(c, l, rl_lease_ask_size(l, 0));
 }
 
 /* An answer for a lease entry: the waiting checks it decides are answered in order; when

@@ -65,6 +65,21 @@ static char *scrape(const char *url)
     return text;
 }
 
+/* Scrapes url until the series has a sample above 0 (a process that records itself
+ * just after its fork), at most 5 s; returns the last scrape (caller frees). */
+static char *scrape_until(const char *url, const char *series)
+{
+    char *text = NULL;
+    for (int i = 0; i < 50; i++) {
+        free(text);
+        text = scrape(url);
+        if (sample(text, series) > 0)
+            break;
+        harness_sleep_ms(100);
+    }
+    return text;
+}
+
 /* Runs promtool check metrics on text; asserts it exits 0 with nothing to say
  * (promtool also prints lint problems such as a missing HELP, still exiting 0
  * for some of them). */
@@ -107,16 +122,9 @@ static void expect_process(const char *text, const char *labels)
 Test(process_metrics, shopd_per_role_and_oldest_pending_order)
 {
     shop = shop_start(NULL); /* the dispatcher is off: orders stay pending */
-    /* shopd answers once its first worker serves; the second is forked only then and
-       records itself right after its fork. */
-    char *text = NULL;
-    for (int i = 0; i < 50; i++) {
-        free(text);
-        text = scrape(shop_url(shop, "/metrics"));
-        if (sample(text, "process_start_time_seconds{role=\"worker\",worker=\"1\"}") > 0)
-            break;
-        harness_sleep_ms(100);
-    }
+    /* shopd answers once its first worker serves; the second is forked only then. */
+    char *text =
+        scrape_until(shop_url(shop, "/metrics"), "process_start_time_seconds{role=\"worker\",worker=\"1\"}");
     promtool_check("metrics-shopd-1.txt", text);
     cr_expect_eq(sample(text, "shopd_worker_restarts_total"), 0, "no worker died meanwhile\n%s", text);
     cr_expect_eq(sample(text, "shopd_outbox_oldest_pending_age_seconds"), 0, "%s", text);
@@ -146,15 +154,7 @@ Test(process_metrics, shopd_with_dispatcher_reports_it)
 {
     const char *env[] = {"DISPATCHER_ENABLED=1", "DYNAMODB_ENDPOINT=http://127.0.0.1:9", NULL};
     shop = shop_start(env);
-    char *text = NULL;
-    /* The dispatcher records itself right after its fork. */
-    for (int i = 0; i < 50; i++) {
-        free(text);
-        text = scrape(shop_url(shop, "/metrics"));
-        if (sample(text, "process_start_time_seconds{role=\"dispatcher\"}") > 0)
-            break;
-        harness_sleep_ms(100);
-    }
+    char *text = scrape_until(shop_url(shop, "/metrics"), "process_start_time_seconds{role=\"dispatcher\"}");
     promtool_check("metrics-shopd-3.txt", text);
     expect_process(text, "{role=\"dispatcher\"}");
     free(text);

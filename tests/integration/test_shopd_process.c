@@ -58,18 +58,22 @@ static long get_status(struct shop_server *s, struct http_client *c, const char 
     return st;
 }
 
+/* shop_start returns once one worker answers; the second may still be starting
+ * (slowly, under AddressSanitizer). Waits up to 5 s for two workers; returns how
+ * many there are, their pids in out (room for 16). */
+static int wait_for_two_workers(struct shop_server *s, pid_t *out)
+{
+    int n = 0;
+    for (int i = 0; i < 250 && (n = children_of(harness_pid(s->proc), out, 16)) != 2; i++)
+        harness_sleep_ms(20);
+    return n;
+}
+
 Test(shopd_process, killed_worker_is_replaced_quickly)
 {
     struct shop_server *s = shop_start(NULL);
     pid_t kids[16];
-    /* shop_start returns once one worker answers; the second may still be
-       starting (slowly, under AddressSanitizer). */
-    int n = 0;
-    for (int i = 0; i < 250 && n != 2; i++) {
-        n = children_of(harness_pid(s->proc), kids, 16);
-        if (n != 2)
-            harness_sleep_ms(20);
-    }
+    int n = wait_for_two_workers(s, kids);
     cr_assert_eq(n, 2, "two workers, got %d after 5 s", n);
     kill(kids[0], SIGKILL);
     /* Within a second there are two live workers again, one of them new. */
@@ -118,10 +122,7 @@ Test(shopd_process, sighup_replaces_workers_without_refusing)
 {
     struct shop_server *s = shop_start(NULL);
     pid_t before[16];
-    /* shopd answers once its first worker serves; the second may still be starting. */
-    int nb = 0;
-    for (int i = 0; i < 200 && (nb = children_of(harness_pid(s->proc), before, 16)) != 2; i++)
-        harness_sleep_ms(25);
+    int nb = wait_for_two_workers(s, before);
     cr_assert_eq(nb, 2, "%d workers", nb);
     struct hammer h = {.s = s};
     pthread_t t;
@@ -142,18 +143,23 @@ Test(shopd_process, sighup_replaces_workers_without_refusing)
     cr_expect_eq(shop_stop(s), 0);
 }
 
-struct slow_login {
+/* A registration, which hashes its password with scrypt (a noticeable fraction of a
+ * second), on a thread of its own: drain%d@example.com. */
+struct registration {
     struct shop_server *s;
+    int index;
     long status;
 };
 
-static void *login_run(void *arg)
+static void *register_run(void *arg)
 {
-    struct slow_login *l = arg;
+    struct registration *reg = arg;
+    char body[128];
+    snprintf(body, sizeof(body), "{\"email\":\"drain%d@example.com\",\"password\":\"password123\"}",
+             reg->index);
     struct http_client *c = http_client_new();
-    struct http_resp *r = http_json(c, "POST", shop_url(l->s, "/register"),
-                                    "{\"email\":\"drain@example.com\",\"password\":\"password123\"}");
-    l->status = r->status;
+    struct http_resp *r = http_json(c, "POST", shop_url(reg->s, "/register"), body);
+    reg->status = r->status;
     http_resp_free(r);
     http_client_free(c);
     return NULL;
@@ -180,10 +186,9 @@ static bool holds_a_request(struct shop_server *s)
 Test(shopd_process, sigterm_finishes_requests_in_flight)
 {
     struct shop_server *s = shop_start(NULL);
-    /* Registration hashes with scrypt, which takes a noticeable fraction of a second. */
-    struct slow_login l = {.s = s};
+    struct registration l = {.s = s};
     pthread_t t;
-    pthread_create(&t, NULL, login_run, &l);
+    pthread_create(&t, NULL, register_run, &l);
     cr_assert(holds_a_request(s), "the registration never reached shopd");
     harness_signal(s->proc, SIGTERM);
     pthread_join(t, NULL);
@@ -195,28 +200,9 @@ Test(shopd_process, sigterm_finishes_requests_in_flight)
     shop_stop(s);
 }
 
-struct registration {
-    struct shop_server *s;
-    int index;
-    long status;
-};
-
-static void *register_run(void *arg)
-{
-    struct registration *reg = arg;
-    char body[128];
-    snprintf(body, sizeof(body), "{\"email\":\"drain%d@example.com\",\"password\":\"password123\"}",
-             reg->index);
-    struct http_client *c = http_client_new();
-    struct http_resp *r = http_json(c, "POST", shop_url(reg->s, "/register"), body);
-    reg->status = r->status;
-    http_resp_free(r);
-    http_client_free(c);
-    return NULL;
-}
-
 /* CPU time (user + system, clock ticks) of the thread tid of process pid: the
- * worker's event loop runs on its main thread, password hashing on others. */
+ * worker's event loop runs on its main thread, password hashing on others. Not
+ * procm_read (shared/process_metrics.h): /proc/<pid>/stat sums every thread. */
 static long thread_ticks(pid_t pid, pid_t tid)
 {
     char path[64], buf[1024];
@@ -245,9 +231,7 @@ Test(shopd_process, a_draining_worker_does_not_spin_on_waiting_connections)
     const char *env[] = {"SHOPD_WORKERS=2", NULL};
     struct shop_server *s = shop_start(env);
     pid_t workers[16];
-    int n = 0;
-    for (int i = 0; i < 200 && (n = children_of(harness_pid(s->proc), workers, 16)) != 2; i++)
-        harness_sleep_ms(25);
+    int n = wait_for_two_workers(s, workers);
     cr_assert_eq(n, 2, "%d workers", n);
     /* Only the first worker takes the registrations: hashing them keeps it draining. */
     kill(workers[1], SIGSTOP);
