@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "shared/rl_protocol.h"
 #include "shared/xalloc.h"
 
 #define LIFE_US ((uint64_t)RL_LEASE_LIFE_MS * 1000)
@@ -11,6 +12,8 @@
 /* A lease is at most this fraction of the burst, so that the shares the workers hold
  * at once leave most of it to the other workers and hosts. */
 #define SHARE_DIVISOR 16
+
+_Static_assert(RL_LEASE_MAX <= RL_PROTO_MAX_LEASE, "a lease ratelimitd would refuse");
 
 struct rl_lease {
     struct rl_lease *next;

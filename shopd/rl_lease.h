@@ -28,8 +28,11 @@
 /* How long granted tokens may be spent. Short, so that a lease never holds tokens
  * long: at most the rule's rate times this is spent later than it was granted. */
 #define RL_LEASE_LIFE_MS 50
-/* Most tokens one lease asks for. */
-#define RL_LEASE_MAX 64
+/* Most tokens one lease asks for: what the protocol allows (RL_PROTO_MAX_LEASE). An
+ * ask is also at most a sixteenth of the burst and only for the checks of the last life
+ * span, so only a key that spends this much in RL_LEASE_LIFE_MS, on a budget 16 times
+ * larger, gets it; each such lease saves that many round trips. */
+#define RL_LEASE_MAX 1024
 /* Longest a refusal is repeated here without asking again. */
 #define RL_LEASE_REFUSAL_MS 1000
 

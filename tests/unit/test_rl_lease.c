@@ -54,12 +54,17 @@ Test(rl_lease, a_hot_key_asks_for_its_demand_within_a_share_of_the_burst)
     /* A gap of two life spans forgets the demand. */
     l = rl_lease_get(t, "api", "ip:1", T0 + 3 * RL_LEASE_LIFE_MS * MS);
     cr_assert_eq(rl_lease_ask_size(l, 1), 1);
-    /* Small bursts are never leased; large ones at most RL_LEASE_MAX at a time. */
-    struct rl_result small = allow(31, 30, 1), large = allow(1000000, 0, 1);
+    /* Small bursts are never leased; large ones as much as the demand, at most 1024 at a
+       time (a burst of 16384 or more). */
+    struct rl_result small = allow(31, 30, 1), large = allow(1000000, 0, 1), mid = allow(4096, 0, 1);
     rl_lease_answered(l, 0, &small, T0);
     cr_assert_eq(rl_lease_ask_size(l, 100), 1);
     rl_lease_answered(l, 0, &large, T0);
-    cr_assert_eq(rl_lease_ask_size(l, 100), RL_LEASE_MAX);
+    cr_assert_eq(rl_lease_ask_size(l, 100), 100);
+    cr_assert_eq(rl_lease_ask_size(l, 5000), 1024);
+    cr_assert_eq(RL_LEASE_MAX, 1024);
+    rl_lease_answered(l, 0, &mid, T0);
+    cr_assert_eq(rl_lease_ask_size(l, 5000), 256, "a sixteenth of a burst of 4096");
     rl_lease_table_free(t);
 }
 
