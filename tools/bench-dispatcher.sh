@@ -14,7 +14,7 @@
 #   tools/bench-dispatcher.sh [N=3000] [RUNS=3] [LATENCY_MS=10]
 #
 # SHOP_BIN: folder of shopd (default bin/); DISPATCHER_CONCURRENCY: requests in
-# flight (default: shopd's own, 16). Exits 1 when a run loses or doubles an order.
+# flight (default: shopd's own, 32). Exits 1 when a run loses or doubles an order.
 set -euo pipefail
 shopt -s inherit_errexit
 
@@ -48,7 +48,8 @@ trap cleanup EXIT
 
 # shellcheck disable=SC2046 # pkg-config prints several flags
 cc -O2 -std=c11 -D_GNU_SOURCE -I"$root" -o "$tmp/delay_proxy" "$root/tests/load/delay_proxy.c" \
-    "$root/tests/support/delay_proxy.c" "$root/shared/xalloc.c" $(pkg-config --cflags --libs libevent) -lhttp_parser
+    "$root/tests/support/delay_proxy.c" "$root/tests/support/harness.c" "$root/shared/strbuf.c" \
+    "$root/shared/xalloc.c" $(pkg-config --cflags --libs libevent libcurl jansson) -lhttp_parser
 
 . "$root/tools/lib.sh"
 stop() {

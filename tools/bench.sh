@@ -334,7 +334,7 @@ workers_rss_after_logins() {
                 "$(awk '/^VmHWM:/ { print $2 }' "/proc/$child/status" 2>/dev/null || echo 0)"
         done
     done >"$WORK/rss-after-login.tsv"
-    say "worker RSS 10 s after the logins: $(awk '{ printf "%s%.1f MiB (peak %.1f)", NR > 1 ? ", " : "", $3 / 1024, $4 / 1024 }' "$WORK/rss-after-login.tsv")"
+    say "worker RSS 10 s after the logins: $(awk '{ printf "%s%.1f MiB (peak %.1f)", (NR > 1 ? ", " : ""), $3 / 1024, $4 / 1024 }' "$WORK/rss-after-login.tsv")"
 }
 
 : >"$WORK/runs.tsv"
