@@ -2,6 +2,7 @@
 #include "shopd/http_guard.h"
 #include "shopd/accounts.h"
 #include "shopd/db.h"
+#include "shopd/heap_release.h"
 #include "shopd/metrics.h"
 #include "shopd/offload.h"
 #include "shopd/pipeline.h"
@@ -36,6 +37,7 @@ struct worker {
     struct offload *offload;
     struct event *sigterm, *sigint, *sigusr1, *drain_timer, *housekeeping;
     struct pipeline *pipeline;
+    struct heap_release *heap_release;
     int wake_fd;
     int index;
     bool draining;
@@ -127,6 +129,7 @@ static void worker_free(struct worker *w)
     if (w->rl)
         rl_client_free(w->rl);
     offload_free(w->offload);
+    heap_release_stop(w->heap_release);
     struct event *evs[] = {w->sigterm, w->sigint, w->sigusr1, w->drain_timer, w->housekeeping};
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
         if (evs[i])
@@ -223,6 +226,7 @@ int worker_run(const struct worker_params *params)
     event_add(w->sigterm, NULL);
     event_add(w->sigint, NULL);
     event_add(w->sigusr1, NULL);
+    w->heap_release = heap_release_start(w->base);
     if (w->index == 0) {
         struct timeval every = {HOUSEKEEPING_SECONDS, 0};
         w->housekeeping = event_new(w->base, -1, EV_PERSIST, on_housekeeping, w);
