@@ -392,9 +392,10 @@ unset DATABASE_URL SHOP_ENV SECRET_KEY TEMPLATES_DIR STATIC_DIR RATELIMITD_SOCKE
 
 # --- balancer against HAProxy ------------------------------------------------------------
 
+# Results of an earlier run are removed first, so that a part left out is not reported from then.
+rm -f "$RESULTS/balancer-vs-peers.txt" "$RESULTS/balancer-vs-peers.json"
 if [ "${BENCH_BALANCER:-1}" = 1 ]; then
     say "balancer vs HAProxy and nginx (tools/bench-balancer.sh, ${BENCH_BALANCER_DURATION:-5s} per run)"
-    rm -f "$RESULTS/balancer-vs-peers.txt" "$RESULTS/balancer-vs-peers.json"
     if command -v /usr/sbin/haproxy >/dev/null && command -v /usr/sbin/nginx >/dev/null; then
         BIN=$BIN RUNS=$RUNS OUT=$RESULTS/balancer-vs-peers.txt JSON=$RESULTS/balancer-vs-peers.json \
             tools/bench-balancer.sh "${BENCH_BALANCER_DURATION:-5s}" >/dev/null ||
@@ -415,10 +416,12 @@ if [ "${BENCH_RATELIMITD:-1}" = 1 ]; then
 fi
 
 # TLS termination against HAProxy's (full and resumed handshakes, kept-alive requests).
+rm -f "$RESULTS/tls-vs-haproxy.txt" "$RESULTS/tls-vs-haproxy.json"
 [ "${BENCH_TLS:-1}" = 1 ] && { BIN=$BIN RUNS=$RUNS OUT=$RESULTS/tls-vs-haproxy.txt JSON=$RESULTS/tls-vs-haproxy.json tools/bench-tls.sh "${BENCH_TLS_DURATION:-3s}" >/dev/null || echo "bench: tools/bench-tls.sh failed" >&2; }
 
 # shopd's pages against nginx serving the same bytes statically, directly and through
 # the balancer / HAProxy.
+rm -f "$RESULTS/static-peer.txt" "$RESULTS/static-peer.json"
 if [ "${BENCH_STATIC_PEER:-1}" = 1 ]; then
     say "shopd vs nginx serving the same bytes (tools/bench-static-peer.sh, ${BENCH_STATIC_PEER_DURATION:-5s} per run)"
     BIN=$BIN RUNS=$RUNS OUT=$RESULTS/static-peer.txt JSON=$RESULTS/static-peer.json \
