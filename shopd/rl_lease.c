@@ -175,9 +175,15 @@ bool rl_lease_decide(struct rl_lease *l, uint64_t now_us, struct rl_result *out)
     return false;
 }
 
+/* Checks in this RL_LEASE_LIFE_MS or the one before, whichever had more. */
+static long demand(const struct rl_lease *l)
+{
+    return l->prev_hits > l->hits ? l->prev_hits : l->hits;
+}
+
 long rl_lease_ask_size(const struct rl_lease *l, long uncovered)
 {
-    long want = l->prev_hits > l->hits ? l->prev_hits : l->hits;
+    long want = demand(l);
     if (want < uncovered)
         want = uncovered;
     if (want > l->share)
@@ -190,10 +196,9 @@ bool rl_lease_should_renew(const struct rl_lease *l, uint64_t now_us)
     if (l->share <= 1 || l->asked > 0 || now_us < l->deny_until_us)
         return false;
     long left = now_us < l->expires_us ? l->tokens : 0;
-    long demand = l->prev_hits > l->hits ? l->prev_hits : l->hits;
     /* Only for keys that spend more than half a share in a lease's life: a renewal of a
        colder key would mostly expire unspent, a loss to its visitor. */
-    return demand > l->share / 2 && left <= l->share / 2;
+    return demand(l) > l->share / 2 && left <= l->share / 2;
 }
 
 void rl_lease_asked(struct rl_lease *l, long most)

@@ -35,9 +35,8 @@ struct worker {
     struct admin_list *admins;
     struct rl_client *rl;
     struct offload *offload;
-    struct event *sigterm, *sigint, *sigusr1, *drain_timer, *housekeeping;
+    struct event *sigterm, *sigint, *sigusr1, *drain_timer, *housekeeping, *heap_release;
     struct pipeline *pipeline;
-    struct heap_release *heap_release;
     int wake_fd;
     int index;
     bool draining;
@@ -129,8 +128,8 @@ static void worker_free(struct worker *w)
     if (w->rl)
         rl_client_free(w->rl);
     offload_free(w->offload);
-    heap_release_stop(w->heap_release);
-    struct event *evs[] = {w->sigterm, w->sigint, w->sigusr1, w->drain_timer, w->housekeeping};
+    struct event *evs[] = {w->sigterm,     w->sigint,       w->sigusr1,
+                           w->drain_timer, w->housekeeping, w->heap_release};
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
         if (evs[i])
             event_free(evs[i]);

@@ -41,6 +41,14 @@ t_skip() {
     exit 77
 }
 
+# need TOOL...: skips the current test when one of the commands is not installed.
+need() {
+    local tool
+    for tool in "$@"; do
+        command -v "$tool" >/dev/null || t_skip "$tool is not installed"
+    done
+}
+
 # wait_until SECONDS CMD...: true as soon as CMD succeeds, false after SECONDS.
 wait_until() {
     local secs=$1 i

@@ -5,17 +5,14 @@
 # still work is, since make bench is not part of make test.
 source "$(dirname "$0")/lib.sh"
 
-need() {
-    local tool
-    for tool in "$@"; do
-        command -v "$tool" >/dev/null || t_skip "$tool is not installed"
-    done
+need_dynalite() {
+    [ -d "$ROOT/tools/node_modules/dynalite" ] || t_skip "dynalite is not installed (make deps)"
 }
 
 # A backlog through the 10 ms proxy to dynalite: every order arrives once.
 test_dispatcher_bench_delivers_every_order_once() {
     need node sqlite3 cc pkg-config curl
-    [ -d "$ROOT/tools/node_modules/dynalite" ] || t_skip "dynalite is not installed (make deps)"
+    need_dynalite
     SHOP_BIN=$SHOP_BIN tools/bench-dispatcher.sh 120 1 10 >"$T/out" 2>&1 || { cat "$T/out"; fail "the dispatcher bench failed"; }
     cat "$T/out"
     grep -q "run 1: 120 orders, [0-9]* orders/s delivered, all 120 in the table once" "$T/out" ||
@@ -36,7 +33,7 @@ test_ratelimit_cost_bench_compares_checks_on_and_off() {
 # memory after the logins and latest.json.
 test_make_bench_writes_its_table_and_results() {
     need wrk redis-server node gnuplot
-    [ -d "$ROOT/tools/node_modules/dynalite" ] || t_skip "dynalite is not installed (make deps)"
+    need_dynalite
     BIN=$SHOP_BIN BENCH_RESULTS="$T/results" BENCH_SCENARIOS="products login" BENCH_TARGETS=direct \
         BENCH_CONNECTIONS=16 BENCH_RUNS=1 BENCH_DURATION=1s BENCH_LOGIN_DURATION=1s BENCH_LOGIN_CONNECTIONS=2 \
         BENCH_WARMUP=1s BENCH_BALANCER=0 BENCH_RATELIMITD=0 BENCH_TLS=0 BENCH_STATIC_PEER=0 BENCH_FLASK=0 \

@@ -11,13 +11,6 @@ source "$(dirname "$0")/lib.sh"
 # The default certificate is for localhost (and 127.0.0.1), the second for shop.test.
 HEADER_TIMEOUT_MS=1500
 
-need() {
-    local tool
-    for tool in "$@"; do
-        command -v "$tool" >/dev/null || t_skip "$tool is not installed"
-    done
-}
-
 # backend PORT: answers every request with 200 "backend ok" (HTTP/1.1, keep-alive).
 backend() {
     python3 -c '
